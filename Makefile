@@ -1,0 +1,126 @@
+# Makefile - builds procbus; `make help` lists the targets.
+CC      ?= gcc
+O       ?= build
+OPT     ?= -O2
+CSTD    := -std=c11
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
+SAN     ?=
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(SAN) -Ishm -Ireaders -Ipublisher -MMD -MP
+LDLIBS_URCU := -lurcu-memb -lurcu-cds -lurcu-common -lpthread
+LDLIBS_TEST := -lcmocka
+DEPS_STAMP := $(O)/.deps-ok
+
+PUB_SRCS  := publisher/publisher.c publisher/index.c publisher/segment.c publisher/registry.c
+PUB_OBJS  := $(PUB_SRCS:%.c=$(O)/%.o)
+PUB_LIB   := $(O)/libprocbus-pub.a
+
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
+TEST_SUPPORT := $(O)/tests/support.o
+
+BENCH_BINS := $(O)/bench/procbus-bench
+EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader
+
+.PHONY: all deps test asan fuzz fuzz-ci bench bench-quick demo format format-check clean help \
+        check-headers
+
+all: $(DEPS_STAMP) $(PUB_LIB) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS) check-headers
+
+help:
+	@echo "make            build everything (library, tests, benchmarks, demo)"
+	@echo "make demo       run the demo publisher and a reader printing its records"
+	@echo "make test       run the cmocka suite"
+	@echo "make asan       build and run the suite under ASan+UBSan"
+	@echo "make fuzz       libFuzzer over the reader's validation (FUZZ_SECONDS=60)"
+	@echo "make bench      benchmarks: markdown table + bench/out/results.json"
+	@echo "make bench-quick  the same, shorter (under a minute)"
+	@echo "make format     clang-format the tree (format-check: verify only)"
+
+# Missing Debian packages are installed by scripts/deps.sh (apt-get, as root or via sudo).
+$(DEPS_STAMP): scripts/deps.sh
+	@scripts/deps.sh core
+	@mkdir -p $(O) && touch $@
+
+deps:
+	@scripts/deps.sh core
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(PUB_LIB): $(PUB_OBJS)
+	ar rcs $@ $^
+
+$(O)/tests/support.o: tests/unit/support.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+
+$(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< $(TEST_SUPPORT) -o $@ $(PUB_LIB) $(LDLIBS_URCU) $(LDLIBS_TEST)
+
+$(O)/bench/%: bench/%.c $(PUB_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU) -lm
+
+$(O)/examples/%: examples/%.c $(PUB_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU)
+
+# The reader header must stay C99- and C++-clean.
+check-headers: $(O)/.headers-ok
+$(O)/.headers-ok: readers/procbus.h shm/procbus_abi.h
+	@mkdir -p $(O)
+	printf '#include "procbus.h"\nint main(void){struct procbus_reader r; return procbus_open(&r, 0) == 0;}\n' > $(O)/hdr_c99.c
+	gcc -std=c99 -pedantic -Wall -Wextra -Werror -Ishm -Ireaders -fsyntax-only $(O)/hdr_c99.c
+	cp $(O)/hdr_c99.c $(O)/hdr_cxx.cc
+	g++ -std=c++17 -pedantic -Wall -Wextra -Werror -Ishm -Ireaders -fsyntax-only $(O)/hdr_cxx.cc
+	@touch $@
+
+test: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory $(TEST_BINS)
+	@tests/run.sh $(O)/tests
+
+asan: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory O=build/asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  build/asan/tests/test_abi $(TEST_BINS:$(O)/%=build/asan/%)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  PROCBUS_TEST_SCALE=asan tests/run.sh build/asan/tests
+
+FUZZ_SECONDS ?= 60
+fuzz: $(DEPS_STAMP)
+	@scripts/deps.sh fuzz
+	@mkdir -p $(O)/fuzz tests/fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishm -Ireaders tests/fuzz/fuzz_reader.c \
+	  -o $(O)/fuzz/fuzz_reader
+	$(O)/fuzz/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
+	  $(O)/fuzz/corpus tests/fuzz/seeds
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
+bench: $(DEPS_STAMP) $(BENCH_BINS)
+	@mkdir -p bench/out
+	$(O)/bench/procbus-bench --json bench/out/results.json
+
+bench-quick: $(DEPS_STAMP) $(BENCH_BINS)
+	@mkdir -p bench/out
+	$(O)/bench/procbus-bench --quick --json bench/out/results.json
+
+demo: $(DEPS_STAMP) $(EXAMPLE_BINS)
+	@examples/demo.sh $(O)/examples
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build bench/out
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

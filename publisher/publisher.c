@@ -1,0 +1,592 @@
+/* publisher.c - stage record changes and commit them with one atomic offset swap. */
+#define _GNU_SOURCE
+#include "procbus_pub.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "registry.h"
+#include "segment.h"
+
+struct pending_free {
+    uint32_t slot;
+    uint64_t gen; /* the first commit that no longer refers to the slot */
+};
+
+struct procbus_pub {
+    struct pb_segment seg;
+    struct pb_geometry geo;
+    struct procbus_header *hdr;
+    unsigned char *arena, *snaps;
+    struct procbus_event *ring;
+    struct pb_index ix;
+    uint64_t gen;       /* last committed generation */
+    uint64_t next_id;   /* last id handed out */
+    uint64_t ring_head; /* next event sequence */
+    uint64_t *slot_gen; /* per arena record: the commit whose staging wrote it */
+    uint32_t *free_stack, nfree;
+    struct pending_free *pend; /* FIFO ring, arena_slots entries */
+    size_t pend_head, pend_len;
+    struct pb_dirty *logs; /* logs[g % snap_slots]: entries changed by commit g */
+    uint64_t *written;     /* per snapshot slot: the generation it holds; 0 = unknown */
+    struct procbus_event *events; /* staged */
+    size_t nev, evcap;
+    uint64_t *changed; /* ids to sync into the registry at commit */
+    size_t nchanged, chcap;
+    struct procbus_registry *reg;
+    int thread_registered;
+    enum procbus_failpoint fp;
+    uint64_t forced_laps; /* times reclaim_early invalidated the older snapshot slots */
+};
+
+/* ---- small helpers ---- */
+
+static struct procbus_proc *arena_rec(struct procbus_pub *p, uint32_t slot)
+{
+    return (struct procbus_proc *)(p->arena + (uint64_t)slot * sizeof(struct procbus_proc));
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    size_t ncap;
+    void *n;
+
+    if (need <= *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 64;
+    while (ncap < need)
+        ncap *= 2;
+    n = realloc(*arr, ncap * elem);
+    if (n == NULL)
+        return -ENOMEM;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+static void begin_staging(struct procbus_pub *p)
+{
+    struct pb_dirty *d = &p->logs[(p->gen + 1) % p->geo.snap_slots];
+
+    d->n = 0;
+    d->overflow = 0;
+    p->ix.dirty = d;
+    p->nev = 0;
+    p->nchanged = 0;
+}
+
+static void write_event(struct procbus_pub *p, struct procbus_event *ev, uint64_t gen)
+{
+    struct procbus_event *e = &p->ring[ev->seq & (p->geo.ring_capacity - 1)];
+    uint64_t seq = ev->seq;
+
+    __atomic_store_n(&e->seq, PROCBUS_SEQ_BUSY, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    ev->generation = gen;
+    memcpy((char *)e + sizeof(e->seq), (char *)ev + sizeof(ev->seq), sizeof(*e) - sizeof(e->seq));
+    __atomic_store_n(&e->seq, seq, __ATOMIC_RELEASE);
+}
+
+static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg)
+{
+    struct procbus_pub *p = arg;
+    struct procbus_header *h = (struct procbus_header *)seg->base;
+    uint64_t g0 = pred->present ? pred->generation + 1 : 1;
+    uint32_t t = (uint32_t)(g0 % p->geo.snap_slots);
+    uint64_t off = p->geo.snap_off + (uint64_t)t * p->geo.snap_slot_size;
+    struct procbus_snap *s = (struct procbus_snap *)(seg->base + off);
+    struct procbus_event ev;
+
+    p->ring = (struct procbus_event *)(seg->base + p->geo.ring_off);
+    s->count = 0;
+    __atomic_store_n(&s->gen, g0, __ATOMIC_RELEASE);
+    h->current = PROCBUS_CUR_PACK(g0, off);
+    h->generation = g0;
+    p->gen = g0;
+    p->written[t] = g0;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.seq = h->ring_first;
+    ev.kind = PROCBUS_EV_EPOCH;
+    ev.pid = (int32_t)getpid();
+    ev.time_ns = pb_now_real();
+    write_event(p, &ev, g0);
+    p->ring_head = ev.seq + 1;
+    h->ring_head = p->ring_head;
+}
+
+/* ---- lifecycle ---- */
+
+int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *opts)
+{
+    struct procbus_pub_opts o = {0};
+    struct procbus_pub *p;
+    char path[sizeof(((struct pb_segment *)0)->path)];
+    uint32_t ring = 1, i;
+    int rc;
+
+    if (out == NULL)
+        return -EINVAL;
+    if (opts != NULL)
+        o = *opts;
+    if (o.capacity == 0)
+        o.capacity = PROCBUS_PUB_DEFAULT_CAPACITY;
+    if (o.reserve == 0)
+        o.reserve = o.capacity;
+    if (o.snap_slots == 0)
+        o.snap_slots = PROCBUS_PUB_DEFAULT_SLOTS;
+    if (o.ring_capacity == 0)
+        o.ring_capacity = PROCBUS_PUB_DEFAULT_RING;
+    if (o.mode == 0)
+        o.mode = 0640;
+    if (o.ring_capacity > PROCBUS_MAX_RING || o.reserve > 0xfffffff0u - o.capacity ||
+        (o.mode & ~07777u))
+        return -EINVAL;
+    while (ring < o.ring_capacity)
+        ring <<= 1;
+    rc = pb_segment_resolve(o.segment, path, sizeof(path));
+    if (rc < 0)
+        return rc;
+
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    p->seg.fd = -1;
+    p->geo.capacity = o.capacity;
+    p->geo.arena_slots = o.capacity + o.reserve;
+    p->geo.snap_slots = o.snap_slots;
+    p->geo.ring_capacity = ring;
+    rc = pb_segment_layout(&p->geo);
+    if (rc < 0)
+        goto fail;
+    rc = pb_index_init(&p->ix, p->geo.capacity, p->geo.buckets);
+    if (rc < 0)
+        goto fail;
+    rc = -ENOMEM;
+    p->slot_gen = calloc(p->geo.arena_slots, sizeof(*p->slot_gen));
+    p->free_stack = malloc(p->geo.arena_slots * sizeof(*p->free_stack));
+    p->pend = malloc(p->geo.arena_slots * sizeof(*p->pend));
+    p->logs = calloc(p->geo.snap_slots, sizeof(*p->logs));
+    p->written = calloc(p->geo.snap_slots, sizeof(*p->written));
+    if (!p->slot_gen || !p->free_stack || !p->pend || !p->logs || !p->written)
+        goto fail;
+    for (i = 0; i < p->geo.arena_slots; i++) /* pop order 0, 1, 2, ... */
+        p->free_stack[i] = p->geo.arena_slots - 1 - i;
+    p->nfree = p->geo.arena_slots;
+    rc = procbus_registry_new(&p->reg);
+    if (rc < 0)
+        goto fail;
+    p->thread_registered = procbus_registry_thread_online();
+
+    rc = pb_segment_create(&p->seg, path, o.mode, &p->geo, init_snapshot, p);
+    if (rc < 0)
+        goto fail;
+    p->hdr = (struct procbus_header *)p->seg.base;
+    p->snaps = p->seg.base + p->geo.snap_off;
+    p->arena = p->seg.base + p->geo.arena_off;
+    p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
+    begin_staging(p);
+    *out = p;
+    return 0;
+fail:
+    p->seg.base = NULL;
+    procbus_pub_close(p, 0);
+    return rc;
+}
+
+void procbus_pub_close(struct procbus_pub *p, unsigned flags)
+{
+    size_t i;
+
+    if (p == NULL)
+        return;
+    if (p->seg.base != NULL)
+        pb_segment_close(&p->seg, (flags & PROCBUS_PUB_UNLINK) != 0);
+    procbus_registry_free(p->reg);
+    if (p->thread_registered)
+        procbus_registry_thread_offline();
+    pb_index_free(&p->ix);
+    if (p->logs != NULL)
+        for (i = 0; i < p->geo.snap_slots; i++)
+            free(p->logs[i].items);
+    free(p->logs);
+    free(p->written);
+    free(p->slot_gen);
+    free(p->free_stack);
+    free(p->pend);
+    free(p->events);
+    free(p->changed);
+    free(p);
+}
+
+/* ---- staging ---- */
+
+uint64_t procbus_pub_new_id(struct procbus_pub *p)
+{
+    return ++p->next_id;
+}
+
+/*
+ * Out of free records: the ones waiting out the snap_slots generations are
+ * referenced only by snapshot slots older than `current`. Invalidate those
+ * slots (a reader still inside one fails validation and retries on the
+ * current snapshot) and recycle everything no longer in `current`.
+ */
+static void reclaim_early(struct procbus_pub *p)
+{
+    const uint32_t K = p->geo.snap_slots, cur = (uint32_t)(p->gen % K);
+    uint32_t t;
+
+    if (p->pend_len == 0 || p->pend[p->pend_head].gen > p->gen)
+        return;
+    for (t = 0; t < K; t++) {
+        struct procbus_snap *s =
+            (struct procbus_snap *)(p->snaps + (uint64_t)t * p->geo.snap_slot_size);
+        if (t == cur)
+            continue;
+        __atomic_store_n(&s->gen, 0, __ATOMIC_RELAXED);
+        p->written[t] = 0; /* its content is unknown now: full copy next time */
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE); /* before any recycled record is rewritten */
+    while (p->pend_len > 0 && p->pend[p->pend_head].gen <= p->gen) {
+        p->free_stack[p->nfree++] = p->pend[p->pend_head].slot;
+        p->pend_head = (p->pend_head + 1) % p->geo.arena_slots;
+        p->pend_len--;
+    }
+    p->forced_laps++;
+}
+
+static int alloc_slot(struct procbus_pub *p, uint32_t *slot)
+{
+    if (p->nfree == 0)
+        reclaim_early(p);
+    if (p->nfree == 0)
+        return -ENOSPC;
+    *slot = p->free_stack[--p->nfree];
+    p->slot_gen[*slot] = p->gen + 1;
+    return 0;
+}
+
+/* The slot stops being referenced by commit gen+1; reusable once no snapshot slot can show it. */
+static void release_slot(struct procbus_pub *p, uint32_t slot)
+{
+    if (p->slot_gen[slot] == p->gen + 1) { /* never published */
+        p->free_stack[p->nfree++] = slot;
+        return;
+    }
+    p->pend[(p->pend_head + p->pend_len) % p->geo.arena_slots] =
+        (struct pending_free){.slot = slot, .gen = p->gen + 1};
+    p->pend_len++;
+}
+
+static int note_changed(struct procbus_pub *p, uint64_t id)
+{
+    if (grow((void **)&p->changed, &p->chcap, p->nchanged + 1, sizeof(*p->changed)) < 0)
+        return -ENOMEM;
+    p->changed[p->nchanged++] = id;
+    return 0;
+}
+
+static int stage_event(struct procbus_pub *p, uint16_t kind, uint16_t old_state,
+                       const struct procbus_proc *rec)
+{
+    struct procbus_event *ev;
+    const char *label = rec->name[0] ? rec->name : rec->comm;
+
+    if (grow((void **)&p->events, &p->evcap, p->nev + 1, sizeof(*p->events)) < 0) {
+        __atomic_fetch_add(&p->hdr->events_dropped, 1, __ATOMIC_RELAXED);
+        return -ENOMEM;
+    }
+    ev = &p->events[p->nev++];
+    memset(ev, 0, sizeof(*ev));
+    ev->record_id = rec->id;
+    ev->time_ns = pb_now_real();
+    ev->pid = rec->pid;
+    ev->exit_code = rec->exit_code;
+    ev->kind = kind;
+    ev->old_state = old_state;
+    ev->new_state = rec->state;
+    ev->exit_kind = rec->exit_kind;
+    ev->flags = (uint8_t)(rec->flags & PROCBUS_F_CORE_DUMPED);
+    memcpy(ev->name, label, strnlen(label, sizeof(ev->name) - 1));
+    return 0;
+}
+
+static void sanitize(struct procbus_proc *dst, const struct procbus_proc *src)
+{
+    *dst = *src;
+    dst->size = sizeof(*dst);
+    dst->name[PROCBUS_NAME_LEN - 1] = '\0';
+    dst->comm[PROCBUS_COMM_LEN - 1] = '\0';
+    if (dst->cmdline_len > PROCBUS_CMDLINE_LEN)
+        dst->cmdline_len = PROCBUS_CMDLINE_LEN;
+}
+
+static int dropped(struct procbus_pub *p)
+{
+    __atomic_fetch_add(&p->hdr->records_dropped, 1, __ATOMIC_RELAXED);
+    return -ENOSPC;
+}
+
+int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
+{
+    struct procbus_proc tmp;
+    uint32_t key, slot;
+    int64_t pos;
+    int has_name;
+
+    if (p == NULL || rec == NULL || rec->id == 0 || rec->state >= PROCBUS_STATE_COUNT_ ||
+        rec->exit_kind > PROCBUS_EXIT_SIGNAL)
+        return -EINVAL;
+    sanitize(&tmp, rec);
+    key = procbus_name_hash(tmp.name, PROCBUS_NAME_LEN);
+    has_name = tmp.name[0] != '\0';
+    if (note_changed(p, tmp.id) < 0)
+        return -ENOMEM;
+    pos = pb_index_find(&p->ix, tmp.id);
+    if (pos < 0) {
+        if (p->ix.count >= p->ix.cap || alloc_slot(p, &slot) < 0) {
+            p->nchanged--;
+            return dropped(p);
+        }
+        *arena_rec(p, slot) = tmp;
+        pb_index_add(&p->ix, tmp.id, slot, tmp.pid, key, has_name);
+        stage_event(p, PROCBUS_EV_ADD, PROCBUS_STATE_UNKNOWN, &tmp);
+    } else {
+        uint32_t old_slot = p->ix.dense[pos];
+        struct procbus_proc *old = arena_rec(p, old_slot);
+        int32_t old_pid = old->pid;
+        uint16_t old_state = old->state;
+        uint32_t old_key = procbus_name_hash(old->name, PROCBUS_NAME_LEN);
+        int old_has = old->name[0] != '\0';
+
+        if (p->slot_gen[old_slot] == p->gen + 1) {
+            slot = old_slot; /* staged in this batch, unpublished: rewrite in place */
+        } else {
+            if (alloc_slot(p, &slot) < 0) {
+                p->nchanged--;
+                return dropped(p);
+            }
+            release_slot(p, old_slot);
+        }
+        *arena_rec(p, slot) = tmp;
+        pb_index_replace(&p->ix, (uint32_t)pos, old_slot, old_pid, old_key, old_has, slot,
+                         tmp.pid, key, has_name);
+        if (old_state != tmp.state)
+            stage_event(p, PROCBUS_EV_STATE, old_state, &tmp);
+    }
+    return 0;
+}
+
+int procbus_pub_remove(struct procbus_pub *p, uint64_t id)
+{
+    struct procbus_proc *old;
+    uint32_t slot;
+    int64_t pos;
+
+    if (p == NULL || id == 0)
+        return -EINVAL;
+    pos = pb_index_find(&p->ix, id);
+    if (pos < 0)
+        return -ENOENT;
+    if (note_changed(p, id) < 0)
+        return -ENOMEM;
+    slot = p->ix.dense[pos];
+    old = arena_rec(p, slot);
+    stage_event(p, PROCBUS_EV_REMOVE, old->state, old);
+    pb_index_remove(&p->ix, (uint32_t)pos, slot, old->pid,
+                    procbus_name_hash(old->name, PROCBUS_NAME_LEN), old->name[0] != '\0');
+    release_slot(p, slot);
+    return 0;
+}
+
+int procbus_pub_event(struct procbus_pub *p, uint16_t kind, const struct procbus_proc *rec)
+{
+    if (p == NULL || rec == NULL || kind < PROCBUS_EV_ADD || kind > PROCBUS_EV_EXEC)
+        return -EINVAL;
+    return stage_event(p, kind, rec->state, rec);
+}
+
+int procbus_pub_get(const struct procbus_pub *p, uint64_t id, struct procbus_proc *out)
+{
+    int64_t pos = pb_index_find(&p->ix, id);
+
+    if (pos < 0)
+        return -ENOENT;
+    *out = *arena_rec((struct procbus_pub *)p, p->ix.dense[pos]);
+    return 0;
+}
+
+/* ---- commit ---- */
+
+static void copy_entry(struct procbus_pub *p, unsigned char *snap, uint32_t item)
+{
+    uint32_t i = PB_DIRTY_INDEX(item);
+
+    switch (PB_DIRTY_REGION(item)) {
+    case PB_DENSE:
+        ((uint32_t *)(snap + PROCBUS_SNAP_DENSE_OFF))[i] = p->ix.dense[i];
+        break;
+    case PB_BY_PID:
+        ((uint64_t *)(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity)))[i] = p->ix.by_pid[i];
+        break;
+    default:
+        ((uint64_t *)(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets)))[i] =
+            p->ix.by_name[i];
+        break;
+    }
+}
+
+static void failpoint(struct procbus_pub *p, enum procbus_failpoint here)
+{
+    if (p->fp == here)
+        kill(getpid(), SIGKILL);
+}
+
+/* Bring snapshot slot t (being rewritten for generation g) up to the master index. */
+static void rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
+{
+    const uint32_t K = p->geo.snap_slots;
+    unsigned char *snap = p->snaps + (uint64_t)t * p->geo.snap_slot_size;
+    int full = p->written[t] == 0 || p->written[t] + K != g;
+    uint64_t c;
+    size_t i, total = 0;
+
+    for (c = g - K + 1; !full && c <= g; c++) {
+        full = p->logs[c % K].overflow;
+        total += p->logs[c % K].n;
+    }
+    if (!full && total > p->ix.count + 2ull * p->geo.buckets)
+        full = 1; /* a plain copy is cheaper */
+    if (full) {
+        size_t half = p->ix.count / 2;
+        memcpy(snap + PROCBUS_SNAP_DENSE_OFF, p->ix.dense, half * sizeof(uint32_t));
+        if (p->fp == PROCBUS_FP_MID_SNAPSHOT)
+            failpoint(p, PROCBUS_FP_MID_SNAPSHOT);
+        memcpy(snap + PROCBUS_SNAP_DENSE_OFF + half * sizeof(uint32_t), p->ix.dense + half,
+               (p->ix.count - half) * sizeof(uint32_t));
+        memcpy(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity), p->ix.by_pid,
+               (size_t)p->geo.buckets * sizeof(uint64_t));
+        memcpy(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets), p->ix.by_name,
+               (size_t)p->geo.buckets * sizeof(uint64_t));
+    } else {
+        size_t done = 0;
+        for (c = g - K + 1; c <= g; c++) {
+            const struct pb_dirty *d = &p->logs[c % K];
+            for (i = 0; i < d->n; i++) {
+                copy_entry(p, snap, d->items[i]);
+                if (++done == total / 2 + 1)
+                    failpoint(p, PROCBUS_FP_MID_SNAPSHOT);
+            }
+        }
+    }
+    ((struct procbus_snap *)snap)->count = p->ix.count;
+    p->written[t] = g;
+}
+
+static void sync_registry(struct procbus_pub *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->nchanged; i++) {
+        int64_t pos = pb_index_find(&p->ix, p->changed[i]);
+        if (pos >= 0)
+            procbus_registry_put(p->reg, arena_rec(p, p->ix.dense[pos]));
+        else
+            procbus_registry_del(p->reg, p->changed[i]);
+    }
+}
+
+int procbus_pub_commit(struct procbus_pub *p)
+{
+    const uint32_t K = p->geo.snap_slots;
+    uint64_t g = p->gen + 1, off;
+    uint32_t t = (uint32_t)(g % K);
+    struct procbus_snap *s;
+    size_t i;
+
+    off = p->geo.snap_off + (uint64_t)t * p->geo.snap_slot_size;
+    s = (struct procbus_snap *)(p->seg.base + off);
+
+    /* 1. events into the ring; readers cannot see them before ring_head moves */
+    for (i = 0; i < p->nev; i++) {
+        p->events[i].seq = p->ring_head++;
+        write_event(p, &p->events[i], g);
+    }
+    /* 2. seqlock-open the oldest slot: readers still in it will fail validation */
+    __atomic_store_n(&s->gen, 0, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    rewrite_slot(p, t, g);
+    __atomic_store_n(&s->gen, g, __ATOMIC_RELEASE);
+    failpoint(p, PROCBUS_FP_BEFORE_SWAP);
+    /* 3. the swap: one release store makes the whole snapshot visible */
+    __atomic_store_n(&p->hdr->current, PROCBUS_CUR_PACK(g, off), __ATOMIC_RELEASE);
+    __atomic_store_n(&p->hdr->generation, g, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->hdr->ring_head, p->ring_head, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->hdr->publishes, p->hdr->publishes + 1, __ATOMIC_RELAXED);
+    pb_segment_wake(&p->seg);
+
+    sync_registry(p);
+    p->gen = g;
+    /* records dropped by commit g - K + 1 or earlier are unreachable from every slot now */
+    while (p->pend_len > 0 && p->pend[p->pend_head].gen + K <= g + 1) {
+        p->free_stack[p->nfree++] = p->pend[p->pend_head].slot;
+        p->pend_head = (p->pend_head + 1) % p->geo.arena_slots;
+        p->pend_len--;
+    }
+    begin_staging(p);
+    return 0;
+}
+
+/* ---- the rest ---- */
+
+void procbus_pub_heartbeat(struct procbus_pub *p)
+{
+    __atomic_store_n(&p->hdr->heartbeat_ns, pb_now_mono(), __ATOMIC_RELEASE);
+}
+
+void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops,
+                             uint64_t events_dropped)
+{
+    __atomic_fetch_add(&p->hdr->tracer_drops, tracer_drops, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&p->hdr->events_dropped, events_dropped, __ATOMIC_RELAXED);
+}
+
+uint64_t procbus_pub_generation(const struct procbus_pub *p)
+{
+    return p->gen;
+}
+
+uint32_t procbus_pub_count(const struct procbus_pub *p)
+{
+    return p->ix.count;
+}
+
+uint64_t procbus_pub_epoch(const struct procbus_pub *p)
+{
+    return p->hdr->epoch;
+}
+
+const char *procbus_pub_path(const struct procbus_pub *p)
+{
+    return p->seg.path;
+}
+
+struct procbus_registry *procbus_pub_registry(struct procbus_pub *p)
+{
+    return p->reg;
+}
+
+uint64_t procbus_pub_forced_laps(const struct procbus_pub *p)
+{
+    return p->forced_laps;
+}
+
+void procbus_pub_set_failpoint(struct procbus_pub *p, enum procbus_failpoint fp)
+{
+    p->fp = fp;
+}

@@ -1,0 +1,305 @@
+/* segment.c - create, size, lock and atomically install a segment file under its name. */
+#define _GNU_SOURCE
+#include "segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pb_now_mono(void)
+{
+    return now_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t pb_now_real(void)
+{
+    return now_ns(CLOCK_REALTIME);
+}
+
+uint64_t pb_now_boot(void)
+{
+    return now_ns(CLOCK_BOOTTIME);
+}
+
+static uint64_t align64(uint64_t v)
+{
+    return (v + 63) & ~63ULL;
+}
+
+int pb_segment_layout(struct pb_geometry *g)
+{
+    uint64_t bk = 2;
+
+    if (g->capacity == 0 || g->capacity > PROCBUS_MAX_CAPACITY || g->arena_slots < g->capacity ||
+        g->arena_slots >= 0xffffffffu || g->snap_slots < 2 ||
+        g->snap_slots > PROCBUS_MAX_SNAP_SLOTS || g->ring_capacity == 0 ||
+        g->ring_capacity > PROCBUS_MAX_RING || (g->ring_capacity & (g->ring_capacity - 1)))
+        return -EINVAL;
+    while (bk < 2ull * g->capacity) /* load factor <= 1/2 */
+        bk <<= 1;
+    g->buckets = (uint32_t)bk;
+    g->snap_slot_size = (uint32_t)align64(PROCBUS_SNAP_BYTES(g->capacity, bk));
+    g->snap_off = PROCBUS_HEADER_SIZE;
+    g->arena_off = align64(g->snap_off + (uint64_t)g->snap_slots * g->snap_slot_size);
+    g->ring_off = align64(g->arena_off + (uint64_t)g->arena_slots * sizeof(struct procbus_proc));
+    g->size = g->ring_off + (uint64_t)g->ring_capacity * sizeof(struct procbus_event);
+    g->size = (g->size + 4095) & ~4095ULL;
+    if (g->size > PROCBUS_MAX_SEGMENT ||
+        g->snap_off + (uint64_t)g->snap_slots * g->snap_slot_size > (PROCBUS_CUR_OFF_MASK << 6))
+        return -EINVAL;
+    return 0;
+}
+
+int pb_segment_resolve(const char *spec, char *path, size_t cap)
+{
+    int n;
+
+    if (spec == NULL || spec[0] == '\0')
+        spec = getenv(PROCBUS_SEGMENT_ENV);
+    if (spec == NULL || spec[0] == '\0')
+        spec = PROCBUS_DEFAULT_SEGMENT;
+    if (strchr(spec, '/') != NULL) {
+        n = snprintf(path, cap, "%s", spec);
+    } else {
+        if (strlen(spec) > NAME_MAX || strcmp(spec, ".") == 0 || strcmp(spec, "..") == 0)
+            return -EINVAL;
+        n = snprintf(path, cap, "/dev/shm/%s", spec);
+    }
+    if (n < 0 || (size_t)n >= cap)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* Read the process start time (boot-relative ns) from /proc/self/stat; 0 if unknown. */
+static uint64_t self_start_ns(void)
+{
+    char buf[1024], *p;
+    unsigned long long ticks = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    ssize_t n;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field;
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0 || hz <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* comm may contain spaces */
+    if (p == NULL)
+        return 0;
+    /* after ") " comes field 3 (state); starttime is field 22 */
+    for (field = 2; field < 22 && p != NULL; field++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL || sscanf(p + 1, "%llu", &ticks) != 1)
+        return 0;
+    return (uint64_t)ticks * (1000000000ull / (uint64_t)hz);
+}
+
+void pb_segment_wake(struct pb_segment *seg)
+{
+    struct procbus_header *h = (struct procbus_header *)seg->base;
+
+    __atomic_fetch_add(&h->futex, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &h->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/*
+ * Open and lock the current owner of `path`. Returns 1 with *fd_out locked and
+ * *pred filled in (a procbus segment whose publisher is gone), 0 if nothing is
+ * at `path`, or a negative errno (-EBUSY: live publisher; -EEXIST: not ours).
+ */
+static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor *pred,
+                            unsigned char **map_out, size_t *len_out)
+{
+    struct procbus_header *h;
+    struct stat st;
+    void *m;
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        close(fd);
+        return rc;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < PROCBUS_HEADER_SIZE) {
+        close(fd);
+        return -EEXIST;
+    }
+    m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    h = m;
+    if (h->magic != PROCBUS_MAGIC) {
+        munmap(m, (size_t)st.st_size);
+        close(fd);
+        return -EEXIST;
+    }
+    pred->present = 1;
+    pred->epoch = h->epoch;
+    pred->generation = __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
+    pred->ring_head = __atomic_load_n(&h->ring_head, __ATOMIC_ACQUIRE);
+    *fd_out = fd;
+    *map_out = m;
+    *len_out = (size_t)st.st_size;
+    return 1;
+}
+
+int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode,
+                      const struct pb_geometry *g,
+                      void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred,
+                                   void *arg),
+                      void *arg)
+{
+    static unsigned counter;
+    char tmp[sizeof(seg->path) + 64];
+    const char *slash = strrchr(path, '/');
+    struct procbus_header *h;
+    int attempt, rc;
+
+    if (slash == NULL || strlen(path) >= sizeof(seg->path))
+        return -EINVAL;
+    for (attempt = 0; attempt < 8; attempt++) {
+        struct pb_predecessor pred = {0};
+        unsigned char *old_map = NULL;
+        size_t old_len = 0;
+        int old_fd = -1, fd;
+
+        rc = lock_predecessor(path, &old_fd, &pred, &old_map, &old_len);
+        if (rc < 0)
+            return rc;
+        snprintf(tmp, sizeof(tmp), "%.*s/.procbus-tmp.%d.%u", (int)(slash - path), path,
+                 (int)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            rc = -errno;
+            goto fail_old;
+        }
+        if (fchmod(fd, mode) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 ||
+            ftruncate(fd, (off_t)g->size) < 0) {
+            rc = -errno;
+            goto fail_tmp;
+        }
+        rc = -posix_fallocate(fd, 0, (off_t)g->size); /* full tmpfs: ENOSPC now, not SIGBUS */
+        if (rc < 0)
+            goto fail_tmp;
+        seg->base = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (seg->base == MAP_FAILED) {
+            rc = -errno;
+            goto fail_tmp;
+        }
+        seg->fd = fd;
+        seg->size = g->size;
+        snprintf(seg->path, sizeof(seg->path), "%s", path);
+
+        h = (struct procbus_header *)seg->base;
+        h->magic = PROCBUS_MAGIC;
+        h->header_size = PROCBUS_HEADER_SIZE;
+        h->segment_size = g->size;
+        h->publisher_pid = (int32_t)getpid();
+        h->publisher_start_ns = self_start_ns();
+        h->epoch = pred.present ? pred.epoch + 1 : 1;
+        h->created_ns = pb_now_real();
+        h->ring_first = pred.present ? pred.ring_head : 0;
+        h->record_size = sizeof(struct procbus_proc);
+        h->record_capacity = g->capacity;
+        h->arena_slots = g->arena_slots;
+        h->snap_slots = g->snap_slots;
+        h->snap_slot_size = g->snap_slot_size;
+        h->hash_buckets = g->buckets;
+        h->snap_off = g->snap_off;
+        h->arena_off = g->arena_off;
+        h->ring_off = g->ring_off;
+        h->ring_capacity = g->ring_capacity;
+        h->event_size = sizeof(struct procbus_event);
+        h->ring_head = h->ring_first;
+        h->heartbeat_ns = pb_now_mono();
+        init(seg, &pred, arg);
+        /* Everything above is visible to whoever sees the version word. */
+        __atomic_store_n(&h->version, PROCBUS_VERSION_WORD(PROCBUS_ABI_MAJOR, PROCBUS_ABI_MINOR),
+                         __ATOMIC_RELEASE);
+
+        if (pred.present) {
+            struct procbus_header *oh = (struct procbus_header *)old_map;
+            /* We hold the old file's lock: nobody else can be replacing it. */
+            __atomic_store_n(&oh->heartbeat_ns, PROCBUS_HB_GONE, __ATOMIC_RELEASE);
+            if (rename(tmp, path) < 0) {
+                rc = -errno;
+                __atomic_store_n(&oh->heartbeat_ns, PROCBUS_HB_SHUTDOWN, __ATOMIC_RELEASE);
+                goto fail_map;
+            }
+            __atomic_fetch_add(&oh->futex, 1, __ATOMIC_RELEASE);
+            syscall(SYS_futex, &oh->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+            munmap(old_map, old_len);
+            close(old_fd);
+            return 0;
+        }
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+            return 0;
+        }
+        rc = -errno;
+        munmap(seg->base, seg->size);
+        unlink(tmp);
+        close(fd);
+        if (rc != -EEXIST)
+            return rc;
+        continue; /* someone installed a segment meanwhile: look at it again */
+    fail_map:
+        munmap(seg->base, seg->size);
+    fail_tmp:
+        unlink(tmp);
+        close(fd);
+    fail_old:
+        if (old_map != NULL)
+            munmap(old_map, old_len);
+        if (old_fd >= 0)
+            close(old_fd);
+        return rc;
+    }
+    return -EBUSY;
+}
+
+void pb_segment_close(struct pb_segment *seg, int unlink_it)
+{
+    struct procbus_header *h = (struct procbus_header *)seg->base;
+    struct stat a, b;
+
+    if (seg->base == NULL)
+        return;
+    if (unlink_it && stat(seg->path, &a) == 0 && fstat(seg->fd, &b) == 0 && a.st_ino == b.st_ino &&
+        a.st_dev == b.st_dev) {
+        __atomic_store_n(&h->heartbeat_ns, PROCBUS_HB_GONE, __ATOMIC_RELEASE);
+        unlink(seg->path);
+    } else {
+        __atomic_store_n(&h->heartbeat_ns, PROCBUS_HB_SHUTDOWN, __ATOMIC_RELEASE);
+    }
+    pb_segment_wake(seg);
+    munmap(seg->base, seg->size);
+    close(seg->fd);
+    seg->base = NULL;
+    seg->fd = -1;
+}

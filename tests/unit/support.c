@@ -1,0 +1,81 @@
+/* support.c - helpers shared by the cmocka tests: unique segment names, records, children. */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "procbus_pub.h"
+
+const char *pbt_name(char buf[64])
+{
+    static unsigned n;
+    snprintf(buf, 64, "pbt-%d-%u", (int)getpid(), n++);
+    return buf;
+}
+
+const char *pbt_path(const char *name, char buf[128])
+{
+    snprintf(buf, 128, "/dev/shm/%s", name);
+    return buf;
+}
+
+void pbt_unlink(const char *name)
+{
+    char path[128];
+    unlink(pbt_path(name, path));
+}
+
+void pbt_fill(struct procbus_proc *r, uint64_t id, int32_t pid, const char *name, uint16_t state)
+{
+    memset(r, 0, sizeof(*r));
+    r->id = id;
+    r->pid = pid;
+    r->ppid = 1;
+    r->pgid = pid;
+    r->state = state;
+    r->start_realtime_ns = 1700000000000000000ull + id;
+    r->start_boot_ns = 1000 + id;
+    r->state_since_ns = r->start_realtime_ns;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->comm, sizeof(r->comm), "%.15s", name);
+    r->cmdline_len = (uint32_t)snprintf(r->cmdline, sizeof(r->cmdline), "/bin/%s", name) + 1;
+}
+
+struct procbus_pub *pbt_pub(const char *name, uint32_t capacity, uint32_t slots)
+{
+    struct procbus_pub_opts o = {0};
+    struct procbus_pub *p = NULL;
+    int rc;
+
+    o.segment = name;
+    o.capacity = capacity;
+    o.snap_slots = slots;
+    rc = procbus_pub_open(&p, &o);
+    if (rc < 0) {
+        fprintf(stderr, "procbus_pub_open(%s): %s\n", name, strerror(-rc));
+        return NULL;
+    }
+    return p;
+}
+
+int pbt_wait_child(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+double pbt_scale(void)
+{
+    const char *s = getenv("PROCBUS_TEST_SCALE");
+    if (s != NULL && strcmp(s, "asan") == 0)
+        return 0.25;
+    return s != NULL && atof(s) > 0 ? atof(s) : 1.0;
+}

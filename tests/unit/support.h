@@ -1,0 +1,35 @@
+/* support.h - helpers shared by the cmocka tests: unique segment names, records, children. */
+#ifndef PROCBUS_TEST_SUPPORT_H
+#define PROCBUS_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "procbus_abi.h"
+
+struct procbus_pub;
+
+/* A segment name unique to this process and call ("pbt-<pid>-<n>"), in buf[64]. */
+const char *pbt_name(char buf[64]);
+
+/* /dev/shm/<name> into buf[128]. */
+const char *pbt_path(const char *name, char buf[128]);
+
+/* Remove /dev/shm/<name> if present (test cleanup). */
+void pbt_unlink(const char *name);
+
+/* A record with every field set from (id, pid, name, state). */
+void pbt_fill(struct procbus_proc *r, uint64_t id, int32_t pid, const char *name,
+              uint16_t state);
+
+/* Open a publisher on `name` with `capacity` records and `slots` snapshot slots (0: default). */
+struct procbus_pub *pbt_pub(const char *name, uint32_t capacity, uint32_t slots);
+
+/* Wait for child `pid`; returns its exit status (0..255), or 128+signal. */
+int pbt_wait_child(pid_t pid);
+
+/* Scale factor for long tests: 1 normally, smaller under sanitizers (PROCBUS_TEST_SCALE=asan). */
+double pbt_scale(void);
+
+#endif
