@@ -157,7 +157,7 @@ int procbus_registry_put(struct procbus_registry *reg, const struct procbus_proc
     if (old != NULL)
         unlink_node(reg, old);
     else
-        reg->count++;
+        __atomic_fetch_add(&reg->count, 1, __ATOMIC_RELAXED);
     urcu_memb_read_unlock();
     return 0;
 }
@@ -170,7 +170,7 @@ int procbus_registry_del(struct procbus_registry *reg, uint64_t id)
     old = find_id(reg, id);
     if (old != NULL) {
         unlink_node(reg, old);
-        reg->count--;
+        __atomic_fetch_sub(&reg->count, 1, __ATOMIC_RELAXED);
     }
     urcu_memb_read_unlock();
     return old ? 0 : -ENOENT;

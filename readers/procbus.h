@@ -643,7 +643,8 @@ static inline int procbus_next_event(struct procbus_reader *r, struct procbus_ev
  * timeout_ms milliseconds (-1: no limit, 0: just check). The one reader call
  * that makes a system call: FUTEX_WAIT on the header's futex word. Returns 0
  * (generation moved), -ETIMEDOUT, -EINTR (a signal arrived), -EPIPE (the
- * publisher shut down or the segment is gone: it will not move), -EINVAL.
+ * publisher shut down or the segment is gone: it will not move), -EINVAL, or
+ * another negative errno from FUTEX_WAIT.
  */
 static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generation, int timeout_ms)
 {
@@ -688,8 +689,8 @@ static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generati
         /* FUTEX_WAIT (shared: the word lives in a file mapping). */
         rc = syscall(SYS_futex, &h->futex, FUTEX_WAIT, word, timeout_ms > 0 ? &rel : NULL, NULL,
                      0);
-        if (rc < 0 && errno == EINTR)
-            return -EINTR;
+        if (rc < 0 && errno != EAGAIN && errno != ETIMEDOUT)
+            return -errno; /* EINTR: a signal; anything else: cannot wait here */
     }
 }
 
@@ -698,8 +699,10 @@ static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generati
  * removed, map the segment now at the same name and keep the event cursor.
  * Makes system calls; call it when procbus_liveness says PROCBUS_GONE, or
  * whenever convenient. Returns 1 when it switched to a new segment (compare
- * r->epoch), 0 when the current one is still the live one, or a negative errno
- * from procbus_open (the old mapping is then kept).
+ * r->epoch), 0 when the current one is still the live one, -EINVAL for a
+ * reader set up by procbus_attach, or a negative errno from procbus_open (the
+ * old mapping is then kept). Events the reader had not consumed from the old
+ * segment are counted in the next procbus_next_event's *missed.
  */
 static inline int procbus_follow(struct procbus_reader *r)
 {
@@ -708,8 +711,8 @@ static inline int procbus_follow(struct procbus_reader *r)
     uint64_t cursor;
     int rc;
 
-    if (r == NULL || r->base == NULL)
-        return -EINVAL;
+    if (r == NULL || r->base == NULL || !r->mapped)
+        return -EINVAL; /* procbus_attach'ed memory has no name to follow */
     /* still ours unless it was superseded or the name now points at another file */
     if (procbus_liveness(r, UINT64_MAX) != PROCBUS_GONE && stat(r->spec, &a) == 0 &&
         (uint64_t)a.st_dev == r->dev && (uint64_t)a.st_ino == r->ino)
