@@ -23,7 +23,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/tests/support.o
 
 BENCH_BINS := $(O)/bench/procbus-bench
-EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader
+EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
 .PHONY: all deps test asan fuzz fuzz-ci bench bench-quick demo format format-check clean help \
         check-headers
@@ -88,7 +88,7 @@ test: $(DEPS_STAMP)
 asan: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory O=build/asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  build/asan/tests/test_abi $(TEST_BINS:$(O)/%=build/asan/%)
+	  $(TEST_BINS:$(O)/%=build/asan/%)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PROCBUS_TEST_SCALE=asan tests/run.sh build/asan/tests
 

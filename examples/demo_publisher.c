@@ -56,8 +56,7 @@ int main(int argc, char **argv)
         snprintf(rec[i].name, sizeof(rec[i].name), "%s", names[i]);
         snprintf(rec[i].comm, sizeof(rec[i].comm), "%s", names[i]);
         rec[i].cmdline_len =
-            (uint32_t)snprintf(rec[i].cmdline, sizeof(rec[i].cmdline), "/usr/bin/%s", names[i]) +
-            1;
+            (uint32_t)snprintf(rec[i].cmdline, sizeof(rec[i].cmdline), "/usr/bin/%s", names[i]) + 1;
         procbus_pub_upsert(p, &rec[i]);
     }
     procbus_pub_commit(p);

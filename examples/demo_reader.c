@@ -8,8 +8,8 @@
 
 static const char *state_name(unsigned s)
 {
-    static const char *n[] = {"UNKNOWN", "STOPPED", "STARTING", "RUNNING", "BACKOFF",
-                              "STOPPING", "EXITED", "FATAL", "READY"};
+    static const char *n[] = {"UNKNOWN",  "STOPPED", "STARTING", "RUNNING", "BACKOFF",
+                              "STOPPING", "EXITED",  "FATAL",    "READY"};
     return s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
 

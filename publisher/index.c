@@ -129,8 +129,7 @@ static void tbl_insert(struct pb_index *ix, uint64_t *tbl, enum pb_region reg, u
 }
 
 /* Find the bucket holding exactly (key, slot). */
-static int64_t tbl_find(const struct pb_index *ix, const uint64_t *tbl, uint32_t key,
-                        uint32_t slot)
+static int64_t tbl_find(const struct pb_index *ix, const uint64_t *tbl, uint32_t key, uint32_t slot)
 {
     uint64_t want = PROCBUS_BUCKET(key, slot);
     uint32_t i = procbus_key_home(key, ix->mask);

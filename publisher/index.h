@@ -15,8 +15,8 @@
 
 enum pb_region { PB_DENSE = 0, PB_BY_PID = 1, PB_BY_NAME = 2 };
 #define PB_DIRTY(region, idx) (((uint32_t)(region) << 30) | (uint32_t)(idx))
-#define PB_DIRTY_REGION(d) ((d) >> 30)
-#define PB_DIRTY_INDEX(d) ((d) & 0x3fffffffu)
+#define PB_DIRTY_REGION(d)    ((d) >> 30)
+#define PB_DIRTY_INDEX(d)     ((d)&0x3fffffffu)
 
 struct pb_dirty {
     uint32_t *items;

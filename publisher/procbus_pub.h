@@ -38,8 +38,8 @@ struct procbus_pub_opts {
 };
 
 #define PROCBUS_PUB_DEFAULT_CAPACITY 4096u
-#define PROCBUS_PUB_DEFAULT_SLOTS 8u
-#define PROCBUS_PUB_DEFAULT_RING 4096u
+#define PROCBUS_PUB_DEFAULT_SLOTS    8u
+#define PROCBUS_PUB_DEFAULT_RING     4096u
 
 /*
  * Create the segment and take ownership of the name. The segment is built
@@ -116,8 +116,7 @@ int procbus_pub_commit(struct procbus_pub *p);
 void procbus_pub_heartbeat(struct procbus_pub *p);
 
 /* Add to the header's tracer_drops / events_dropped counters. */
-void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops,
-                             uint64_t events_dropped);
+void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint64_t events_dropped);
 
 /* Generation of the last commit; records currently staged or published. */
 uint64_t procbus_pub_generation(const struct procbus_pub *p);

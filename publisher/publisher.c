@@ -31,8 +31,8 @@ struct procbus_pub {
     uint32_t *free_stack, nfree;
     struct pending_free *pend; /* FIFO ring, arena_slots entries */
     size_t pend_head, pend_len;
-    struct pb_dirty *logs; /* logs[g % snap_slots]: entries changed by commit g */
-    uint64_t *written;     /* per snapshot slot: the generation it holds; 0 = unknown */
+    struct pb_dirty *logs;        /* logs[g % snap_slots]: entries changed by commit g */
+    uint64_t *written;            /* per snapshot slot: the generation it holds; 0 = unknown */
     struct procbus_event *events; /* staged */
     size_t nev, evcap;
     uint64_t *changed; /* ids to sync into the registry at commit */
@@ -374,8 +374,8 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
             release_slot(p, old_slot);
         }
         *arena_rec(p, slot) = tmp;
-        pb_index_replace(&p->ix, (uint32_t)pos, old_slot, old_pid, old_key, old_has, slot,
-                         tmp.pid, key, has_name);
+        pb_index_replace(&p->ix, (uint32_t)pos, old_slot, old_pid, old_key, old_has, slot, tmp.pid,
+                         key, has_name);
         if (old_state != tmp.state)
             stage_event(p, PROCBUS_EV_STATE, old_state, &tmp);
     }
@@ -549,8 +549,7 @@ void procbus_pub_heartbeat(struct procbus_pub *p)
     __atomic_store_n(&p->hdr->heartbeat_ns, pb_now_mono(), __ATOMIC_RELEASE);
 }
 
-void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops,
-                             uint64_t events_dropped)
+void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint64_t events_dropped)
 {
     __atomic_fetch_add(&p->hdr->tracer_drops, tracer_drops, __ATOMIC_RELAXED);
     __atomic_fetch_add(&p->hdr->events_dropped, events_dropped, __ATOMIC_RELAXED);

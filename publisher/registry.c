@@ -201,8 +201,8 @@ int procbus_registry_get_pid(struct procbus_registry *reg, int32_t pid, struct p
     struct reg_node *n, *best = NULL;
 
     urcu_memb_read_lock();
-    cds_lfht_for_each_entry_duplicate(reg->by_pid, mix64((uint64_t)(uint32_t)pid), match_pid,
-                                      &pid, &it, n, by_pid)
+    cds_lfht_for_each_entry_duplicate(reg->by_pid, mix64((uint64_t)(uint32_t)pid), match_pid, &pid,
+                                      &it, n, by_pid)
     {
         if (best == NULL || better(&n->rec, &best->rec))
             best = n;

@@ -168,11 +168,9 @@ static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor
     return 1;
 }
 
-int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode,
-                      const struct pb_geometry *g,
-                      void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred,
-                                   void *arg),
-                      void *arg)
+int pb_segment_create(
+    struct pb_segment *seg, const char *path, unsigned mode, const struct pb_geometry *g,
+    void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg), void *arg)
 {
     static unsigned counter;
     char tmp[sizeof(seg->path) + 64];

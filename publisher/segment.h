@@ -48,11 +48,9 @@ int pb_segment_resolve(const char *spec, char *path, size_t cap);
  * Errors: -EBUSY (the name is held by a live publisher), -EEXIST (the name is
  * not a procbus segment), -ENOSPC, and any errno from the file calls.
  */
-int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode,
-                      const struct pb_geometry *g,
-                      void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred,
-                                   void *arg),
-                      void *arg);
+int pb_segment_create(
+    struct pb_segment *seg, const char *path, unsigned mode, const struct pb_geometry *g,
+    void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg), void *arg);
 
 /* Mark the segment shut down (or GONE and unlinked with `unlink_it`), wake readers, unmap. */
 void pb_segment_close(struct pb_segment *seg, int unlink_it);

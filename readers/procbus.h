@@ -93,7 +93,7 @@ struct procbus_info {
 /* ---- internals (procbus__ prefix: not part of the API) ---- */
 
 #define PROCBUS__LD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define PROCBUS__LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define PROCBUS__LD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 
 static inline const struct procbus_header *procbus__hdr(const struct procbus_reader *r)
 {
@@ -222,8 +222,7 @@ static inline int procbus__still(const unsigned char *snap, uint64_t gen)
     return PROCBUS__LD(&((const struct procbus_snap *)(const void *)snap)->gen) == gen;
 }
 
-static inline const struct procbus_proc *procbus__rec(const struct procbus_reader *r,
-                                                      uint32_t slot)
+static inline const struct procbus_proc *procbus__rec(const struct procbus_reader *r, uint32_t slot)
 {
     return (const struct procbus_proc *)(const void *)(r->base + r->arena_off +
                                                        (uint64_t)slot * r->record_size);
@@ -687,8 +686,7 @@ static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generati
                 return -ETIMEDOUT;
         }
         /* FUTEX_WAIT (shared: the word lives in a file mapping). */
-        rc = syscall(SYS_futex, &h->futex, FUTEX_WAIT, word, timeout_ms > 0 ? &rel : NULL, NULL,
-                     0);
+        rc = syscall(SYS_futex, &h->futex, FUTEX_WAIT, word, timeout_ms > 0 ? &rel : NULL, NULL, 0);
         if (rc < 0 && errno != EAGAIN && errno != ETIMEDOUT)
             return -errno; /* EINTR: a signal; anything else: cannot wait here */
     }

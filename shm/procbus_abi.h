@@ -28,38 +28,38 @@
 #define PROCBUS_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #else
 #define PROCBUS_SA_CAT2(a, b) a##b
-#define PROCBUS_SA_CAT(a, b) PROCBUS_SA_CAT2(a, b)
-#define PROCBUS_STATIC_ASSERT(cond, msg)                                                           \
+#define PROCBUS_SA_CAT(a, b)  PROCBUS_SA_CAT2(a, b)
+#define PROCBUS_STATIC_ASSERT(cond, msg) \
     typedef char PROCBUS_SA_CAT(procbus_static_assert_, __LINE__)[(cond) ? 1 : -1]
 #endif
 
 /* "PROCBUS" followed by a zero byte, read as a little-endian u64. */
-#define PROCBUS_MAGIC 0x00535542434f5250ULL
-#define PROCBUS_ABI_MAJOR 1u
-#define PROCBUS_ABI_MINOR 0u
+#define PROCBUS_MAGIC                  0x00535542434f5250ULL
+#define PROCBUS_ABI_MAJOR              1u
+#define PROCBUS_ABI_MINOR              0u
 #define PROCBUS_VERSION_WORD(maj, min) (((uint32_t)(maj) << 16) | (uint32_t)(min))
-#define PROCBUS_DEFAULT_SEGMENT "procbus"
-#define PROCBUS_SEGMENT_ENV "PROCBUS_SEGMENT"
-#define PROCBUS_HEADER_SIZE 4096u
+#define PROCBUS_DEFAULT_SEGMENT        "procbus"
+#define PROCBUS_SEGMENT_ENV            "PROCBUS_SEGMENT"
+#define PROCBUS_HEADER_SIZE            4096u
 
 /* Heartbeat values that are not timestamps. */
-#define PROCBUS_HB_SHUTDOWN UINT64_MAX           /* publisher closed cleanly */
-#define PROCBUS_HB_GONE (UINT64_MAX - 1)         /* superseded by a newer segment or removed */
+#define PROCBUS_HB_SHUTDOWN UINT64_MAX       /* publisher closed cleanly */
+#define PROCBUS_HB_GONE     (UINT64_MAX - 1) /* superseded by a newer segment or removed */
 
 /* The `current` word: generation (low 40 bits) << 24 | snapshot-slot offset / 64 (24 bits). */
 #define PROCBUS_CUR_OFF_BITS 24
 #define PROCBUS_CUR_GEN_BITS 40
 #define PROCBUS_CUR_GEN_MASK ((1ULL << PROCBUS_CUR_GEN_BITS) - 1)
 #define PROCBUS_CUR_OFF_MASK ((1ULL << PROCBUS_CUR_OFF_BITS) - 1)
-#define PROCBUS_CUR_PACK(gen, off)                                                                 \
+#define PROCBUS_CUR_PACK(gen, off) \
     ((((uint64_t)(gen)&PROCBUS_CUR_GEN_MASK) << PROCBUS_CUR_OFF_BITS) | ((uint64_t)(off) >> 6))
 #define PROCBUS_CUR_GEN(cur) ((uint64_t)(cur) >> PROCBUS_CUR_OFF_BITS)
 #define PROCBUS_CUR_OFF(cur) (((uint64_t)(cur)&PROCBUS_CUR_OFF_MASK) << 6)
 
 /* Snapshot index buckets: 0 = empty, else key << 32 | (arena slot + 1). */
 #define PROCBUS_BUCKET(key, slot) (((uint64_t)(uint32_t)(key) << 32) | ((uint64_t)(slot) + 1))
-#define PROCBUS_BUCKET_KEY(b) ((uint32_t)((b) >> 32))
-#define PROCBUS_BUCKET_SLOT(b) ((uint32_t)((b)&0xffffffffu) - 1u)
+#define PROCBUS_BUCKET_KEY(b)     ((uint32_t)((b) >> 32))
+#define PROCBUS_BUCKET_SLOT(b)    ((uint32_t)((b)&0xffffffffu) - 1u)
 
 /* Process states: supervisord's set, plus what the tracer reports. */
 enum procbus_state {
@@ -84,12 +84,12 @@ enum procbus_exit_kind {
 
 /* procbus_proc.flags */
 #define PROCBUS_F_CMDLINE_TRUNCATED 0x1u /* cmdline holds a prefix of the real one */
-#define PROCBUS_F_DESCENDANT 0x2u        /* not supervised itself; see program_id */
-#define PROCBUS_F_PREEXISTING 0x4u       /* existed before the publisher started watching */
-#define PROCBUS_F_CORE_DUMPED 0x8u       /* last run dumped core */
+#define PROCBUS_F_DESCENDANT        0x2u /* not supervised itself; see program_id */
+#define PROCBUS_F_PREEXISTING       0x4u /* existed before the publisher started watching */
+#define PROCBUS_F_CORE_DUMPED       0x8u /* last run dumped core */
 
-#define PROCBUS_NAME_LEN 64
-#define PROCBUS_COMM_LEN 16
+#define PROCBUS_NAME_LEN    64
+#define PROCBUS_COMM_LEN    16
 #define PROCBUS_CMDLINE_LEN 208
 
 /*
@@ -212,10 +212,11 @@ struct procbus_snap {
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_snap, gen) == 0, "snap.gen");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_snap, count) == 8, "snap.count");
 PROCBUS_STATIC_ASSERT(sizeof(struct procbus_snap) == 64, "snap header size");
-#define PROCBUS_SNAP_DENSE_OFF 64u
-#define PROCBUS_SNAP_PID_OFF(cap) (PROCBUS_SNAP_DENSE_OFF + (((uint64_t)(cap)*4u + 7u) & ~7ULL))
+#define PROCBUS_SNAP_DENSE_OFF              64u
+#define PROCBUS_SNAP_PID_OFF(cap)           (PROCBUS_SNAP_DENSE_OFF + (((uint64_t)(cap)*4u + 7u) & ~7ULL))
 #define PROCBUS_SNAP_NAME_OFF(cap, buckets) (PROCBUS_SNAP_PID_OFF(cap) + (uint64_t)(buckets)*8u)
-#define PROCBUS_SNAP_BYTES(cap, buckets) (PROCBUS_SNAP_NAME_OFF(cap, buckets) + (uint64_t)(buckets)*8u)
+#define PROCBUS_SNAP_BYTES(cap, buckets) \
+    (PROCBUS_SNAP_NAME_OFF(cap, buckets) + (uint64_t)(buckets)*8u)
 
 /*
  * The header block, at offset 0. Cold (written once before `version`) fields
@@ -223,34 +224,34 @@ PROCBUS_STATIC_ASSERT(sizeof(struct procbus_snap) == 64, "snap header size");
  */
 struct procbus_header {
     /* --- identity and geometry: written before `version`, then constant --- */
-    uint64_t magic;            /*   0 PROCBUS_MAGIC */
-    uint32_t version;          /*   8 PROCBUS_VERSION_WORD; written LAST, release */
-    uint32_t header_size;      /*  12 PROCBUS_HEADER_SIZE */
-    uint64_t segment_size;     /*  16 bytes, equals the file size */
-    int32_t publisher_pid;     /*  24 */
-    uint32_t flags;            /*  28 reserved, 0 */
+    uint64_t magic;              /*   0 PROCBUS_MAGIC */
+    uint32_t version;            /*   8 PROCBUS_VERSION_WORD; written LAST, release */
+    uint32_t header_size;        /*  12 PROCBUS_HEADER_SIZE */
+    uint64_t segment_size;       /*  16 bytes, equals the file size */
+    int32_t publisher_pid;       /*  24 */
+    uint32_t flags;              /*  28 reserved, 0 */
     uint64_t publisher_start_ns; /* 32 CLOCK_BOOTTIME-based start of the publisher process */
-    uint64_t epoch;            /*  40 1 for a fresh name, +1 on each takeover */
-    uint64_t created_ns;       /*  48 CLOCK_REALTIME at creation */
-    uint64_t ring_first;       /*  56 first event sequence this segment holds */
-    uint32_t record_size;      /*  64 arena stride, >= PROCBUS_PROC_MIN_SIZE, multiple of 64 */
-    uint32_t record_capacity;  /*  68 max records in one snapshot */
-    uint32_t arena_slots;      /*  72 records in the arena (capacity + copy-on-write reserve) */
-    uint32_t snap_slots;       /*  76 number of snapshot slots */
-    uint32_t snap_slot_size;   /*  80 bytes per snapshot slot, multiple of 64 */
-    uint32_t hash_buckets;     /*  84 per index, power of two, > record_capacity */
-    uint64_t snap_off;         /*  88 */
-    uint64_t arena_off;        /*  96 */
-    uint64_t ring_off;         /* 104 */
-    uint32_t ring_capacity;    /* 112 events, power of two */
-    uint32_t event_size;       /* 116 sizeof(struct procbus_event) */
-    uint64_t reserved1;        /* 120 */
+    uint64_t epoch;              /*  40 1 for a fresh name, +1 on each takeover */
+    uint64_t created_ns;         /*  48 CLOCK_REALTIME at creation */
+    uint64_t ring_first;         /*  56 first event sequence this segment holds */
+    uint32_t record_size;        /*  64 arena stride, >= PROCBUS_PROC_MIN_SIZE, multiple of 64 */
+    uint32_t record_capacity;    /*  68 max records in one snapshot */
+    uint32_t arena_slots;        /*  72 records in the arena (capacity + copy-on-write reserve) */
+    uint32_t snap_slots;         /*  76 number of snapshot slots */
+    uint32_t snap_slot_size;     /*  80 bytes per snapshot slot, multiple of 64 */
+    uint32_t hash_buckets;       /*  84 per index, power of two, > record_capacity */
+    uint64_t snap_off;           /*  88 */
+    uint64_t arena_off;          /*  96 */
+    uint64_t ring_off;           /* 104 */
+    uint32_t ring_capacity;      /* 112 events, power of two */
+    uint32_t event_size;         /* 116 sizeof(struct procbus_event) */
+    uint64_t reserved1;          /* 120 */
     /* --- written by every commit (cache line 2) --- */
-    uint64_t current;    /* 128 PROCBUS_CUR_PACK(gen, snapshot slot offset); release */
-    uint64_t generation; /* 136 full generation of `current`; release, after current */
-    uint64_t ring_head;  /* 144 next event sequence to be written; release */
-    uint32_t futex;      /* 152 bumped after every commit and at close; FUTEX_WAKE'd */
-    uint32_t reserved2;  /* 156 */
+    uint64_t current;      /* 128 PROCBUS_CUR_PACK(gen, snapshot slot offset); release */
+    uint64_t generation;   /* 136 full generation of `current`; release, after current */
+    uint64_t ring_head;    /* 144 next event sequence to be written; release */
+    uint32_t futex;        /* 152 bumped after every commit and at close; FUTEX_WAKE'd */
+    uint32_t reserved2;    /* 156 */
     uint64_t reserved3[4]; /* 160 */
     /* --- heartbeat (cache line 3) --- */
     uint64_t heartbeat_ns; /* 192 CLOCK_MONOTONIC, or PROCBUS_HB_SHUTDOWN / _GONE */
@@ -295,10 +296,10 @@ PROCBUS_STATIC_ASSERT(sizeof(struct procbus_header) == 320, "header struct size"
 PROCBUS_STATIC_ASSERT(sizeof(struct procbus_header) <= PROCBUS_HEADER_SIZE, "header fits block");
 
 /* Geometry limits both sides enforce. */
-#define PROCBUS_MAX_CAPACITY (1u << 22) /* records per snapshot */
+#define PROCBUS_MAX_CAPACITY   (1u << 22) /* records per snapshot */
 #define PROCBUS_MAX_SNAP_SLOTS 64u
-#define PROCBUS_MAX_RING (1u << 24)
-#define PROCBUS_MAX_SEGMENT (1ULL << 36)
+#define PROCBUS_MAX_RING       (1u << 24)
+#define PROCBUS_MAX_SEGMENT    (1ULL << 36)
 
 /*
  * Index hashing: both sides must compute exactly these. A key (a pid, or the

@@ -20,8 +20,7 @@ const char *pbt_path(const char *name, char buf[128]);
 void pbt_unlink(const char *name);
 
 /* A record with every field set from (id, pid, name, state). */
-void pbt_fill(struct procbus_proc *r, uint64_t id, int32_t pid, const char *name,
-              uint16_t state);
+void pbt_fill(struct procbus_proc *r, uint64_t id, int32_t pid, const char *name, uint16_t state);
 
 /* Open a publisher on `name` with `capacity` records and `slots` snapshot slots (0: default). */
 struct procbus_pub *pbt_pub(const char *name, uint32_t capacity, uint32_t slots);

@@ -45,8 +45,8 @@ static void test_geometry(void **state)
         assert_int_equal(g.size % 4096, 0);
     }
     {
-        struct pb_geometry g = {.capacity = 0, .arena_slots = 1, .snap_slots = 8,
-                                .ring_capacity = 16};
+        struct pb_geometry g = {
+            .capacity = 0, .arena_slots = 1, .snap_slots = 8, .ring_capacity = 16};
         assert_int_equal(pb_segment_layout(&g), -EINVAL);
         g.capacity = 4;
         g.snap_slots = 1;
