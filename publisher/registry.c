@@ -3,6 +3,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,7 @@ static void unlink_node(struct procbus_registry *reg, struct reg_node *n)
 void procbus_registry_free(struct procbus_registry *reg)
 {
     struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
     struct reg_node *n;
     int online;
 
@@ -109,7 +111,12 @@ void procbus_registry_free(struct procbus_registry *reg)
     if (reg->by_id != NULL) {
         online = procbus_registry_thread_online();
         urcu_memb_read_lock();
-        cds_lfht_for_each_entry(reg->by_id, &it, n, by_id) unlink_node(reg, n);
+        cds_lfht_first(reg->by_id, &it);
+        while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
+            n = caa_container_of(node, struct reg_node, by_id);
+            cds_lfht_next(reg->by_id, &it);
+            unlink_node(reg, n);
+        }
         urcu_memb_read_unlock();
         if (online)
             procbus_registry_thread_offline();
@@ -195,18 +202,35 @@ int procbus_registry_get_id(struct procbus_registry *reg, uint64_t id, struct pr
     return n ? 0 : -ENOENT;
 }
 
-int procbus_registry_get_pid(struct procbus_registry *reg, int32_t pid, struct procbus_proc *out)
+/*
+ * The best of the nodes matching `key` in `ht`, whose node member sits at
+ * `member` bytes into struct reg_node. Explicit loop: liburcu's for_each
+ * macros apply container_of to NULL when they end (UBSan flags it).
+ */
+static struct reg_node *best_match(struct cds_lfht *ht, unsigned long hash,
+                                   cds_lfht_match_fct match, const void *key, size_t member)
 {
     struct cds_lfht_iter it;
-    struct reg_node *n, *best = NULL;
+    struct cds_lfht_node *node;
+    struct reg_node *best = NULL;
 
-    urcu_memb_read_lock();
-    cds_lfht_for_each_entry_duplicate(reg->by_pid, mix64((uint64_t)(uint32_t)pid), match_pid, &pid,
-                                      &it, n, by_pid)
-    {
+    cds_lfht_lookup(ht, hash, match, key, &it);
+    while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
+        struct reg_node *n = (struct reg_node *)(void *)((char *)node - member);
         if (best == NULL || better(&n->rec, &best->rec))
             best = n;
+        cds_lfht_next_duplicate(ht, match, key, &it);
     }
+    return best;
+}
+
+int procbus_registry_get_pid(struct procbus_registry *reg, int32_t pid, struct procbus_proc *out)
+{
+    struct reg_node *best;
+
+    urcu_memb_read_lock();
+    best = best_match(reg->by_pid, mix64((uint64_t)(uint32_t)pid), match_pid, &pid,
+                      offsetof(struct reg_node, by_pid));
     if (best != NULL)
         *out = best->rec;
     urcu_memb_read_unlock();
@@ -216,16 +240,11 @@ int procbus_registry_get_pid(struct procbus_registry *reg, int32_t pid, struct p
 int procbus_registry_get_name(struct procbus_registry *reg, const char *name,
                               struct procbus_proc *out)
 {
-    struct cds_lfht_iter it;
-    struct reg_node *n, *best = NULL;
-    uint32_t h = procbus_name_hash(name, PROCBUS_NAME_LEN);
+    struct reg_node *best;
 
     urcu_memb_read_lock();
-    cds_lfht_for_each_entry_duplicate(reg->by_name, h, match_name, name, &it, n, by_name)
-    {
-        if (best == NULL || better(&n->rec, &best->rec))
-            best = n;
-    }
+    best = best_match(reg->by_name, procbus_name_hash(name, PROCBUS_NAME_LEN), match_name, name,
+                      offsetof(struct reg_node, by_name));
     if (best != NULL)
         *out = best->rec;
     urcu_memb_read_unlock();
