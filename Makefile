@@ -116,8 +116,10 @@ demo: $(DEPS_STAMP) $(EXAMPLE_BINS)
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
+	@scripts/deps.sh format
 	clang-format -i $(FORMAT_FILES)
 format-check:
+	@scripts/deps.sh format
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:

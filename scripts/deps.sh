@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages a procbus build step needs, only those missing.
-# Usage: scripts/deps.sh core|fuzz|bpf|all
+# Usage: scripts/deps.sh core|fuzz|bpf|format|all
 set -euo pipefail
 
-core=(liburcu-dev libcmocka-dev)
+core=(liburcu-dev libcmocka-dev g++)
 fuzz=(clang libclang-rt-14-dev)
 bpf=(libbpf-dev clang llvm bpftool libelf-dev zlib1g-dev)
+format=(clang-format)
 
 want=()
 case "${1:-core}" in
 core) want=("${core[@]}") ;;
 fuzz) want=("${fuzz[@]}") ;;
 bpf) want=("${bpf[@]}") ;;
-all) want=("${core[@]}" "${fuzz[@]}" "${bpf[@]}") ;;
-*) echo "deps.sh: unknown set '$1' (core|fuzz|bpf|all)" >&2; exit 2 ;;
+format) want=("${format[@]}") ;;
+all) want=("${core[@]}" "${fuzz[@]}" "${bpf[@]}" "${format[@]}") ;;
+*) echo "deps.sh: unknown set '$1' (core|fuzz|bpf|format|all)" >&2; exit 2 ;;
 esac
 
 missing=()
