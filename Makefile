@@ -59,9 +59,17 @@ $(O)/tests/support.o: tests/unit/support.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
-$(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) | $(DEPS_STAMP)
+# Tests of procbusd modules link those modules (and their libraries) too.
+TEST_OBJS_test_config  := $(O)/publisher/procbusd/config.o
+TEST_LIBS_test_config  := -linih
+TEST_OBJS_test_logfile := $(O)/publisher/procbusd/logfile.o
+TEST_OBJS_test_sampler := $(O)/publisher/procbusd/sampler.o
+
+.SECONDEXPANSION:
+$(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $< $(TEST_SUPPORT) -o $@ $(PUB_LIB) $(LDLIBS_URCU) $(LDLIBS_TEST)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -Ipublisher/procbusd $< $(TEST_SUPPORT) $(TEST_OBJS_$*) \
+	  -o $@ $(PUB_LIB) $(LDLIBS_URCU) $(TEST_LIBS_$*) $(LDLIBS_TEST)
 
 $(O)/bench/%: bench/%.c $(PUB_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

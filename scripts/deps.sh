@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh core|fuzz|bpf|format|all
 set -euo pipefail
 
-core=(liburcu-dev libcmocka-dev g++)
+core=(liburcu-dev libcmocka-dev libinih-dev g++)
 fuzz=(clang libclang-rt-14-dev)
 bpf=(libbpf-dev clang llvm bpftool libelf-dev zlib1g-dev)
 format=(clang-format)

@@ -1,0 +1,132 @@
+/* config.h - procbusd's configuration model and its supervisord-compatible INI parser. */
+#ifndef PROCBUSD_CONFIG_H
+#define PROCBUSD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * A configuration is read from one INI file plus the files its
+ * `[include] files =` globs name (relative to the including file's folder).
+ * Sections understood:
+ *   [procbusd]          the daemon's own settings (struct pbd_daemon_conf)
+ *   [program:NAME]      one program, or numprocs instances of it
+ *   [include]           files = glob [glob ...]
+ * Sections supervisord has that procbusd ignores with a warning:
+ *   [supervisord] [supervisorctl] [unix_http_server] [inet_http_server]
+ *   [rpcinterface:*] [group:*] [eventlistener:*] [fcgi-program:*]
+ * Any other section is an error.
+ */
+
+enum pbd_autorestart { PBD_RESTART_FALSE = 0, PBD_RESTART_UNEXPECTED, PBD_RESTART_TRUE };
+enum pbd_backoff { PBD_BACKOFF_LINEAR = 0, PBD_BACKOFF_EXPONENTIAL };
+enum pbd_dep_cond {
+    PBD_DEP_STARTED = 0, /* the dependency has been started (STARTING or later) */
+    PBD_DEP_RUNNING,     /* it reached RUNNING (startsecs passed) */
+    PBD_DEP_READY,       /* it reported readiness (ready_fd / ready_log) */
+    PBD_DEP_COMPLETED    /* it exited with an expected exit code */
+};
+enum pbd_trace { PBD_TRACE_AUTO = 0, PBD_TRACE_ON, PBD_TRACE_OFF };
+
+#define PBD_MAX_EXITCODES 32
+#define PBD_MAX_DEPS 16
+
+struct pbd_dep {
+    char name[64]; /* program name (process_name of an instance also accepted) */
+    enum pbd_dep_cond cond;
+};
+
+struct pbd_logconf {
+    char *path;           /* NULL: not captured (/dev/null); "AUTO" is not supported */
+    uint64_t maxbytes;    /* rotate when a write would exceed it; 0: never; default 50MB */
+    int backups;          /* rotated files kept (path.1 .. path.N); default 10 */
+};
+
+/* One process instance to supervise (a [program:x] with numprocs=3 yields 3). */
+struct pbd_program {
+    char name[64];        /* process_name after expansion: unique */
+    char group[64];       /* the [program:NAME] section name */
+    int process_num;      /* 0..numprocs-1 */
+    char **argv;          /* NULL-terminated; argv[0] is the executable (PATH-searched) */
+    int shell;            /* argv came from "sh -c CMD" (shell = true) */
+    char *command;        /* the command line as written (after expansions) */
+    char *directory;      /* NULL: inherit */
+    char **env;           /* extra "KEY=VALUE" entries, NULL-terminated; NULL: none */
+    char *user;           /* NULL: do not change */
+    mode_t umask;         /* (mode_t)-1: inherit */
+    int autostart;        /* default 1 */
+    enum pbd_autorestart autorestart; /* default unexpected */
+    int exitcodes[PBD_MAX_EXITCODES]; /* default {0} */
+    int n_exitcodes;
+    int startsecs;        /* default 1 */
+    int startretries;     /* default 3 */
+    int stopsignal;       /* default SIGTERM */
+    int stopwaitsecs;     /* default 10 */
+    int stopasgroup;      /* default 0 (procbusd always signals the group when 1) */
+    int killasgroup;      /* default = stopasgroup */
+    int priority;         /* default 999; lower starts first, stops last */
+    int redirect_stderr;  /* default 0 */
+    struct pbd_logconf out, err;
+    struct pbd_dep deps[PBD_MAX_DEPS];
+    int n_deps;
+    int ready_fd;         /* >= 3: the fd number the program writes a newline to; -1: none */
+    char *ready_log;      /* POSIX extended regex matched against output lines; NULL: none */
+    enum pbd_backoff backoff; /* default linear (supervisord: 1s, 2s, 3s ...) */
+    int backoff_max;      /* seconds, default 60 */
+    char *source_file;    /* where it was defined, for messages */
+    int source_line;
+};
+
+struct pbd_daemon_conf {
+    char *segment;        /* NULL: $PROCBUS_SEGMENT or "procbus" */
+    char *socket;         /* NULL: $XDG_RUNTIME_DIR/procbus.sock or /run/procbus/procbus.sock */
+    int log_level;        /* 0 error, 1 warn, 2 info (default), 3 debug */
+    int heartbeat_ms;     /* default 500 */
+    int sample_ms;        /* cpu/rss sampling period, default 1000 */
+    enum pbd_trace trace; /* default auto */
+    uint32_t capacity;    /* segment records, default 4096 */
+};
+
+struct pbd_config {
+    struct pbd_daemon_conf daemon;
+    struct pbd_program *progs;
+    size_t n_progs;
+    char *path;           /* the main file */
+};
+
+/*
+ * Parse `path` (and its includes). On success returns 0 and fills *cfg.
+ * On error returns a negative errno (-EINVAL for a configuration error,
+ * -ENOENT for a missing main file, ...) and writes ONE human message into
+ * err[errlen] of the form "FILE:LINE: [SECTION] KEY: reason" (or
+ * "FILE: reason" when no line applies). Warnings (unknown keys, ignored
+ * sections, unsupported-but-harmless supervisord keys) are passed, one line
+ * each, to warn(arg, msg) if warn is non-NULL.
+ * `env` is the environment used for %(ENV_X)s expansions (NULL: environ).
+ */
+int pbd_config_load(struct pbd_config *cfg, const char *path, char **env, char *err,
+                    size_t errlen, void (*warn)(void *arg, const char *msg), void *arg);
+
+/* Free everything pbd_config_load allocated. Safe on a zeroed struct. */
+void pbd_config_free(struct pbd_config *cfg);
+
+/* Look a program instance up by name; NULL if absent. */
+const struct pbd_program *pbd_config_find(const struct pbd_config *cfg, const char *name);
+
+/*
+ * 1 if a and b would run the same way (command, env, user, directory, umask,
+ * logs, readiness ...), so a reload may leave the running instance alone.
+ */
+int pbd_program_same(const struct pbd_program *a, const struct pbd_program *b);
+
+/* Split a command line into argv like a POSIX shell without expansions:
+ * whitespace separates, '...' and "..." quote, backslash escapes. Returns a
+ * malloc'd NULL-terminated vector or NULL with *why set ("unterminated quote"). */
+char **pbd_split_command(const char *cmd, const char **why);
+void pbd_free_argv(char **argv);
+
+/* "SIGTERM", "TERM", "15" -> 15; -1 if unknown. */
+int pbd_signal_number(const char *name);
+
+#endif /* PROCBUSD_CONFIG_H */
