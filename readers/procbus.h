@@ -725,7 +725,7 @@ static inline int procbus_follow(struct procbus_reader *r)
     cursor = r->cursor;
     procbus_close(r);
     *r = next;
-    r->cursor = cursor < r->ring_first ? r->ring_first : cursor;
+    r->cursor = cursor; /* next_event counts what the old segment still held as missed */
     return 1;
 }
 
