@@ -1,0 +1,251 @@
+/* control.c - procbusd's control socket: a unix stream socket, one request line per connection. */
+#define _GNU_SOURCE
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+void pbd_ctl_default_path(char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+    if (xdg != NULL && xdg[0] == '/')
+        snprintf(buf, len, "%s/procbus.sock", xdg);
+    else
+        snprintf(buf, len, "/run/procbus/procbus.sock");
+}
+
+static int fill_addr(struct sockaddr_un *sa, const char *path)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa->sun_path, path, strlen(path) + 1);
+    return 0;
+}
+
+int pbd_ctl_listen(struct pbd_ctl *c, const char *path)
+{
+    struct sockaddr_un sa;
+    char dir[108], *slash;
+    int fd, rc, i;
+
+    memset(c, 0, sizeof(*c));
+    c->listen_fd = -1;
+    for (i = 0; i < PBD_CTL_MAX_CONN; i++)
+        c->conns[i].fd = -1;
+    if (path == NULL)
+        pbd_ctl_default_path(c->path, sizeof(c->path));
+    else if (snprintf(c->path, sizeof(c->path), "%s", path) >= (int)sizeof(c->path))
+        return -ENAMETOOLONG;
+    rc = fill_addr(&sa, c->path);
+    if (rc < 0)
+        return rc;
+    snprintf(dir, sizeof(dir), "%s", c->path);
+    slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            return -errno;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int probe, live;
+        if (errno != EADDRINUSE)
+            goto fail;
+        /* a stale socket file, or a live daemon? */
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (live) {
+            close(fd);
+            return -EADDRINUSE;
+        }
+        unlink(c->path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+            goto fail;
+    }
+    if (chmod(c->path, 0600) < 0 || listen(fd, 16) < 0)
+        goto fail;
+    c->listen_fd = fd;
+    return 0;
+fail:
+    rc = -errno;
+    close(fd);
+    return rc;
+}
+
+void pbd_ctl_close(struct pbd_ctl *c)
+{
+    int i;
+
+    for (i = 0; i < PBD_CTL_MAX_CONN; i++)
+        if (c->conns[i].fd >= 0)
+            pbd_ctl_finish(c, i);
+    if (c->listen_fd >= 0) {
+        close(c->listen_fd);
+        unlink(c->path);
+        c->listen_fd = -1;
+    }
+}
+
+static void say(int fd, const char *msg)
+{
+    if (write(fd, msg, strlen(msg)) < 0) {
+        /* the peer left: nothing to do */
+    }
+}
+
+int pbd_ctl_accept(struct pbd_ctl *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+    int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), i;
+
+    if (fd < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+        (cred.uid != 0 && cred.uid != geteuid())) {
+        say(fd, "ERR permission denied: only root and the daemon's user may control it\n");
+        close(fd);
+        return -EPERM;
+    }
+    /* replies are small; a peer that does not read cannot stall us for long */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    for (i = 0; i < PBD_CTL_MAX_CONN; i++) {
+        if (c->conns[i].fd < 0) {
+            c->conns[i].fd = fd;
+            c->conns[i].len = 0;
+            return i;
+        }
+    }
+    say(fd, "ERR busy: too many control connections\n");
+    close(fd);
+    return -EBUSY;
+}
+
+int pbd_ctl_read(struct pbd_ctl *c, int slot, char **argv, int maxargs, int *argc)
+{
+    struct pbd_ctl_conn *cc = &c->conns[slot];
+    char *nl, *save = NULL, *w;
+    ssize_t n;
+
+    for (;;) {
+        if (cc->len >= sizeof(cc->buf) - 1)
+            return -EMSGSIZE;
+        n = read(cc->fd, cc->buf + cc->len, sizeof(cc->buf) - 1 - cc->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0)
+            return n == 0 ? -ECONNRESET : -errno;
+        cc->len += (size_t)n;
+    }
+    cc->buf[cc->len] = '\0';
+    nl = strchr(cc->buf, '\n');
+    if (nl == NULL)
+        return 0;
+    *nl = '\0';
+    *argc = 0;
+    for (w = strtok_r(cc->buf, " \t\r", &save); w != NULL && *argc < maxargs - 1;
+         w = strtok_r(NULL, " \t\r", &save))
+        argv[(*argc)++] = w;
+    argv[*argc] = NULL;
+    return 1;
+}
+
+void pbd_ctl_reply(struct pbd_ctl *c, int slot, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (c->conns[slot].fd >= 0)
+        say(c->conns[slot].fd, buf);
+}
+
+void pbd_ctl_finish(struct pbd_ctl *c, int slot)
+{
+    if (c->conns[slot].fd >= 0)
+        close(c->conns[slot].fd);
+    c->conns[slot].fd = -1;
+    c->conns[slot].len = 0;
+}
+
+int pbd_ctl_request(const char *path, int argc, char **argv, void *out, void *err)
+{
+    struct sockaddr_un sa;
+    char def[108], buf[8192], line[PBD_CTL_LINE_MAX];
+    size_t used = 0, len = 0;
+    int fd, rc, i;
+    ssize_t n;
+
+    if (path == NULL) {
+        pbd_ctl_default_path(def, sizeof(def));
+        path = def;
+    }
+    rc = fill_addr(&sa, path);
+    if (rc < 0)
+        return rc;
+    for (i = 0; i < argc; i++) {
+        int w = snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "", argv[i]);
+        if (w < 0 || (size_t)w >= sizeof(line) - len - 1)
+            return -EMSGSIZE;
+        len += (size_t)w;
+    }
+    line[len++] = '\n';
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        write(fd, line, len) != (ssize_t)len) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rc = -EPROTO;
+    for (;;) {
+        char *nl;
+        n = read(fd, buf + used, sizeof(buf) - 1 - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+        buf[used] = '\0';
+        while ((nl = strchr(buf, '\n')) != NULL) {
+            *nl = '\0';
+            if (strcmp(buf, "OK") == 0) {
+                rc = 0;
+            } else if (strncmp(buf, "ERR", 3) == 0) {
+                fprintf((FILE *)err, "%s\n", buf[3] == ' ' ? buf + 4 : buf + 3);
+                rc = 1;
+            } else {
+                fprintf((FILE *)out, "%s\n", buf);
+            }
+            used -= (size_t)(nl + 1 - buf);
+            memmove(buf, nl + 1, used + 1);
+        }
+        if (used == sizeof(buf) - 1)
+            used = 0; /* an absurdly long line: drop it */
+    }
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,94 @@
+/* daemon.h - procbusd's event loop: supervision of program instances, published as they change. */
+#ifndef PROCBUSD_DAEMON_H
+#define PROCBUSD_DAEMON_H
+
+#include <regex.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "control.h"
+#include "logfile.h"
+#include "procbus_abi.h"
+#include "sampler.h"
+#include "spawn.h"
+
+struct procbus_pub;
+struct pbd_inst;
+
+/* What an epoll registration points at. */
+enum pbd_watch_kind {
+    PBD_W_SIGNAL,
+    PBD_W_TIMER,
+    PBD_W_LISTEN,
+    PBD_W_CONN,
+    PBD_W_PIDFD,
+    PBD_W_OUT,
+    PBD_W_ERR,
+    PBD_W_READY
+};
+
+struct pbd_watch {
+    enum pbd_watch_kind kind;
+    struct pbd_inst *inst; /* PBD_W_PIDFD .. PBD_W_READY */
+    int slot;              /* PBD_W_CONN */
+};
+
+enum pbd_timer { PBD_T_NONE = 0, PBD_T_STARTSECS, PBD_T_RETRY, PBD_T_STOPWAIT };
+
+/* One supervised program instance at run time. */
+struct pbd_inst {
+    const struct pbd_program *prog;      /* in d->cfg, or an older config while it stops */
+    const struct pbd_program *next_prog; /* reload changed it: switch once stopped */
+    uint64_t id;                         /* its record id */
+    uint16_t state;                      /* enum procbus_state */
+    struct pbd_spawned sp;               /* pid 0 / fds -1 when none */
+    struct pbd_watch w_pid, w_out, w_err, w_ready;
+    struct pbd_log *out_log, *err_log;
+    struct pbd_lines lines_out, lines_err;
+    regex_t ready_re;
+    int has_re;
+    int failures;      /* failed starts in a row (supervisord's backoff count) */
+    uint32_t restarts; /* spawns after the first */
+    int ever_started;
+    enum pbd_timer timer;
+    uint64_t deadline; /* CLOCK_MONOTONIC ns */
+    int want_start;    /* start once its dependencies allow */
+    int removing;      /* removed by a reload: drop its record once stopped */
+    uint8_t exit_kind, core;
+    int32_t exit_code;
+    uint64_t start_real, start_boot, since;
+    uint64_t cpu_ns, rss;
+};
+
+struct pbd_daemon {
+    struct pbd_config cfg;
+    struct pbd_config *old_cfgs; /* replaced by reloads, kept while instances refer to them */
+    size_t n_old;
+    struct pbd_inst **inst; /* sorted by priority, then name */
+    size_t n_inst;
+    struct procbus_pub *pub;
+    struct pbd_ctl ctl;
+    struct pbd_sampler sampler;
+    int epfd, sigfd, timerfd;
+    struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN];
+    int shutting_down, done, staged, log_level;
+    uint64_t next_heartbeat, next_sample;
+    const char *config_path;
+    char *segment_override, *socket_override;
+};
+
+/*
+ * Set up from a loaded configuration (ownership of *cfg moves to d): create
+ * the segment, the control socket, the signalfd/timerfd, publish every
+ * program as STOPPED and queue the autostart ones. Returns 0 or a negative
+ * errno with a message printed to stderr.
+ */
+int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path);
+
+/* Run the event loop until shutdown completes. Returns the process exit code. */
+int pbd_daemon_run(struct pbd_daemon *d);
+
+/* Stop everything still running (SIGKILL), close the segment cleanly, free all. */
+void pbd_daemon_free(struct pbd_daemon *d);
+
+#endif /* PROCBUSD_DAEMON_H */

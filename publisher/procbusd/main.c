@@ -1,0 +1,151 @@
+/* main.c - procbusd: the supervisor that publishes every program's state into a procbus segment. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: procbusd [-c FILE] [--check] [-s SEGMENT] [--socket PATH]\n"
+               "                [--trace=auto|on|off] [--log-level error|warn|info|debug]\n"
+               "\n"
+               "Runs and watches the programs of a supervisord-style INI file and publishes\n"
+               "their state into the shared-memory segment SEGMENT (default: $PROCBUS_SEGMENT\n"
+               "or \"procbus\"), readable with `procbus status` or the procbus.h reader.\n"
+               "\n"
+               "  -c, --config FILE   configuration (default: $PROCBUS_CONFIG, ./procbus.conf,\n"
+               "                      /etc/procbus/procbus.conf)\n"
+               "      --check         validate the configuration and exit (0 = valid)\n"
+               "  -s, --segment NAME  segment name or path (overrides [procbusd] segment)\n"
+               "      --socket PATH   control socket (overrides [procbusd] socket)\n"
+               "      --trace MODE    process-tree tracing: auto (default), on, off\n"
+               "      --log-level L   error, warn, info (default), debug\n"
+               "\n"
+               "Signals: SIGTERM/SIGINT stop every program (dependents first) and exit 0;\n"
+               "SIGHUP reloads the configuration (like `procbus reload`).\n");
+}
+
+static void print_warning(void *arg, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "procbusd: warning: %s\n", msg);
+}
+
+static const char *default_config(void)
+{
+    const char *env = getenv("PROCBUS_CONFIG");
+
+    if (env != NULL && env[0] != '\0')
+        return env;
+    if (access("procbus.conf", F_OK) == 0)
+        return "procbus.conf";
+    return "/etc/procbus/procbus.conf";
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},  {"check", no_argument, NULL, 'k'},
+        {"segment", required_argument, NULL, 's'}, {"socket", required_argument, NULL, 'S'},
+        {"trace", required_argument, NULL, 't'},   {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    struct pbd_daemon d;
+    struct pbd_config cfg;
+    const char *path = NULL, *trace = NULL, *level = NULL;
+    char err[1024];
+    int check = 0, opt, rc;
+
+    memset(&d, 0, sizeof(d));
+    memset(&cfg, 0, sizeof(cfg));
+    while ((opt = getopt_long(argc, argv, "c:s:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 's':
+            d.segment_override = optarg;
+            break;
+        case 'S':
+            d.socket_override = optarg;
+            break;
+        case 't':
+            trace = optarg;
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "procbusd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (path == NULL)
+        path = default_config();
+    rc = pbd_config_load(&cfg, path, NULL, err, sizeof(err), print_warning, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "procbusd: %s\n", err);
+        return 1;
+    }
+    if (trace != NULL) {
+        if (strcmp(trace, "auto") == 0)
+            cfg.daemon.trace = PBD_TRACE_AUTO;
+        else if (strcmp(trace, "on") == 0)
+            cfg.daemon.trace = PBD_TRACE_ON;
+        else if (strcmp(trace, "off") == 0)
+            cfg.daemon.trace = PBD_TRACE_OFF;
+        else {
+            fprintf(stderr, "procbusd: --trace: expected auto, on or off, not '%s'\n", trace);
+            pbd_config_free(&cfg);
+            return 2;
+        }
+    }
+    if (level != NULL) {
+        static const char *names[] = {"error", "warn", "info", "debug"};
+        int i;
+        for (i = 0; i < 4 && strcmp(level, names[i]) != 0; i++)
+            ;
+        if (i == 4) {
+            fprintf(stderr, "procbusd: --log-level: expected error, warn, info or debug\n");
+            pbd_config_free(&cfg);
+            return 2;
+        }
+        cfg.daemon.log_level = i;
+    }
+    if (check) {
+        printf("%s: OK (%zu program%s)\n", path, cfg.n_progs, cfg.n_progs == 1 ? "" : "s");
+        pbd_config_free(&cfg);
+        return 0;
+    }
+    if (cfg.daemon.trace == PBD_TRACE_ON) {
+        fprintf(stderr, "procbusd: --trace=on: this build has no eBPF tracer; use auto or off\n");
+        pbd_config_free(&cfg);
+        return 1;
+    }
+    if (cfg.daemon.trace == PBD_TRACE_AUTO)
+        fprintf(stderr, "procbusd: trace: no eBPF tracer in this build; each program's tree is "
+                        "followed through its process group and session\n");
+    rc = pbd_daemon_init(&d, &cfg, path);
+    if (rc == 0)
+        rc = pbd_daemon_run(&d);
+    else
+        rc = 1;
+    pbd_daemon_free(&d);
+    return rc;
+}
