@@ -75,6 +75,8 @@ struct procbus_reader {
     uint64_t snap_off, arena_off, ring_off, pid_off, name_off, ring_first;
     uint64_t epoch;
     uint64_t cursor;   /* next event sequence this reader wants */
+    uint64_t skipped;  /* events skipped by a next_event that gave up (-EAGAIN), not yet
+                          reported in *missed */
     uint64_t last_gen; /* generation the last successful get/list read */
     uint64_t retries;  /* seqlock retries so far (statistics) */
     uint64_t dev, ino; /* the file procbus_open mapped */
@@ -609,7 +611,8 @@ static inline int procbus_next_event(struct procbus_reader *r, struct procbus_ev
         if (head - c > r->ring_cap)
             c = head - r->ring_cap;
         if (c == head) {
-            *missed = c > r->cursor ? c - r->cursor : 0;
+            *missed = (c > r->cursor ? c - r->cursor : 0) + r->skipped;
+            r->skipped = 0;
             r->cursor = c;
             return -ENOENT;
         }
@@ -630,9 +633,15 @@ static inline int procbus_next_event(struct procbus_reader *r, struct procbus_ev
             continue;
         }
         ev->name[PROCBUS_COMM_LEN - 1] = '\0';
-        *missed = c > r->cursor ? c - r->cursor : 0;
+        *missed = (c > r->cursor ? c - r->cursor : 0) + r->skipped;
+        r->skipped = 0;
         r->cursor = c + 1;
         return 0;
+    }
+    /* keep the progress: the next call goes on from here and reports these as missed */
+    if (c > r->cursor) {
+        r->skipped += c - r->cursor;
+        r->cursor = c;
     }
     return -EAGAIN;
 }
