@@ -163,7 +163,7 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     rc = pb_segment_layout(&p->geo);
     if (rc < 0)
         goto fail;
-    rc = pb_index_init(&p->ix, p->geo.capacity, p->geo.buckets);
+    rc = pb_index_init(&p->ix, p->geo.capacity, p->geo.buckets, NULL);
     if (rc < 0)
         goto fail;
     rc = -ENOMEM;
@@ -188,6 +188,7 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     p->hdr = (struct procbus_header *)p->seg.base;
     p->snaps = p->seg.base + p->geo.snap_off;
     p->arena = p->seg.base + p->geo.arena_off;
+    p->ix.arena = p->arena;
     p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
     begin_staging(p);
     *out = p;
@@ -335,16 +336,13 @@ static int dropped(struct procbus_pub *p)
 int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
 {
     struct procbus_proc tmp;
-    uint32_t key, slot;
+    uint32_t slot;
     int64_t pos;
-    int has_name;
 
     if (p == NULL || rec == NULL || rec->id == 0 || rec->state >= PROCBUS_STATE_COUNT_ ||
         rec->exit_kind > PROCBUS_EXIT_SIGNAL)
         return -EINVAL;
     sanitize(&tmp, rec);
-    key = procbus_name_hash(tmp.name, PROCBUS_NAME_LEN);
-    has_name = tmp.name[0] != '\0';
     if (note_changed(p, tmp.id) < 0)
         return -ENOMEM;
     pos = pb_index_find(&p->ix, tmp.id);
@@ -354,15 +352,11 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
             return dropped(p);
         }
         *arena_rec(p, slot) = tmp;
-        pb_index_add(&p->ix, tmp.id, slot, tmp.pid, key, has_name);
+        pb_index_add(&p->ix, tmp.id, slot);
         stage_event(p, PROCBUS_EV_ADD, PROCBUS_STATE_UNKNOWN, &tmp);
     } else {
         uint32_t old_slot = p->ix.dense[pos];
-        struct procbus_proc *old = arena_rec(p, old_slot);
-        int32_t old_pid = old->pid;
-        uint16_t old_state = old->state;
-        uint32_t old_key = procbus_name_hash(old->name, PROCBUS_NAME_LEN);
-        int old_has = old->name[0] != '\0';
+        struct procbus_proc old = *arena_rec(p, old_slot);
 
         if (p->slot_gen[old_slot] == p->gen + 1) {
             slot = old_slot; /* staged in this batch, unpublished: rewrite in place */
@@ -374,17 +368,15 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
             release_slot(p, old_slot);
         }
         *arena_rec(p, slot) = tmp;
-        pb_index_replace(&p->ix, (uint32_t)pos, old_slot, old_pid, old_key, old_has, slot, tmp.pid,
-                         key, has_name);
-        if (old_state != tmp.state)
-            stage_event(p, PROCBUS_EV_STATE, old_state, &tmp);
+        pb_index_replace(&p->ix, (uint32_t)pos, old_slot, &old, slot);
+        if (old.state != tmp.state)
+            stage_event(p, PROCBUS_EV_STATE, old.state, &tmp);
     }
     return 0;
 }
 
 int procbus_pub_remove(struct procbus_pub *p, uint64_t id)
 {
-    struct procbus_proc *old;
     uint32_t slot;
     int64_t pos;
 
@@ -396,10 +388,8 @@ int procbus_pub_remove(struct procbus_pub *p, uint64_t id)
     if (note_changed(p, id) < 0)
         return -ENOMEM;
     slot = p->ix.dense[pos];
-    old = arena_rec(p, slot);
-    stage_event(p, PROCBUS_EV_REMOVE, old->state, old);
-    pb_index_remove(&p->ix, (uint32_t)pos, slot, old->pid,
-                    procbus_name_hash(old->name, PROCBUS_NAME_LEN), old->name[0] != '\0');
+    stage_event(p, PROCBUS_EV_REMOVE, arena_rec(p, slot)->state, arena_rec(p, slot));
+    pb_index_remove(&p->ix, (uint32_t)pos);
     release_slot(p, slot);
     return 0;
 }

@@ -202,42 +202,69 @@ static void test_arena_recycling(void **state)
 }
 
 /* A model check: random upserts/removes/commits against a plain array, with the
- * reader compared to the model after every commit, for several slot counts. */
+ * reader compared to the model after every commit, for several slot counts.
+ * Pids and names come from small pools, so many records share a key and the
+ * index must always point at the newest holder (start_boot_ns, then id). */
+enum { NKEYS = 200, POOL = 60 };
 struct model {
     int present;
     int32_t pid;
+    int name;
+    uint64_t boot;
     uint32_t tag;
 };
 
-static void check_model(struct procbus_reader *r, const struct model *m, int nkeys)
+/* Expected id for a pid (by_pid) or a name index (!by_pid); 0 = absent. */
+static uint64_t model_best(const struct model *m, int by_pid, int32_t key)
 {
-    static struct procbus_proc list[256];
+    uint64_t best = 0, best_boot = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        if (!m[k].present || (by_pid ? m[k].pid != key : m[k].name != key))
+            continue;
+        if (best == 0 || m[k].boot > best_boot ||
+            (m[k].boot == best_boot && (uint64_t)k + 1 > best)) {
+            best = (uint64_t)k + 1;
+            best_boot = m[k].boot;
+        }
+    }
+    return best;
+}
+
+static void check_model(struct procbus_reader *r, const struct model *m)
+{
+    static struct procbus_proc list[NKEYS];
     size_t n = 0, want = 0;
     int k;
 
-    assert_int_equal(procbus_list(r, list, 256, &n), 0);
-    for (k = 0; k < nkeys; k++) {
-        struct procbus_proc out;
-        char nm[32];
-        int rc = procbus_get_pid(r, m[k].pid, &out);
-        snprintf(nm, sizeof(nm), "k%d", k);
-        if (m[k].present) {
-            want++;
-            assert_int_equal(rc, 0);
-            assert_int_equal(out.id, (uint64_t)k + 1);
-            assert_int_equal(out.restarts, m[k].tag);
-            assert_int_equal(procbus_get_name(r, nm, &out), 0);
-            assert_int_equal(out.id, (uint64_t)k + 1);
-        } else {
-            assert_int_equal(rc, -ENOENT);
-            assert_int_equal(procbus_get_name(r, nm, &out), -ENOENT);
-        }
-    }
+    assert_int_equal(procbus_list(r, list, NKEYS, &n), 0);
+    for (k = 0; k < NKEYS; k++)
+        want += m[k].present != 0;
     assert_int_equal(n, want);
     for (size_t i = 0; i < n; i++) {
         int k2 = (int)list[i].id - 1;
-        assert_true(k2 >= 0 && k2 < nkeys && m[k2].present);
+        assert_true(k2 >= 0 && k2 < NKEYS && m[k2].present);
         assert_int_equal(list[i].restarts, m[k2].tag);
+    }
+    for (k = 1; k <= POOL; k++) {
+        struct procbus_proc out;
+        char nm[32];
+        uint64_t want_pid = model_best(m, 1, k * 64), want_name = model_best(m, 0, k);
+        int rc = procbus_get_pid(r, k * 64, &out);
+        if (want_pid == 0) {
+            assert_int_equal(rc, -ENOENT);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(out.id, want_pid);
+            assert_int_equal(out.restarts, m[want_pid - 1].tag);
+        }
+        snprintf(nm, sizeof(nm), "n%d", k);
+        rc = procbus_get_name(r, nm, &out);
+        if (want_name == 0) {
+            assert_int_equal(rc, -ENOENT);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(out.id, want_name);
+        }
     }
 }
 
@@ -247,7 +274,6 @@ static void test_model_random(void **state)
     (void)state;
 
     for (size_t sc = 0; sc < sizeof(slot_counts) / sizeof(slot_counts[0]); sc++) {
-        enum { NKEYS = 200 };
         struct model m[NKEYS] = {{0}};
         char name[64];
         struct procbus_pub *p = pbt_pub(pbt_name(name), NKEYS, slot_counts[sc]);
@@ -257,17 +283,24 @@ static void test_model_random(void **state)
 
         assert_non_null(p);
         assert_int_equal(procbus_open(&r, name), 0);
-        for (step = 0; step < 6000; step++) {
+        for (step = 0; step < 8000; step++) {
             int k = rand_r(&seed) % NKEYS, op = rand_r(&seed) % 10;
             struct procbus_proc rec;
             char nm[32];
             if (op < 6) {
-                /* pids collide in the hash on purpose: few distinct homes */
-                m[k].pid = 1 + k * 64 + (rand_r(&seed) % 2) * 32768;
+                /* pids are multiples of 64: few distinct hash homes, long probe runs */
+                m[k].pid = op == 0 ? 0 : (1 + rand_r(&seed) % POOL) * 64;
+                m[k].name = op == 1 ? 0 : 1 + rand_r(&seed) % POOL;
+                if (rand_r(&seed) % 2 || !m[k].present)
+                    m[k].boot = (uint64_t)(rand_r(&seed) % 8); /* ties happen */
                 m[k].tag = (uint32_t)rand_r(&seed);
                 m[k].present = 1;
-                snprintf(nm, sizeof(nm), "k%d", k);
+                if (m[k].name)
+                    snprintf(nm, sizeof(nm), "n%d", m[k].name);
+                else
+                    nm[0] = '\0';
                 pbt_fill(&rec, (uint64_t)k + 1, m[k].pid, nm, PROCBUS_STATE_RUNNING);
+                rec.start_boot_ns = m[k].boot;
                 rec.restarts = m[k].tag;
                 assert_int_equal(procbus_pub_upsert(p, &rec), 0);
             } else if (op < 9) {
@@ -277,7 +310,7 @@ static void test_model_random(void **state)
             }
             if (op == 9 || rand_r(&seed) % 4 == 0) {
                 assert_int_equal(procbus_pub_commit(p), 0);
-                check_model(&r, m, NKEYS);
+                check_model(&r, m);
             }
         }
         procbus_close(&r);
