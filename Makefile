@@ -22,13 +22,24 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/tests/support.o
 
+PBD_SRCS  := publisher/procbusd/daemon.c publisher/procbusd/config.c publisher/procbusd/control.c \
+             publisher/procbusd/spawn.c publisher/procbusd/fsm.c publisher/procbusd/logfile.c \
+             publisher/procbusd/sampler.c
+PBD_OBJS  := $(PBD_SRCS:%.c=$(O)/%.o)
+PBD_LIB   := $(O)/libprocbusd.a
+CLI_OBJS  := $(O)/publisher/procbusd/config.o $(O)/publisher/procbusd/control.o
+LDLIBS_PBD := -linih
+BIN_PROCBUSD := $(O)/procbusd
+BIN_PROCBUS  := $(O)/procbus
+
 BENCH_BINS := $(O)/bench/procbus-bench
 EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
-.PHONY: all deps test asan fuzz fuzz-ci bench bench-quick demo format format-check clean help \
+.PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick demo format format-check clean help \
         check-headers
 
-all: $(DEPS_STAMP) $(PUB_LIB) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS) check-headers
+all: $(DEPS_STAMP) $(PUB_LIB) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(TEST_BINS) $(BENCH_BINS) \
+     $(EXAMPLE_BINS) check-headers
 
 help:
 	@echo "make            build everything (library, tests, benchmarks, demo)"
@@ -36,6 +47,7 @@ help:
 	@echo "make test       run the cmocka suite"
 	@echo "make asan       build and run the suite under ASan+UBSan"
 	@echo "make fuzz       libFuzzer over the reader's validation (FUZZ_SECONDS=60)"
+	@echo "make fuzz-seeds regenerate tests/fuzz/seeds (small valid segments)"
 	@echo "make bench      benchmarks: markdown table + bench/out/results.json"
 	@echo "make bench-quick  the same, shorter (under a minute)"
 	@echo "make format     clang-format the tree (format-check: verify only)"
@@ -55,6 +67,15 @@ $(O)/%.o: %.c
 $(PUB_LIB): $(PUB_OBJS)
 	ar rcs $@ $^
 
+$(PBD_LIB): $(PBD_OBJS)
+	ar rcs $@ $^
+
+$(BIN_PROCBUSD): publisher/procbusd/main.c $(PBD_LIB) $(PUB_LIB) | $(DEPS_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $< -o $@ $(PBD_LIB) $(PUB_LIB) $(LDLIBS_URCU) $(LDLIBS_PBD)
+
+$(BIN_PROCBUS): readers/cli/procbus.c $(CLI_OBJS) | $(DEPS_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $< -o $@ $(CLI_OBJS) $(LDLIBS_PBD)
+
 $(O)/tests/support.o: tests/unit/support.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
@@ -65,10 +86,15 @@ TEST_LIBS_test_config  := -linih
 TEST_OBJS_test_logfile := $(O)/publisher/procbusd/logfile.o
 TEST_OBJS_test_sampler := $(O)/publisher/procbusd/sampler.o
 
+# The daemon's integration test runs the real binaries of the same build.
+TEST_PRE_test_procbusd := $(BIN_PROCBUSD) $(BIN_PROCBUS)
+TEST_CFLAGS_test_procbusd := -DPROCBUS_BUILD_DIR='"$(O)"'
+
 .SECONDEXPANSION:
-$(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) | $(DEPS_STAMP)
+$(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) $$(TEST_PRE_$$*) \
+              | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -Ipublisher/procbusd $< $(TEST_SUPPORT) $(TEST_OBJS_$*) \
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS_$*) -Itests/unit -Ipublisher/procbusd $< $(TEST_SUPPORT) $(TEST_OBJS_$*) \
 	  -o $@ $(PUB_LIB) $(LDLIBS_URCU) $(TEST_LIBS_$*) $(LDLIBS_TEST)
 
 $(O)/bench/%: bench/%.c $(PUB_LIB) | $(DEPS_STAMP)
@@ -103,13 +129,21 @@ asan: $(DEPS_STAMP)
 FUZZ_SECONDS ?= 60
 fuzz: $(DEPS_STAMP)
 	@scripts/deps.sh fuzz
-	@mkdir -p $(O)/fuzz tests/fuzz/corpus
+	@mkdir -p $(O)/fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishm -Ireaders tests/fuzz/fuzz_reader.c \
 	  -o $(O)/fuzz/fuzz_reader
 	$(O)/fuzz/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
 	  $(O)/fuzz/corpus tests/fuzz/seeds
 fuzz-ci:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
+# Regenerate tests/fuzz/seeds: tiny valid segments written by the real publisher (deterministic).
+$(O)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(PUB_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU)
+
+fuzz-seeds: $(O)/fuzz/make_seeds
+	$(O)/fuzz/make_seeds tests/fuzz/seeds
 
 bench: $(DEPS_STAMP) $(BENCH_BINS)
 	@mkdir -p bench/out

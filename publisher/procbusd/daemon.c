@@ -179,8 +179,13 @@ static void drain(struct pbd_daemon *d, struct pbd_inst *in, int *fd, struct pbd
             close_watched(d, fd);
             return;
         }
-        if (log != NULL && pbd_log_write(log, buf, (size_t)n) < 0)
-            logmsg(d, LOG_WARN, "%s: log write failed", in->prog->name);
+        if (log != NULL) {
+            int lost = pbd_log_write(log, buf, (size_t)n), rot = pbd_log_take_error(log);
+            if (lost < 0 || rot < 0)
+                logmsg(d, LOG_WARN, "%s: log %s: %s%s", in->prog->name, pbd_log_path(log),
+                       lost < 0 ? "output lost: " : "rotation failed: ",
+                       strerror(lost < 0 ? -lost : -rot));
+        }
         if (in->has_re)
             pbd_lines_feed(lines, buf, (size_t)n, on_line, pair);
     }
@@ -852,28 +857,35 @@ static void run_timers(struct pbd_daemon *d)
         procbus_pub_heartbeat(d->pub);
         d->next_heartbeat = now + (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
     }
-    if (now >= d->next_sample) {
-        struct pbd_tree_root roots[256];
-        struct pbd_tree_usage use[256];
-        size_t base = 0;
-        while (base < d->n_inst) {
-            size_t n = 0, k;
-            for (k = base; k < d->n_inst && n < 256; k++, n++) {
-                roots[n].pid = d->inst[k]->sp.pid;
-                roots[n].sid = d->inst[k]->sp.pid;
+    if (now >= d->next_sample && d->n_inst > 0) {
+        size_t k;
+        if (d->n_inst > d->sample_cap) { /* grows with the program count only */
+            struct pbd_tree_root *r = realloc(d->roots, d->n_inst * sizeof(*r));
+            struct pbd_tree_usage *u = realloc(d->usage, d->n_inst * sizeof(*u));
+            if (r != NULL)
+                d->roots = r;
+            if (u != NULL)
+                d->usage = u;
+            if (r != NULL && u != NULL)
+                d->sample_cap = d->n_inst;
+        }
+        if (d->n_inst <= d->sample_cap) {
+            for (k = 0; k < d->n_inst; k++) {
+                d->roots[k].pid = d->inst[k]->sp.pid;
+                d->roots[k].sid = d->inst[k]->sp.pid;
             }
-            if (pbd_sample_trees(roots, n, use, &d->sampler) == 0) {
-                for (k = 0; k < n; k++) {
-                    struct pbd_inst *in = d->inst[base + k];
+            /* one pass over /proc for every program */
+            if (pbd_sample_trees(d->roots, d->n_inst, d->usage, &d->sampler) == 0) {
+                for (k = 0; k < d->n_inst; k++) {
+                    struct pbd_inst *in = d->inst[k];
                     if (in->sp.pid <= 0 ||
-                        (in->cpu_ns == use[k].cpu_ns && in->rss == use[k].rss_bytes))
+                        (in->cpu_ns == d->usage[k].cpu_ns && in->rss == d->usage[k].rss_bytes))
                         continue;
-                    in->cpu_ns = use[k].cpu_ns;
-                    in->rss = use[k].rss_bytes;
+                    in->cpu_ns = d->usage[k].cpu_ns;
+                    in->rss = d->usage[k].rss_bytes;
                     publish(d, in);
                 }
             }
-            base += n;
         }
         d->next_sample = now + (uint64_t)d->cfg.daemon.sample_ms * 1000000ull;
     }
@@ -1066,6 +1078,8 @@ void pbd_daemon_free(struct pbd_daemon *d)
         inst_free(d, in);
     }
     free(d->inst);
+    free(d->roots);
+    free(d->usage);
     if (d->pub != NULL)
         procbus_pub_close(d->pub, 0); /* readers see a clean shutdown */
     pbd_ctl_close(&d->ctl);

@@ -69,6 +69,9 @@ struct pbd_daemon {
     struct procbus_pub *pub;
     struct pbd_ctl ctl;
     struct pbd_sampler sampler;
+    struct pbd_tree_root *roots; /* sampling buffers, sample_cap entries */
+    struct pbd_tree_usage *usage;
+    size_t sample_cap;
     int epfd, sigfd, timerfd;
     struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN];
     int shutting_down, done, staged, log_level;

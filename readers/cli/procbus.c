@@ -337,7 +337,7 @@ static int cmd_control(const struct opts *o, int argc, char **argv)
     pending = nt;
     while (pending > 0 && !interrupted) {
         struct procbus_event ev;
-        uint64_t missed, gen = procbus_generation(&r);
+        uint64_t missed = 0, gen = procbus_generation(&r);
         struct timespec now;
         int w;
 

@@ -1,0 +1,138 @@
+/* logfile.h - procbusd output capture: size-rotated log files, a line splitter, a tail reader. */
+#ifndef PROCBUSD_LOGFILE_H
+#define PROCBUSD_LOGFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * ---- Rotated log files (supervisord's RotatingFileHandler semantics) ----
+ *
+ * A struct pbd_log appends a program's output to `path`. Before a write that
+ * would make the file exceed `maxbytes`, the file is rotated:
+ *     path.(backups-1) -> path.backups, ..., path.1 -> path.2, path -> path.1
+ * (rename(2), so the previous path.backups, the oldest copy, is dropped) and a
+ * fresh `path` is opened. With backups == 0 the file is truncated instead
+ * (supervisord opens it with mode 'w'). maxbytes == 0 never rotates.
+ *
+ * Exact boundaries: a file may grow to exactly maxbytes; the next byte rotates.
+ * An empty file is never rotated, so a single write larger than maxbytes goes
+ * whole into a fresh file (after rotating a non-empty one), and the write after
+ * it rotates again. Writes are never split across files.
+ * Files above path.backups (left over from a larger `backups` setting) are not
+ * touched.
+ *
+ * All functions are meant for a single-threaded event loop: they do only
+ * syscalls on regular files (no waiting), and pbd_log_write and pbd_log_reopen
+ * do not allocate (rotation uses buffers sized by pbd_log_open).
+ * One struct pbd_log per file: the size is tracked in memory and re-checked with
+ * fstat(2) before rotating, so an external truncation (logrotate copytruncate)
+ * or another writer cannot cause a premature rotation.
+ */
+struct pbd_log;
+
+/*
+ * Open (O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0640 before umask) `path`.
+ * path NULL: a discarding log (writes succeed and go nowhere).
+ * Returns 0 and sets *out (malloc'd; release with pbd_log_close), or a negative
+ * errno: -EINVAL (out NULL, backups < 0, empty path), -ENOMEM, or open(2)'s error.
+ * An existing file is appended to; its current size counts toward maxbytes.
+ * The open never blocks (O_NONBLOCK; a FIFO without a reader fails -ENXIO).
+ * A path that is not a regular file (/dev/stdout, a tty, a pipe) is written
+ * without rotation and stays non-blocking: a write that would block fails
+ * with -EAGAIN and those bytes are dropped.
+ */
+int pbd_log_open(struct pbd_log **out, const char *path, uint64_t maxbytes, int backups);
+
+/*
+ * Append buf[n], rotating first if needed (see above). Retries EINTR and
+ * partial writes until all n bytes are written.
+ * Returns 0 when all n bytes were written (or discarded), or a negative errno
+ * when some were lost: -EINVAL (l NULL), write(2)'s error (-ENOSPC, -EIO,
+ * -EFBIG, -EAGAIN for a full non-regular target ...), -EIO for a write that made
+ * no progress; on an error part of buf may have been written.
+ * A failed rotation does not lose data: the bytes go to the file still open
+ * (path itself if a rename failed, or the just-renamed path.1 if reopening path
+ * failed), the error is kept for pbd_log_take_error, and rotation is not
+ * retried until that file grows by another maxbytes (or pbd_log_reopen), so a
+ * persistent failure does not shift the backups on every write.
+ * Does not allocate.
+ */
+int pbd_log_write(struct pbd_log *l, const void *buf, size_t n);
+
+/*
+ * Close and reopen path (SIGHUP after logrotate moved the file away): the new
+ * file is opened before the old descriptor is closed, so on failure writing
+ * continues to the old file. Returns 0 (also for a discarding log) or a negative
+ * errno from open(2)/fstat(2). Re-enables rotation after a failure. No allocation.
+ */
+int pbd_log_reopen(struct pbd_log *l);
+
+/*
+ * The last deferred error (a failed rotation rename or reopen during
+ * pbd_log_write) as a negative errno, and clear it; 0 if none. Lets the loop
+ * log the problem once without pbd_log_write reporting data loss.
+ */
+int pbd_log_take_error(struct pbd_log *l);
+
+/* The path given to pbd_log_open (owned by l), or NULL for a discarding log. */
+const char *pbd_log_path(const struct pbd_log *l);
+
+/* Close the file and free l. NULL is accepted. */
+void pbd_log_close(struct pbd_log *l);
+
+/*
+ * ---- Line splitter (readiness matching on output) ----
+ *
+ * Feed arbitrary chunks; on_line(arg, line, len) is called for every complete
+ * line, without its '\n', as a NUL-terminated copy (line[len] == '\0') valid
+ * only during the call. Line endings: one '\r' immediately before the '\n' is
+ * stripped (CRLF output matches like LF output); other '\r' bytes are kept.
+ * NUL bytes inside a line are passed through (len counts them).
+ * An overlong line (more than PBD_LINE_MAX bytes before its '\n', not counting
+ * a '\r' right before it) is delivered in chunks of exactly PBD_LINE_MAX bytes
+ * followed by the remainder (1 to PBD_LINE_MAX bytes, delivered at its '\n');
+ * a chunk keeps any '\r' it ends with (it is not a line end). A line of exactly
+ * PBD_LINE_MAX bytes, LF- or CRLF-terminated, is one call.
+ * No allocation; on_line must not feed the same struct pbd_lines.
+ */
+#define PBD_LINE_MAX 4096
+
+struct pbd_lines {
+    size_t len;                 /* bytes of the pending partial line in buf */
+    char buf[PBD_LINE_MAX + 2]; /* + a held '\r' + the NUL terminator */
+};
+
+/* Empty the splitter (a zeroed struct is also a valid empty splitter). */
+void pbd_lines_init(struct pbd_lines *lb);
+
+void pbd_lines_feed(struct pbd_lines *lb, const char *buf, size_t n,
+                    void (*on_line)(void *arg, const char *line, size_t len), void *arg);
+
+/* Deliver the pending partial line, if any (a trailing '\r' is stripped), and empty lb. */
+void pbd_lines_flush(struct pbd_lines *lb, void (*on_line)(void *arg, const char *line, size_t len),
+                     void *arg);
+
+/*
+ * ---- Tail (procbus logs NAME -n N) ----
+ *
+ * Write the last nlines lines of `path` to fd_out. If path holds fewer lines,
+ * the missing ones come from the end of path.1 first (only path.1 is
+ * consulted). A final line without '\n' counts as a line and is written as is
+ * (no newline added). The files are read backwards from their end in fixed
+ * blocks, so the cost is proportional to the output, not to the file size;
+ * bytes appended while tailing are not included (the size is taken at start).
+ * A line split between path.1 and path by a rotation (path.1 not ending in
+ * '\n') counts as one line, and its two parts are written contiguously.
+ * Returns 0, or a negative errno: -EINVAL (nlines < 0, fd_out < 0, path NULL or
+ * not a regular file), -ENOENT (neither path nor path.1 exists; a missing path
+ * with an existing path.1 is tailed as an empty file), read(2)/write(2) errors
+ * (-EPIPE when the reader went away). nlines == 0 writes nothing.
+ * Writes to fd_out retry EINTR and partial writes; on a non-blocking fd_out it
+ * waits for POLLOUT, so it may block while the reader does not read: call it
+ * from the CLI or a helper, not from the daemon's event loop with a socket.
+ * Uses a 16 KiB stack buffer, no heap.
+ */
+int pbd_log_tail(const char *path, int nlines, int fd_out);
+
+#endif /* PROCBUSD_LOGFILE_H */
