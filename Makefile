@@ -153,8 +153,8 @@ bench-quick: $(DEPS_STAMP) $(BENCH_BINS)
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --quick --json bench/out/results.json
 
-demo: $(DEPS_STAMP) $(EXAMPLE_BINS)
-	@examples/demo.sh $(O)/examples
+demo: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
+	@examples/demo.sh $(O)
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

@@ -1,12 +1,43 @@
 #!/usr/bin/env bash
-# demo.sh - run the demo publisher and a reader following it; Ctrl-C stops both cleanly.
+# demo.sh - `make demo`: run procbusd on examples/demo/procbus.conf and show `procbus status`
+# every two seconds until Ctrl-C (or DEMO_SECONDS, default 20 without a terminal), then stop
+# everything cleanly.
 set -u
-bin=${1:-build/examples}
+bin=${1:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+export PROCBUS_DEMO_DIR
+PROCBUS_DEMO_DIR=$(mktemp -d /tmp/procbus-demo.XXXXXX)
 seg="procbus-demo-$$"
-secs=${DEMO_SECONDS:-8}
-"$bin/demo_publisher" "$seg" "$secs" &
-pub=$!
-trap 'kill -INT $pub 2>/dev/null' INT TERM
-"$bin/demo_reader" "$seg"
-wait $pub 2>/dev/null
-rm -f "/dev/shm/$seg"
+sock="$PROCBUS_DEMO_DIR/procbus.sock"
+conf="$PROCBUS_DEMO_DIR/procbus.conf"
+{
+    printf '[procbusd]\nsegment = %s\nsocket = %s\n\n' "$seg" "$sock"
+    cat "$here/demo/procbus.conf"
+} >"$conf"
+if [ -t 1 ]; then limit=${DEMO_SECONDS:-0}; else limit=${DEMO_SECONDS:-20}; fi
+
+"$bin/procbusd" -c "$conf" 2>"$PROCBUS_DEMO_DIR/procbusd.log" &
+pbd=$!
+stop=0
+trap 'stop=1' INT TERM
+echo "procbusd (pid $pbd) supervises web, db, api (waits for db to be ready) and flaky."
+echo "Segment /dev/shm/$seg, logs in $PROCBUS_DEMO_DIR. Ctrl-C stops it cleanly."
+start=$SECONDS
+while [ $stop -eq 0 ] && kill -0 $pbd 2>/dev/null; do
+    sleep 2 || true
+    [ $stop -eq 1 ] && break
+    echo
+    echo "--- procbus status (t=$((SECONDS - start))s; read from shared memory, no daemon round trip)"
+    "$bin/procbus" -s "$seg" status
+    if [ "$limit" -gt 0 ] && [ $((SECONDS - start)) -ge "$limit" ]; then break; fi
+done
+trap - INT TERM
+echo
+echo "--- stopping: procbus shutdown (dependents first)"
+"$bin/procbus" -S "$sock" shutdown >/dev/null 2>&1 || kill -TERM $pbd 2>/dev/null
+wait $pbd
+rc=$?
+"$bin/procbus" -s "$seg" status
+echo "procbusd exited with status $rc"
+rm -rf "/dev/shm/$seg" "$PROCBUS_DEMO_DIR"
+exit $rc
