@@ -439,7 +439,7 @@ static void reader_main(const struct model *m, const char *segment, int idx, str
     struct evcheck ec;
     struct report rep;
     uint64_t seed = 0x9e3779b97f4a7c15ull * (uint64_t)(idx + 1), prev_gen = 0, i;
-    char names[NKEYS][8];
+    char names[NKEYS][16];
     double t0;
     int k;
 
