@@ -32,10 +32,10 @@ LDLIBS_PBD := -linih
 BIN_PROCBUSD := $(O)/procbusd
 BIN_PROCBUS  := $(O)/procbus
 
-BENCH_BINS := $(O)/bench/procbus-bench
+BENCH_BINS := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench
 EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
-.PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick demo format format-check clean help \
+.PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd bench-peer demo format format-check clean help \
         check-headers
 
 all: $(DEPS_STAMP) $(PUB_LIB) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(TEST_BINS) $(BENCH_BINS) \
@@ -50,6 +50,8 @@ help:
 	@echo "make fuzz-seeds regenerate tests/fuzz/seeds (small valid segments)"
 	@echo "make bench      benchmarks: markdown table + bench/out/results.json"
 	@echo "make bench-quick  the same, shorter (under a minute)"
+	@echo "make bench-procbusd  exit-to-visible latency, procbusd memory"
+	@echo "make bench-peer against supervisord (installs Debian's supervisor)"
 	@echo "make format     clang-format the tree (format-check: verify only)"
 
 # Missing Debian packages are installed by scripts/deps.sh (apt-get, as root or via sudo).
@@ -96,6 +98,11 @@ $(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) $$(TES
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS_$*) -Itests/unit -Ipublisher/procbusd $< $(TEST_SUPPORT) $(TEST_OBJS_$*) \
 	  -o $@ $(PUB_LIB) $(LDLIBS_URCU) $(TEST_LIBS_$*) $(LDLIBS_TEST)
+
+# procbusd-bench links libc only: it reads through the header-only reader and runs the binaries.
+$(O)/bench/procbusd-bench: bench/procbusd-bench.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@
 
 $(O)/bench/%: bench/%.c $(PUB_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -152,6 +159,15 @@ bench: $(DEPS_STAMP) $(BENCH_BINS)
 bench-quick: $(DEPS_STAMP) $(BENCH_BINS)
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --quick --json bench/out/results.json
+
+bench-procbusd: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+	@mkdir -p bench/out
+	$(O)/bench/procbusd-bench --procbusd --bin-dir $(O) --json bench/out/procbusd.json
+
+bench-peer: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+	@scripts/deps.sh peer
+	@mkdir -p bench/out
+	$(O)/bench/procbusd-bench --peer --bin-dir $(O) --json bench/out/procbusd-peer.json
 
 demo: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
 	@examples/demo.sh $(O)

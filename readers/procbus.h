@@ -573,6 +573,7 @@ static inline int procbus_seek_events(struct procbus_reader *r, int whence)
     if (r == NULL || r->base == NULL)
         return -EINVAL;
     head = PROCBUS__LD_ACQ(&procbus__hdr(r)->ring_head);
+    r->skipped = 0; /* a seek is a deliberate jump: nothing pending is reported */
     if (whence == PROCBUS_SEEK_NOW)
         r->cursor = head;
     else

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages a procbus build step needs, only those missing.
-# Usage: scripts/deps.sh core|fuzz|bpf|format|all
+# Usage: scripts/deps.sh core|fuzz|bpf|format|peer|all
 set -euo pipefail
 
 core=(liburcu-dev libcmocka-dev libinih-dev g++)
 fuzz=(clang libclang-rt-14-dev)
 bpf=(libbpf-dev clang llvm bpftool libelf-dev zlib1g-dev)
 format=(clang-format)
+peer=(supervisor)
 
 want=()
 case "${1:-core}" in
@@ -14,8 +15,9 @@ core) want=("${core[@]}") ;;
 fuzz) want=("${fuzz[@]}") ;;
 bpf) want=("${bpf[@]}") ;;
 format) want=("${format[@]}") ;;
-all) want=("${core[@]}" "${fuzz[@]}" "${bpf[@]}" "${format[@]}") ;;
-*) echo "deps.sh: unknown set '$1' (core|fuzz|bpf|format|all)" >&2; exit 2 ;;
+peer) want=("${peer[@]}") ;;
+all) want=("${core[@]}" "${fuzz[@]}" "${bpf[@]}" "${format[@]}" "${peer[@]}") ;;
+*) echo "deps.sh: unknown set '$1' (core|fuzz|bpf|format|peer|all)" >&2; exit 2 ;;
 esac
 
 missing=()

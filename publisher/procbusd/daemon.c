@@ -101,9 +101,9 @@ static void publish(struct pbd_daemon *d, struct pbd_inst *in)
 
     memset(&rec, 0, sizeof(rec));
     rec.id = in->id;
-    rec.pid = in->sp.pid;
-    rec.ppid = in->sp.pid ? (int32_t)getpid() : 0;
-    rec.pgid = in->sp.pid;
+    rec.pid = in->last_pid; /* after an exit: the pid it had (the state says it is gone) */
+    rec.ppid = in->last_pid ? (int32_t)getpid() : 0;
+    rec.pgid = in->last_pid;
     rec.state = in->state;
     rec.exit_kind = in->exit_kind;
     rec.exit_code = in->exit_code;
@@ -142,6 +142,11 @@ static void arm(struct pbd_inst *in, enum pbd_timer t, uint64_t after_ns)
 }
 
 /* ---- output, readiness ---- */
+
+static struct pbd_lines *lines_of(struct pbd_inst *in, int i)
+{
+    return in->lines != NULL ? &in->lines[i] : NULL;
+}
 
 static void fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev);
 
@@ -236,8 +241,12 @@ static void open_logs(struct pbd_daemon *d, struct pbd_inst *in)
     if (p->err.path != NULL && !p->redirect_stderr &&
         (rc = pbd_log_open(&in->err_log, p->err.path, p->err.maxbytes, p->err.backups)) < 0)
         logmsg(d, LOG_ERR, "%s: stderr log %s: %s", p->name, p->err.path, strerror(-rc));
-    if (p->ready_log != NULL)
-        in->has_re = regcomp(&in->ready_re, p->ready_log, REG_EXTENDED | REG_NOSUB) == 0;
+    if (p->ready_log != NULL) {
+        if (in->lines == NULL) /* 8 KiB, only for programs that match their output */
+            in->lines = calloc(2, sizeof(*in->lines));
+        in->has_re = in->lines != NULL &&
+                     regcomp(&in->ready_re, p->ready_log, REG_EXTENDED | REG_NOSUB) == 0;
+    }
 }
 
 static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
@@ -245,18 +254,30 @@ static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
     char why[256] = "";
     int rc;
 
+    /* fork+exec may take a while: what already happened (an EXITED before its
+     * restart, say) is published first, not held back behind the new child */
+    if (d->staged) {
+        procbus_pub_commit(d->pub);
+        d->staged = 0;
+    }
+
     /* output of a previous run still held open by its leftovers is dropped */
     close_watched(d, &in->sp.out_fd);
     close_watched(d, &in->sp.err_fd);
     close_watched(d, &in->sp.ready_fd);
-    pbd_lines_init(&in->lines_out);
-    pbd_lines_init(&in->lines_err);
+    if (in->lines != NULL) {
+        pbd_lines_init(&in->lines[0]);
+        pbd_lines_init(&in->lines[1]);
+    }
     if (in->ever_started)
         in->restarts++;
     in->ever_started = 1;
     in->start_real = now_ns(CLOCK_REALTIME);
     in->start_boot = now_ns(CLOCK_BOOTTIME);
     in->cpu_ns = in->rss = 0;
+    in->exit_kind = PROCBUS_EXIT_NONE; /* the exit fields describe this run's end */
+    in->exit_code = 0;
+    in->core = 0;
     rc = pbd_spawn(in->prog, &in->sp, why, sizeof(why));
     if (rc < 0) {
         in->sp.pid = 0;
@@ -273,6 +294,7 @@ static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
         watch_add(d, in->sp.err_fd, &in->w_err);
     if (in->sp.ready_fd >= 0)
         watch_add(d, in->sp.ready_fd, &in->w_ready);
+    in->last_pid = in->sp.pid;
     logmsg(d, LOG_DEBUG, "%s: spawned pid %d", in->prog->name, (int)in->sp.pid);
     set_state(d, in, PROCBUS_STATE_STARTING);
     if (in->prog->startsecs == 0) {
@@ -380,8 +402,8 @@ static void on_exit_status(struct pbd_daemon *d, struct pbd_inst *in, const sigi
         in->core = si->si_code == CLD_DUMPED;
     }
     close_watched(d, &in->sp.pidfd);
-    drain(d, in, &in->sp.out_fd, in->out_log, &in->lines_out);
-    drain(d, in, &in->sp.err_fd, in->err_log, &in->lines_err);
+    drain(d, in, &in->sp.out_fd, in->out_log, lines_of(in, 0));
+    drain(d, in, &in->sp.err_fd, in->err_log, lines_of(in, 1));
     logmsg(d, LOG_DEBUG, "%s: pid %d %s %d%s", in->prog->name, (int)pid,
            in->exit_kind == PROCBUS_EXIT_CODE ? "exited with" : "killed by", in->exit_code,
            in->core ? " (core dumped)" : "");
@@ -575,6 +597,7 @@ static void inst_free(struct pbd_daemon *d, struct pbd_inst *in)
     pbd_log_close(in->err_log);
     if (in->has_re)
         regfree(&in->ready_re);
+    free(in->lines);
     free(in);
 }
 
@@ -1048,10 +1071,10 @@ int pbd_daemon_run(struct pbd_daemon *d)
                 on_pidfd(d, w->inst);
                 break;
             case PBD_W_OUT:
-                drain(d, w->inst, &w->inst->sp.out_fd, w->inst->out_log, &w->inst->lines_out);
+                drain(d, w->inst, &w->inst->sp.out_fd, w->inst->out_log, lines_of(w->inst, 0));
                 break;
             case PBD_W_ERR:
-                drain(d, w->inst, &w->inst->sp.err_fd, w->inst->err_log, &w->inst->lines_err);
+                drain(d, w->inst, &w->inst->sp.err_fd, w->inst->err_log, lines_of(w->inst, 1));
                 break;
             case PBD_W_READY:
                 on_ready_fd(d, w->inst);

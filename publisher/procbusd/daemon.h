@@ -42,9 +42,10 @@ struct pbd_inst {
     uint64_t id;                         /* its record id */
     uint16_t state;                      /* enum procbus_state */
     struct pbd_spawned sp;               /* pid 0 / fds -1 when none */
+    pid_t last_pid;                      /* the pid of the current or last run (published) */
     struct pbd_watch w_pid, w_out, w_err, w_ready;
     struct pbd_log *out_log, *err_log;
-    struct pbd_lines lines_out, lines_err;
+    struct pbd_lines *lines; /* [0] stdout, [1] stderr: allocated only with ready_log */
     regex_t ready_re;
     int has_re;
     int failures;      /* failed starts in a row (supervisord's backoff count) */

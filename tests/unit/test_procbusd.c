@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +31,33 @@ struct daemon_h {
     char seg[64], sock[160], dir[64], conf[128];
     struct procbus_reader r;
 };
+
+/* The daemon of the running test (a copy: the handle lives on the test's stack); the
+ * teardown kills it if an assertion cut the test short. */
+static struct {
+    pid_t pid;
+    char seg[64], dir[64];
+} g_current;
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    if (g_current.pid > 0 && waitpid(g_current.pid, NULL, WNOHANG) == 0) {
+        kill(g_current.pid, SIGKILL);
+        waitpid(g_current.pid, NULL, 0);
+    }
+    if (g_current.seg[0] != '\0')
+        pbt_unlink(g_current.seg);
+    if (g_current.dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_current.dir);
+        if (system(cmd) != 0) {
+            /* best effort */
+        }
+    }
+    memset(&g_current, 0, sizeof(g_current));
+    return 0;
+}
 
 static const char *bin(const char *name, char *buf, size_t len)
 {
@@ -64,11 +92,15 @@ static void start_daemon(struct daemon_h *h, const char *body)
     h->pid = fork();
     if (h->pid == 0) {
         int null = open("/dev/null", O_WRONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test runner that died */
         if (getenv("PBD_TEST_VERBOSE") == NULL)
             dup2(null, 2);
         execl(exe, exe, "-c", h->conf, (char *)NULL);
         _exit(127);
     }
+    g_current.pid = h->pid;
+    snprintf(g_current.seg, sizeof(g_current.seg), "%s", h->seg);
+    snprintf(g_current.dir, sizeof(g_current.dir), "%s", h->dir);
     for (i = 0; i < 500; i++) { /* until the segment exists (at most ~10 s) */
         rc = procbus_open(&h->r, h->seg);
         if (rc == 0)
@@ -85,6 +117,7 @@ static void stop_daemon(struct daemon_h *h)
 
     kill(h->pid, SIGTERM);
     assert_int_equal(pbt_wait_child(h->pid), 0);
+    h->pid = 0;
     assert_int_equal(procbus_liveness(&h->r, 60ull * 1000000000ull), PROCBUS_SHUTDOWN);
     procbus_close(&h->r);
     pbt_unlink(h->seg);
@@ -594,19 +627,103 @@ static void test_check_and_bad_config(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Output goes to size-rotated logs; a flood of output does not stall the loop. */
+static void test_logs_rotate_and_loop_stays_responsive(void **state)
+{
+    struct daemon_h h;
+    char body[1024], log[64], log1[128], log2[128], log3[128];
+    struct procbus_proc p;
+    int i;
+    (void)state;
+
+    snprintf(log, sizeof(log), "/tmp/pbd-chatty-%d.log", (int)getpid());
+    snprintf(log1, sizeof(log1), "%s.1", log);
+    snprintf(log2, sizeof(log2), "%s.2", log);
+    snprintf(log3, sizeof(log3), "%s.3", log);
+    unlink(log); /* sizes below assume fresh files */
+    unlink(log1);
+    unlink(log2);
+    unlink(log3);
+    snprintf(body, sizeof(body),
+             "[program:chatty]\ncommand = sh -c 'while :; do echo "
+             "0123456789012345678901234567890123456789; echo err >&2; done'\n"
+             "startsecs = 0\nredirect_stderr = true\nstdout_logfile = %s\n"
+             "stdout_logfile_maxbytes = 64KB\nstdout_logfile_backups = 2\n"
+             "[program:quiet]\ncommand = sleep 1000\nstartsecs = 0\n",
+             log);
+    start_daemon(&h, body);
+    assert_int_equal(wait_state(&h, "quiet", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    for (i = 0; i < 400 && file_size(log2) < 0; i++)
+        usleep(50000);
+    /* the loop still serves control requests and publishes while chatty floods it */
+    assert_int_equal(cli(&h, "stop quiet"), 0);
+    assert_int_equal(cli(&h, "start quiet"), 0);
+    assert_int_equal(cli(&h, "stop chatty"), 0);
+    assert_true(file_size(log) >= 0 && file_size(log) <= 64 * 1024);
+    /* a rotation happens before a write that would pass maxbytes, so a rotated file
+     * holds up to maxbytes (less when the next chunk read from the pipe was big) */
+    assert_true(file_size(log1) > 0 && file_size(log1) <= 64 * 1024);
+    assert_true(file_size(log2) > 0 && file_size(log2) <= 64 * 1024);
+    assert_int_equal(file_size(log3), -1); /* backups = 2 */
+    {
+        char cmd[512];
+        /* stderr went to the same log (redirect_stderr) */
+        snprintf(cmd, sizeof(cmd), "grep -q '^err$' %s", log1);
+        assert_int_equal(system(cmd), 0);
+    }
+    assert_int_equal(procbus_get_name(&h.r, "chatty", &p), 0);
+    assert_int_equal(p.state, PROCBUS_STATE_STOPPED);
+    stop_daemon(&h);
+    unlink(log);
+    unlink(log1);
+    unlink(log2);
+}
+
+/* CPU and memory are sampled for the whole tree, not just the main pid. */
+static void test_tree_usage_sampled(void **state)
+{
+    struct daemon_h h;
+    struct procbus_proc p;
+    int i;
+    (void)state;
+
+    /* the main process sleeps; its child burns CPU */
+    start_daemon(&h, "[program:tree]\ncommand = sh -c 'sh -c \"while :; do :; done\" & "
+                     "exec sleep 1000'\nstartsecs = 0\n");
+    assert_int_equal(wait_state(&h, "tree", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    for (i = 0; i < 400; i++) {
+        if (procbus_get_name(&h.r, "tree", &p) == 0 && p.cpu_ns >= 200000000ull && p.rss_bytes > 0)
+            break;
+        usleep(50000);
+    }
+    print_message("tree cpu %.3f s, rss %.1f MiB\n", (double)p.cpu_ns / 1e9,
+                  (double)p.rss_bytes / 1048576.0);
+    assert_true(p.cpu_ns >= 200000000ull); /* only the child burns: it must be counted */
+    assert_true(p.rss_bytes > 0);
+    stop_daemon(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_start_and_exit_status),
-        cmocka_unit_test(test_startretries_reach_fatal),
-        cmocka_unit_test(test_autorestart_variants),
-        cmocka_unit_test(test_exponential_backoff),
-        cmocka_unit_test(test_stop_escalates_and_kills_group),
-        cmocka_unit_test(test_dependencies_and_readiness),
-        cmocka_unit_test(test_reload),
-        cmocka_unit_test(test_hundred_programs),
-        cmocka_unit_test(test_control_socket_permissions),
-        cmocka_unit_test(test_check_and_bad_config),
+        cmocka_unit_test_teardown(test_start_and_exit_status, teardown),
+        cmocka_unit_test_teardown(test_startretries_reach_fatal, teardown),
+        cmocka_unit_test_teardown(test_autorestart_variants, teardown),
+        cmocka_unit_test_teardown(test_exponential_backoff, teardown),
+        cmocka_unit_test_teardown(test_stop_escalates_and_kills_group, teardown),
+        cmocka_unit_test_teardown(test_dependencies_and_readiness, teardown),
+        cmocka_unit_test_teardown(test_reload, teardown),
+        cmocka_unit_test_teardown(test_hundred_programs, teardown),
+        cmocka_unit_test_teardown(test_control_socket_permissions, teardown),
+        cmocka_unit_test_teardown(test_check_and_bad_config, teardown),
+        cmocka_unit_test_teardown(test_logs_rotate_and_loop_stays_responsive, teardown),
+        cmocka_unit_test_teardown(test_tree_usage_sampled, teardown),
     };
     return cmocka_run_group_tests_name("procbusd", tests, NULL, NULL);
 }
