@@ -183,8 +183,7 @@ static uint32_t key_of(enum pb_region reg, const struct procbus_proc *r)
 
 static int same_key(enum pb_region reg, const struct procbus_proc *a, const struct procbus_proc *b)
 {
-    return reg == PB_BY_PID ? a->pid == b->pid
-                            : strncmp(a->name, b->name, PROCBUS_NAME_LEN) == 0;
+    return reg == PB_BY_PID ? a->pid == b->pid : strncmp(a->name, b->name, PROCBUS_NAME_LEN) == 0;
 }
 
 static uint64_t holder_key(enum pb_region reg, uint32_t key)

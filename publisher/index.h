@@ -20,8 +20,8 @@
 
 enum pb_region { PB_DENSE = 0, PB_BY_PID = 1, PB_BY_NAME = 2 };
 #define PB_DIRTY(region, idx) (((uint32_t)(region) << 30) | (uint32_t)(idx))
-#define PB_DIRTY_REGION(d) ((d) >> 30)
-#define PB_DIRTY_INDEX(d) ((d)&0x3fffffffu)
+#define PB_DIRTY_REGION(d)    ((d) >> 30)
+#define PB_DIRTY_INDEX(d)     ((d)&0x3fffffffu)
 
 struct pb_dirty {
     uint32_t *items;
@@ -38,15 +38,15 @@ struct pb_map {
 
 struct pb_index {
     uint32_t cap, buckets, mask, count;
-    uint32_t *dense;              /* arena slot of each position */
-    uint64_t *pos_id;             /* record id of each position */
-    uint64_t *by_pid;             /* PROCBUS_BUCKET(pid, slot) */
-    uint64_t *by_name;            /* PROCBUS_BUCKET(name hash, slot) */
-    struct pb_map ids;            /* id -> position */
-    struct pb_map pid_holders;    /* pid -> records carrying it */
-    struct pb_map name_holders;   /* name hash + 1 -> records carrying a name with that hash */
-    const unsigned char *arena;   /* the records the slots refer to */
-    struct pb_dirty *dirty;       /* where changes are logged; set by the publisher */
+    uint32_t *dense;            /* arena slot of each position */
+    uint64_t *pos_id;           /* record id of each position */
+    uint64_t *by_pid;           /* PROCBUS_BUCKET(pid, slot) */
+    uint64_t *by_name;          /* PROCBUS_BUCKET(name hash, slot) */
+    struct pb_map ids;          /* id -> position */
+    struct pb_map pid_holders;  /* pid -> records carrying it */
+    struct pb_map name_holders; /* name hash + 1 -> records carrying a name with that hash */
+    const unsigned char *arena; /* the records the slots refer to */
+    struct pb_dirty *dirty;     /* where changes are logged; set by the publisher */
 };
 
 /* Allocate for `cap` records and `buckets` buckets per table. 0 or -ENOMEM. */
