@@ -105,7 +105,7 @@ struct procbus_proc {
     uint32_t flags;
     uint64_t id;         /* stable, never reused within an epoch; never 0 */
     uint64_t program_id; /* id of the supervised program this belongs to; 0 = none/self */
-    int32_t pid;         /* as seen from the initial pid namespace; 0 = not running */
+    int32_t pid; /* initial pid namespace; of the current or last run (see state); 0 = never ran */
     int32_t ppid;
     int32_t pgid;
     int32_t ns_pid; /* pid inside its own pid namespace, where it differs; else 0 */
