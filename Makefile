@@ -27,7 +27,10 @@ PBD_SRCS  := publisher/procbusd/daemon.c publisher/procbusd/config.c publisher/p
              publisher/procbusd/sampler.c
 PBD_OBJS  := $(PBD_SRCS:%.c=$(O)/%.o)
 PBD_LIB   := $(O)/libprocbusd.a
-CLI_OBJS  := $(O)/publisher/procbusd/config.o $(O)/publisher/procbusd/control.o
+CLI_SRCS  := readers/cli/procbus.c readers/cli/cli_read.c readers/cli/cli_json.c
+CLI_OBJS  := $(O)/publisher/procbusd/config.o $(O)/publisher/procbusd/control.o \
+             $(O)/publisher/procbusd/logfile.o
+LDLIBS_CLI := -linih -ljson-c
 LDLIBS_PBD := -linih
 BIN_PROCBUSD := $(O)/procbusd
 BIN_PROCBUS  := $(O)/procbus
@@ -75,8 +78,10 @@ $(PBD_LIB): $(PBD_OBJS)
 $(BIN_PROCBUSD): publisher/procbusd/main.c $(PBD_LIB) $(PUB_LIB) | $(DEPS_STAMP)
 	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $< -o $@ $(PBD_LIB) $(PUB_LIB) $(LDLIBS_URCU) $(LDLIBS_PBD)
 
-$(BIN_PROCBUS): readers/cli/procbus.c $(CLI_OBJS) | $(DEPS_STAMP)
-	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $< -o $@ $(CLI_OBJS) $(LDLIBS_PBD)
+# One command for the three sources: cli.h and the headers it pulls in are listed here.
+$(BIN_PROCBUS): $(CLI_SRCS) readers/cli/cli.h publisher/procbusd/control.h \
+                publisher/procbusd/logfile.h publisher/procbusd/config.h $(CLI_OBJS) | $(DEPS_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $(CLI_SRCS) -o $@ $(CLI_OBJS) $(LDLIBS_CLI)
 
 $(O)/tests/support.o: tests/unit/support.c
 	@mkdir -p $(dir $@)
@@ -91,6 +96,9 @@ TEST_OBJS_test_sampler := $(O)/publisher/procbusd/sampler.o
 # The daemon's integration test runs the real binaries of the same build.
 TEST_PRE_test_procbusd := $(BIN_PROCBUSD) $(BIN_PROCBUS)
 TEST_CFLAGS_test_procbusd := -DPROCBUS_BUILD_DIR='"$(O)"'
+TEST_PRE_test_cli := $(BIN_PROCBUSD) $(BIN_PROCBUS)
+TEST_CFLAGS_test_cli := -DPROCBUS_BUILD_DIR='"$(O)"'
+TEST_LIBS_test_cli := -ljson-c
 
 .SECONDEXPANSION:
 $(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) $$(TEST_PRE_$$*) \

@@ -1,36 +1,32 @@
-/* procbus.c - the procbus command: status from the segment, control requests to procbusd. */
+/* procbus.c - the procbus command: main, dispatch, status and control requests to procbusd. */
 #define _GNU_SOURCE
-#include "procbus.h"
+#include "cli.h"
 
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "config.h"
 #include "control.h"
 
-/* Exit codes. */
-#define EX_OK      0
-#define EX_FAIL    1 /* a request failed */
-#define EX_USAGE   2 /* bad command line */
-#define EX_NOTRUN  3 /* status NAME: not RUNNING (as supervisorctl) */
-#define EX_NOSEG   4 /* no segment / daemon not reachable */
-#define EX_TIMEOUT 5 /* a wait timed out */
+static const char *const state_names[] = {"UNKNOWN",  "STOPPED", "STARTING", "RUNNING", "BACKOFF",
+                                          "STOPPING", "EXITED",  "FATAL",    "READY"};
 
-struct opts {
-    const char *segment, *socket;
-    int timeout_s;
-    int no_wait;
-};
-
-static const char *state_name(unsigned s)
+const char *state_name(unsigned s)
 {
-    static const char *n[] = {"UNKNOWN",  "STOPPED", "STARTING", "RUNNING", "BACKOFF",
-                              "STOPPING", "EXITED",  "FATAL",    "READY"};
-    return s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
+    return s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "?";
+}
+
+int state_by_name(const char *s)
+{
+    for (unsigned i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
+        if (strcasecmp(s, state_names[i]) == 0)
+            return (int)i;
+    return -1;
 }
 
 static void usage(FILE *f)
@@ -40,6 +36,14 @@ static void usage(FILE *f)
                "Reading (from the shared-memory segment, no daemon round trip):\n"
                "  status [NAME...]            supervisorctl-like status; exit 3 if a named\n"
                "                              program is not RUNNING/READY\n"
+               "  ps [--all] [--tree] [--json] [-o FIELDS] [--sort KEY]\n"
+               "                              table of programs (one consistent snapshot)\n"
+               "  get NAME|PID [--json]       every field of one record\n"
+               "  watch [NAME...] [--json] [--from-start]\n"
+               "                              follow state transitions until interrupted\n"
+               "  wait NAME --state STATE [--timeout 30s]\n"
+               "                              until NAME reaches STATE (exit 5 timeout, 6 FATAL)\n"
+               "  logs NAME [-f] [-n N]       captured output (needs -c FILE or $PROCBUS_CONFIG)\n"
                "Control (through procbusd's socket):\n"
                "  start NAME|GROUP:*|all ...  start and wait until RUNNING (or failed)\n"
                "  stop NAME|GROUP:*|all ...   stop and wait until stopped\n"
@@ -55,11 +59,12 @@ static void usage(FILE *f)
                "  -S, --socket PATH   control socket (default $XDG_RUNTIME_DIR/procbus.sock or\n"
                "                      /run/procbus/procbus.sock)\n"
                "  -t, --timeout SECS  how long start/stop/restart wait (default 120; 0: no wait)\n"
-               "Exit codes: 0 ok, 1 request failed, 2 usage, 3 not running, 4 no daemon/segment,\n"
-               "5 timed out.\n");
+               "Every command takes --help.\n"
+               "Exit codes: 0 ok, 1 request failed, 2 usage, 3 not running, 4 no daemon/segment/\n"
+               "program, 5 timed out, 6 (wait) the program went FATAL.\n");
 }
 
-static int open_segment(const struct opts *o, struct procbus_reader *r)
+int open_segment(const struct opts *o, struct procbus_reader *r)
 {
     int rc = procbus_open(r, o->segment);
 
@@ -77,7 +82,7 @@ static int open_segment(const struct opts *o, struct procbus_reader *r)
 }
 
 /* Say so when the publisher is not alive; returns its liveness. */
-static int warn_liveness(const struct procbus_reader *r)
+int warn_liveness(const struct procbus_reader *r)
 {
     int l = procbus_liveness(r, 5ull * 1000000000ull);
 
@@ -91,7 +96,7 @@ static int warn_liveness(const struct procbus_reader *r)
     return l;
 }
 
-static void fmt_duration(char *buf, size_t len, uint64_t ns)
+void fmt_duration(char *buf, size_t len, uint64_t ns)
 {
     uint64_t s = ns / 1000000000ull;
 
@@ -104,19 +109,69 @@ static void fmt_duration(char *buf, size_t len, uint64_t ns)
                  (unsigned long long)(s % 3600 / 60), (unsigned long long)(s % 60));
 }
 
-static void fmt_exit(char *buf, size_t len, const struct procbus_proc *p)
+void fmt_exit_ev(char *buf, size_t len, uint8_t kind, int32_t code, int core)
 {
-    if (p->exit_kind == PROCBUS_EXIT_CODE)
-        snprintf(buf, len, "exit status %d", p->exit_code);
-    else if (p->exit_kind == PROCBUS_EXIT_SIGNAL)
-        snprintf(buf, len, "terminated by SIG%s%s",
-                 sigabbrev_np(p->exit_code) ? sigabbrev_np(p->exit_code) : "?",
-                 (p->flags & PROCBUS_F_CORE_DUMPED) ? " (core dumped)" : "");
+    if (kind == PROCBUS_EXIT_CODE)
+        snprintf(buf, len, "exit status %d", code);
+    else if (kind == PROCBUS_EXIT_SIGNAL)
+        snprintf(buf, len, "terminated by SIG%s%s", sigabbrev_np(code) ? sigabbrev_np(code) : "?",
+                 core ? " (core dumped)" : "");
     else
         snprintf(buf, len, "not started");
 }
 
-static uint64_t realtime_ns(void)
+void fmt_exit(char *buf, size_t len, const struct procbus_proc *p)
+{
+    fmt_exit_ev(buf, len, p->exit_kind, p->exit_code, (p->flags & PROCBUS_F_CORE_DUMPED) != 0);
+}
+
+/* Local time "2026-11-27 12:42:01" (with_ms: ".123" appended); "-" for 0. */
+void fmt_time(char *buf, size_t len, uint64_t ns, int with_ms)
+{
+    time_t t = (time_t)(ns / 1000000000ull);
+    struct tm tm;
+    size_t n;
+
+    if (ns == 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    localtime_r(&t, &tm);
+    n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+    if (with_ms && n < len)
+        snprintf(buf + n, len - n, ".%03u", (unsigned)(ns / 1000000ull % 1000));
+}
+
+int list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *count)
+{
+    struct procbus_proc *list = NULL;
+    size_t n = 0, cap = 256;
+    int rc;
+
+    for (;;) {
+        struct procbus_proc *grown = realloc(list, cap * sizeof(*list));
+        if (grown == NULL) {
+            fprintf(stderr, "procbus: out of memory\n");
+            free(list);
+            return -ENOMEM;
+        }
+        list = grown;
+        rc = procbus_list(r, list, cap, &n);
+        if (rc != -ENOSPC)
+            break;
+        cap = n + 64;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "procbus: cannot read the process table: %s\n", strerror(-rc));
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+uint64_t realtime_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -170,28 +225,13 @@ static int cmd_status(const struct opts *o, int argc, char **argv)
 {
     struct procbus_reader r;
     struct procbus_proc *list = NULL;
-    size_t n = 0, cap = 256, i;
-    int rc, width = 8, bad = 0, a;
+    size_t n = 0, i;
+    int width = 8, bad = 0, a;
 
     if (open_segment(o, &r) < 0)
         return EX_NOSEG;
     warn_liveness(&r);
-    for (;;) {
-        struct procbus_proc *grown = realloc(list, cap * sizeof(*list));
-        if (grown == NULL) {
-            fprintf(stderr, "procbus: out of memory\n");
-            free(list);
-            return EX_FAIL;
-        }
-        list = grown;
-        rc = procbus_list(&r, list, cap, &n);
-        if (rc != -ENOSPC)
-            break;
-        cap = n + 64;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "procbus: cannot read the process table: %s\n", strerror(-rc));
-        free(list);
+    if (list_all(&r, &list, &n) < 0) {
         procbus_close(&r);
         return EX_FAIL;
     }
@@ -457,15 +497,42 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    if (conf != NULL)
-        load_conf(&o, conf, &cfg);
     cmd = argv[optind];
+    for (int i = optind + 1; i < argc && strcmp(cmd, "status") == 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return EX_OK;
+        }
+    if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
+        strcmp(cmd, "signal") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "shutdown") == 0)
+        for (int i = optind + 1; i < argc; i++)
+            if (strcmp(argv[i], "--help") == 0) {
+                usage(stdout);
+                return EX_OK;
+            }
+    if (conf == NULL && strcmp(cmd, "logs") == 0 && getenv("PROCBUS_CONFIG") != NULL &&
+        getenv("PROCBUS_CONFIG")[0] != '\0')
+        conf = getenv("PROCBUS_CONFIG");
+    if (conf != NULL) {
+        load_conf(&o, conf, &cfg);
+        o.cfg = &cfg;
+    }
     if (strcmp(cmd, "status") == 0)
         rc = cmd_status(&o, argc - optind - 1, argv + optind + 1);
     else if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
              strcmp(cmd, "signal") == 0 || strcmp(cmd, "reload") == 0 ||
              strcmp(cmd, "shutdown") == 0)
         rc = cmd_control(&o, argc - optind, argv + optind);
+    else if (strcmp(cmd, "ps") == 0)
+        rc = cmd_ps(&o, argc - optind, argv + optind);
+    else if (strcmp(cmd, "get") == 0)
+        rc = cmd_get(&o, argc - optind, argv + optind);
+    else if (strcmp(cmd, "watch") == 0)
+        rc = cmd_watch(&o, argc - optind, argv + optind);
+    else if (strcmp(cmd, "wait") == 0)
+        rc = cmd_wait(&o, argc - optind, argv + optind);
+    else if (strcmp(cmd, "logs") == 0)
+        rc = cmd_logs(&o, argc - optind, argv + optind);
     else if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         rc = EX_OK;
