@@ -83,6 +83,10 @@ $(BIN_PROCBUS): $(CLI_SRCS) readers/cli/cli.h publisher/procbusd/control.h \
                 publisher/procbusd/logfile.h publisher/procbusd/config.h $(CLI_OBJS) | $(DEPS_STAMP)
 	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $(CLI_SRCS) -o $@ $(CLI_OBJS) $(LDLIBS_CLI)
 
+$(O)/tests/daemon_harness.o: tests/unit/daemon_harness.c tests/unit/daemon_harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DPROCBUS_BUILD_DIR='"$(O)"' -Itests/unit -c $< -o $@
+
 $(O)/tests/support.o: tests/unit/support.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
@@ -96,6 +100,8 @@ TEST_OBJS_test_sampler := $(O)/publisher/procbusd/sampler.o
 # The daemon's integration test runs the real binaries of the same build.
 TEST_PRE_test_procbusd := $(BIN_PROCBUSD) $(BIN_PROCBUS)
 TEST_CFLAGS_test_procbusd := -DPROCBUS_BUILD_DIR='"$(O)"'
+TEST_OBJS_test_procbusd := $(O)/tests/daemon_harness.o
+TEST_OBJS_test_cli := $(O)/tests/daemon_harness.o
 TEST_PRE_test_cli := $(BIN_PROCBUSD) $(BIN_PROCBUS)
 TEST_CFLAGS_test_cli := -DPROCBUS_BUILD_DIR='"$(O)"'
 TEST_LIBS_test_cli := -ljson-c

@@ -19,120 +19,35 @@
 #include <unistd.h>
 
 #include "procbus.h"
+#include "daemon_harness.h"
 #include "support.h"
 
-#ifndef PROCBUS_BUILD_DIR
-#define PROCBUS_BUILD_DIR "build"
-#endif
-
-#define MAX_BG 4
-
-struct daemon_h {
-    pid_t pid;
-    char seg[64], sock[160], dir[64], conf[128];
-    struct procbus_reader r;
-};
-
-/* What the teardown cleans when an assertion cut a test short. */
-static struct {
-    pid_t pid, bg[MAX_BG];
-    char seg[64], dir[64];
-} g_current;
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    (void)state;
-    for (int i = 0; i < MAX_BG; i++)
-        if (g_current.bg[i] > 0 && waitpid(g_current.bg[i], NULL, WNOHANG) == 0) {
-            kill(g_current.bg[i], SIGKILL);
-            waitpid(g_current.bg[i], NULL, 0);
-        }
-    if (g_current.pid > 0 && waitpid(g_current.pid, NULL, WNOHANG) == 0) {
-        kill(g_current.pid, SIGKILL);
-        waitpid(g_current.pid, NULL, 0);
-    }
-    if (g_current.seg[0] != '\0')
-        pbt_unlink(g_current.seg);
-    if (g_current.dir[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_current.dir);
-        if (system(cmd) != 0) {
-            /* best effort */
-        }
-    }
-    memset(&g_current, 0, sizeof(g_current));
-    return 0;
-}
-
-static const char *bin(const char *name, char *buf, size_t len)
-{
-    const char *dir = getenv("PROCBUS_BUILD_DIR");
-    snprintf(buf, len, "%s/%s", dir ? dir : PROCBUS_BUILD_DIR, name);
-    return buf;
-}
-
+/* Start procbusd with a chatty `web` program (20 log lines) plus `body`. */
 static void start_daemon(struct daemon_h *h, const char *body)
 {
-    char exe[256];
-    FILE *f;
-    int i, rc = -1;
+    char conf[4096];
 
-    memset(h, 0, sizeof(*h));
-    snprintf(h->dir, sizeof(h->dir), "/tmp/pbcli-test-XXXXXX");
-    assert_non_null(mkdtemp(h->dir));
-    pbt_name(h->seg);
-    snprintf(h->sock, sizeof(h->sock), "%s/ctl.sock", h->dir);
-    snprintf(h->conf, sizeof(h->conf), "%s/procbus.conf", h->dir);
-    f = fopen(h->conf, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[procbusd]\nsegment = %s\nsocket = %s\nheartbeat_ms = 100\nsample_ms = 200\n\n"
-            "[program:web]\ncommand = sh -c 'i=0; while [ $i -lt 20 ]; do echo line$i; "
-            "i=$((i+1)); done; exec sleep 1000'\nstdout_logfile = %s/web.log\nstartsecs = 0\n"
-            "%s",
-            h->seg, h->sock, h->dir, body);
-    fclose(f);
-    bin("procbusd", exe, sizeof(exe));
-    h->pid = fork();
-    if (h->pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getenv("PBD_TEST_VERBOSE") == NULL)
-            dup2(null, 2);
-        execl(exe, exe, "-c", h->conf, (char *)NULL);
-        _exit(127);
-    }
-    g_current.pid = h->pid;
-    snprintf(g_current.seg, sizeof(g_current.seg), "%s", h->seg);
-    snprintf(g_current.dir, sizeof(g_current.dir), "%s", h->dir);
-    for (i = 0; i < 1500; i++) { /* until the segment exists (generous: ASan, slow CI) */
-        rc = procbus_open(&h->r, h->seg);
-        if (rc == 0)
-            break;
-        usleep(20000);
-    }
-    assert_int_equal(rc, 0);
+    snprintf(conf, sizeof(conf),
+             "[program:web]\ncommand = sh -c 'i=0; while [ $i -lt 20 ]; do echo line$i; "
+             "i=$((i+1)); done; exec sleep 1000'\nstdout_logfile = %%(here)s/web.log\n"
+             "startsecs = 0\n%s",
+             body);
+    pbt_start_daemon(h, "/tmp/pbcli-test", conf);
 }
 
 static void stop_daemon(struct daemon_h *h)
 {
-    kill(h->pid, SIGTERM);
-    assert_int_equal(pbt_wait_child(h->pid), 0);
-    h->pid = 0;
-    g_current.pid = 0;
+    assert_int_equal(pbt_term_daemon(h), 0);
     procbus_close(&h->r);
 }
 
 /* Run `procbus -s SEG -S SOCK ARGS`, stdout into DIR/out, stderr into DIR/err; exit code. */
 static int cli(struct daemon_h *h, const char *args)
 {
-    char exe[256], cmd[2048];
-    int st;
+    char redir[256];
 
-    snprintf(cmd, sizeof(cmd), "%s -s %s -S %s %s >%s/out 2>%s/err",
-             bin("procbus", exe, sizeof(exe)), h->seg, h->sock, args, h->dir, h->dir);
-    st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    snprintf(redir, sizeof(redir), ">%s/out 2>%s/err", h->dir, h->dir);
+    return pbt_cli(h, args, redir);
 }
 
 /* The whole of a file, NUL-terminated (caller frees). */
@@ -373,7 +288,7 @@ static void test_ps_get_wait(void **state)
         char exe[256], cmd[1024];
         int st;
         snprintf(cmd, sizeof(cmd), "%s -s pbt-no-such-segment ps >/dev/null 2>%s/err",
-                 bin("procbus", exe, sizeof(exe)), h.dir);
+                 pbt_bin("procbus", exe, sizeof(exe)), h.dir);
         st = system(cmd);
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 4);
@@ -394,7 +309,7 @@ static pid_t spawn_cli(struct daemon_h *h, const char *out, const char *const *a
     int n = 0;
     pid_t pid;
 
-    bin("procbus", exe, sizeof(exe));
+    pbt_bin("procbus", exe, sizeof(exe));
     argv[n++] = exe;
     argv[n++] = "-s";
     argv[n++] = h->seg;
@@ -410,19 +325,13 @@ static pid_t spawn_cli(struct daemon_h *h, const char *out, const char *const *a
         execv(exe, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < MAX_BG; i++)
-        if (g_current.bg[i] == 0) {
-            g_current.bg[i] = pid;
-            break;
-        }
+    pbt_track_bg(pid, 1);
     return pid;
 }
 
 static void forget_bg(pid_t pid)
 {
-    for (int i = 0; i < MAX_BG; i++)
-        if (g_current.bg[i] == pid)
-            g_current.bg[i] = 0;
+    pbt_track_bg(pid, 0);
 }
 
 /* How often `needle` occurs in the file at `path`. */
@@ -560,7 +469,7 @@ static void test_logs(void **state)
     free(s);
     /* $PROCBUS_CONFIG instead of -c */
     snprintf(cmd, sizeof(cmd), "PROCBUS_CONFIG=%s %s logs web -n 1 >%s/out 2>&1", h.conf,
-             bin("procbus", exe, sizeof(exe)), h.dir);
+             pbt_bin("procbus", exe, sizeof(exe)), h.dir);
     st = system(cmd);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_true(cli_contains(&h, "out", "line19\n"));
@@ -580,9 +489,9 @@ static void test_logs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_ps_get_wait, teardown),
-        cmocka_unit_test_teardown(test_watch_sees_every_transition, teardown),
-        cmocka_unit_test_teardown(test_logs, teardown),
+        cmocka_unit_test_teardown(test_ps_get_wait, pbt_teardown),
+        cmocka_unit_test_teardown(test_watch_sees_every_transition, pbt_teardown),
+        cmocka_unit_test_teardown(test_logs, pbt_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);

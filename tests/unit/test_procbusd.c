@@ -20,131 +20,27 @@
 #include <unistd.h>
 
 #include "procbus.h"
+#include "daemon_harness.h"
 #include "support.h"
-
-#ifndef PROCBUS_BUILD_DIR
-#define PROCBUS_BUILD_DIR "build"
-#endif
-
-struct daemon_h {
-    pid_t pid;
-    char seg[64], sock[160], dir[64], conf[128];
-    struct procbus_reader r;
-};
-
-/* The daemon of the running test (a copy: the handle lives on the test's stack); the
- * teardown kills it if an assertion cut the test short. */
-static struct {
-    pid_t pid;
-    char seg[64], dir[64];
-} g_current;
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    (void)state;
-    if (g_current.pid > 0 && waitpid(g_current.pid, NULL, WNOHANG) == 0) {
-        kill(g_current.pid, SIGKILL);
-        waitpid(g_current.pid, NULL, 0);
-    }
-    if (g_current.seg[0] != '\0')
-        pbt_unlink(g_current.seg);
-    if (g_current.dir[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_current.dir);
-        if (system(cmd) != 0) {
-            /* best effort */
-        }
-    }
-    memset(&g_current, 0, sizeof(g_current));
-    return 0;
-}
-
-static const char *bin(const char *name, char *buf, size_t len)
-{
-    const char *dir = getenv("PROCBUS_BUILD_DIR");
-    snprintf(buf, len, "%s/%s", dir ? dir : PROCBUS_BUILD_DIR, name);
-    return buf;
-}
-
-static void write_conf(struct daemon_h *h, const char *body)
-{
-    FILE *f = fopen(h->conf, "w");
-    assert_non_null(f);
-    fprintf(f, "[procbusd]\nsegment = %s\nsocket = %s\nheartbeat_ms = 100\nsample_ms = 200\n\n%s",
-            h->seg, h->sock, body);
-    fclose(f);
-}
 
 /* Start procbusd on `body` (program sections) and open a reader on its segment. */
 static void start_daemon(struct daemon_h *h, const char *body)
 {
-    char exe[256];
-    int i, rc = -1;
-
-    memset(h, 0, sizeof(*h));
-    snprintf(h->dir, sizeof(h->dir), "/tmp/pbd-test-XXXXXX");
-    assert_non_null(mkdtemp(h->dir));
-    pbt_name(h->seg);
-    snprintf(h->sock, sizeof(h->sock), "%s/ctl.sock", h->dir);
-    snprintf(h->conf, sizeof(h->conf), "%s/procbus.conf", h->dir);
-    write_conf(h, body);
-    bin("procbusd", exe, sizeof(exe));
-    h->pid = fork();
-    if (h->pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test runner that died */
-        if (getenv("PBD_TEST_VERBOSE") == NULL)
-            dup2(null, 2);
-        execl(exe, exe, "-c", h->conf, (char *)NULL);
-        _exit(127);
-    }
-    g_current.pid = h->pid;
-    snprintf(g_current.seg, sizeof(g_current.seg), "%s", h->seg);
-    snprintf(g_current.dir, sizeof(g_current.dir), "%s", h->dir);
-    for (i = 0; i < 500; i++) { /* until the segment exists (at most ~10 s) */
-        rc = procbus_open(&h->r, h->seg);
-        if (rc == 0)
-            break;
-        usleep(20000);
-    }
-    assert_int_equal(rc, 0);
+    pbt_start_daemon(h, "/tmp/pbd-test", body);
 }
 
-/* SIGTERM, expect a clean exit 0 and a SHUTDOWN segment. */
+/* SIGTERM, expect a clean exit 0 and a SHUTDOWN segment, then remove everything. */
 static void stop_daemon(struct daemon_h *h)
 {
-    char cmd[256];
-
-    kill(h->pid, SIGTERM);
-    assert_int_equal(pbt_wait_child(h->pid), 0);
-    h->pid = 0;
+    assert_int_equal(pbt_term_daemon(h), 0);
     assert_int_equal(procbus_liveness(&h->r, 60ull * 1000000000ull), PROCBUS_SHUTDOWN);
-    procbus_close(&h->r);
-    pbt_unlink(h->seg);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", h->dir);
-    assert_int_equal(system(cmd), 0);
+    pbt_remove_daemon(h);
 }
 
-/* Wait until program `name` is in `state` (the reader's view); 0 or -ETIMEDOUT. */
 static int wait_state(struct daemon_h *h, const char *name, uint16_t state, int timeout_ms,
                       struct procbus_proc *out)
 {
-    struct timespec t0, now;
-    struct procbus_proc p;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        uint64_t g = procbus_generation(&h->r);
-        if (procbus_get_name(&h->r, name, &p) == 0 && p.state == state) {
-            if (out)
-                *out = p;
-            return 0;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
-            return -ETIMEDOUT;
-        procbus_wait(&h->r, g, 200);
-    }
+    return pbt_wait_state(h, name, state, timeout_ms, out);
 }
 
 static int state_of(struct daemon_h *h, const char *name)
@@ -156,13 +52,7 @@ static int state_of(struct daemon_h *h, const char *name)
 /* Run the procbus CLI against this daemon; returns its exit code. */
 static int cli(struct daemon_h *h, const char *args)
 {
-    char exe[256], cmd[1024];
-    int st;
-
-    snprintf(cmd, sizeof(cmd), "%s -s %s -S %s %s >/dev/null 2>&1",
-             bin("procbus", exe, sizeof(exe)), h->seg, h->sock, args);
-    st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return pbt_cli(h, args, ">/dev/null 2>&1");
 }
 
 /* Collect the STATE events of record `id` from the ring (oldest first) into states[]. */
@@ -475,21 +365,13 @@ static void test_dependencies_and_readiness(void **state)
     assert_int_equal(cli(&h, "status db"), 0); /* READY counts as running */
 
     /* shutdown stops dependents before what they depend on */
-    kill(h.pid, SIGTERM);
-    assert_int_equal(pbt_wait_child(h.pid), 0);
+    assert_int_equal(pbt_term_daemon(&h), 0);
     assert_true(seq_of(&h, "web", PROCBUS_STATE_STOPPED) <
                 seq_of(&h, "api", PROCBUS_STATE_STOPPING));
     assert_true(seq_of(&h, "api", PROCBUS_STATE_STOPPED) <
                 seq_of(&h, "db", PROCBUS_STATE_STOPPING));
     assert_int_equal(state_of(&h, "db"), PROCBUS_STATE_STOPPED);
-    h.pid = 0;
-    procbus_close(&h.r);
-    pbt_unlink(h.seg);
-    {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", h.dir);
-        assert_int_equal(system(cmd), 0);
-    }
+    pbt_remove_daemon(&h);
 }
 
 static void test_reload(void **state)
@@ -504,15 +386,15 @@ static void test_reload(void **state)
     assert_int_equal(wait_state(&h, "a", PROCBUS_STATE_RUNNING, 10000, &a0), 0);
     assert_int_equal(wait_state(&h, "b", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
     assert_int_equal(wait_state(&h, "c", PROCBUS_STATE_RUNNING, 10000, &c0), 0);
-    write_conf(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n"
-                   "[program:c]\ncommand = sleep 999\nstartsecs = 0\n"
-                   "[program:d]\ncommand = sleep 1000\nstartsecs = 0\n"
-                   "[program:bad]\ncommand = sleep 1000\nstartsecs = notanumber\n");
+    pbt_write_conf(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n"
+                       "[program:c]\ncommand = sleep 999\nstartsecs = 0\n"
+                       "[program:d]\ncommand = sleep 1000\nstartsecs = 0\n"
+                       "[program:bad]\ncommand = sleep 1000\nstartsecs = notanumber\n");
     assert_int_equal(cli(&h, "reload"), 1); /* a bad config changes nothing */
     assert_int_equal(procbus_get_name(&h.r, "d", &p), -ENOENT);
-    write_conf(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n"
-                   "[program:c]\ncommand = sleep 999\nstartsecs = 0\n"
-                   "[program:d]\ncommand = sleep 1000\nstartsecs = 0\n");
+    pbt_write_conf(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n"
+                       "[program:c]\ncommand = sleep 999\nstartsecs = 0\n"
+                       "[program:d]\ncommand = sleep 1000\nstartsecs = 0\n");
     assert_int_equal(cli(&h, "reload"), 0);
     assert_int_equal(wait_state(&h, "d", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
     for (int i = 0; i < 200 && procbus_get_name(&h.r, "b", &p) == 0; i++)
@@ -531,7 +413,7 @@ static void test_reload(void **state)
     assert_int_equal(p.pid, a0.pid); /* unchanged: untouched */
     assert_int_equal(p.restarts, 0);
     /* SIGHUP does the same */
-    write_conf(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n");
+    pbt_write_conf(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n");
     kill(h.pid, SIGHUP);
     for (int i = 0; i < 200 && procbus_get_name(&h.r, "d", &p) == 0; i++)
         usleep(50000);
@@ -590,7 +472,7 @@ static void test_control_socket_permissions(void **state)
             char exe[256];
             if (setgid(nobody->pw_gid) < 0 || setuid(nobody->pw_uid) < 0)
                 _exit(100);
-            bin("procbus", exe, sizeof(exe));
+            pbt_bin("procbus", exe, sizeof(exe));
             execl(exe, exe, "-S", h.sock, "-s", h.seg, "stop", "a", (char *)NULL);
             _exit(101);
         }
@@ -612,8 +494,8 @@ static void test_check_and_bad_config(void **state)
     f = fopen(path, "w");
     fprintf(f, "[program:x]\ncommand = sleep 1\nstartsecs = -3\n");
     fclose(f);
-    snprintf(cmd, sizeof(cmd), "%s --check -c %s 2>%s/err", bin("procbusd", exe, sizeof(exe)), path,
-             dir);
+    snprintf(cmd, sizeof(cmd), "%s --check -c %s 2>%s/err", pbt_bin("procbusd", exe, sizeof(exe)),
+             path, dir);
     st = system(cmd);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
     snprintf(cmd, sizeof(cmd), "grep -q 'bad.conf:3' %s/err && grep -q startsecs %s/err", dir, dir);
@@ -712,18 +594,18 @@ static void test_tree_usage_sampled(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_start_and_exit_status, teardown),
-        cmocka_unit_test_teardown(test_startretries_reach_fatal, teardown),
-        cmocka_unit_test_teardown(test_autorestart_variants, teardown),
-        cmocka_unit_test_teardown(test_exponential_backoff, teardown),
-        cmocka_unit_test_teardown(test_stop_escalates_and_kills_group, teardown),
-        cmocka_unit_test_teardown(test_dependencies_and_readiness, teardown),
-        cmocka_unit_test_teardown(test_reload, teardown),
-        cmocka_unit_test_teardown(test_hundred_programs, teardown),
-        cmocka_unit_test_teardown(test_control_socket_permissions, teardown),
-        cmocka_unit_test_teardown(test_check_and_bad_config, teardown),
-        cmocka_unit_test_teardown(test_logs_rotate_and_loop_stays_responsive, teardown),
-        cmocka_unit_test_teardown(test_tree_usage_sampled, teardown),
+        cmocka_unit_test_teardown(test_start_and_exit_status, pbt_teardown),
+        cmocka_unit_test_teardown(test_startretries_reach_fatal, pbt_teardown),
+        cmocka_unit_test_teardown(test_autorestart_variants, pbt_teardown),
+        cmocka_unit_test_teardown(test_exponential_backoff, pbt_teardown),
+        cmocka_unit_test_teardown(test_stop_escalates_and_kills_group, pbt_teardown),
+        cmocka_unit_test_teardown(test_dependencies_and_readiness, pbt_teardown),
+        cmocka_unit_test_teardown(test_reload, pbt_teardown),
+        cmocka_unit_test_teardown(test_hundred_programs, pbt_teardown),
+        cmocka_unit_test_teardown(test_control_socket_permissions, pbt_teardown),
+        cmocka_unit_test_teardown(test_check_and_bad_config, pbt_teardown),
+        cmocka_unit_test_teardown(test_logs_rotate_and_loop_stays_responsive, pbt_teardown),
+        cmocka_unit_test_teardown(test_tree_usage_sampled, pbt_teardown),
     };
     return cmocka_run_group_tests_name("procbusd", tests, NULL, NULL);
 }
