@@ -38,6 +38,11 @@ BIN_PROCBUS  := $(O)/procbus
 BENCH_BINS := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench
 EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+.PHONY: install uninstall check-install
 .PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd bench-peer demo format format-check clean help \
         check-headers
 
@@ -185,6 +190,43 @@ bench-peer: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(BIN_PROCBUSD) $(BIN_PROCBU
 
 demo: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
 	@examples/demo.sh $(O)
+
+# ---- installation ----
+MAN_PAGES := docs/man/procbus.1 docs/man/procbus.h.3 docs/man/procbus.conf.5 docs/man/procbusd.8
+install: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+	  $(DESTDIR)$(PREFIX)/include/procbus $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/doc/procbus/examples
+	install -m 0755 $(BIN_PROCBUS) $(DESTDIR)$(PREFIX)/bin/procbus
+	install -m 0755 $(BIN_PROCBUSD) $(DESTDIR)$(PREFIX)/sbin/procbusd
+	install -m 0644 readers/procbus.h shm/procbus_abi.h $(DESTDIR)$(PREFIX)/include/procbus/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' packaging/procbus.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/procbus.pc
+	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	  install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	sed -e 's|@PREFIX@|$(PREFIX)|g' packaging/procbusd.service \
+	  > $(DESTDIR)$(PREFIX)/share/doc/procbus/examples/procbusd.service
+	install -m 0644 examples/demo/procbus.conf examples/embed_min.c examples/embed_min.cc \
+	  $(DESTDIR)$(PREFIX)/share/doc/procbus/examples/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/procbus $(DESTDIR)$(PREFIX)/sbin/procbusd \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/procbus.pc
+	rm -rf $(DESTDIR)$(PREFIX)/include/procbus $(DESTDIR)$(PREFIX)/share/doc/procbus
+	for m in $(MAN_PAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done
+
+# Install into a staging DESTDIR and build the C and C++ examples against it through pkg-config.
+STAGE := $(abspath $(O))/stage
+check-install:
+	rm -rf $(STAGE)
+	@$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr/local
+	PKG_CONFIG_PATH=$(STAGE)/usr/local/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$(STAGE) \
+	  sh -c 'gcc -std=c99 -pedantic -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
+	    examples/embed_min.c -o $(O)/embed_min_c && \
+	  g++ -std=c++17 -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
+	    examples/embed_min.cc -o $(O)/embed_min_cxx'
+	test -x $(STAGE)/usr/local/sbin/procbusd && test -x $(STAGE)/usr/local/bin/procbus
+	@echo "check-install: headers, pkg-config file and examples OK"
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
