@@ -27,10 +27,11 @@ PBD_SRCS  := publisher/procbusd/daemon.c publisher/procbusd/config.c publisher/p
              publisher/procbusd/sampler.c
 PBD_OBJS  := $(PBD_SRCS:%.c=$(O)/%.o)
 PBD_LIB   := $(O)/libprocbusd.a
-CLI_SRCS  := readers/cli/procbus.c readers/cli/cli_read.c readers/cli/cli_json.c
+CLI_SRCS  := readers/cli/procbus.c readers/cli/cli_read.c readers/cli/cli_json.c \
+             readers/cli/cli_top.c
 CLI_OBJS  := $(O)/publisher/procbusd/config.o $(O)/publisher/procbusd/control.o \
              $(O)/publisher/procbusd/logfile.o
-LDLIBS_CLI := -linih -ljson-c
+LDLIBS_CLI := -linih -ljson-c -lncursesw
 LDLIBS_PBD := -linih
 BIN_PROCBUSD := $(O)/procbusd
 BIN_PROCBUS  := $(O)/procbus
@@ -110,6 +111,9 @@ TEST_OBJS_test_cli := $(O)/tests/daemon_harness.o
 TEST_PRE_test_cli := $(BIN_PROCBUSD) $(BIN_PROCBUS)
 TEST_CFLAGS_test_cli := -DPROCBUS_BUILD_DIR='"$(O)"'
 TEST_LIBS_test_cli := -ljson-c
+TEST_OBJS_test_top := $(O)/tests/daemon_harness.o
+TEST_PRE_test_top := $(BIN_PROCBUSD) $(BIN_PROCBUS)
+TEST_CFLAGS_test_top := -DPROCBUS_BUILD_DIR='"$(O)"'
 
 .SECONDEXPANSION:
 $(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) $$(TEST_PRE_$$*) \

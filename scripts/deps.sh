@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh core|fuzz|bpf|format|peer|all
 set -euo pipefail
 
-core=(liburcu-dev libcmocka-dev libinih-dev libjson-c-dev g++ pkg-config)
+core=(liburcu-dev libcmocka-dev libinih-dev libjson-c-dev g++ pkg-config libncurses-dev tmux)
 fuzz=(clang libclang-rt-14-dev)
 bpf=(libbpf-dev clang llvm bpftool libelf-dev zlib1g-dev)
 format=(clang-format)

@@ -49,6 +49,16 @@ int cmd_logs(const struct opts *o, int argc, char **argv);
 /* "30s", "500ms", "2m", "1h", "10" (seconds) -> milliseconds; -1 if malformed. */
 long long parse_duration_ms(const char *s);
 
+/* cli_top.c */
+/* A state with a live main process (a record keeps its last pid after it ends). */
+int cli_live(const struct procbus_proc *p);
+/* 1234K / 56M / 78G. */
+void cli_fmt_bytes(char *buf, size_t len, uint64_t b);
+/* HH:MM:SS, or NdHHh past a day. */
+void cli_fmt_short_duration(char *buf, size_t len, uint64_t ns);
+
+int cmd_top(const struct opts *o, int argc, char **argv);
+
 /* cli_json.c: objects of the schema in docs/JSON.md (free with json_object_put). */
 struct json_object *json_proc(const struct procbus_proc *p);
 struct json_object *json_event(const struct procbus_event *ev, const char *name);

@@ -112,7 +112,7 @@ static void ps_usage(FILE *f)
 }
 
 /* A state with a live main process (the record keeps the last pid after it ends). */
-static int live(const struct procbus_proc *p)
+int cli_live(const struct procbus_proc *p)
 {
     return p->pid > 0 && (p->state == PROCBUS_STATE_STARTING || p->state == PROCBUS_STATE_RUNNING ||
                           p->state == PROCBUS_STATE_READY || p->state == PROCBUS_STATE_STOPPING ||
@@ -143,8 +143,8 @@ static int ps_cmp(const void *a, const void *b)
             return x->restarts > y->restarts ? -1 : 1;
         break;
     case S_AGE: { /* running ones first, longest-running first */
-        uint64_t xa = live(x) ? x->start_realtime_ns : UINT64_MAX;
-        uint64_t ya = live(y) ? y->start_realtime_ns : UINT64_MAX;
+        uint64_t xa = cli_live(x) ? x->start_realtime_ns : UINT64_MAX;
+        uint64_t ya = cli_live(y) ? y->start_realtime_ns : UINT64_MAX;
         if (xa != ya)
             return xa < ya ? -1 : 1;
         break;
@@ -155,7 +155,7 @@ static int ps_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static void fmt_bytes(char *buf, size_t len, uint64_t b)
+void cli_fmt_bytes(char *buf, size_t len, uint64_t b)
 {
     if (b >= 10ull << 30)
         snprintf(buf, len, "%lluG", (unsigned long long)(b >> 30));
@@ -165,7 +165,7 @@ static void fmt_bytes(char *buf, size_t len, uint64_t b)
         snprintf(buf, len, "%lluK", (unsigned long long)(b >> 10));
 }
 
-static void fmt_short_duration(char *buf, size_t len, uint64_t ns)
+void cli_fmt_short_duration(char *buf, size_t len, uint64_t ns)
 {
     uint64_t s = ns / 1000000000ull;
     if (s >= 86400)
@@ -187,14 +187,14 @@ static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p
         snprintf(buf, len, "%*s%s", depth * 2, "", p->name);
         break;
     case C_PID:
-        snprintf(buf, len, live(p) ? "%d" : "-", p->pid);
+        snprintf(buf, len, cli_live(p) ? "%d" : "-", p->pid);
         break;
     case C_STATE:
         snprintf(buf, len, "%s", state_name(p->state));
         break;
     case C_UPTIME:
-        if (live(p) && p->start_realtime_ns != 0 && now > p->start_realtime_ns)
-            fmt_short_duration(buf, len, now - p->start_realtime_ns);
+        if (cli_live(p) && p->start_realtime_ns != 0 && now > p->start_realtime_ns)
+            cli_fmt_short_duration(buf, len, now - p->start_realtime_ns);
         else
             snprintf(buf, len, "-");
         break;
@@ -206,7 +206,7 @@ static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p
                  (unsigned long long)(p->cpu_ns / 10000000ull % 100));
         break;
     case C_RSS:
-        fmt_bytes(buf, len, p->rss_bytes);
+        cli_fmt_bytes(buf, len, p->rss_bytes);
         break;
     case C_PPID:
         snprintf(buf, len, "%d", p->ppid);
@@ -553,7 +553,7 @@ int cmd_get(const struct opts *o, int argc, char **argv)
     printf("state:         %s\n", state_name(p.state));
     fmt_time(a, sizeof(a), p.state_since_ns, 1);
     printf("state since:   %s\n", a);
-    if (live(&p))
+    if (cli_live(&p))
         printf("pid:           %d\n", p.pid);
     else if (p.pid > 0)
         printf("pid:           %d (last run; not running)\n", p.pid);
@@ -565,7 +565,7 @@ int cmd_get(const struct opts *o, int argc, char **argv)
         printf("ns pid:        %d\n", p.ns_pid);
     fmt_time(a, sizeof(a), p.start_realtime_ns, 1);
     printf("started:       %s\n", a);
-    if (live(&p) && p.start_realtime_ns != 0 && realtime_ns() > p.start_realtime_ns) {
+    if (cli_live(&p) && p.start_realtime_ns != 0 && realtime_ns() > p.start_realtime_ns) {
         fmt_duration(b, sizeof(b), realtime_ns() - p.start_realtime_ns);
         printf("uptime:        %s\n", b);
     }
@@ -574,7 +574,7 @@ int cmd_get(const struct opts *o, int argc, char **argv)
     printf("last exit:     %s\n", p.exit_kind == PROCBUS_EXIT_NONE ? "-" : a);
     printf("cpu:           %llu.%03llu s\n", (unsigned long long)(p.cpu_ns / 1000000000ull),
            (unsigned long long)(p.cpu_ns / 1000000ull % 1000));
-    fmt_bytes(a, sizeof(a), p.rss_bytes);
+    cli_fmt_bytes(a, sizeof(a), p.rss_bytes);
     printf("rss:           %s (%llu bytes)\n", a, (unsigned long long)p.rss_bytes);
     printf("comm:          %s\n", p.comm);
     cell(cmd, sizeof(cmd), C_CMD, &p, 0);

@@ -44,6 +44,7 @@ static void usage(FILE *f)
                "  wait NAME --state STATE [--timeout 30s]\n"
                "                              until NAME reaches STATE (exit 5 timeout, 6 FATAL)\n"
                "  logs NAME [-f] [-n N]       captured output (needs -c FILE or $PROCBUS_CONFIG)\n"
+               "  top                         live full-screen view (sort, filter, tree; q quits)\n"
                "Control (through procbusd's socket):\n"
                "  start NAME|GROUP:*|all ...  start and wait until RUNNING (or failed)\n"
                "  stop NAME|GROUP:*|all ...   stop and wait until stopped\n"
@@ -533,6 +534,8 @@ int main(int argc, char **argv)
         rc = cmd_wait(&o, argc - optind, argv + optind);
     else if (strcmp(cmd, "logs") == 0)
         rc = cmd_logs(&o, argc - optind, argv + optind);
+    else if (strcmp(cmd, "top") == 0)
+        rc = cmd_top(&o, argc - optind, argv + optind);
     else if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         rc = EX_OK;

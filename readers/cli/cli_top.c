@@ -1,0 +1,588 @@
+/* cli_top.c - procbus top: a live full-screen (ncurses) view of the process table. */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOP_STALE_NS (5ull * 1000000000ull)
+#define TOP_TICK_MS  1000
+#define FILTER_MAX   64
+
+static void top_usage(FILE *f)
+{
+    fprintf(f, "usage: procbus top\n"
+               "Live full-screen view of the supervised programs, redrawn when the table\n"
+               "changes and at least once a second (one consistent snapshot per redraw).\n"
+               "Keys:\n"
+               "  c  sort by cpu (%% over the last interval)   m  sort by memory (rss)\n"
+               "  r  sort by restarts                          a  sort by age (oldest first)\n"
+               "  n  sort by name                              t  toggle the process tree\n"
+               "  /  filter by name (type a substring, Enter; Esc clears)\n"
+               "  q  quit\n"
+               "Colours only on a terminal that has them and without NO_COLOR.\n");
+}
+
+enum top_sort { T_NAME, T_CPU, T_MEM, T_RESTARTS, T_AGE };
+static const char *const sort_names[] = {"name", "cpu", "memory", "restarts", "age"};
+
+/* CPU usage per record id, computed when the baseline rolls (at most once a second). */
+struct cpu_sample {
+    uint64_t id, cpu_ns;
+    double pct; /* < 0: not known yet */
+};
+
+struct top_row {
+    const struct procbus_proc *p;
+    double pct;
+    int depth;
+};
+
+struct top {
+    struct procbus_reader r;
+    struct procbus_proc *list;
+    size_t n, cap;
+    struct cpu_sample *samples;
+    size_t nsamples;
+    uint64_t base_mono_ns;
+    struct top_row *rows;
+    size_t nrows;
+    enum top_sort sort;
+    int tree, colour, editing;
+    char filter[FILTER_MAX], edit[FILTER_MAX];
+    const char *segment;
+};
+
+/* ---- the waiter thread: turns procbus_wait into a readable pipe ---- */
+
+struct waiter {
+    struct procbus_reader r; /* attached to the same mapping: a reader per thread */
+    int fd;                  /* write end of the pipe */
+    volatile sig_atomic_t stop;
+    pthread_t tid;
+};
+
+static void on_wake(int sig)
+{
+    (void)sig;
+}
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    uint64_t gen = procbus_generation(&w->r);
+
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+        int rc = procbus_wait(&w->r, gen, TOP_TICK_MS);
+        char c = 1;
+
+        if (rc == -EINTR)
+            continue;
+        if (rc == -EPIPE || (rc < 0 && rc != -ETIMEDOUT)) {
+            /* it will not move any more: keep ticking so the header stays current */
+            struct timespec ts = {TOP_TICK_MS / 1000, (TOP_TICK_MS % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE))
+                break;
+        }
+        gen = procbus_generation(&w->r);
+        if (write(w->fd, &c, 1) < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- helpers (as ps prints them) ---- */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int sample_cmp(const void *a, const void *b)
+{
+    const struct cpu_sample *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static const struct cpu_sample *sample_find(const struct top *t, uint64_t id)
+{
+    struct cpu_sample key = {.id = id};
+    if (t->samples == NULL || t->nsamples == 0)
+        return NULL;
+    return bsearch(&key, t->samples, t->nsamples, sizeof(key), sample_cmp);
+}
+
+/* Roll the CPU baseline when it is at least a second old: % = cpu_ns delta / wall delta. */
+static void update_cpu(struct top *t)
+{
+    uint64_t now = mono_ns(), dt = now - t->base_mono_ns;
+    struct cpu_sample *s;
+
+    if (t->samples != NULL && dt < 1000000000ull)
+        return;
+    s = calloc(t->n ? t->n : 1, sizeof(*s));
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct cpu_sample *old = sample_find(t, t->list[i].id);
+        s[i].id = t->list[i].id;
+        s[i].cpu_ns = t->list[i].cpu_ns;
+        s[i].pct = old != NULL && t->list[i].cpu_ns >= old->cpu_ns && dt > 0
+                       ? (double)(t->list[i].cpu_ns - old->cpu_ns) * 100.0 / (double)dt
+                       : -1.0;
+    }
+    qsort(s, t->n, sizeof(*s), sample_cmp);
+    free(t->samples);
+    t->samples = s;
+    t->nsamples = t->n;
+    t->base_mono_ns = now;
+}
+
+/* One consistent snapshot into t->list; keeps the previous one when it cannot be read. */
+static int snapshot(struct top *t)
+{
+    for (;;) {
+        size_t need = 0;
+        int rc = procbus_list(&t->r, t->list, t->cap, &need);
+
+        if (rc == 0) {
+            t->n = need;
+            return 0;
+        }
+        if (rc != -ENOSPC)
+            return rc;
+        struct procbus_proc *grown = realloc(t->list, (need + 64) * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        t->list = grown;
+        t->cap = need + 64;
+    }
+}
+
+static enum top_sort cur_sort;
+
+static int row_cmp(const void *a, const void *b)
+{
+    const struct top_row *rx = a, *ry = b;
+    const struct procbus_proc *x = rx->p, *y = ry->p;
+
+    switch (cur_sort) {
+    case T_CPU:
+        if (rx->pct != ry->pct)
+            return rx->pct > ry->pct ? -1 : 1;
+        if (x->cpu_ns != y->cpu_ns)
+            return x->cpu_ns > y->cpu_ns ? -1 : 1;
+        break;
+    case T_MEM:
+        if (x->rss_bytes != y->rss_bytes)
+            return x->rss_bytes > y->rss_bytes ? -1 : 1;
+        break;
+    case T_RESTARTS:
+        if (x->restarts != y->restarts)
+            return x->restarts > y->restarts ? -1 : 1;
+        break;
+    case T_AGE: { /* running ones first, longest-running first */
+        uint64_t xa = cli_live(x) ? x->start_realtime_ns : UINT64_MAX;
+        uint64_t ya = cli_live(y) ? y->start_realtime_ns : UINT64_MAX;
+        if (xa != ya)
+            return xa < ya ? -1 : 1;
+        break;
+    }
+    default:
+        break;
+    }
+    if (x->pid != y->pid && strcmp(x->name, y->name) == 0)
+        return x->pid < y->pid ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static int name_matches(const struct top *t, const struct procbus_proc *p)
+{
+    return t->filter[0] == '\0' || strstr(p->name, t->filter) != NULL;
+}
+
+/* Build t->rows: programs (filtered, sorted) and, in tree mode, their descendants under them. */
+static void build_rows(struct top *t)
+{
+    struct top_row *progs, *kids;
+    size_t np = 0, nk = 0;
+
+    free(t->rows);
+    t->rows = calloc(t->n ? t->n : 1, sizeof(*t->rows));
+    progs = calloc(t->n ? t->n : 1, sizeof(*progs));
+    kids = calloc(t->n ? t->n : 1, sizeof(*kids));
+    t->nrows = 0;
+    if (t->rows == NULL || progs == NULL || kids == NULL) {
+        free(progs);
+        free(kids);
+        return;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        const struct cpu_sample *s = sample_find(t, t->list[i].id);
+        struct top_row row = {&t->list[i], s != NULL ? s->pct : -1.0, 0};
+        if (!(t->list[i].flags & PROCBUS_F_DESCENDANT))
+            progs[np++] = row;
+        else if (t->tree)
+            kids[nk++] = row;
+    }
+    cur_sort = t->sort;
+    qsort(progs, np, sizeof(*progs), row_cmp);
+    qsort(kids, nk, sizeof(*kids), row_cmp);
+    for (size_t i = 0; i < np; i++) {
+        int prog_match = name_matches(t, progs[i].p);
+        if (prog_match)
+            t->rows[t->nrows++] = progs[i];
+        for (size_t k = 0; k < nk; k++)
+            if (kids[k].p->program_id == progs[i].p->id &&
+                (prog_match || name_matches(t, kids[k].p))) {
+                kids[k].depth = 1;
+                t->rows[t->nrows++] = kids[k];
+            }
+    }
+    free(progs);
+    free(kids);
+}
+
+/* ---- drawing ---- */
+
+enum { PAIR_GREEN = 1, PAIR_RED, PAIR_YELLOW, PAIR_TITLE };
+
+static int state_pair(uint16_t s)
+{
+    switch (s) {
+    case PROCBUS_STATE_RUNNING:
+    case PROCBUS_STATE_READY:
+        return PAIR_GREEN;
+    case PROCBUS_STATE_FATAL:
+    case PROCBUS_STATE_BACKOFF:
+        return PAIR_RED;
+    case PROCBUS_STATE_STARTING:
+    case PROCBUS_STATE_STOPPING:
+        return PAIR_YELLOW;
+    default:
+        return 0;
+    }
+}
+
+static void put_line(int y, const char *s)
+{
+    move(y, 0);
+    clrtoeol();
+    mvaddnstr(y, 0, s, COLS > 0 ? COLS : 0);
+}
+
+static void draw(struct top *t)
+{
+    struct procbus_info inf;
+    char line[512], liv[96], up[32], cpu[32], pct[16], rss[16], pid[16];
+    int l = procbus_liveness(&t->r, TOP_STALE_NS), namew = 12, y;
+    size_t running = 0;
+    uint64_t now = realtime_ns();
+
+    memset(&inf, 0, sizeof(inf));
+    procbus_info(&t->r, &inf);
+    if (l == PROCBUS_ALIVE)
+        snprintf(liv, sizeof(liv), "alive");
+    else if (l == PROCBUS_STALE)
+        snprintf(liv, sizeof(liv), "STALE (no heartbeat for over 5 s)");
+    else if (l == PROCBUS_SHUTDOWN)
+        snprintf(liv, sizeof(liv), "procbusd has shut down (last state)");
+    else
+        snprintf(liv, sizeof(liv), "gone (segment replaced: restart top)");
+    for (size_t i = 0; i < t->n; i++)
+        if (!(t->list[i].flags & PROCBUS_F_DESCENDANT) && cli_live(&t->list[i]))
+            running++;
+    for (size_t i = 0; i < t->nrows; i++) {
+        int w = (int)strlen(t->rows[i].p->name) + 2 * t->rows[i].depth;
+        if (w > namew)
+            namew = w;
+    }
+    if (namew > 32)
+        namew = 32;
+
+    erase();
+    snprintf(line, sizeof(line), "procbus top - %s  procbusd: %s  pid %d  epoch %llu  gen %llu",
+             t->segment, liv, inf.publisher_pid, (unsigned long long)inf.epoch,
+             (unsigned long long)inf.generation);
+    if (t->colour && l != PROCBUS_ALIVE)
+        attron(COLOR_PAIR(l == PROCBUS_STALE ? PAIR_YELLOW : PAIR_RED) | A_BOLD);
+    put_line(0, line);
+    if (t->colour && l != PROCBUS_ALIVE)
+        attroff(COLOR_PAIR(l == PROCBUS_STALE ? PAIR_YELLOW : PAIR_RED) | A_BOLD);
+    snprintf(line, sizeof(line),
+             "%zu programs, %zu running  lost: records %llu  events %llu  tracer %llu  "
+             "sort: %s%s%s%s",
+             t->nrows, running, (unsigned long long)inf.records_dropped,
+             (unsigned long long)inf.events_dropped, (unsigned long long)inf.tracer_drops,
+             sort_names[t->sort], t->tree ? "  tree" : "", t->filter[0] ? "  filter: " : "",
+             t->filter);
+    put_line(1, line);
+    if (t->editing)
+        snprintf(line, sizeof(line), "filter: /%s_", t->edit);
+    else
+        snprintf(line, sizeof(line),
+                 "keys: c cpu  m mem  r restarts  a age  n name  t tree  "
+                 "/ filter  q quit");
+    put_line(2, line);
+
+    snprintf(line, sizeof(line), "%-*s %7s %-9s %9s %8s %6s %10s %7s", namew, "NAME", "PID",
+             "STATE", "UPTIME", "RESTARTS", "CPU%", "CPU", "RSS");
+    if (t->colour)
+        attron(COLOR_PAIR(PAIR_TITLE));
+    attron(A_REVERSE);
+    put_line(3, line);
+    for (int x = (int)strlen(line); x < COLS; x++)
+        mvaddch(3, x, ' ');
+    attroff(A_REVERSE);
+    if (t->colour)
+        attroff(COLOR_PAIR(PAIR_TITLE));
+
+    y = 4;
+    for (size_t i = 0; i < t->nrows && y < LINES; i++, y++) {
+        const struct procbus_proc *p = t->rows[i].p;
+        char name[80];
+        int stx, pair;
+
+        snprintf(name, sizeof(name), "%*s%s", 2 * t->rows[i].depth, "", p->name);
+        snprintf(pid, sizeof(pid), cli_live(p) ? "%d" : "-", p->pid);
+        if (cli_live(p) && p->start_realtime_ns != 0 && now > p->start_realtime_ns)
+            cli_fmt_short_duration(up, sizeof(up), now - p->start_realtime_ns);
+        else
+            snprintf(up, sizeof(up), "-");
+        snprintf(cpu, sizeof(cpu), "%llu.%02llus", (unsigned long long)(p->cpu_ns / 1000000000ull),
+                 (unsigned long long)(p->cpu_ns / 10000000ull % 100));
+        if (t->rows[i].pct >= 0)
+            snprintf(pct, sizeof(pct), "%.1f", t->rows[i].pct);
+        else
+            snprintf(pct, sizeof(pct), "-");
+        cli_fmt_bytes(rss, sizeof(rss), p->rss_bytes);
+        snprintf(line, sizeof(line), "%-*.*s %7s ", namew, namew, name, pid);
+        stx = (int)strlen(line);
+        snprintf(line + stx, sizeof(line) - (size_t)stx, "%-9s %9s %8u %6s %10s %7s",
+                 state_name(p->state), up, p->restarts, pct, cpu, rss);
+        put_line(y, line);
+        pair = t->colour ? state_pair(p->state) : 0;
+        if (pair != 0 && stx < COLS)
+            mvchgat(y, stx, 9, A_NORMAL, (short)pair, NULL);
+    }
+    if (t->nrows == 0 && y < LINES)
+        put_line(y, t->filter[0] ? "(no program matches the filter)" : "(no programs)");
+    refresh();
+}
+
+/* ---- keys ---- */
+
+/* Handle one key; returns 1 to quit. */
+static int on_key(struct top *t, int ch)
+{
+    if (t->editing) {
+        size_t n = strlen(t->edit);
+        if (ch == 27) { /* Esc: clear the filter */
+            t->editing = 0;
+            t->edit[0] = t->filter[0] = '\0';
+        } else if (ch == '\n' || ch == '\r' || ch == KEY_ENTER) {
+            t->editing = 0;
+            memcpy(t->filter, t->edit, sizeof(t->filter));
+        } else if (ch == KEY_BACKSPACE || ch == 127 || ch == 8) {
+            if (n > 0)
+                t->edit[n - 1] = '\0';
+        } else if (ch >= 0x20 && ch < 0x7f && n + 1 < sizeof(t->edit)) {
+            t->edit[n] = (char)ch;
+            t->edit[n + 1] = '\0';
+        }
+        return 0;
+    }
+    switch (ch) {
+    case 'q':
+    case 'Q':
+        return 1;
+    case 'c':
+        t->sort = T_CPU;
+        break;
+    case 'm':
+        t->sort = T_MEM;
+        break;
+    case 'r':
+        t->sort = T_RESTARTS;
+        break;
+    case 'a':
+        t->sort = T_AGE;
+        break;
+    case 'n':
+        t->sort = T_NAME;
+        break;
+    case 't':
+        t->tree = !t->tree;
+        break;
+    case '/':
+        t->editing = 1;
+        memcpy(t->edit, t->filter, sizeof(t->edit));
+        break;
+    case 27:
+        t->filter[0] = '\0';
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* Re-read the table and redraw. */
+static void refresh_view(struct top *t)
+{
+    snapshot(t); /* on failure the last good snapshot stays on screen */
+    update_cpu(t);
+    build_rows(t);
+    draw(t);
+}
+
+int cmd_top(const struct opts *o, int argc, char **argv)
+{
+    static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    struct top t;
+    struct waiter w;
+    struct sigaction sa;
+    sigset_t all, old;
+    int opt, pfd[2], quit = 0;
+    SCREEN *scr;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (opt == 'h') {
+            top_usage(stdout);
+            return EX_OK;
+        }
+        top_usage(stderr);
+        return EX_USAGE;
+    }
+    if (optind < argc) {
+        top_usage(stderr);
+        return EX_USAGE;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "procbus: top needs a terminal (use ps or watch otherwise)\n");
+        return EX_USAGE;
+    }
+    memset(&t, 0, sizeof(t));
+    memset(&w, 0, sizeof(w));
+    t.sort = T_NAME;
+    t.segment = o->segment ? o->segment
+                           : (getenv(PROCBUS_SEGMENT_ENV) && getenv(PROCBUS_SEGMENT_ENV)[0]
+                                  ? getenv(PROCBUS_SEGMENT_ENV)
+                                  : PROCBUS_DEFAULT_SEGMENT);
+    if (open_segment(o, &t.r) < 0)
+        return EX_NOSEG;
+    if (snapshot(&t) < 0) {
+        fprintf(stderr, "procbus: cannot read the process table\n");
+        procbus_close(&t.r);
+        return EX_FAIL;
+    }
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0) {
+        perror("procbus: pipe");
+        procbus_close(&t.r);
+        return EX_FAIL;
+    }
+
+    scr = newterm(NULL, stdout, stdin);
+    if (scr == NULL) {
+        fprintf(stderr, "procbus: cannot set up the terminal (TERM=%s)\n",
+                getenv("TERM") ? getenv("TERM") : "");
+        close(pfd[0]);
+        close(pfd[1]);
+        procbus_close(&t.r);
+        return EX_FAIL;
+    }
+    set_escdelay(25);
+    cbreak();
+    noecho();
+    nonl();
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    curs_set(0);
+    t.colour = has_colors() && getenv("NO_COLOR") == NULL;
+    if (t.colour) {
+        start_color();
+        use_default_colors();
+        init_pair(PAIR_GREEN, COLOR_GREEN, -1);
+        init_pair(PAIR_RED, COLOR_RED, -1);
+        init_pair(PAIR_YELLOW, COLOR_YELLOW, -1);
+        init_pair(PAIR_TITLE, COLOR_BLACK, COLOR_CYAN);
+    }
+
+    /* The waiter thread: SIGUSR1 (no SA_RESTART) interrupts its futex wait at exit. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_wake;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    procbus_attach(&w.r, t.r.base, t.r.len);
+    w.fd = pfd[1];
+    sigfillset(&all);
+    sigdelset(&all, SIGUSR1);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: SIGWINCH etc. stay here */
+    if (pthread_create(&w.tid, NULL, waiter_main, &w) != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        endwin();
+        delscreen(scr);
+        fprintf(stderr, "procbus: cannot start the waiter thread\n");
+        close(pfd[0]);
+        close(pfd[1]);
+        procbus_close(&t.r);
+        return EX_FAIL;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    refresh_view(&t);
+    while (!quit) {
+        struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {pfd[0], POLLIN, 0}};
+        int redraw = 0, ch;
+
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents & POLLIN) {
+            char buf[64];
+            while (read(pfd[0], buf, sizeof(buf)) > 0)
+                ;
+            refresh_view(&t);
+        }
+        /* keys, and KEY_RESIZE after SIGWINCH interrupted the poll */
+        while (!quit && (ch = getch()) != ERR) {
+            if (ch == KEY_RESIZE)
+                redraw = 1;
+            else {
+                quit = on_key(&t, ch);
+                redraw = 1;
+            }
+        }
+        if (fds[0].revents & (POLLHUP | POLLERR))
+            quit = 1;
+        if (redraw && !quit) {
+            build_rows(&t);
+            draw(&t);
+        }
+    }
+
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+    pthread_kill(w.tid, SIGUSR1);
+    pthread_join(w.tid, NULL);
+    endwin();
+    delscreen(scr);
+    close(pfd[0]);
+    close(pfd[1]);
+    procbus_close(&t.r);
+    free(t.list);
+    free(t.samples);
+    free(t.rows);
+    return EX_OK;
+}
