@@ -47,7 +47,7 @@ VERSION := 0.1.0
 .PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd bench-peer demo format format-check clean help \
         check-headers
 
-all: $(DEPS_STAMP) $(PUB_LIB) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(TEST_BINS) $(BENCH_BINS) \
+all: $(DEPS_STAMP) $(PUB_LIB) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER) $(TEST_BINS) $(BENCH_BINS) \
      $(EXAMPLE_BINS) check-headers
 
 help:
@@ -103,6 +103,22 @@ TEST_LIBS_test_config  := -linih
 TEST_OBJS_test_logfile := $(O)/publisher/procbusd/logfile.o
 TEST_OBJS_test_sampler := $(O)/publisher/procbusd/sampler.o
 
+# procbus-exporter: Prometheus /metrics over libmicrohttpd (docs/EXPORTER.md).
+EXP_SRCS     := $(wildcard readers/exporter/*.c)
+BIN_EXPORTER := $(O)/procbus-exporter
+LDLIBS_EXP   := -lmicrohttpd -lpthread
+
+$(BIN_EXPORTER): $(EXP_SRCS) readers/exporter/exporter.h | $(DEPS_STAMP)
+	$(CC) $(ALL_CFLAGS) $(EXP_SRCS) -o $@ $(LDLIBS_EXP)
+
+$(O)/readers/exporter/scrape_bench: readers/exporter/bench/scrape_bench.c $(PUB_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU)
+
+TEST_PRE_test_exporter := $(BIN_PROCBUSD) $(BIN_EXPORTER)
+TEST_OBJS_test_exporter := $(O)/tests/daemon_harness.o
+TEST_CFLAGS_test_exporter := -DPROCBUS_BUILD_DIR='"$(O)"'
+
 # The daemon's integration test runs the real binaries of the same build.
 TEST_PRE_test_procbusd := $(BIN_PROCBUSD) $(BIN_PROCBUS)
 TEST_CFLAGS_test_procbusd := -DPROCBUS_BUILD_DIR='"$(O)"'
@@ -146,6 +162,7 @@ $(O)/.headers-ok: readers/procbus.h shm/procbus_abi.h
 	@touch $@
 
 test: $(DEPS_STAMP)
+	@scripts/deps.sh prom
 	@$(MAKE) --no-print-directory $(TEST_BINS)
 	@tests/run.sh $(O)/tests
 
@@ -197,12 +214,13 @@ demo: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
 
 # ---- installation ----
 MAN_PAGES := docs/man/procbus.1 docs/man/procbus.h.3 docs/man/procbus.conf.5 docs/man/procbusd.8
-install: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
+install: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
 	  $(DESTDIR)$(PREFIX)/include/procbus $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/share/doc/procbus/examples
 	install -m 0755 $(BIN_PROCBUS) $(DESTDIR)$(PREFIX)/bin/procbus
 	install -m 0755 $(BIN_PROCBUSD) $(DESTDIR)$(PREFIX)/sbin/procbusd
+	install -m 0755 $(BIN_EXPORTER) $(DESTDIR)$(PREFIX)/bin/procbus-exporter
 	install -m 0644 readers/procbus.h shm/procbus_abi.h $(DESTDIR)$(PREFIX)/include/procbus/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' packaging/procbus.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/procbus.pc
@@ -215,6 +233,7 @@ install: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/procbus $(DESTDIR)$(PREFIX)/sbin/procbusd \
+	  $(DESTDIR)$(PREFIX)/bin/procbus-exporter \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/procbus.pc
 	rm -rf $(DESTDIR)$(PREFIX)/include/procbus $(DESTDIR)$(PREFIX)/share/doc/procbus
 	for m in $(MAN_PAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages a procbus build step needs, only those missing.
-# Usage: scripts/deps.sh core|fuzz|bpf|format|peer|all
+# Usage: scripts/deps.sh core|fuzz|bpf|format|peer|prom|all
 set -euo pipefail
 
-core=(liburcu-dev libcmocka-dev libinih-dev libjson-c-dev g++ pkg-config libncurses-dev tmux)
+core=(liburcu-dev libcmocka-dev libinih-dev libjson-c-dev g++ pkg-config libncurses-dev tmux libmicrohttpd-dev)
 fuzz=(clang libclang-rt-14-dev)
 bpf=(libbpf-dev clang llvm bpftool libelf-dev zlib1g-dev)
 format=(clang-format)
 peer=(supervisor)
+prom=(prometheus)
 
 want=()
 case "${1:-core}" in
@@ -16,8 +17,9 @@ fuzz) want=("${fuzz[@]}") ;;
 bpf) want=("${bpf[@]}") ;;
 format) want=("${format[@]}") ;;
 peer) want=("${peer[@]}") ;;
-all) want=("${core[@]}" "${fuzz[@]}" "${bpf[@]}" "${format[@]}" "${peer[@]}") ;;
-*) echo "deps.sh: unknown set '$1' (core|fuzz|bpf|format|peer|all)" >&2; exit 2 ;;
+prom) want=("${prom[@]}") ;;
+all) want=("${core[@]}" "${fuzz[@]}" "${bpf[@]}" "${format[@]}" "${peer[@]}" "${prom[@]}") ;;
+*) echo "deps.sh: unknown set '$1' (core|fuzz|bpf|format|peer|prom|all)" >&2; exit 2 ;;
 esac
 
 missing=()
