@@ -22,6 +22,13 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/tests/support.o
 
+# The eBPF tracer's test needs kernel BTF at build time (vmlinux.h); without it, it is left out.
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+ifeq ($(wildcard $(VMLINUX_BTF)),)
+TEST_BINS := $(filter-out $(O)/tests/test_proctrace,$(TEST_BINS))
+$(info ebpf: no kernel BTF at $(VMLINUX_BTF): the tracer and test_proctrace are not built)
+endif
+
 PBD_SRCS  := publisher/procbusd/daemon.c publisher/procbusd/config.c publisher/procbusd/control.c \
              publisher/procbusd/spawn.c publisher/procbusd/fsm.c publisher/procbusd/logfile.c \
              publisher/procbusd/sampler.c
@@ -70,6 +77,7 @@ $(DEPS_STAMP): scripts/deps.sh
 
 deps:
 	@scripts/deps.sh core
+	@scripts/deps.sh bpf
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -118,6 +126,36 @@ $(O)/readers/exporter/scrape_bench: readers/exporter/bench/scrape_bench.c $(PUB_
 TEST_PRE_test_exporter := $(BIN_PROCBUSD) $(BIN_EXPORTER)
 TEST_OBJS_test_exporter := $(O)/tests/daemon_harness.o
 TEST_CFLAGS_test_exporter := -DPROCBUS_BUILD_DIR='"$(O)"'
+
+# --- eBPF tracer (ebpf/): vmlinux.h and the skeleton are generated into $(O)/ebpf, never committed.
+BPF_CLANG   ?= clang
+BPFTOOL     ?= bpftool
+BPF_ARCH    := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/')
+LDLIBS_BPF  := -lbpf -lelf -lz
+DEPS_BPF_STAMP := $(O)/.deps-bpf-ok
+PROCTRACE_OBJ  := $(O)/ebpf/proctrace.o
+
+$(DEPS_BPF_STAMP): scripts/deps.sh
+	@scripts/deps.sh bpf
+	@mkdir -p $(O) && touch $@
+
+$(O)/ebpf/vmlinux.h: | $(DEPS_BPF_STAMP)
+	@mkdir -p $(dir $@)
+	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@
+
+$(O)/ebpf/proctrace.bpf.o: ebpf/proctrace.bpf.c ebpf/proctrace.h $(O)/ebpf/vmlinux.h
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Iebpf -I$(O)/ebpf -c $< -o $@
+
+$(O)/ebpf/proctrace.skel.h: $(O)/ebpf/proctrace.bpf.o
+	$(BPFTOOL) gen skeleton $< name proctrace_bpf > $@.tmp && mv $@.tmp $@
+
+$(PROCTRACE_OBJ): ebpf/proctrace.c ebpf/proctrace_user.h ebpf/proctrace.h $(O)/ebpf/proctrace.skel.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iebpf -I$(O)/ebpf -c $< -o $@
+
+TEST_OBJS_test_proctrace   := $(PROCTRACE_OBJ)
+TEST_CFLAGS_test_proctrace := -Iebpf
+TEST_LIBS_test_proctrace   := $(LDLIBS_BPF)
 
 # The daemon's integration test runs the real binaries of the same build.
 TEST_PRE_test_procbusd := $(BIN_PROCBUSD) $(BIN_PROCBUS)

@@ -1,0 +1,75 @@
+/* proctrace_user.h - loader library of the eBPF exec/exit/fork tracer (libbpf, skeleton). */
+#ifndef PROCTRACE_USER_H
+#define PROCTRACE_USER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proctrace.h"
+
+struct proctrace;
+
+/* Exit detection (proctrace_opts.exit_mode). */
+enum proctrace_exit_mode {
+    PROCTRACE_EXIT_AUTO = 0,       /* group_dead if the kernel's tracepoint has it, else live */
+    PROCTRACE_EXIT_GROUP_DEAD = 1, /* sched_process_exit's group_dead argument (6.16+) */
+    PROCTRACE_EXIT_LIVE = 2,       /* signal->live == 0 (any kernel; tests force it) */
+};
+
+struct proctrace_opts {
+    int observe_all;   /* nonzero: every process on the host, no tracked set */
+    size_t ring_bytes; /* ring buffer size: a power of two >= page size; 0 = 256 KiB */
+    int exit_mode;     /* enum proctrace_exit_mode; 0 = auto */
+};
+
+/*
+ * Open, load and attach the tracer. `o` may be NULL (defaults). On success
+ * returns 0 and *out; on failure a negative errno, *out NULL and, if `why`,
+ * a one-line reason ("no kernel BTF at /sys/kernel/btf/vmlinux",
+ * "BPF load refused (EPERM): need root or CAP_BPF+CAP_PERFMON", ...).
+ * -EINVAL: bad options; -ENOTSUP: the kernel's BTF lacks the mode asked for.
+ */
+int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char *why,
+                   size_t whylen);
+
+/*
+ * Whether the tracer can run here, without loading it for long: checks the
+ * kernel BTF, then loads and drops the program. 0 = yes; else a negative
+ * errno and the reason in `why`. For procbusd's --trace=auto.
+ */
+int proctrace_available(char *why, size_t whylen);
+
+/* Track process `tgid` (and, from now on, every process it forks). 0 or -errno. */
+int proctrace_track(struct proctrace *t, pid_t tgid);
+
+/* Stop tracking `tgid` (its later children are not tracked). 0, -ENOENT or -errno. */
+int proctrace_untrack(struct proctrace *t, pid_t tgid);
+
+/* The ring buffer's epoll descriptor: readable when events are pending. Owned by `t`. */
+int proctrace_fd(const struct proctrace *t);
+
+/* Called once per event; `ev` is a full, zero-padded record valid for the call only.
+ * A nonzero return stops proctrace_consume, which returns it. */
+typedef int (*proctrace_cb)(void *arg, const struct proctrace_event *ev);
+
+/*
+ * Deliver every pending event, in ring order, reading the memory-mapped ring
+ * (no syscall per event). Returns the number of events delivered, the
+ * callback's nonzero return (negative), or a negative errno.
+ */
+int proctrace_consume(struct proctrace *t, proctrace_cb cb, void *arg);
+
+/* Events dropped because the ring buffer was full (sum over CPUs); never reset. */
+uint64_t proctrace_lost(const struct proctrace *t);
+
+/* Forked children left untracked because the tracked map was full (sum over CPUs). */
+uint64_t proctrace_track_failed(const struct proctrace *t);
+
+/* The exit detection in use (PROCTRACE_EXIT_GROUP_DEAD or PROCTRACE_EXIT_LIVE). */
+int proctrace_exit_mode(const struct proctrace *t);
+
+/* Detach, unload and free. NULL is fine. */
+void proctrace_close(struct proctrace *t);
+
+#endif
