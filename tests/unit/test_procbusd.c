@@ -591,6 +591,49 @@ static void test_tree_usage_sampled(void **state)
     stop_daemon(&h);
 }
 
+/* user= (as root), umask, directory and environment reach the program. */
+static void test_credentials_and_environment(void **state)
+{
+    struct daemon_h h;
+    struct procbus_proc p;
+    struct passwd *nobody = getpwnam("nobody");
+    char path[64], line[256];
+    unsigned uid = 0;
+    FILE *f;
+    (void)state;
+
+    if (geteuid() != 0 || nobody == NULL)
+        skip(); /* user= only applies when procbusd runs as root */
+    start_daemon(&h, "[program:asnobody]\ncommand = sleep 1000\nuser = nobody\nstartsecs = 0\n"
+                     "[program:envdir]\ncommand = sh -c 'echo \"$GREETING $(pwd) $(umask)\" > "
+                     "/tmp/pbd-envdir-out; exec sleep 1000'\ndirectory = /tmp\numask = 027\n"
+                     "environment = GREETING=\"hello world\"\nstartsecs = 0\n");
+    assert_int_equal(wait_state(&h, "asnobody", PROCBUS_STATE_RUNNING, 10000, &p), 0);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)p.pid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "Uid: %u", &uid) == 1)
+            break;
+    fclose(f);
+    assert_int_equal(uid, nobody->pw_uid);
+    assert_int_equal(wait_state(&h, "envdir", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    for (int i = 0; i < 200; i++) { /* the program writes it right after starting */
+        f = fopen("/tmp/pbd-envdir-out", "r");
+        if (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            fclose(f);
+            break;
+        }
+        if (f != NULL)
+            fclose(f);
+        line[0] = '\0';
+        usleep(50000);
+    }
+    assert_string_equal(line, "hello world /tmp 0027\n");
+    unlink("/tmp/pbd-envdir-out");
+    stop_daemon(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +649,7 @@ int main(void)
         cmocka_unit_test_teardown(test_check_and_bad_config, pbt_teardown),
         cmocka_unit_test_teardown(test_logs_rotate_and_loop_stays_responsive, pbt_teardown),
         cmocka_unit_test_teardown(test_tree_usage_sampled, pbt_teardown),
+        cmocka_unit_test_teardown(test_credentials_and_environment, pbt_teardown),
     };
     return cmocka_run_group_tests_name("procbusd", tests, NULL, NULL);
 }
