@@ -57,6 +57,18 @@ void cli_fmt_bytes(char *buf, size_t len, uint64_t b);
 /* HH:MM:SS, or NdHHh past a day. */
 void cli_fmt_short_duration(char *buf, size_t len, uint64_t ns);
 
+/* Sort keys shared by ps and top: the larger value (or the oldest run) first, then by name. */
+enum cli_sort {
+    CLI_SORT_NAME,
+    CLI_SORT_PID,
+    CLI_SORT_CPU,
+    CLI_SORT_RSS,
+    CLI_SORT_RESTARTS,
+    CLI_SORT_AGE
+};
+/* qsort-style order of two records by `key`; ties by name, then pid. */
+int cli_proc_cmp(const struct procbus_proc *x, const struct procbus_proc *y, enum cli_sort key);
+
 int cmd_top(const struct opts *o, int argc, char **argv);
 
 /* cli_json.c: objects of the schema in docs/JSON.md (free with json_object_put). */

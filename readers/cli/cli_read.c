@@ -120,29 +120,37 @@ int cli_live(const struct procbus_proc *p)
 }
 
 static int sort_key;
-enum { S_NAME, S_PID, S_CPU, S_RSS, S_RESTARTS, S_AGE };
+enum {
+    S_NAME = CLI_SORT_NAME,
+    S_PID = CLI_SORT_PID,
+    S_CPU = CLI_SORT_CPU,
+    S_RSS = CLI_SORT_RSS,
+    S_RESTARTS = CLI_SORT_RESTARTS,
+    S_AGE = CLI_SORT_AGE
+};
 
-static int ps_cmp(const void *a, const void *b)
+int cli_proc_cmp(const struct procbus_proc *x, const struct procbus_proc *y, enum cli_sort key)
 {
-    const struct procbus_proc *x = a, *y = b;
-    switch (sort_key) {
-    case S_PID:
+    int byname;
+
+    switch (key) {
+    case CLI_SORT_PID:
         if (x->pid != y->pid)
             return x->pid < y->pid ? -1 : 1;
         break;
-    case S_CPU:
+    case CLI_SORT_CPU:
         if (x->cpu_ns != y->cpu_ns)
             return x->cpu_ns > y->cpu_ns ? -1 : 1;
         break;
-    case S_RSS:
+    case CLI_SORT_RSS:
         if (x->rss_bytes != y->rss_bytes)
             return x->rss_bytes > y->rss_bytes ? -1 : 1;
         break;
-    case S_RESTARTS:
+    case CLI_SORT_RESTARTS:
         if (x->restarts != y->restarts)
             return x->restarts > y->restarts ? -1 : 1;
         break;
-    case S_AGE: { /* running ones first, longest-running first */
+    case CLI_SORT_AGE: { /* running ones first, longest-running first */
         uint64_t xa = cli_live(x) ? x->start_realtime_ns : UINT64_MAX;
         uint64_t ya = cli_live(y) ? y->start_realtime_ns : UINT64_MAX;
         if (xa != ya)
@@ -152,7 +160,15 @@ static int ps_cmp(const void *a, const void *b)
     default:
         break;
     }
-    return strcmp(x->name, y->name);
+    byname = strcmp(x->name, y->name);
+    if (byname == 0 && x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
+    return byname;
+}
+
+static int ps_cmp(const void *a, const void *b)
+{
+    return cli_proc_cmp(a, b, (enum cli_sort)sort_key);
 }
 
 void cli_fmt_bytes(char *buf, size_t len, uint64_t b)

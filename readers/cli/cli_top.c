@@ -32,8 +32,18 @@ static void top_usage(FILE *f)
                "Colours only on a terminal that has them and without NO_COLOR.\n");
 }
 
-enum top_sort { T_NAME, T_CPU, T_MEM, T_RESTARTS, T_AGE };
-static const char *const sort_names[] = {"name", "cpu", "memory", "restarts", "age"};
+enum top_sort {
+    T_NAME = CLI_SORT_NAME,
+    T_CPU = CLI_SORT_CPU,
+    T_MEM = CLI_SORT_RSS,
+    T_RESTARTS = CLI_SORT_RESTARTS,
+    T_AGE = CLI_SORT_AGE
+};
+static const char *const sort_names[] = {[T_NAME] = "name",
+                                         [T_CPU] = "cpu",
+                                         [T_MEM] = "memory",
+                                         [T_RESTARTS] = "restarts",
+                                         [T_AGE] = "age"};
 
 /* CPU usage per record id, computed when the baseline rolls (at most once a second). */
 struct cpu_sample {
@@ -176,36 +186,11 @@ static enum top_sort cur_sort;
 static int row_cmp(const void *a, const void *b)
 {
     const struct top_row *rx = a, *ry = b;
-    const struct procbus_proc *x = rx->p, *y = ry->p;
 
-    switch (cur_sort) {
-    case T_CPU:
-        if (rx->pct != ry->pct)
-            return rx->pct > ry->pct ? -1 : 1;
-        if (x->cpu_ns != y->cpu_ns)
-            return x->cpu_ns > y->cpu_ns ? -1 : 1;
-        break;
-    case T_MEM:
-        if (x->rss_bytes != y->rss_bytes)
-            return x->rss_bytes > y->rss_bytes ? -1 : 1;
-        break;
-    case T_RESTARTS:
-        if (x->restarts != y->restarts)
-            return x->restarts > y->restarts ? -1 : 1;
-        break;
-    case T_AGE: { /* running ones first, longest-running first */
-        uint64_t xa = cli_live(x) ? x->start_realtime_ns : UINT64_MAX;
-        uint64_t ya = cli_live(y) ? y->start_realtime_ns : UINT64_MAX;
-        if (xa != ya)
-            return xa < ya ? -1 : 1;
-        break;
-    }
-    default:
-        break;
-    }
-    if (x->pid != y->pid && strcmp(x->name, y->name) == 0)
-        return x->pid < y->pid ? -1 : 1;
-    return strcmp(x->name, y->name);
+    /* by CPU, top ranks the recent rate first, then the total */
+    if (cur_sort == T_CPU && rx->pct != ry->pct)
+        return rx->pct > ry->pct ? -1 : 1;
+    return cli_proc_cmp(rx->p, ry->p, (enum cli_sort)cur_sort);
 }
 
 static int name_matches(const struct top *t, const struct procbus_proc *p)
