@@ -1,6 +1,7 @@
 /* procbus-bench.c - procbus read and commit benchmarks against rwlock and socket baselines. */
 #define _GNU_SOURCE
 #include "procbus.h"
+#include "bench_common.h"
 #include "procbus_pub.h"
 
 #include <errno.h>
@@ -1417,26 +1418,6 @@ static double loadavg1(void)
 }
 
 /* Total and steal jiffies from the "cpu" line of /proc/stat; 0 if unreadable. */
-static int cpu_jiffies(unsigned long long *total, unsigned long long *steal)
-{
-    unsigned long long v[8] = {0};
-    FILE *fp = fopen("/proc/stat", "r");
-    int n = 0, i;
-
-    if (fp == NULL)
-        return 0;
-    n = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
-               &v[5], &v[6], &v[7]);
-    fclose(fp);
-    if (n < 8)
-        return 0;
-    *total = 0;
-    for (i = 0; i < 8; i++)
-        *total += v[i];
-    *steal = v[7];
-    return 1;
-}
-
 static void machine_info(struct machine *m)
 {
     FILE *fp = fopen("/proc/cpuinfo", "r");
@@ -1786,7 +1767,7 @@ int main(int argc, char **argv)
     S[B_C10K].commit = 1, S[B_C10K].n = 10000;
 
     unsigned long long tot0 = 0, st0 = 0, tot1 = 0, st1 = 0;
-    int have_j = cpu_jiffies(&tot0, &st0);
+    int have_j = bench_cpu_jiffies(&tot0, &st0);
     for (k = 0; k < rounds; k++) {
         fprintf(stderr, "procbus-bench: round %d of %d\n", k + 1, rounds);
         for (i = 0; i < B_COUNT; i++) {
@@ -1800,7 +1781,7 @@ int main(int argc, char **argv)
     }
 
     m.load_end = loadavg1();
-    if (have_j && cpu_jiffies(&tot1, &st1) && tot1 > tot0)
+    if (have_j && bench_cpu_jiffies(&tot1, &st1) && tot1 > tot0)
         m.steal_pct = 100.0 * (double)(st1 - st0) / (double)(tot1 - tot0);
 
     double pid, rw, rw10, multi, cont, rwc, sock;

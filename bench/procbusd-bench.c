@@ -1,6 +1,7 @@
 /* procbusd-bench.c - procbusd benchmarks: exit-to-visible latency, RSS, status vs supervisord. */
 #define _GNU_SOURCE
 #include "procbus.h"
+#include "bench_common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -243,26 +244,6 @@ static double loadavg1(void)
     return l;
 }
 
-static int cpu_jiffies(unsigned long long *total, unsigned long long *steal)
-{
-    unsigned long long v[8] = {0};
-    FILE *fp = fopen("/proc/stat", "r");
-    int n, i;
-
-    if (fp == NULL)
-        return 0;
-    n = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
-               &v[5], &v[6], &v[7]);
-    fclose(fp);
-    if (n < 8)
-        return 0;
-    *total = 0;
-    for (i = 0; i < 8; i++)
-        *total += v[i];
-    *steal = v[7];
-    return 1;
-}
-
 static void machine_start(struct machine *m)
 {
     FILE *fp = fopen("/proc/cpuinfo", "r");
@@ -289,7 +270,7 @@ static void machine_start(struct machine *m)
     m->online = (int)sysconf(_SC_NPROCESSORS_ONLN);
     m->load_start = loadavg1();
     m->load_end = m->steal_pct = NAN;
-    if (!cpu_jiffies(&m->tot0, &m->steal0))
+    if (!bench_cpu_jiffies(&m->tot0, &m->steal0))
         m->tot0 = 0;
 }
 
@@ -298,7 +279,7 @@ static void machine_end(struct machine *m)
     unsigned long long tot, steal;
 
     m->load_end = loadavg1();
-    if (m->tot0 != 0 && cpu_jiffies(&tot, &steal) && tot > m->tot0)
+    if (m->tot0 != 0 && bench_cpu_jiffies(&tot, &steal) && tot > m->tot0)
         m->steal_pct = 100.0 * (double)(steal - m->steal0) / (double)(tot - m->tot0);
 }
 
