@@ -22,16 +22,22 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/tests/support.o
 
-# The eBPF tracer's test needs kernel BTF at build time (vmlinux.h); without it, it is left out.
+# The eBPF tracer needs kernel BTF at build time (vmlinux.h); without it, procbusd is built
+# without it (--trace=auto then polls /proc) and the tests of the tracer itself are left out.
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 ifeq ($(wildcard $(VMLINUX_BTF)),)
-TEST_BINS := $(filter-out $(O)/tests/test_proctrace,$(TEST_BINS))
-$(info ebpf: no kernel BTF at $(VMLINUX_BTF): the tracer and test_proctrace are not built)
+TEST_BINS := $(filter-out $(O)/tests/test_proctrace $(O)/tests/test_trace,$(TEST_BINS))
+$(info ebpf: no kernel BTF at $(VMLINUX_BTF): procbusd is built without the eBPF tracer)
+PBD_TRACER :=
+else
+PBD_TRACER := yes
+PBD_TRACER_OBJ  := $(O)/ebpf/proctrace.o
+PBD_TRACER_LIBS := -lbpf -lelf -lz
 endif
 
 PBD_SRCS  := publisher/procbusd/daemon.c publisher/procbusd/config.c publisher/procbusd/control.c \
              publisher/procbusd/spawn.c publisher/procbusd/fsm.c publisher/procbusd/logfile.c \
-             publisher/procbusd/sampler.c
+             publisher/procbusd/sampler.c publisher/procbusd/trace.c
 PBD_OBJS  := $(PBD_SRCS:%.c=$(O)/%.o)
 PBD_LIB   := $(O)/libprocbusd.a
 CLI_SRCS  := readers/cli/procbus.c readers/cli/cli_read.c readers/cli/cli_json.c \
@@ -89,8 +95,9 @@ $(PUB_LIB): $(PUB_OBJS)
 $(PBD_LIB): $(PBD_OBJS)
 	ar rcs $@ $^
 
-$(BIN_PROCBUSD): publisher/procbusd/main.c $(PBD_LIB) $(PUB_LIB) | $(DEPS_STAMP)
-	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $< -o $@ $(PBD_LIB) $(PUB_LIB) $(LDLIBS_URCU) $(LDLIBS_PBD)
+$(BIN_PROCBUSD): publisher/procbusd/main.c $(PBD_LIB) $(PUB_LIB) $(PBD_TRACER_OBJ) | $(DEPS_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $< -o $@ $(PBD_LIB) $(PUB_LIB) $(PBD_TRACER_OBJ) \
+	  $(LDLIBS_URCU) $(LDLIBS_PBD) $(PBD_TRACER_LIBS)
 
 # One command for the three sources: cli.h and the headers it pulls in are listed here.
 $(BIN_PROCBUS): $(CLI_SRCS) readers/cli/cli.h publisher/procbusd/control.h \
@@ -152,6 +159,17 @@ $(O)/ebpf/proctrace.skel.h: $(O)/ebpf/proctrace.bpf.o
 $(PROCTRACE_OBJ): ebpf/proctrace.c ebpf/proctrace_user.h ebpf/proctrace.h $(O)/ebpf/proctrace.skel.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iebpf -I$(O)/ebpf -c $< -o $@
+
+# procbusd's trace module uses the tracer where the build has it (PBD_HAVE_TRACER).
+ifeq ($(PBD_TRACER),yes)
+$(O)/publisher/procbusd/trace.o: ALL_CFLAGS += -Iebpf -DPBD_HAVE_TRACER
+$(O)/publisher/procbusd/trace.o: $(O)/ebpf/proctrace.skel.h
+endif
+
+TEST_PRE_test_trace    := $(BIN_PROCBUSD) $(BIN_PROCBUS)
+TEST_OBJS_test_trace   := $(O)/tests/daemon_harness.o $(PROCTRACE_OBJ)
+TEST_CFLAGS_test_trace := -Iebpf -DPROCBUS_BUILD_DIR='"$(O)"'
+TEST_LIBS_test_trace   := $(LDLIBS_BPF)
 
 TEST_OBJS_test_proctrace   := $(PROCTRACE_OBJ)
 TEST_CFLAGS_test_proctrace := -Iebpf

@@ -1327,8 +1327,10 @@ static int load_daemon(struct loader *L, const struct section *S, struct pbd_dae
         char *v = NULL;
         long long n;
         int r;
-        static const char *const known[] = {"segment",   "socket", "log_level", "heartbeat_ms",
-                                            "sample_ms", "trace",  "capacity",  NULL};
+        static const char *const known[] = {
+            "segment", "socket",  "log_level",        "heartbeat_ms",  "sample_ms",
+            "trace",   "observe", "keep_exited_secs", "trace_ring_kb", "capacity",
+            NULL};
         if (!is_one_of(kv->key, known)) {
             warnf(L, &at, "unknown key, ignored");
             continue;
@@ -1370,14 +1372,37 @@ static int load_daemon(struct loader *L, const struct section *S, struct pbd_dae
         } else if (!strcmp(kv->key, "trace")) {
             if (!strcasecmp(v, "auto"))
                 d->trace = PBD_TRACE_AUTO;
+            else if (!strcasecmp(v, "proc"))
+                d->trace = PBD_TRACE_PROC;
             else if (is_one_of(v, truthy))
                 d->trace = PBD_TRACE_ON;
             else if (is_one_of(v, falsy))
                 d->trace = PBD_TRACE_OFF;
             else {
-                snprintf(why, sizeof(why), "not one of auto, on, off: '" SHOW "'", v);
+                snprintf(why, sizeof(why), "not one of auto, on, off, proc: '" SHOW "'", v);
                 r = -EINVAL;
             }
+        } else if (!strcmp(kv->key, "observe")) {
+            if (is_one_of(v, truthy))
+                d->observe = 1;
+            else if (is_one_of(v, falsy))
+                d->observe = 0;
+            else {
+                snprintf(why, sizeof(why), "not a boolean (true/false): '" SHOW "'", v);
+                r = -EINVAL;
+            }
+        } else if (!strcmp(kv->key, "keep_exited_secs")) {
+            r = get_int(v, 0, 86400 * 365, &n, why, sizeof(why));
+            if (!r)
+                d->keep_exited_secs = (uint32_t)n;
+        } else if (!strcmp(kv->key, "trace_ring_kb")) {
+            r = get_int(v, 4, 1 << 20, &n, why, sizeof(why));
+            if (!r && (n & (n - 1)) != 0) {
+                snprintf(why, sizeof(why), "not a power of two: %lld", n);
+                r = -EINVAL;
+            }
+            if (!r)
+                d->trace_ring_kb = (uint32_t)n;
         } else { /* capacity */
             r = get_int(v, 1, UINT32_MAX, &n, why, sizeof(why));
             if (!r)
@@ -2424,6 +2449,8 @@ int pbd_config_load(struct pbd_config *cfg, const char *path, char **env, char *
     cfg->daemon.heartbeat_ms = 500;
     cfg->daemon.sample_ms = 1000;
     cfg->daemon.trace = PBD_TRACE_AUTO;
+    cfg->daemon.keep_exited_secs = 60;
+    cfg->daemon.trace_ring_kb = 256;
     cfg->daemon.capacity = 4096;
 
     if (!path || !*path) {

@@ -29,7 +29,8 @@ enum pbd_dep_cond {
     PBD_DEP_READY,       /* it reported readiness (ready_fd / ready_log) */
     PBD_DEP_COMPLETED    /* it exited with an expected exit code */
 };
-enum pbd_trace { PBD_TRACE_AUTO = 0, PBD_TRACE_ON, PBD_TRACE_OFF };
+/* Process-tree tracing (trace.h): auto = eBPF if it loads, else /proc polling. */
+enum pbd_trace { PBD_TRACE_AUTO = 0, PBD_TRACE_ON, PBD_TRACE_OFF, PBD_TRACE_PROC };
 
 #define PBD_MAX_EXITCODES 32
 #define PBD_MAX_DEPS      16
@@ -90,6 +91,9 @@ struct pbd_daemon_conf {
     int sample_ms;        /* cpu/rss sampling period, default 1000 */
     enum pbd_trace trace; /* default auto */
     uint32_t capacity;    /* segment records, default 4096 */
+    int observe;          /* publish every process on the host; default 0 */
+    uint32_t keep_exited_secs; /* exited descendant/observed records stay; default 60 */
+    uint32_t trace_ring_kb;    /* eBPF ring buffer, KiB, power of two >= 4; default 256 */
 };
 
 struct pbd_config {

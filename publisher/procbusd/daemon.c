@@ -295,6 +295,7 @@ static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
     if (in->sp.ready_fd >= 0)
         watch_add(d, in->sp.ready_fd, &in->w_ready);
     in->last_pid = in->sp.pid;
+    pbd_trace_root(d->trace, in->sp.pid, in->start_boot, in->id);
     logmsg(d, LOG_DEBUG, "%s: spawned pid %d", in->prog->name, (int)in->sp.pid);
     set_state(d, in, PROCBUS_STATE_STARTING);
     if (in->prog->startsecs == 0) {
@@ -365,6 +366,8 @@ static void fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
         return;
     case PBD_A_SIGNAL_STOP:
         signal_inst(in, p->stopsignal, p->stopasgroup);
+        if (p->stopasgroup) /* the group as the tracer saw it: setsid()'d ones too */
+            pbd_trace_signal_tree(d->trace, in->id, p->stopsignal);
         arm(in, PBD_T_STOPWAIT, (uint64_t)p->stopwaitsecs * NS);
         set_state(d, in, PROCBUS_STATE_STOPPING);
         return;
@@ -407,8 +410,13 @@ static void on_exit_status(struct pbd_daemon *d, struct pbd_inst *in, const sigi
     logmsg(d, LOG_DEBUG, "%s: pid %d %s %d%s", in->prog->name, (int)pid,
            in->exit_kind == PROCBUS_EXIT_CODE ? "exited with" : "killed by", in->exit_code,
            in->core ? " (core dumped)" : "");
-    if (in->state == PROCBUS_STATE_STOPPING)
-        kill(-pid, SIGKILL); /* nothing it started in its process group survives a stop */
+    pbd_trace_root_gone(d->trace, pid);
+    if (in->state == PROCBUS_STATE_STOPPING) {
+        /* nothing it started survives a stop: its process group, and every process of its
+         * tree the tracer (or /proc polling) saw, including ones that left the group */
+        kill(-pid, SIGKILL);
+        pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
+    }
     in->sp.pid = 0;
     fire(d, in, PBD_EV_EXIT);
 }
@@ -450,6 +458,7 @@ static void reap_orphans(struct pbd_daemon *d)
                 return;
         } else {
             waitpid(si.si_pid, NULL, WNOHANG);
+            pbd_trace_reaped(d->trace, si.si_pid, si.si_code, si.si_status);
             logmsg(d, LOG_DEBUG, "reaped orphan %d", (int)si.si_pid);
         }
     }
@@ -535,8 +544,11 @@ static void schedule(struct pbd_daemon *d)
                 in->prog->priority == maxprio)
                 fire(d, in, PBD_EV_STOP);
         }
-        if (!any)
+        if (!any) {
+            for (i = 0; i < d->n_inst; i++) /* leftovers of programs that exited by themselves */
+                pbd_trace_signal_tree(d->trace, d->inst[i]->id, SIGKILL);
             d->done = 1;
+        }
         return;
     }
     for (i = 0; i < d->n_inst; i++) { /* d->inst is in priority order */
@@ -714,6 +726,13 @@ static void command(struct pbd_daemon *d, int slot, int argc, char **argv, char 
             } else if (strcmp(cmd, "stop") == 0) {
                 in->want_start = 0;
                 if (!is_alive(in)) {
+                    /* a daemon it double-forked, still attributed to it: stop that */
+                    int left = pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
+                    if (left > 0) {
+                        pbd_ctl_reply(&d->ctl, slot, "%s: killing %d leftover process(es)\n",
+                                      nm, left);
+                        continue;
+                    }
                     pbd_ctl_reply(&d->ctl, slot, "%s: ERROR (not running)\n", nm);
                     errors++;
                     continue;
@@ -923,6 +942,8 @@ static void arm_timerfd(struct pbd_daemon *d)
     for (i = 0; i < d->n_inst; i++)
         if (d->inst[i]->timer != PBD_T_NONE && d->inst[i]->deadline < next)
             next = d->inst[i]->deadline;
+    if (pbd_trace_next_deadline(d->trace, 0) < next)
+        next = pbd_trace_next_deadline(d->trace, 0);
     memset(&its, 0, sizeof(its));
     its.it_value.tv_sec = (time_t)(next / NS);
     its.it_value.tv_nsec = (long)(next % NS);
@@ -954,6 +975,77 @@ static void on_signal(struct pbd_daemon *d)
             break;
         }
     }
+}
+
+/* ---- process-tree tracing (trace.h) ---- */
+
+static uint64_t program_by_name(void *arg, const char *name)
+{
+    struct pbd_daemon *d = arg;
+    size_t i;
+
+    for (i = 0; i < d->n_inst; i++)
+        if (strcmp(d->inst[i]->prog->name, name) == 0)
+            return d->inst[i]->id;
+    return 0;
+}
+
+static void trace_staged(struct pbd_daemon *d, int n)
+{
+    uint64_t lost = pbd_trace_lost(d->trace), now;
+
+    if (n > 0)
+        d->staged = 1;
+    if (lost == d->trace_lost_logged)
+        return;
+    now = now_ns(CLOCK_MONOTONIC);
+    if (now < d->trace_lost_log_at)
+        return; /* at most one line a second during a storm */
+    logmsg(d, LOG_WARN, "tracer: %llu event(s) lost in the kernel (ring buffer full, %llu in all); "
+                        "reconciling from /proc",
+           (unsigned long long)(lost - d->trace_lost_logged), (unsigned long long)lost);
+    d->trace_lost_logged = lost;
+    d->trace_lost_log_at = now + NS;
+}
+
+static int trace_init(struct pbd_daemon *d)
+{
+    static const char *modes[] = {"auto", "on", "off", "proc"};
+    struct pbd_trace_opts o = {0};
+    char why[256] = "";
+    int rc;
+
+    o.mode = d->cfg.daemon.trace;
+    o.observe = d->cfg.daemon.observe || d->observe_override;
+    o.keep_exited_secs = d->cfg.daemon.keep_exited_secs;
+    o.ring_kb = d->cfg.daemon.trace_ring_kb;
+    o.capacity = d->cfg.daemon.capacity;
+    o.program_by_name = program_by_name;
+    o.arg = d;
+    if (o.mode == PBD_TRACE_OFF && o.observe) {
+        fprintf(stderr, "procbusd: observe needs tracing: trace=off contradicts it\n");
+        return -EINVAL;
+    }
+    rc = pbd_trace_open(&d->trace, d->pub, &o, why, sizeof(why));
+    if (rc < 0) {
+        fprintf(stderr, "procbusd: --trace=on: the eBPF tracer cannot run: %s\n",
+                why[0] ? why : strerror(-rc));
+        return rc;
+    }
+    if (o.mode == PBD_TRACE_AUTO && pbd_trace_mode(d->trace) == PBD_TRACE_PROC)
+        fprintf(stderr, "procbusd: trace: eBPF unavailable (%s); following descendants by polling "
+                        "/proc every %d ms\n",
+                why, d->cfg.daemon.sample_ms);
+    if (pbd_trace_fd(d->trace) >= 0) {
+        d->w_trace.kind = PBD_W_TRACE;
+        watch_add(d, pbd_trace_fd(d->trace), &d->w_trace);
+    }
+    logmsg(d, LOG_INFO, "trace: %s (configured %s)%s",
+           pbd_trace_mode(d->trace) == PBD_TRACE_ON     ? "eBPF"
+           : pbd_trace_mode(d->trace) == PBD_TRACE_PROC ? "/proc polling"
+                                                        : "off, direct children only",
+           modes[o.mode], o.observe ? "; observing every process on the host" : "");
+    return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -1022,6 +1114,15 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
             return -ENOMEM;
     qsort(d->inst, d->n_inst, sizeof(*d->inst), cmp_inst);
     procbus_pub_commit(d->pub);
+    /* loading the tracer takes a while: the programs are published (STOPPED) first, and
+     * nothing is spawned before it is in place */
+    rc = trace_init(d);
+    if (rc < 0)
+        return rc;
+    if (d->staged) {
+        procbus_pub_commit(d->pub);
+        d->staged = 0;
+    }
     logmsg(d, LOG_INFO, "supervising %zu program(s); segment %s; control socket %s", d->n_inst,
            procbus_pub_path(d->pub), d->ctl.path);
     return 0;
@@ -1079,9 +1180,15 @@ int pbd_daemon_run(struct pbd_daemon *d)
             case PBD_W_READY:
                 on_ready_fd(d, w->inst);
                 break;
+            case PBD_W_TRACE:
+                trace_staged(d, pbd_trace_consume(d->trace));
+                break;
             }
         }
         run_timers(d);
+        if (d->trace != NULL)
+            trace_staged(d, pbd_trace_tick(d->trace, now_ns(CLOCK_MONOTONIC),
+                                           (uint64_t)d->cfg.daemon.sample_ms * 1000000ull));
     }
     logmsg(d, LOG_INFO, "all programs stopped; exiting");
     return 0;
@@ -1093,6 +1200,7 @@ void pbd_daemon_free(struct pbd_daemon *d)
 
     for (i = 0; i < d->n_inst; i++) {
         struct pbd_inst *in = d->inst[i];
+        pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
         if (in->sp.pid > 0) {
             kill(-in->sp.pid, SIGKILL);
             kill(in->sp.pid, SIGKILL);
@@ -1100,6 +1208,7 @@ void pbd_daemon_free(struct pbd_daemon *d)
         }
         inst_free(d, in);
     }
+    pbd_trace_close(d->trace);
     free(d->inst);
     free(d->roots);
     free(d->usage);

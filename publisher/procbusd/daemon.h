@@ -11,6 +11,7 @@
 #include "procbus_abi.h"
 #include "sampler.h"
 #include "spawn.h"
+#include "trace.h"
 
 struct procbus_pub;
 struct pbd_inst;
@@ -24,7 +25,8 @@ enum pbd_watch_kind {
     PBD_W_PIDFD,
     PBD_W_OUT,
     PBD_W_ERR,
-    PBD_W_READY
+    PBD_W_READY,
+    PBD_W_TRACE
 };
 
 struct pbd_watch {
@@ -74,11 +76,14 @@ struct pbd_daemon {
     struct pbd_tree_usage *usage;
     size_t sample_cap;
     int epfd, sigfd, timerfd;
-    struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN];
+    struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN], w_trace;
+    struct pbd_tracing *trace; /* descendants / observed processes (NULL: trace off) */
+    uint64_t trace_lost_logged, trace_lost_log_at;
     int shutting_down, done, staged, log_level;
     uint64_t next_heartbeat, next_sample;
     const char *config_path;
     char *segment_override, *socket_override;
+    int observe_override; /* --observe */
 };
 
 /*

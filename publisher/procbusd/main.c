@@ -12,8 +12,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: procbusd [-c FILE] [--check] [-s SEGMENT] [--socket PATH]\n"
-               "                [--trace=auto|on|off] [--log-level error|warn|info|debug]\n"
+    fprintf(f, "usage: procbusd [-c FILE] [--check] [-s SEGMENT] [--socket PATH] [--observe]\n"
+               "                [--trace=auto|on|off|proc] [--log-level error|warn|info|debug]\n"
                "\n"
                "Runs and watches the programs of a supervisord-style INI file and publishes\n"
                "their state into the shared-memory segment SEGMENT (default: $PROCBUS_SEGMENT\n"
@@ -24,7 +24,10 @@ static void usage(FILE *f)
                "      --check         validate the configuration and exit (0 = valid)\n"
                "  -s, --segment NAME  segment name or path (overrides [procbusd] segment)\n"
                "      --socket PATH   control socket (overrides [procbusd] socket)\n"
-               "      --trace MODE    process-tree tracing: auto (default), on, off\n"
+               "      --trace MODE    each program's whole process tree, published as descendant\n"
+               "                      records: auto (default: eBPF if it loads, else /proc\n"
+               "                      polling), on (eBPF or fail), proc (polling), off\n"
+               "      --observe       publish every process on the host (no programs needed)\n"
                "      --log-level L   error, warn, info (default), debug\n"
                "\n"
                "Signals: SIGTERM/SIGINT stop every program (dependents first) and exit 0;\n"
@@ -54,7 +57,8 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},  {"check", no_argument, NULL, 'k'},
         {"segment", required_argument, NULL, 's'}, {"socket", required_argument, NULL, 'S'},
         {"trace", required_argument, NULL, 't'},   {"log-level", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"observe", no_argument, NULL, 'o'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct pbd_daemon d;
     struct pbd_config cfg;
     const char *path = NULL, *trace = NULL, *level = NULL;
@@ -83,6 +87,9 @@ int main(int argc, char **argv)
         case 'l':
             level = optarg;
             break;
+        case 'o':
+            d.observe_override = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -96,8 +103,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (path == NULL)
+    if (path == NULL) {
         path = default_config();
+        /* --observe alone needs no configuration: the defaults, no programs */
+        if (d.observe_override && access(path, F_OK) != 0)
+            path = "/dev/null";
+    }
     rc = pbd_config_load(&cfg, path, NULL, err, sizeof(err), print_warning, NULL);
     if (rc < 0) {
         fprintf(stderr, "procbusd: %s\n", err);
@@ -110,8 +121,11 @@ int main(int argc, char **argv)
             cfg.daemon.trace = PBD_TRACE_ON;
         else if (strcmp(trace, "off") == 0)
             cfg.daemon.trace = PBD_TRACE_OFF;
+        else if (strcmp(trace, "proc") == 0)
+            cfg.daemon.trace = PBD_TRACE_PROC;
         else {
-            fprintf(stderr, "procbusd: --trace: expected auto, on or off, not '%s'\n", trace);
+            fprintf(stderr, "procbusd: --trace: expected auto, on, off or proc, not '%s'\n",
+                    trace);
             pbd_config_free(&cfg);
             return 2;
         }
@@ -133,14 +147,6 @@ int main(int argc, char **argv)
         pbd_config_free(&cfg);
         return 0;
     }
-    if (cfg.daemon.trace == PBD_TRACE_ON) {
-        fprintf(stderr, "procbusd: --trace=on: this build has no eBPF tracer; use auto or off\n");
-        pbd_config_free(&cfg);
-        return 1;
-    }
-    if (cfg.daemon.trace == PBD_TRACE_AUTO)
-        fprintf(stderr, "procbusd: trace: no eBPF tracer in this build; each program's tree is "
-                        "followed through its process group and session\n");
     rc = pbd_daemon_init(&d, &cfg, path);
     if (rc == 0)
         rc = pbd_daemon_run(&d);

@@ -200,7 +200,9 @@ static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p
     buf[0] = '\0';
     switch (c) {
     case C_NAME:
-        snprintf(buf, len, "%*s%s", depth * 2, "", p->name);
+        /* a traced process has no name: its comm */
+        snprintf(buf, len, "%*s%.*s", depth * 2, "", PROCBUS_NAME_LEN,
+                 p->name[0] ? p->name : p->comm);
         break;
     case C_PID:
         snprintf(buf, len, cli_live(p) ? "%d" : "-", p->pid);
@@ -613,7 +615,24 @@ static void watch_usage(FILE *f)
 struct names {
     struct procbus_proc *list;
     size_t n;
+    uint64_t gen; /* the generation the list was read at */
+    char label[PROCBUS_NAME_LEN + PROCBUS_COMM_LEN + 2];
 };
+
+/* A record's label: its name; a traced process has none: "PROGRAM/comm", or its comm. */
+static const char *label_of(struct names *nm, const struct procbus_proc *p)
+{
+    if (p->name[0] != '\0')
+        return p->name;
+    for (size_t i = 0; p->program_id != 0 && i < nm->n; i++)
+        if (nm->list[i].id == p->program_id) {
+            snprintf(nm->label, sizeof(nm->label), "%.*s/%.*s", PROCBUS_NAME_LEN,
+                     nm->list[i].name, PROCBUS_COMM_LEN, p->comm);
+            return nm->label;
+        }
+    snprintf(nm->label, sizeof(nm->label), "%.*s", PROCBUS_COMM_LEN, p->comm);
+    return nm->label;
+}
 
 static const char *name_of(struct procbus_reader *r, struct names *nm,
                            const struct procbus_event *ev)
@@ -621,10 +640,13 @@ static const char *name_of(struct procbus_reader *r, struct names *nm,
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < nm->n; i++)
             if (nm->list[i].id == ev->record_id)
-                return nm->list[i].name;
-        if (pass == 0) {
+                return label_of(nm, &nm->list[i]);
+        /* re-read the table once per generation at most (a traced storm of unknown ids
+         * must not cost a full list per event) */
+        if (pass == 0 && (nm->list == NULL || procbus_generation(r) != nm->gen)) {
             struct procbus_proc *l;
             size_t n;
+            nm->gen = procbus_generation(r);
             if (list_all(r, &l, &n) < 0)
                 break;
             free(nm->list);
@@ -632,7 +654,8 @@ static const char *name_of(struct procbus_reader *r, struct names *nm,
             nm->n = n;
         }
     }
-    return ev->name; /* removed meanwhile: the event's (possibly truncated) name */
+    snprintf(nm->label, sizeof(nm->label), "%.*s", PROCBUS_COMM_LEN, ev->name);
+    return nm->label; /* removed meanwhile: the event's (possibly truncated) name */
 }
 
 static int name_wanted(const char *name, int argc, char **argv, int first)
@@ -679,7 +702,7 @@ int cmd_watch(const struct opts *o, int argc, char **argv)
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     struct procbus_reader r;
-    struct names nm = {NULL, 0};
+    struct names nm = {0};
     int json = 0, from_start = 0, opt, rc = EX_OK;
 
     optind = 0;
@@ -750,8 +773,9 @@ int cmd_watch(const struct opts *o, int argc, char **argv)
                     printf("%s %s added %s pid %d\n", when, name, state_name(ev.new_state), ev.pid);
                 else if (ev.kind == PROCBUS_EV_REMOVE)
                     printf("%s %s removed\n", when, name);
-                else if (ev.kind == PROCBUS_EV_EXEC)
-                    printf("%s %s exec pid %d\n", when, name, ev.pid);
+                else if (ev.kind == PROCBUS_EV_EXEC) /* ev.name: the new image's comm */
+                    printf("%s %s exec %.*s pid %d\n", when, name, PROCBUS_COMM_LEN, ev.name,
+                           ev.pid);
             }
         }
         if (stop_requested)

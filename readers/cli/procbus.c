@@ -339,10 +339,12 @@ static int cmd_control(const struct opts *o, int argc, char **argv)
             procbus_close(&r);
         return EX_NOSEG;
     }
-    /* detail lines: "NAME: start queued" / "NAME: ERROR (...)" */
+    /* detail lines: "NAME: start queued" / "NAME: ERROR (...)" / "NAME: killing N leftover
+     * process(es)" (a stopped program's descendants: SIGKILL, nothing to wait for) */
     for (char *line = strtok(buf, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         char *colon = strstr(line, ": ");
-        if (!waits || !have_reader || colon == NULL || strstr(colon, "ERROR") != NULL) {
+        if (!waits || !have_reader || colon == NULL || strstr(colon, "ERROR") != NULL ||
+            strstr(colon, "leftover") != NULL) {
             printf("%s\n", line);
             continue;
         }

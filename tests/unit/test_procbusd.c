@@ -463,6 +463,8 @@ static void test_control_socket_permissions(void **state)
     (void)state;
 
     start_daemon(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n");
+    /* the tracer loads before anything starts: wait, or the check below proves nothing */
+    assert_int_equal(pbt_wait_state(&h, "a", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
     assert_int_equal(stat(h.sock, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     if (geteuid() == 0 && nobody != NULL) {

@@ -1,0 +1,104 @@
+/* trace.h - procbusd's view of every process in its programs' trees (or on the host), fed by the
+ * eBPF tracer or by /proc polling, published as descendant / observed records. */
+#ifndef PROCBUSD_TRACE_H
+#define PROCBUSD_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct procbus_pub;
+struct pbd_tracing;
+
+/*
+ * What a program's main process is called here: a "root". procbusd spawns it
+ * and publishes its record itself; the trace module publishes everything the
+ * root starts (children, grandchildren, daemons that left its session) as
+ * records with PROCBUS_F_DESCENDANT and program_id = the program's record id,
+ * and, with observe, every other process on the host (program_id 0).
+ *
+ * Sources, by the mode in use (pbd_trace_mode):
+ *   PBD_TRACE_ON   the eBPF tracer (ebpf/): fork, exec and exit as they happen,
+ *                  with exit status; /proc is walked at start and after a loss;
+ *   PBD_TRACE_PROC /proc is walked every poll (the daemon's sample period);
+ *                  exits seen by a walk have no status (exit_kind NONE), except
+ *                  orphans procbusd reaps itself (it is a child subreaper);
+ *   PBD_TRACE_OFF  nothing: no records besides the programs'.
+ * A process is (pid, start time): pid reuse always gives a new record.
+ * Records of exited processes leave the snapshot keep_exited_secs after the
+ * exit; when the segment is full, the oldest exited ones leave first.
+ */
+struct pbd_trace_opts {
+    enum pbd_trace mode;       /* as configured: AUTO, ON, PROC or OFF */
+    int observe;               /* every process on the host */
+    uint32_t keep_exited_secs; /* exited records stay this long */
+    uint32_t ring_kb;          /* BPF ring buffer size, KiB (power of two >= 4); 0: 256 */
+    uint32_t capacity;         /* the segment's record capacity; 0: the publisher's default */
+    /* The record id of the program whose processes carry PROCBUS_PROCESS_NAME=`name`
+     * in their environment (procbusd sets it); 0 if none. Used to attribute
+     * orphans that /proc polling finds reparented to procbusd. May be NULL. */
+    uint64_t (*program_by_name)(void *arg, const char *name);
+    void *arg;
+};
+
+/*
+ * Set up tracing (starting the eBPF tracer for AUTO/ON) and, with observe,
+ * publish every process /proc shows now (PROCBUS_F_PREEXISTING); the caller
+ * commits. Returns 0 and *out, or a negative errno with a one-line reason in
+ * why (only for ON: eBPF unusable; or -ENOMEM). For AUTO without eBPF it
+ * returns 0 in PROC mode and puts the reason in why (note[0] != 0).
+ */
+int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub, const struct pbd_trace_opts *o,
+                   char *why, size_t whylen);
+
+/* The mode in effect: PBD_TRACE_ON (eBPF), PBD_TRACE_PROC or PBD_TRACE_OFF. */
+enum pbd_trace pbd_trace_mode(const struct pbd_tracing *t);
+
+/* The fd to watch for tracer events (EPOLLIN), or -1 without eBPF. */
+int pbd_trace_fd(const struct pbd_tracing *t);
+
+/*
+ * Read every pending tracer event and stage the record changes. Commits by
+ * itself every few hundred changes (a storm never outgrows the publisher's
+ * copy-on-write reserve). Returns the number of changes staged and not yet
+ * committed (the caller commits when > 0), or a negative errno.
+ */
+int pbd_trace_consume(struct pbd_tracing *t);
+
+/* A program's main process started (pid, CLOCK_BOOTTIME start ns) / is gone. */
+void pbd_trace_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns, uint64_t program_id);
+void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid);
+
+/*
+ * Periodic work, called every loop turn with CLOCK_MONOTONIC now: expire
+ * exited records, walk /proc when due (PROC mode every poll_ns; after a tracer
+ * loss). Returns the number of changes staged (the caller commits).
+ */
+int pbd_trace_tick(struct pbd_tracing *t, uint64_t now_mono, uint64_t poll_ns);
+
+/* CLOCK_MONOTONIC ns of the next thing pbd_trace_tick has to do; UINT64_MAX if none. */
+uint64_t pbd_trace_next_deadline(const struct pbd_tracing *t, uint64_t poll_ns);
+
+/* procbusd reaped orphan `pid` itself (siginfo si_code `how`, si_status `status`). */
+void pbd_trace_reaped(struct pbd_tracing *t, pid_t pid, int how, int status);
+
+/*
+ * Send `sig` to every live process of program `program_id`'s tree (not the
+ * main process), each through a pidfd checked against its start time, so a
+ * reused pid is never signalled. Returns how many were signalled.
+ */
+int pbd_trace_signal_tree(struct pbd_tracing *t, uint64_t program_id, int sig);
+
+/* Live processes of program `program_id`'s tree besides its main process. */
+int pbd_trace_live(const struct pbd_tracing *t, uint64_t program_id);
+
+/* Counters for logs: tracer events lost in the kernel, records currently kept. */
+uint64_t pbd_trace_lost(const struct pbd_tracing *t);
+size_t pbd_trace_count(const struct pbd_tracing *t);
+
+/* Stop the tracer and free everything (records stay in the segment). NULL is fine. */
+void pbd_trace_close(struct pbd_tracing *t);
+
+#endif /* PROCBUSD_TRACE_H */
