@@ -520,7 +520,7 @@ static int walk_proc(struct pbd_tracing *t, int startup)
         }
         if (l != NULL)
             vanished(t, l);
-        if (st->pid == t->self || st->state == 'Z')
+        if (st->state == 'Z')
             continue;
         prog = program_of_parent(t, st->ppid, NULL);
         if (prog == 0 && st->ppid == t->self)

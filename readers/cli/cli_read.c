@@ -217,14 +217,17 @@ static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p
             snprintf(buf, len, "-");
         break;
     case C_RESTARTS:
-        snprintf(buf, len, "%u", p->restarts);
-        break;
     case C_CPU:
-        snprintf(buf, len, "%llu.%02llus", (unsigned long long)(p->cpu_ns / 1000000000ull),
-                 (unsigned long long)(p->cpu_ns / 10000000ull % 100));
-        break;
     case C_RSS:
-        cli_fmt_bytes(buf, len, p->rss_bytes);
+        if (p->name[0] == '\0') /* a traced process: only programs are sampled and restarted */
+            snprintf(buf, len, "-");
+        else if (c == C_RESTARTS)
+            snprintf(buf, len, "%u", p->restarts);
+        else if (c == C_RSS)
+            cli_fmt_bytes(buf, len, p->rss_bytes);
+        else
+            snprintf(buf, len, "%llu.%02llus", (unsigned long long)(p->cpu_ns / 1000000000ull),
+                     (unsigned long long)(p->cpu_ns / 10000000ull % 100));
         break;
     case C_PPID:
         snprintf(buf, len, "%d", p->ppid);

@@ -179,6 +179,12 @@ uint64_t realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* A supervised program's record (status lists only those): not a traced process. */
+static int is_program(const struct procbus_proc *p)
+{
+    return !(p->flags & PROCBUS_F_DESCENDANT) && p->name[0] != '\0';
+}
+
 static void print_status_line(const struct procbus_proc *p, int width)
 {
     char detail[160], tmp[96], when[32];
@@ -238,12 +244,12 @@ static int cmd_status(const struct opts *o, int argc, char **argv)
     }
     qsort(list, n, sizeof(*list), by_name);
     for (i = 0; i < n; i++)
-        if (!(list[i].flags & PROCBUS_F_DESCENDANT) && (int)strlen(list[i].name) > width)
+        if (is_program(&list[i]) && (int)strlen(list[i].name) > width)
             width = (int)strlen(list[i].name);
     width = width < 32 ? 32 : width;
     if (argc == 0) {
         for (i = 0; i < n; i++)
-            if (!(list[i].flags & PROCBUS_F_DESCENDANT))
+            if (is_program(&list[i]))
                 print_status_line(&list[i], width);
     }
     for (a = 0; a < argc; a++) {
@@ -254,7 +260,7 @@ static int cmd_status(const struct opts *o, int argc, char **argv)
             glen -= argv[a][glen - 1] == '*' ? 2 : 1;
         for (i = 0; i < n; i++) {
             const struct procbus_proc *p = &list[i];
-            if (p->flags & PROCBUS_F_DESCENDANT)
+            if (!is_program(p))
                 continue;
             if (group ? strncmp(p->name, argv[a], glen) == 0 &&
                             (p->name[glen] == ':' || p->name[glen] == '_' || p->name[glen] == '\0')
