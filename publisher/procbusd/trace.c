@@ -171,9 +171,11 @@ static struct tp *find_exact(const struct pbd_tracing *t, int32_t pid, uint64_t 
 
 /* ---- publishing ---- */
 
+/* Publish a batch mid-storm; the heartbeat too, as the loop may not get back to its timer soon. */
 static void commit(struct pbd_tracing *t)
 {
     procbus_pub_commit(t->pub);
+    procbus_pub_heartbeat(t->pub);
     t->staged = 0;
 }
 
