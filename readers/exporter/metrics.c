@@ -65,10 +65,10 @@ static void header(struct sink *k, const char *name, const char *type, const cha
     put(k, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A program is a supervised record: not a descendant of one. */
+/* A program is a supervised record: not a descendant of one, nor an observed process (no name). */
 static int is_program(const struct procbus_proc *p)
 {
-    return (p->flags & PROCBUS_F_DESCENDANT) == 0;
+    return (p->flags & PROCBUS_F_DESCENDANT) == 0 && p->name[0] != '\0';
 }
 
 static void render_programs(struct exp_state *s, struct sink *k, size_t n)
