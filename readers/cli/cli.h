@@ -51,6 +51,9 @@ long long parse_duration_ms(const char *s);
 
 /* cli_top.c */
 /* A state with a live main process (a record keeps its last pid after it ends). */
+/* A record's display name into buf: its name, or for a traced process (no name) its comm. */
+const char *cli_label(char *buf, size_t len, const struct procbus_proc *p);
+
 int cli_live(const struct procbus_proc *p);
 /* 1234K / 56M / 78G. */
 void cli_fmt_bytes(char *buf, size_t len, uint64_t b);

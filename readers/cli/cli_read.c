@@ -111,6 +111,15 @@ static void ps_usage(FILE *f)
                "The table fits the terminal width; colours only on a terminal without NO_COLOR.\n");
 }
 
+const char *cli_label(char *buf, size_t len, const struct procbus_proc *p)
+{
+    if (p->name[0] != '\0')
+        snprintf(buf, len, "%.*s", PROCBUS_NAME_LEN, p->name);
+    else
+        snprintf(buf, len, "%.*s", PROCBUS_COMM_LEN, p->comm);
+    return buf;
+}
+
 /* A state with a live main process (the record keeps the last pid after it ends). */
 int cli_live(const struct procbus_proc *p)
 {
@@ -200,9 +209,7 @@ static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p
     buf[0] = '\0';
     switch (c) {
     case C_NAME:
-        /* a traced process has no name: its comm */
-        snprintf(buf, len, "%*s%.*s", depth * 2, "", PROCBUS_NAME_LEN,
-                 p->name[0] ? p->name : p->comm);
+        snprintf(buf, len, "%*s%s", depth * 2, "", cli_label(tmp, sizeof(tmp), p));
         break;
     case C_PID:
         snprintf(buf, len, cli_live(p) ? "%d" : "-", p->pid);

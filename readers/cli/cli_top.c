@@ -195,7 +195,8 @@ static int row_cmp(const void *a, const void *b)
 
 static int name_matches(const struct top *t, const struct procbus_proc *p)
 {
-    return t->filter[0] == '\0' || strstr(p->name, t->filter) != NULL;
+    char lab[PROCBUS_NAME_LEN + 1];
+    return t->filter[0] == '\0' || strstr(cli_label(lab, sizeof(lab), p), t->filter) != NULL;
 }
 
 /* Build t->rows: programs (filtered, sorted) and, in tree mode, their descendants under them. */
@@ -290,7 +291,8 @@ static void draw(struct top *t)
         if (!(t->list[i].flags & PROCBUS_F_DESCENDANT) && cli_live(&t->list[i]))
             running++;
     for (size_t i = 0; i < t->nrows; i++) {
-        int w = (int)strlen(t->rows[i].p->name) + 2 * t->rows[i].depth;
+        char lab[PROCBUS_NAME_LEN + 1];
+        int w = (int)strlen(cli_label(lab, sizeof(lab), t->rows[i].p)) + 2 * t->rows[i].depth;
         if (w > namew)
             namew = w;
     }
@@ -337,10 +339,11 @@ static void draw(struct top *t)
     y = 4;
     for (size_t i = 0; i < t->nrows && y < LINES; i++, y++) {
         const struct procbus_proc *p = t->rows[i].p;
-        char name[80];
+        char name[80], lab[PROCBUS_NAME_LEN + 1];
         int stx, pair;
 
-        snprintf(name, sizeof(name), "%*s%s", 2 * t->rows[i].depth, "", p->name);
+        snprintf(name, sizeof(name), "%*s%s", 2 * t->rows[i].depth, "",
+                 cli_label(lab, sizeof(lab), p));
         snprintf(pid, sizeof(pid), cli_live(p) ? "%d" : "-", p->pid);
         if (cli_live(p) && p->start_realtime_ns != 0 && now > p->start_realtime_ns)
             cli_fmt_short_duration(up, sizeof(up), now - p->start_realtime_ns);
