@@ -435,6 +435,33 @@ static void read_cmdline(struct procbus_proc *r, pid_t pid)
         set_cmdline(r, buf, (size_t)n, n > PROCBUS_CMDLINE_LEN);
 }
 
+/*
+ * A walk found a known process alive: take in what the tracer did not (or
+ * could not, when polling) tell: an exec (another comm or argv), a new parent
+ * after its own died (reparenting).
+ */
+static void refresh(struct pbd_tracing *t, struct tp *e, const struct pbd_proc_stat *st)
+{
+    struct procbus_proc now = e->rec;
+
+    snprintf(now.comm, sizeof(now.comm), "%.*s", PROCBUS_COMM_LEN - 1, st->comm);
+    now.ppid = st->ppid;
+    now.pgid = st->pgid;
+    if (t->mode == PBD_TRACE_PROC || strcmp(now.comm, e->rec.comm) != 0)
+        read_cmdline(&now, st->pid);
+    if (strcmp(now.comm, e->rec.comm) != 0 || now.cmdline_len != e->rec.cmdline_len ||
+        memcmp(now.cmdline, e->rec.cmdline, now.cmdline_len) != 0) {
+        now.state_since_ns = now_ns(CLOCK_REALTIME); /* it exec'd: when the walk saw it */
+        e->rec = now;
+        stage(t, e);
+        procbus_pub_event(t->pub, PROCBUS_EV_EXEC, &e->rec);
+        t->staged++;
+    } else if (now.ppid != e->rec.ppid || now.pgid != e->rec.pgid) {
+        e->rec = now;
+        stage(t, e);
+    }
+}
+
 /* The program an orphan belongs to, by the PROCBUS_PROCESS_NAME procbusd gave its ancestor. */
 static uint64_t program_by_environ(const struct pbd_tracing *t, pid_t pid)
 {
@@ -512,7 +539,9 @@ static int walk_proc(struct pbd_tracing *t, int startup)
         uint64_t prog;
 
         if (e != NULL) {
-            e->seen = 1;
+            e->seen = st->state != 'Z'; /* a zombie has exited: vanished() below */
+            if (e->seen && !e->root && e->alive)
+                refresh(t, e, st);
             continue;
         }
         l = find_live(t, st->pid);

@@ -63,10 +63,13 @@ void pbt_start_daemon(struct daemon_h *h, const char *prefix, const char *body)
     pbt_bin("procbusd", exe, sizeof(exe));
     h->pid = fork();
     if (h->pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
+        char logpath[160];
+        int log;
+        snprintf(logpath, sizeof(logpath), "%s/procbusd.log", h->dir);
+        log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test runner that died */
-        if (getenv("PBD_TEST_VERBOSE") == NULL)
-            dup2(null, 2);
+        if (getenv("PBD_TEST_VERBOSE") == NULL && log >= 0)
+            dup2(log, 2); /* shown by the harness if procbusd dies while starting */
         execl(exe, exe, "-c", h->conf, (char *)NULL);
         _exit(127);
     }
@@ -74,9 +77,19 @@ void pbt_start_daemon(struct daemon_h *h, const char *prefix, const char *body)
     snprintf(g_current.seg, sizeof(g_current.seg), "%s", h->seg);
     snprintf(g_current.dir, sizeof(g_current.dir), "%s", h->dir);
     for (i = 0; i < 1500; i++) { /* until the segment exists (generous: ASan, slow CI) */
+        int st;
         rc = procbus_open(&h->r, h->seg);
         if (rc == 0)
             break;
+        if (waitpid(h->pid, &st, WNOHANG) == h->pid) { /* it gave up: say why, fail now */
+            char cmd[200];
+            fprintf(stderr, "procbusd exited while starting (status 0x%x); its stderr:\n", st);
+            snprintf(cmd, sizeof(cmd), "cat %s/procbusd.log >&2", h->dir);
+            if (system(cmd) != 0)
+                fprintf(stderr, "(no log)\n");
+            h->pid = g_current.pid = 0;
+            break;
+        }
         usleep(20000);
     }
     assert_int_equal(rc, 0);
