@@ -1328,9 +1328,8 @@ static int load_daemon(struct loader *L, const struct section *S, struct pbd_dae
         long long n;
         int r;
         static const char *const known[] = {
-            "segment", "socket",  "log_level",        "heartbeat_ms",  "sample_ms",
-            "trace",   "observe", "keep_exited_secs", "trace_ring_kb", "capacity",
-            NULL};
+            "segment", "socket",           "log_level",     "heartbeat_ms", "sample_ms", "trace",
+            "observe", "keep_exited_secs", "trace_ring_kb", "capacity",     NULL};
         if (!is_one_of(kv->key, known)) {
             warnf(L, &at, "unknown key, ignored");
             continue;

@@ -729,8 +729,8 @@ static void command(struct pbd_daemon *d, int slot, int argc, char **argv, char 
                     /* a daemon it double-forked, still attributed to it: stop that */
                     int left = pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
                     if (left > 0) {
-                        pbd_ctl_reply(&d->ctl, slot, "%s: killing %d leftover process(es)\n",
-                                      nm, left);
+                        pbd_ctl_reply(&d->ctl, slot, "%s: killing %d leftover process(es)\n", nm,
+                                      left);
                         continue;
                     }
                     pbd_ctl_reply(&d->ctl, slot, "%s: ERROR (not running)\n", nm);
@@ -1001,8 +1001,9 @@ static void trace_staged(struct pbd_daemon *d, int n)
     now = now_ns(CLOCK_MONOTONIC);
     if (now < d->trace_lost_log_at)
         return; /* at most one line a second during a storm */
-    logmsg(d, LOG_WARN, "tracer: %llu event(s) lost in the kernel (ring buffer full, %llu in all); "
-                        "reconciling from /proc",
+    logmsg(d, LOG_WARN,
+           "tracer: %llu event(s) lost in the kernel (ring buffer full, %llu in all); "
+           "reconciling from /proc",
            (unsigned long long)(lost - d->trace_lost_logged), (unsigned long long)lost);
     d->trace_lost_logged = lost;
     d->trace_lost_log_at = now + NS;
@@ -1033,8 +1034,9 @@ static int trace_init(struct pbd_daemon *d)
         return rc;
     }
     if (o.mode == PBD_TRACE_AUTO && pbd_trace_mode(d->trace) == PBD_TRACE_PROC)
-        fprintf(stderr, "procbusd: trace: eBPF unavailable (%s); following descendants by polling "
-                        "/proc every %d ms\n",
+        fprintf(stderr,
+                "procbusd: trace: eBPF unavailable (%s); following descendants by polling "
+                "/proc every %d ms\n",
                 why, d->cfg.daemon.sample_ms);
     if (pbd_trace_fd(d->trace) >= 0) {
         d->w_trace.kind = PBD_W_TRACE;

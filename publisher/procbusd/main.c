@@ -53,12 +53,15 @@ static const char *default_config(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"check", no_argument, NULL, 'k'},
-        {"segment", required_argument, NULL, 's'}, {"socket", required_argument, NULL, 'S'},
-        {"trace", required_argument, NULL, 't'},   {"log-level", required_argument, NULL, 'l'},
-        {"observe", no_argument, NULL, 'o'},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"check", no_argument, NULL, 'k'},
+                                             {"segment", required_argument, NULL, 's'},
+                                             {"socket", required_argument, NULL, 'S'},
+                                             {"trace", required_argument, NULL, 't'},
+                                             {"log-level", required_argument, NULL, 'l'},
+                                             {"observe", no_argument, NULL, 'o'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     struct pbd_daemon d;
     struct pbd_config cfg;
     const char *path = NULL, *trace = NULL, *level = NULL;
@@ -124,8 +127,7 @@ int main(int argc, char **argv)
         else if (strcmp(trace, "proc") == 0)
             cfg.daemon.trace = PBD_TRACE_PROC;
         else {
-            fprintf(stderr, "procbusd: --trace: expected auto, on, off or proc, not '%s'\n",
-                    trace);
+            fprintf(stderr, "procbusd: --trace: expected auto, on, off or proc, not '%s'\n", trace);
             pbd_config_free(&cfg);
             return 2;
         }

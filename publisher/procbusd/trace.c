@@ -341,8 +341,7 @@ static void on_exec(struct pbd_tracing *t, const struct proctrace_event *ev)
     e->rec.ns_pid = ev->ns_tgid;
     snprintf(e->rec.comm, sizeof(e->rec.comm), "%s", ev->comm);
     if (ev->args_len > 0)
-        set_cmdline(&e->rec, ev->args, ev->args_len,
-                    (ev->flags & PROCTRACE_F_ARGS_TRUNCATED) != 0);
+        set_cmdline(&e->rec, ev->args, ev->args_len, (ev->flags & PROCTRACE_F_ARGS_TRUNCATED) != 0);
     else
         set_cmdline(&e->rec, ev->filename, strnlen(ev->filename, sizeof(ev->filename)) + 1,
                     (ev->flags & PROCTRACE_F_FILENAME_TRUNC) != 0);
@@ -588,8 +587,8 @@ static int walk_proc(struct pbd_tracing *t, int startup)
 
 /* ---- the interface ---- */
 
-int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub, const struct pbd_trace_opts *o,
-                   char *why, size_t whylen)
+int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
+                   const struct pbd_trace_opts *o, char *why, size_t whylen)
 {
     struct pbd_tracing *t = calloc(1, sizeof(*t));
     long tck = sysconf(_SC_CLK_TCK);

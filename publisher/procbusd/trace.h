@@ -50,8 +50,8 @@ struct pbd_trace_opts {
  * why (only for ON: eBPF unusable; or -ENOMEM). For AUTO without eBPF it
  * returns 0 in PROC mode and puts the reason in why (note[0] != 0).
  */
-int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub, const struct pbd_trace_opts *o,
-                   char *why, size_t whylen);
+int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
+                   const struct pbd_trace_opts *o, char *why, size_t whylen);
 
 /* The mode in effect: PBD_TRACE_ON (eBPF), PBD_TRACE_PROC or PBD_TRACE_OFF. */
 enum pbd_trace pbd_trace_mode(const struct pbd_tracing *t);

@@ -636,8 +636,8 @@ static const char *label_of(struct names *nm, const struct procbus_proc *p)
         return p->name;
     for (size_t i = 0; p->program_id != 0 && i < nm->n; i++)
         if (nm->list[i].id == p->program_id) {
-            snprintf(nm->label, sizeof(nm->label), "%.*s/%.*s", PROCBUS_NAME_LEN,
-                     nm->list[i].name, PROCBUS_COMM_LEN, p->comm);
+            snprintf(nm->label, sizeof(nm->label), "%.*s/%.*s", PROCBUS_NAME_LEN, nm->list[i].name,
+                     PROCBUS_COMM_LEN, p->comm);
             return nm->label;
         }
     snprintf(nm->label, sizeof(nm->label), "%.*s", PROCBUS_COMM_LEN, p->comm);
