@@ -873,7 +873,8 @@ static int reload_config(struct pbd_daemon *d, char *err, size_t errlen)
     }
     d->old_cfgs[d->n_old++] = d->cfg; /* stopping instances may still point into it */
     d->cfg = next;
-    qsort(d->inst, d->n_inst, sizeof(*d->inst), cmp_inst);
+    if (d->n_inst > 1) /* none: an observe-only daemon (qsort of NULL is undefined) */
+        qsort(d->inst, d->n_inst, sizeof(*d->inst), cmp_inst);
     return 0;
 }
 
@@ -899,7 +900,7 @@ static void run_timers(struct pbd_daemon *d)
         procbus_pub_heartbeat(d->pub);
         d->next_heartbeat = now + (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
     }
-    if (now >= d->next_sample && d->n_inst > 0) {
+    if (now >= d->next_sample) { /* (with no program too: the deadline must move on) */
         size_t k;
         if (d->n_inst > d->sample_cap) { /* grows with the program count only */
             struct pbd_tree_root *r = realloc(d->roots, d->n_inst * sizeof(*r));
@@ -911,7 +912,7 @@ static void run_timers(struct pbd_daemon *d)
             if (r != NULL && u != NULL)
                 d->sample_cap = d->n_inst;
         }
-        if (d->n_inst <= d->sample_cap) {
+        if (d->n_inst > 0 && d->n_inst <= d->sample_cap) {
             for (k = 0; k < d->n_inst; k++) {
                 d->roots[k].pid = d->inst[k]->sp.pid;
                 d->roots[k].sid = d->inst[k]->sp.pid;
@@ -1114,7 +1115,8 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     for (i = 0; i < d->cfg.n_progs; i++)
         if (inst_new(d, &d->cfg.progs[i]) == NULL)
             return -ENOMEM;
-    qsort(d->inst, d->n_inst, sizeof(*d->inst), cmp_inst);
+    if (d->n_inst > 1) /* none: an observe-only daemon (qsort of NULL is undefined) */
+        qsort(d->inst, d->n_inst, sizeof(*d->inst), cmp_inst);
     procbus_pub_commit(d->pub);
     /* loading the tracer takes a while: the programs are published (STOPPED) first, and
      * nothing is spawned before it is in place */
