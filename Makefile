@@ -49,7 +49,7 @@ LDLIBS_PBD := -linih
 BIN_PROCBUSD := $(O)/procbusd
 BIN_PROCBUS  := $(O)/procbus
 
-BENCH_BINS := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench
+BENCH_BINS := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench
 EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
 PREFIX  ?= /usr/local
@@ -57,7 +57,7 @@ DESTDIR ?=
 VERSION := 0.1.0
 
 .PHONY: install uninstall check-install
-.PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd bench-peer demo format format-check clean help \
+.PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd bench-peer bench-tracer bench-tracer-quick demo format format-check clean help \
         check-headers
 
 all: $(DEPS_STAMP) $(PUB_LIB) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER) $(TEST_BINS) $(BENCH_BINS) \
@@ -74,6 +74,8 @@ help:
 	@echo "make bench-quick  the same, shorter (under a minute)"
 	@echo "make bench-procbusd  exit-to-visible latency, procbusd memory"
 	@echo "make bench-peer against supervisord (installs Debian's supervisor)"
+	@echo "make bench-tracer  eBPF tracer: event rate and loss, BPF cost, exec latency (root)"
+	@echo "make bench-tracer-quick  the same, about 20 s"
 	@echo "make format     clang-format the tree (format-check: verify only)"
 
 # Missing Debian packages are installed by scripts/deps.sh (apt-get, as root or via sudo).
@@ -199,6 +201,11 @@ $(O)/bench/procbusd-bench: bench/procbusd-bench.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@
 
+# tracer-bench too: libc only (raw bpf(2) for the BPF run-time statistics).
+$(O)/bench/tracer-bench: bench/tracer-bench.c bench/bench_common.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@
+
 $(O)/bench/%: bench/%.c $(PUB_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU) -lm
@@ -248,13 +255,24 @@ $(O)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(PUB_LIB) | $(DEPS_STAMP)
 fuzz-seeds: $(O)/fuzz/make_seeds
 	$(O)/fuzz/make_seeds tests/fuzz/seeds
 
-bench: $(DEPS_STAMP) $(BENCH_BINS)
+# The core benchmarks, then the tracer's (which skips, saying why, without root or BTF).
+bench: $(DEPS_STAMP) $(BENCH_BINS) $(BIN_PROCBUSD) $(BIN_PROCBUS)
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --json bench/out/results.json
+	$(O)/bench/tracer-bench --json bench/out/tracer.json $(O)
 
-bench-quick: $(DEPS_STAMP) $(BENCH_BINS)
+bench-quick: $(DEPS_STAMP) $(BENCH_BINS) $(BIN_PROCBUSD) $(BIN_PROCBUS)
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --quick --json bench/out/results.json
+	$(O)/bench/tracer-bench --quick --json bench/out/tracer.json $(O)
+
+bench-tracer: $(DEPS_STAMP) $(O)/bench/tracer-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+	@mkdir -p bench/out
+	$(O)/bench/tracer-bench --json bench/out/tracer.json $(O)
+
+bench-tracer-quick: $(DEPS_STAMP) $(O)/bench/tracer-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+	@mkdir -p bench/out
+	$(O)/bench/tracer-bench --quick --json bench/out/tracer.json $(O)
 
 bench-procbusd: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
 	@mkdir -p bench/out
