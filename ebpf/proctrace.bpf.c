@@ -13,6 +13,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the loader before load. */
 const volatile bool observe_all = false;
+/* 0: wake the consumer for every event it is waiting for (the kernel's adaptive default).
+ * Else at most one wake-up per wake_gap_ns (the first event after a quiet spell wakes it at
+ * once), and always once wakeup_bytes are pending; the consumer reads again wake_gap_ns
+ * after each read that found events, so nothing waits longer than that. */
+const volatile __u64 wake_gap_ns = 0;
+const volatile __u64 wakeup_bytes = 0;
+__u64 last_wake_ns = 0; /* racy across CPUs by design: a lost update only adds a wake-up */
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -48,6 +55,22 @@ static __always_inline void count(__u32 idx)
 
     if (v)
         *v += 1; /* per-CPU slot: no other writer */
+}
+
+/* Flags for bpf_ringbuf_submit: a wake-up costs more than the rest of an event (an IPI). */
+static __always_inline __u64 submit_flags(void)
+{
+    __u64 now;
+
+    if (wake_gap_ns == 0)
+        return 0;
+    now = bpf_ktime_get_ns();
+    if (now - last_wake_ns >= wake_gap_ns ||
+        bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
+        last_wake_ns = now;
+        return BPF_RB_FORCE_WAKEUP;
+    }
+    return BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline bool is_tracked(__u32 tgid)
@@ -115,7 +138,7 @@ int BPF_PROG(proctrace_fork, struct task_struct *parent, struct task_struct *chi
         return 0;
     }
     fill_common(e, PROCTRACE_FORK, child);
-    bpf_ringbuf_submit(e, 0);
+    bpf_ringbuf_submit(e, submit_flags());
     return 0;
 }
 
@@ -157,7 +180,7 @@ int BPF_PROG(proctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_
         e->args_len = len;
     else if (len > 0)
         e->flags |= PROCTRACE_F_ARGS_TRUNCATED; /* not readable without faulting */
-    bpf_ringbuf_submit(e, 0);
+    bpf_ringbuf_submit(e, submit_flags());
     return 0;
 }
 
@@ -190,7 +213,7 @@ static __always_inline void report_exit(struct task_struct *task, __u32 tgid)
         if (status & 0x80)
             e->flags |= PROCTRACE_F_CORE_DUMPED;
     }
-    bpf_ringbuf_submit(e, 0);
+    bpf_ringbuf_submit(e, submit_flags());
 }
 
 /* Kernels 6.16+: sched_process_exit(p, group_dead). Loaded when BTF shows the third argument. */

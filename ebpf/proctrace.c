@@ -148,6 +148,8 @@ int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char 
         goto cleanup;
     }
     t->skel->rodata->observe_all = o->observe_all != 0;
+    t->skel->rodata->wake_gap_ns = o->wake_gap_ns;
+    t->skel->rodata->wakeup_bytes = ring / 4;
     rc = bpf_map__set_max_entries(t->skel->maps.events, (__u32)ring);
     if (rc == 0)
         rc = bpf_program__set_autoload(t->skel->progs.proctrace_exit_gd,

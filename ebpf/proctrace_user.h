@@ -21,6 +21,12 @@ struct proctrace_opts {
     int observe_all;   /* nonzero: every process on the host, no tracked set */
     size_t ring_bytes; /* ring buffer size: a power of two >= page size; 0 = 256 KiB */
     int exit_mode;     /* enum proctrace_exit_mode; 0 = auto */
+    /* 0: the consumer's fd turns readable for every event. N > 0: at most one wake-up per N
+     * ns (the first event after a quiet spell still wakes at once; a quarter-full ring always
+     * does), so a storm costs the kernel few wake-ups (each is an inter-processor interrupt).
+     * The consumer must then call proctrace_consume again N ns after every call that
+     * delivered events, until one delivers none: events wait at most about N ns. */
+    uint64_t wake_gap_ns;
 };
 
 /*

@@ -1328,8 +1328,8 @@ static int load_daemon(struct loader *L, const struct section *S, struct pbd_dae
         long long n;
         int r;
         static const char *const known[] = {
-            "segment", "socket",           "log_level",     "heartbeat_ms", "sample_ms", "trace",
-            "observe", "keep_exited_secs", "trace_ring_kb", "capacity",     NULL};
+            "segment", "socket",           "log_level",     "heartbeat_ms",   "sample_ms", "trace",
+            "observe", "keep_exited_secs", "trace_ring_kb", "trace_batch_ms", "capacity",  NULL};
         if (!is_one_of(kv->key, known)) {
             warnf(L, &at, "unknown key, ignored");
             continue;
@@ -1394,6 +1394,10 @@ static int load_daemon(struct loader *L, const struct section *S, struct pbd_dae
             r = get_int(v, 0, 86400 * 365, &n, why, sizeof(why));
             if (!r)
                 d->keep_exited_secs = (uint32_t)n;
+        } else if (!strcmp(kv->key, "trace_batch_ms")) {
+            r = get_int(v, 0, 1000, &n, why, sizeof(why));
+            if (!r)
+                d->trace_batch_ms = (uint32_t)n;
         } else if (!strcmp(kv->key, "trace_ring_kb")) {
             r = get_int(v, 4, 1 << 20, &n, why, sizeof(why));
             if (!r && (n & (n - 1)) != 0) {

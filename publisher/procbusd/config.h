@@ -94,6 +94,7 @@ struct pbd_daemon_conf {
     int observe;          /* publish every process on the host; default 0 */
     uint32_t keep_exited_secs; /* exited descendant/observed records stay; default 60 */
     uint32_t trace_ring_kb;    /* eBPF ring buffer, KiB, power of two >= 4; default 256 */
+    uint32_t trace_batch_ms;   /* 0 (default): read each tracer event at once; N: every N ms */
 };
 
 struct pbd_config {

@@ -1022,6 +1022,7 @@ static int trace_init(struct pbd_daemon *d)
     o.keep_exited_secs = d->cfg.daemon.keep_exited_secs;
     o.ring_kb = d->cfg.daemon.trace_ring_kb;
     o.capacity = d->cfg.daemon.capacity;
+    o.batch_ms = d->cfg.daemon.trace_batch_ms;
     o.program_by_name = program_by_name;
     o.arg = d;
     if (o.mode == PBD_TRACE_OFF && o.observe) {

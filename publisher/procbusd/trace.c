@@ -47,7 +47,7 @@ struct pbd_tracing {
     uint32_t staged, commit_every, capacity;
     uint64_t lost_seen, trackfail_seen;
     int reconcile_pending;
-    uint64_t next_poll, last_walk;
+    uint64_t next_poll, last_walk, next_batch;
     uint64_t tick_ns;     /* /proc start-time resolution */
     int64_t boot_to_real; /* CLOCK_REALTIME - CLOCK_BOOTTIME, refreshed per batch */
     pid_t self;
@@ -613,6 +613,7 @@ int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
 #ifdef PBD_HAVE_TRACER
         struct proctrace_opts po = {.observe_all = o->observe,
                                     .ring_bytes = (size_t)(o->ring_kb ? o->ring_kb : 256) * 1024};
+        po.wake_gap_ns = (uint64_t)o->batch_ms * 1000000ull;
         int rc = proctrace_open(&t->pt, &po, why, whylen);
         if (rc == 0 && !o->observe)
             rc = proctrace_track(t->pt, t->self); /* its forks: every program, from its start */
@@ -675,6 +676,11 @@ int pbd_trace_consume(struct pbd_tracing *t)
     rc = proctrace_consume(t->pt, on_event, t);
     if (rc < 0)
         return rc;
+    /* with rate-limited wake-ups, events may come without one: read again a gap later, for
+     * as long as reads find events */
+    if (t->o.batch_ms > 0)
+        t->next_batch =
+            rc > 0 ? now_ns(CLOCK_MONOTONIC) + (uint64_t)t->o.batch_ms * 1000000ull : UINT64_MAX;
     lost = proctrace_lost(t->pt);
     tf = proctrace_track_failed(t->pt);
     if (lost != t->lost_seen || tf != t->trackfail_seen) {
@@ -725,6 +731,11 @@ int pbd_trace_tick(struct pbd_tracing *t, uint64_t now_mono, uint64_t poll_ns)
 
     while (t->qhead != NULL && t->qhead->exit_mono + keep <= now_mono)
         expire_one(t);
+    if (t->o.batch_ms > 0 && t->pt != NULL && now_mono >= t->next_batch) {
+        uint32_t before = t->staged;
+        int m = pbd_trace_consume(t); /* hands over (and clears) staged: keep it for the caller */
+        t->staged = before + (m > 0 ? (uint32_t)m : 0);
+    }
     if (t->mode == PBD_TRACE_PROC && now_mono >= t->next_poll) {
         walk_proc(t, 0);
         t->next_poll = now_mono + poll_ns;
@@ -745,6 +756,8 @@ uint64_t pbd_trace_next_deadline(const struct pbd_tracing *t, uint64_t poll_ns)
         next = t->qhead->exit_mono + (uint64_t)t->o.keep_exited_secs * NS;
     if (t->mode == PBD_TRACE_PROC && t->next_poll < next)
         next = t->next_poll;
+    if (t->o.batch_ms > 0 && t->pt != NULL && t->next_batch < next)
+        next = t->next_batch;
     if (t->reconcile_pending && t->last_walk + RECONCILE_MIN_NS < next)
         next = t->last_walk + RECONCILE_MIN_NS;
     return next;

@@ -36,6 +36,10 @@ struct pbd_trace_opts {
     uint32_t keep_exited_secs; /* exited records stay this long */
     uint32_t ring_kb;          /* BPF ring buffer size, KiB (power of two >= 4); 0: 256 */
     uint32_t capacity;         /* the segment's record capacity; 0: the publisher's default */
+    uint32_t batch_ms; /* 0: the tracer wakes procbusd for each event; N: at most once per N ms
+                        * (an event after a quiet spell still wakes it at once), and procbusd
+                        * reads again N ms after each read that found events: in a storm,
+                        * events wait up to N ms and the kernel is spared most wake-ups */
     /* The record id of the program whose processes carry PROCBUS_PROCESS_NAME=`name`
      * in their environment (procbusd sets it); 0 if none. Used to attribute
      * orphans that /proc polling finds reparented to procbusd. May be NULL. */
@@ -73,8 +77,9 @@ void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid);
 
 /*
  * Periodic work, called every loop turn with CLOCK_MONOTONIC now: expire
- * exited records, walk /proc when due (PROC mode every poll_ns; after a tracer
- * loss). Returns the number of changes staged (the caller commits).
+ * exited records, read the tracer when a batch is due (batch_ms), walk /proc
+ * when due (PROC mode every poll_ns; after a tracer loss). Returns the number
+ * of changes staged (the caller commits).
  */
 int pbd_trace_tick(struct pbd_tracing *t, uint64_t now_mono, uint64_t poll_ns);
 

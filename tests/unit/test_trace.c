@@ -1015,7 +1015,8 @@ static void test_double_fork_and_setsid(void **state)
 }
 
 /* 3. 300 short-lived /bin/true: every exec and every exit is an event. */
-static void test_short_lived(void **state)
+/* `daemon_keys`: extra [procbusd] lines (trace_batch_ms: events read late must all arrive). */
+static void short_lived(const char *daemon_keys)
 {
     const uint64_t n = 300;
     struct daemon_h h;
@@ -1024,12 +1025,15 @@ static void test_short_lived(void **state)
     struct follower f;
     uint64_t *ids, execs = 0, exits = 0, other_exits = 0, dup = 0, lost;
     size_t i;
-    (void)state;
+    char body[512];
 
     need_bpf();
-    start(&h, "trace = on\n[program:short]\n"
-              "command = sh -c 'i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done; "
-              "exec sleep 3031'\nstartsecs = 0\nautostart = false\n");
+    snprintf(body, sizeof(body),
+             "trace = on\n%s[program:short]\n"
+             "command = sh -c 'i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done; "
+             "exec sleep 3031'\nstartsecs = 0\nautostart = false\n",
+             daemon_keys);
+    start(&h, body);
     prog = program(&h, "short");
     follow_start(&f, &h, prog.id, "true");
     assert_int_equal(cli(&h, "start short"), 0);
@@ -1077,6 +1081,19 @@ static void test_short_lived(void **state)
     follow_free(&f);
     assert_int_equal(cli(&h, "stop short"), 0);
     stop_daemon(&h);
+}
+
+static void test_short_lived(void **state)
+{
+    (void)state;
+    short_lived("");
+}
+
+/* Rate-limited wake-ups: the last events of a burst come with no wake-up; the re-read gets them. */
+static void test_short_lived_batched(void **state)
+{
+    (void)state;
+    short_lived("trace_batch_ms = 50\n");
 }
 
 /* 4. How a descendant ended: by which signal, or with which code. */
@@ -1861,6 +1878,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pipeline_tree, trace_teardown),
         cmocka_unit_test_teardown(test_double_fork_and_setsid, trace_teardown),
         cmocka_unit_test_teardown(test_short_lived, trace_teardown),
+        cmocka_unit_test_teardown(test_short_lived_batched, trace_teardown),
         cmocka_unit_test_teardown(test_exit_by_signal, trace_teardown),
         cmocka_unit_test_teardown(test_fork_storm, trace_teardown),
         cmocka_unit_test_teardown(test_observe, trace_teardown),
