@@ -235,6 +235,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.daemon.sample_ms, 1000);
     assert_int_equal(c.daemon.trace, PBD_TRACE_AUTO);
     assert_int_equal(c.daemon.capacity, 4096);
+    assert_int_equal(c.daemon.observe, 0);
+    assert_int_equal(c.daemon.keep_exited_secs, 60);
+    assert_int_equal(c.daemon.trace_ring_kb, 256);
+    assert_int_equal(c.daemon.trace_batch_ms, 0);
     pbd_config_free(&c);
     assert_null(c.progs);
 }
@@ -275,6 +279,10 @@ static void test_every_key(void **state)
     assert_int_equal(c.daemon.sample_ms, 2000);
     assert_int_equal(c.daemon.trace, PBD_TRACE_OFF);
     assert_int_equal(c.daemon.capacity, 128);
+    assert_int_equal(c.daemon.observe, 0);
+    assert_int_equal(c.daemon.keep_exited_secs, 5);
+    assert_int_equal(c.daemon.trace_ring_kb, 64);
+    assert_int_equal(c.daemon.trace_batch_ms, 10);
 
     assert_int_equal(c.n_progs, 6);
     p = find(&c, "api");
@@ -396,6 +404,11 @@ static void test_value_spellings(void **state)
                      0);
     assert_int_equal(c.daemon.log_level, 1);
     assert_int_equal(c.daemon.trace, PBD_TRACE_ON);
+    pbd_config_free(&c);
+    assert_int_equal(
+        load_text(state, "[procbusd]\ntrace=proc\nobserve=yes\n", &c, &w, err, sizeof(err)), 0);
+    assert_int_equal(c.daemon.trace, PBD_TRACE_PROC);
+    assert_int_equal(c.daemon.observe, 1);
     pbd_config_free(&c);
     assert_int_equal(
         load_text(state, "[procbusd]\nlog_level=error\ntrace=auto\n", &c, &w, err, sizeof(err)), 0);
