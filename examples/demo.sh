@@ -29,6 +29,10 @@ while [ $stop -eq 0 ] && kill -0 $pbd 2>/dev/null; do
     echo
     echo "--- procbus status (t=$((SECONDS - start))s; read from shared memory, no daemon round trip)"
     "$bin/procbus" -s "$seg" status
+    if [ $(((SECONDS - start) % 10)) -lt 2 ]; then
+        echo "--- procbus ps --all --tree (each program's processes, as procbusd traced them)"
+        "$bin/procbus" -s "$seg" ps --all --tree
+    fi
     if [ "$limit" -gt 0 ] && [ $((SECONDS - start)) -ge "$limit" ]; then break; fi
 done
 trap - INT TERM

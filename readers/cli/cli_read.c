@@ -124,8 +124,7 @@ const char *cli_label(char *buf, size_t len, const struct procbus_proc *p)
 int cli_live(const struct procbus_proc *p)
 {
     return p->pid > 0 && (p->state == PROCBUS_STATE_STARTING || p->state == PROCBUS_STATE_RUNNING ||
-                          p->state == PROCBUS_STATE_READY || p->state == PROCBUS_STATE_STOPPING ||
-                          (p->flags & PROCBUS_F_DESCENDANT));
+                          p->state == PROCBUS_STATE_READY || p->state == PROCBUS_STATE_STOPPING);
 }
 
 static int sort_key;
@@ -212,7 +211,8 @@ static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p
         snprintf(buf, len, "%*s%s", depth * 2, "", cli_label(tmp, sizeof(tmp), p));
         break;
     case C_PID:
-        snprintf(buf, len, cli_live(p) ? "%d" : "-", p->pid);
+        /* a traced process keeps its pid after its exit: it is what identifies it */
+        snprintf(buf, len, cli_live(p) || (p->name[0] == '\0' && p->pid > 0) ? "%d" : "-", p->pid);
         break;
     case C_STATE:
         snprintf(buf, len, "%s", state_name(p->state));

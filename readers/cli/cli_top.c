@@ -344,7 +344,8 @@ static void draw(struct top *t)
 
         snprintf(name, sizeof(name), "%*s%s", 2 * t->rows[i].depth, "",
                  cli_label(lab, sizeof(lab), p));
-        snprintf(pid, sizeof(pid), cli_live(p) ? "%d" : "-", p->pid);
+        snprintf(pid, sizeof(pid), cli_live(p) || (p->name[0] == '\0' && p->pid > 0) ? "%d" : "-",
+                 p->pid);
         if (cli_live(p) && p->start_realtime_ns != 0 && now > p->start_realtime_ns)
             cli_fmt_short_duration(up, sizeof(up), now - p->start_realtime_ns);
         else
