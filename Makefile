@@ -197,12 +197,14 @@ $(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) $$(TES
 	  -o $@ $(PUB_LIB) $(LDLIBS_URCU) $(TEST_LIBS_$*) $(LDLIBS_TEST)
 
 # procbusd-bench links libc only: it reads through the header-only reader and runs the binaries.
-$(O)/bench/procbusd-bench: bench/procbusd-bench.c | $(DEPS_STAMP)
+$(O)/bench/procbusd-bench: bench/procbusd-bench.c bench/bench_util.h bench/bench_common.h \
+                          | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@
 
 # tracer-bench too: libc only (raw bpf(2) for the BPF run-time statistics).
-$(O)/bench/tracer-bench: bench/tracer-bench.c bench/bench_common.h | $(DEPS_STAMP)
+$(O)/bench/tracer-bench: bench/tracer-bench.c bench/bench_util.h bench/bench_common.h \
+                         | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@
 

@@ -1,7 +1,9 @@
 /* procbusd-bench.c - procbusd benchmarks: exit-to-visible latency, RSS, status vs supervisord. */
 #define _GNU_SOURCE
 #include "procbus.h"
-#include "bench_common.h"
+#define BENCH_NAME     "procbusd-bench"
+#define BENCH_MAX_ROWS 96
+#include "bench_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -54,340 +56,19 @@
  * and every process is stopped and reaped before exit, also on SIGINT/SIGTERM.
  */
 
-#define NS_PER_MS    1000000ull
 #define EXITER_SLEEP (20 * 1000000L) /* ns the exiter sleeps before exiting */
-#define MAX_BG       16
 
-extern char **environ;
+/* ---- globals (the shared ones are in bench_util.h) ---- */
 
-/* ---- small helpers ---- */
-
-static volatile sig_atomic_t g_stop;
 static int g_verbose;
-static char g_tmp[64];               /* private temp folder: /tmp/procbusd-bench-XXXXXX */
 static char g_self[PATH_MAX - 64];   /* this binary (the exiter's command) */
 static char g_bindir[PATH_MAX - 64]; /* where procbusd and procbus are */
 static char g_procbusd[PATH_MAX], g_procbus[PATH_MAX];
 static char g_client[PATH_MAX]; /* bench/xmlrpc_getinfo.py */
 static char g_python[PATH_MAX], g_supervisord[PATH_MAX], g_supervisorctl[PATH_MAX];
-static char g_errlog[128];      /* stderr of timed runs */
-static pid_t g_bg[MAX_BG];      /* background processes to stop at exit */
-static char g_segs[MAX_BG][96]; /* segments to unlink at exit */
 static volatile uint64_t g_sink;
 
-static uint64_t now_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono(void)
-{
-    return now_ns(CLOCK_MONOTONIC);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !g_stop)
-        ;
-}
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "procbusd-bench: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-static int write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-
-    if (fp == NULL) {
-        say("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    fputs(text, fp);
-    if (fclose(fp) != 0) {
-        say("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Print the last lines of a log file to stderr (for failures). */
-static void show_tail(const char *path)
-{
-    char buf[4096];
-    FILE *fp = fopen(path, "r");
-    long size;
-    size_t n;
-
-    if (fp == NULL)
-        return;
-    fseek(fp, 0, SEEK_END);
-    size = ftell(fp);
-    fseek(fp, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    fprintf(stderr, "---- %s (end) ----\n%s---- end of %s ----\n", path, buf, path);
-}
-
-/* An executable on PATH (or an absolute path that exists); 0 if found. */
-static int find_exe(const char *name, char *out, size_t len)
-{
-    const char *path = getenv("PATH");
-    char dir[PATH_MAX];
-
-    if (strchr(name, '/') != NULL) {
-        snprintf(out, len, "%s", name);
-        return access(out, X_OK) == 0 ? 0 : -1;
-    }
-    if (path == NULL)
-        path = "/usr/bin:/bin";
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        snprintf(dir, sizeof(dir), "%.*s", (int)n, path);
-        if (snprintf(out, len, "%s/%s", dir[0] ? dir : ".", name) < (int)len &&
-            access(out, X_OK) == 0)
-            return 0;
-        path += n + (path[n] == ':');
-    }
-    return -1;
-}
-
-/* ---- results ---- */
-
-enum tgt { T_NONE, T_GE, T_LT };
-
-struct row {
-    char key[64], label[200];
-    double value;
-    const char *unit;
-    enum tgt tgt;
-    double target;
-    int table; /* 0: JSON only */
-};
-
-static struct row rows[96];
-static int nrows;
-
-static void add(const char *key, const char *label, double v, const char *unit, enum tgt t,
-                double target, int table)
-{
-    struct row *r;
-
-    if (nrows >= (int)(sizeof(rows) / sizeof(rows[0])))
-        return;
-    r = &rows[nrows++];
-    snprintf(r->key, sizeof(r->key), "%s", key);
-    snprintf(r->label, sizeof(r->label), "%s", label);
-    r->value = v;
-    r->unit = unit;
-    r->tgt = t;
-    r->target = target;
-    r->table = table;
-}
-
-static const char *verdict(const struct row *r)
-{
-    if (r->tgt == T_NONE)
-        return "";
-    if (!isfinite(r->value))
-        return "n/a";
-    if (r->tgt == T_GE)
-        return r->value >= r->target ? "PASS" : "MISS";
-    return r->value < r->target ? "PASS" : "MISS";
-}
-
-static void fmt_val(char *buf, size_t len, double v)
-{
-    double a = v < 0 ? -v : v;
-
-    if (!isfinite(v))
-        snprintf(buf, len, "-");
-    else if (a >= 1000 || (a < 1e15 && (double)(long long)a == a))
-        snprintf(buf, len, "%.0f", v);
-    else if (a >= 100)
-        snprintf(buf, len, "%.1f", v);
-    else if (a >= 10)
-        snprintf(buf, len, "%.2f", v);
-    else
-        snprintf(buf, len, "%.3g", v);
-}
-
-struct machine {
-    char cpu[160], kernel[200];
-    int online;
-    double load_start, load_end, steal_pct;
-    unsigned long long tot0, steal0;
-};
-
-static double loadavg1(void)
-{
-    FILE *fp = fopen("/proc/loadavg", "r");
-    double l = NAN;
-
-    if (fp != NULL) {
-        if (fscanf(fp, "%lf", &l) != 1)
-            l = NAN;
-        fclose(fp);
-    }
-    return l;
-}
-
-static void machine_start(struct machine *m)
-{
-    FILE *fp = fopen("/proc/cpuinfo", "r");
-    struct utsname u;
-    char line[512];
-
-    snprintf(m->cpu, sizeof(m->cpu), "unknown");
-    while (fp != NULL && fgets(line, sizeof(line), fp) != NULL) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
-            char *s = colon + 1;
-            while (*s == ' ' || *s == '\t')
-                s++;
-            snprintf(m->cpu, sizeof(m->cpu), "%.*s", (int)strcspn(s, "\n"), s);
-            break;
-        }
-    }
-    if (fp != NULL)
-        fclose(fp);
-    if (uname(&u) == 0)
-        snprintf(m->kernel, sizeof(m->kernel), "%s %s %s", u.sysname, u.release, u.machine);
-    else
-        snprintf(m->kernel, sizeof(m->kernel), "unknown");
-    m->online = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    m->load_start = loadavg1();
-    m->load_end = m->steal_pct = NAN;
-    if (!bench_cpu_jiffies(&m->tot0, &m->steal0))
-        m->tot0 = 0;
-}
-
-static void machine_end(struct machine *m)
-{
-    unsigned long long tot, steal;
-
-    m->load_end = loadavg1();
-    if (m->tot0 != 0 && bench_cpu_jiffies(&tot, &steal) && tot > m->tot0)
-        m->steal_pct = 100.0 * (double)(steal - m->steal0) / (double)(tot - m->tot0);
-}
-
-static void json_str(FILE *fp, const char *s)
-{
-    fputc('"', fp);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(fp, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(fp, "\\u%04x", ch);
-        else
-            fputc(ch, fp);
-    }
-    fputc('"', fp);
-}
-
-static int write_json(const char *path, const struct machine *m, const char *mode)
-{
-    char tmp[PATH_MAX + 16];
-    FILE *fp;
-    int i, met = 0, total = 0;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fp = fopen(tmp, "w");
-    if (fp == NULL) {
-        say("%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    fprintf(fp, "{\n  \"mode\": ");
-    json_str(fp, mode);
-    fprintf(fp, ",\n  \"machine_cpu_model\": ");
-    json_str(fp, m->cpu);
-    fprintf(fp, ",\n  \"machine_cpus_online\": %d,\n  \"machine_kernel\": ", m->online);
-    json_str(fp, m->kernel);
-    fprintf(fp, ",\n  \"loadavg_start\": %.2f,\n  \"loadavg_end\": %.2f", m->load_start,
-            m->load_end);
-    if (isfinite(m->steal_pct))
-        fprintf(fp, ",\n  \"steal_pct\": %.2f", m->steal_pct);
-    for (i = 0; i < nrows; i++) {
-        fprintf(fp, ",\n  ");
-        json_str(fp, rows[i].key);
-        if (isfinite(rows[i].value))
-            fprintf(fp, ": %.6g", rows[i].value);
-        else
-            fprintf(fp, ": null");
-        if (rows[i].tgt != T_NONE) {
-            total++;
-            met += strcmp(verdict(&rows[i]), "PASS") == 0;
-        }
-    }
-    fprintf(fp, ",\n  \"targets_met\": %d,\n  \"targets_total\": %d\n}\n", met, total);
-    if (fclose(fp) != 0 || rename(tmp, path) < 0) {
-        say("%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void print_table(const struct machine *m, const char *mode)
-{
-    int i, met = 0, total = 0;
-
-    printf("## procbusd benchmarks (%s)\n\n", mode);
-    printf("machine: %s, %d CPUs, %s\n", m->cpu, m->online, m->kernel);
-    printf("load average (1 min) at start %.2f, at end %.2f", m->load_start, m->load_end);
-    if (isfinite(m->steal_pct))
-        printf("; hypervisor steal during the run %.2f%%", m->steal_pct);
-    printf("\n\n| benchmark | value | unit | target | verdict |\n|---|---:|---|---|---|\n");
-    for (i = 0; i < nrows; i++) {
-        char v[48], t[48] = "-";
-        if (!rows[i].table)
-            continue;
-        fmt_val(v, sizeof(v), rows[i].value);
-        if (rows[i].tgt != T_NONE) {
-            char tv[32];
-            fmt_val(tv, sizeof(tv), rows[i].target);
-            snprintf(t, sizeof(t), "%s %s", rows[i].tgt == T_GE ? ">=" : "<", tv);
-            total++;
-            met += strcmp(verdict(&rows[i]), "PASS") == 0;
-        }
-        printf("| %s (`%s`) | %s | %s | %s | %s |\n", rows[i].label, rows[i].key, v, rows[i].unit,
-               t, verdict(&rows[i]));
-    }
-    printf("\ntargets met: %d of %d\n", met, total);
-}
-
 /* ---- statistics ---- */
-
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile p (0..100) of v[0..n) (sorts v). */
-static double pct(double *v, int n, int p)
-{
-    long k;
-
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
-    k = ((long)p * n + 99) / 100 - 1; /* rank ceil(p/100 * n), 0-based */
-    return v[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
 
 static double mean_of(const double *v, int n)
 {
@@ -400,170 +81,6 @@ static double mean_of(const double *v, int n)
 }
 
 /* ---- processes ---- */
-
-static void track_bg(pid_t pid)
-{
-    int i;
-
-    for (i = 0; i < MAX_BG; i++)
-        if (g_bg[i] == 0) {
-            g_bg[i] = pid;
-            return;
-        }
-}
-
-static void untrack_bg(pid_t pid)
-{
-    int i;
-
-    for (i = 0; i < MAX_BG; i++)
-        if (g_bg[i] == pid)
-            g_bg[i] = 0;
-}
-
-/*
- * Start argv in the background in its own process group, stdin from /dev/null,
- * stdout and stderr to `log`. It gets `deathsig` if this process dies.
- */
-static pid_t start_bg(char *const argv[], const char *log, int deathsig)
-{
-    pid_t parent = getpid(), pid = fork();
-
-    if (pid < 0) {
-        say("fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY), out = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, deathsig);
-        if (getppid() != parent)
-            _exit(127);
-        if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-            _exit(127);
-        execv(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    track_bg(pid);
-    return pid;
-}
-
-/* Wait up to timeout_ms for pid to exit; 0 and *status when it did, -1 if still running. */
-static int wait_exit(pid_t pid, int timeout_ms, int *status)
-{
-    uint64_t end = mono() + (uint64_t)timeout_ms * NS_PER_MS;
-    int st = 0;
-
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD)) {
-            if (status != NULL)
-                *status = st;
-            untrack_bg(pid);
-            return 0;
-        }
-        if (mono() > end)
-            return -1;
-        sleep_ms(5);
-    }
-}
-
-/* SIGTERM, wait up to timeout_ms, then SIGKILL (the process and its group). */
-static int stop_bg(pid_t pid, int timeout_ms, const char *what)
-{
-    int st = 0;
-
-    if (pid <= 0)
-        return 0;
-    kill(pid, SIGTERM);
-    if (wait_exit(pid, timeout_ms, &st) == 0)
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    say("%s (pid %d) still running %d ms after SIGTERM: SIGKILL", what, (int)pid, timeout_ms);
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    wait_exit(pid, 5000, &st);
-    return -1;
-}
-
-/* Kill and reap every remaining child (we are a subreaper: orphans land here too). */
-static void reap_strays(void)
-{
-    pid_t me = getpid();
-    int round;
-
-    for (round = 0; round < 3; round++) {
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        int found = 0;
-
-        while (d != NULL && (e = readdir(d)) != NULL) {
-            char path[300], buf[512], *p;
-            int fd;
-            ssize_t n;
-            long ppid;
-
-            if (e->d_name[0] < '1' || e->d_name[0] > '9')
-                continue;
-            snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-            fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                continue;
-            n = read(fd, buf, sizeof(buf) - 1);
-            close(fd);
-            if (n <= 0)
-                continue;
-            buf[n] = '\0';
-            p = strrchr(buf, ')');
-            if (p == NULL || sscanf(p + 1, " %*c %ld", &ppid) != 1 || ppid != (long)me)
-                continue;
-            found = 1;
-            kill((pid_t)atol(e->d_name), SIGKILL);
-        }
-        if (d != NULL)
-            closedir(d);
-        while (waitpid(-1, NULL, WNOHANG) > 0)
-            ;
-        if (!found)
-            break;
-        sleep_ms(20);
-        while (waitpid(-1, NULL, WNOHANG) > 0)
-            ;
-    }
-}
-
-/*
- * Run argv to completion: stdin /dev/null, stdout to out (NULL: /dev/null),
- * stderr appended to g_errlog. Returns the wall time from spawn to reaped, in
- * ns, or -1; *status gets the wait status.
- */
-static int64_t run_timed(char *const argv[], const char *out, int *status)
-{
-    posix_spawn_file_actions_t fa;
-    uint64_t t0, t1;
-    pid_t pid;
-    int rc, st = 0;
-
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    posix_spawn_file_actions_addopen(&fa, 2, g_errlog, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    t0 = mono();
-    rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    if (rc == 0) {
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-    }
-    t1 = mono();
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        say("spawn %s: %s", argv[0], strerror(rc));
-        return -1;
-    }
-    *status = st;
-    return (int64_t)(t1 - t0);
-}
 
 static long proc_status_kb(pid_t pid, const char *field)
 {
@@ -583,28 +100,6 @@ static long proc_status_kb(pid_t pid, const char *field)
         }
     fclose(fp);
     return v;
-}
-
-/* utime + stime of pid in clock ticks, or -1. */
-static long proc_cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long ut, st;
-    FILE *fp;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fp = fopen(path, "r");
-    if (fp == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    if (p == NULL ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (long)(ut + st);
 }
 
 /* A CPU burner pinned to `cpu`, killed if this process dies. */
@@ -638,50 +133,17 @@ struct pbd {
     uint64_t t_start;
 };
 
-static void forget_seg(const char *seg)
-{
-    int i;
-
-    for (i = 0; i < MAX_BG; i++)
-        if (strcmp(g_segs[i], seg) == 0)
-            g_segs[i][0] = '\0';
-}
-
-static void unlink_seg(const char *seg, pid_t owner)
-{
-    char path[160];
-    glob_t g;
-    size_t i;
-
-    snprintf(path, sizeof(path), "/dev/shm/%s", seg);
-    unlink(path);
-    if (owner > 0) { /* a publisher killed while creating its segment leaves this */
-        snprintf(path, sizeof(path), "/dev/shm/.procbus-tmp.%d.*", (int)owner);
-        if (glob(path, 0, NULL, &g) == 0) {
-            for (i = 0; i < g.gl_pathc; i++)
-                unlink(g.gl_pathv[i]);
-            globfree(&g);
-        }
-    }
-    forget_seg(seg);
-}
-
 static int pbd_start(struct pbd *d, const char *conf, const char *tag)
 {
     static int n;
     char *argv[12];
-    int i;
 
     memset(d, 0, sizeof(*d));
     snprintf(d->seg, sizeof(d->seg), "pbdbench-%d-%s-%d", (int)getpid(), tag, n++);
     snprintf(d->sock, sizeof(d->sock), "%s/%s.sock", g_tmp, tag);
     snprintf(d->log, sizeof(d->log), "%s/procbusd-%s.log", g_tmp, tag);
     snprintf(d->conf, sizeof(d->conf), "%s", conf);
-    for (i = 0; i < MAX_BG; i++)
-        if (g_segs[i][0] == '\0') {
-            snprintf(g_segs[i], sizeof(g_segs[i]), "%s", d->seg);
-            break;
-        }
+    track_seg(d->seg);
     argv[0] = g_procbusd;
     argv[1] = "-c";
     argv[2] = d->conf;
@@ -699,28 +161,16 @@ static int pbd_start(struct pbd *d, const char *conf, const char *tag)
 
 static void pbd_stop(struct pbd *d)
 {
-    int rc;
-
     if (d->pid <= 0)
         return;
-    rc = stop_bg(d->pid, 60000, "procbusd");
-    if (rc != 0) {
-        say("procbusd exited with status %d", rc);
-        show_tail(d->log);
-    }
-    unlink_seg(d->seg, d->pid);
-    unlink(d->sock);
+    stop_procbusd(d->pid, 60000, d->log, d->seg, d->sock);
     d->pid = 0;
 }
 
 /* Still running? Does not reap it (WNOWAIT): pbd_stop does, so its pid cannot be reused. */
 static int pbd_alive(const struct pbd *d)
 {
-    siginfo_t si;
-
-    memset(&si, 0, sizeof(si));
-    return d->pid > 0 && waitid(P_PID, (id_t)d->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           si.si_pid == 0;
+    return bg_alive(d->pid);
 }
 
 /* Open the daemon's segment once it exists. */
@@ -1594,34 +1044,13 @@ out:
 
 /* ---- main ---- */
 
-static void on_signal(int sig)
+/* bench_util.h's flat JSON, nothing more. */
+static int write_json(const char *path, const struct machine *m, const char *mode)
 {
-    (void)sig;
-    g_stop = 1;
-}
+    char tmp[PATH_MAX + 16];
+    FILE *fp = json_begin(path, tmp, sizeof(tmp), m, mode);
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void cleanup(void)
-{
-    int i;
-
-    for (i = 0; i < MAX_BG; i++)
-        if (g_bg[i] > 0)
-            stop_bg(g_bg[i], 10000, "background process");
-    reap_strays();
-    for (i = 0; i < MAX_BG; i++)
-        if (g_segs[i][0] != '\0')
-            unlink_seg(g_segs[i], 0);
-    if (g_tmp[0] != '\0')
-        nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return fp != NULL ? json_end(fp, tmp, path) : -1;
 }
 
 static void usage(FILE *f)
@@ -1651,7 +1080,6 @@ int main(int argc, char **argv)
 {
     const char *json = NULL, *mode = "all";
     int do_pbd = 1, do_peer = 1, samples = 400, failed = 0, i;
-    struct sigaction sa;
     struct machine m;
     ssize_t n;
 
@@ -1740,19 +1168,8 @@ int main(int argc, char **argv)
         }
     }
 
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/procbusd-bench-XXXXXX");
-    if (mkdtemp(g_tmp) == NULL) {
-        say("mkdtemp: %s", strerror(errno));
+    if (bench_setup() < 0)
         return 1;
-    }
-    snprintf(g_errlog, sizeof(g_errlog), "%s/runs.err", g_tmp);
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     machine_start(&m);
     if (do_pbd && !g_stop) {
@@ -1763,12 +1180,12 @@ int main(int argc, char **argv)
     if (do_peer && !g_stop)
         failed |= bench_peer(100, 30, 300, 2000, 5000000) < 0;
     machine_end(&m);
-    cleanup();
+    bench_cleanup();
     if (g_stop) {
         say("interrupted");
         return 1;
     }
-    print_table(&m, mode);
+    print_rows("procbusd", mode, &m);
     if (json != NULL && write_json(json, &m, mode) < 0)
         failed = 1;
     if (failed)
