@@ -67,7 +67,8 @@
 
 /* ---- globals (the shared ones are in bench_util.h) ---- */
 
-static int g_quick, g_ring_kb;
+static int g_quick, g_ring_kb, g_batch_ms;
+static char g_mode[64]; /* "full" or "quick", and the non-default procbusd settings */
 static char g_bindir[PATH_MAX - 64];
 static char g_procbusd[PATH_MAX], g_procbus[PATH_MAX], g_ps[PATH_MAX];
 
@@ -89,7 +90,7 @@ static int g_nsteps;
 static int write_json(const char *path, const struct machine *m)
 {
     char tmp[PATH_MAX + 16];
-    FILE *fp = json_begin(path, tmp, sizeof(tmp), m, g_quick ? "quick" : "full");
+    FILE *fp = json_begin(path, tmp, sizeof(tmp), m, g_mode);
     int i;
 
     if (fp == NULL)
@@ -122,7 +123,7 @@ static void print_table(const struct machine *m)
 {
     int i;
 
-    print_rows("tracer", g_quick ? "quick" : "full", m);
+    print_rows("tracer", g_mode, m);
     if (g_nsteps == 0)
         return;
     printf("\n### rate steps (observe mode; loss = tracer_drops + events_dropped)\n\n");
@@ -331,7 +332,7 @@ static void pbd_stop(struct pbd *d)
 static int pbd_start(struct pbd *d, struct procbus_reader *r, const char *tag)
 {
     static int n;
-    char body[1024], ring[64] = "";
+    char body[1024], ring[96] = "";
     char *argv[4];
     uint64_t end;
     int rc = -1, opened = 0;
@@ -344,6 +345,9 @@ static int pbd_start(struct pbd *d, struct procbus_reader *r, const char *tag)
     n++;
     if (g_ring_kb > 0)
         snprintf(ring, sizeof(ring), "trace_ring_kb = %d\n", g_ring_kb);
+    if (g_batch_ms > 0)
+        snprintf(ring + strlen(ring), sizeof(ring) - strlen(ring), "trace_batch_ms = %d\n",
+                 g_batch_ms);
     snprintf(body, sizeof(body),
              "[procbusd]\nsegment = %s\nsocket = %s\nobserve = true\ntrace = on\n"
              "keep_exited_secs = 0\ncapacity = 16384\nlog_level = warn\n%s",
@@ -1085,7 +1089,7 @@ static void cleanup(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tracer-bench [--quick] [--json FILE] [--ring-kb N] [BUILD_DIR]\n"
+            "usage: tracer-bench [--quick] [--json FILE] [--ring-kb N] [--batch-ms N] [BUILD_DIR]\n"
             "\n"
             "Benchmarks procbusd's eBPF tracer in observe mode with the binaries of BUILD_DIR\n"
             "(default: $PROCBUS_BUILD_DIR, else build): event rate and where loss begins, BPF\n"
@@ -1095,6 +1099,7 @@ static void usage(FILE *f)
             "  --quick        shorter steps and fewer samples (about 30 s)\n"
             "  --json FILE    also write the figures as flat JSON keys to FILE\n"
             "  --ring-kb N    procbusd's trace_ring_kb (BPF ring size; default: its own)\n"
+            "  --batch-ms N   procbusd's trace_batch_ms (rate-limited wake-ups; default 0)\n"
             "  --bin-dir DIR  same as BUILD_DIR\n"
             "\n"
             "Needs root and kernel BTF (else prints \"tracer-bench: skipped: ...\" and exits 0).\n"
@@ -1119,6 +1124,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "tracer-bench: --ring-kb: a power of two >= 4\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--batch-ms") == 0 && i + 1 < argc) {
+            g_batch_ms = atoi(argv[++i]);
+            if (g_batch_ms < 0 || g_batch_ms > 1000) {
+                fprintf(stderr, "tracer-bench: --batch-ms: 0 .. 1000\n");
+                return 2;
+            }
         } else if (strcmp(argv[i], "--bin-dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -1131,6 +1142,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    snprintf(g_mode, sizeof(g_mode), "%s%s", g_quick ? "quick" : "full",
+             g_batch_ms > 0 || g_ring_kb > 0 ? "," : "");
+    if (g_batch_ms > 0)
+        snprintf(g_mode + strlen(g_mode), sizeof(g_mode) - strlen(g_mode), " trace_batch_ms=%d",
+                 g_batch_ms);
+    if (g_ring_kb > 0)
+        snprintf(g_mode + strlen(g_mode), sizeof(g_mode) - strlen(g_mode), " trace_ring_kb=%d",
+                 g_ring_kb);
     if (dir == NULL)
         dir = getenv("PROCBUS_BUILD_DIR");
     if (dir == NULL || dir[0] == '\0')
