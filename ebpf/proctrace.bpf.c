@@ -58,13 +58,10 @@ static __always_inline void count(__u32 idx)
 }
 
 /* Flags for bpf_ringbuf_submit: a wake-up costs more than the rest of an event (an IPI). */
-static __always_inline __u64 submit_flags(void)
+static __always_inline __u64 submit_flags(__u64 now)
 {
-    __u64 now;
-
     if (wake_gap_ns == 0)
         return 0;
-    now = bpf_ktime_get_ns();
     if (now - last_wake_ns >= wake_gap_ns ||
         bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
         last_wake_ns = now;
@@ -78,34 +75,39 @@ static __always_inline bool is_tracked(__u32 tgid)
     return observe_all || bpf_map_lookup_elem(&tracked, &tgid) != NULL;
 }
 
+/*
+ * tp_btf programs get BTF-typed task pointers: fields are read with plain loads
+ * (CO-RE relocated, faults fixed up by the kernel), not bpf_probe_read_kernel
+ * calls, which matters at one event per fork, exec and exit on the host.
+ */
 static __always_inline __u64 task_start_boot(struct task_struct *leader)
 {
     if (bpf_core_field_exists(leader->start_boottime))
-        return BPF_CORE_READ(leader, start_boottime);
-    return BPF_CORE_READ(leader, start_time);
+        return leader->start_boottime;
+    return leader->start_time;
 }
 
 /* The tgid inside the process's own pid namespace, 0 if it is the initial one. */
 static __always_inline __s32 task_ns_tgid(struct task_struct *leader)
 {
-    struct pid *p = BPF_CORE_READ(leader, thread_pid);
-    unsigned int level = BPF_CORE_READ(p, level);
+    struct pid *p = leader->thread_pid;
+    unsigned int level = p->level;
 
     if (level == 0)
         return 0;
-    return BPF_CORE_READ(p, numbers[level & 31].nr);
+    return BPF_CORE_READ(p, numbers[level & 31].nr); /* a variable index: a probe read */
 }
 
 static __always_inline void fill_common(struct proctrace_event *e, __u32 kind,
                                         struct task_struct *task)
 {
-    struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+    struct task_struct *leader = task->group_leader;
 
     e->kind = kind;
     e->flags = 0;
-    e->pid = BPF_CORE_READ(task, pid);
-    e->tgid = BPF_CORE_READ(task, tgid);
-    e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+    e->pid = task->pid;
+    e->tgid = task->tgid;
+    e->ppid = task->real_parent->tgid;
     e->ns_tgid = task_ns_tgid(leader);
     e->start_boot_ns = task_start_boot(leader);
     e->ts_ns = bpf_ktime_get_boot_ns();
@@ -113,18 +115,20 @@ static __always_inline void fill_common(struct proctrace_event *e, __u32 kind,
     e->exit_code = 0;
     e->exit_signal = 0;
     e->raw_status = 0;
-    BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+    /* the comm of the task the event is about: the running one for exec and exit; for fork
+     * the parent, whose comm the child has just copied */
+    bpf_get_current_comm(&e->comm, sizeof(e->comm));
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(proctrace_fork, struct task_struct *parent, struct task_struct *child)
 {
-    __u32 ptgid = BPF_CORE_READ(parent, tgid);
-    __u32 ctgid = BPF_CORE_READ(child, tgid);
+    __u32 ptgid = parent->tgid;
+    __u32 ctgid = child->tgid;
     struct proctrace_event *e;
     __u8 one = 1;
 
-    if (BPF_CORE_READ(child, pid) != ctgid) /* a new thread, not a new process */
+    if (child->pid != ctgid) /* a new thread, not a new process */
         return 0;
     if (!observe_all) {
         if (!bpf_map_lookup_elem(&tracked, &ptgid))
@@ -138,14 +142,14 @@ int BPF_PROG(proctrace_fork, struct task_struct *parent, struct task_struct *chi
         return 0;
     }
     fill_common(e, PROCTRACE_FORK, child);
-    bpf_ringbuf_submit(e, submit_flags());
+    bpf_ringbuf_submit(e, submit_flags(e->ts_ns));
     return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-    __u32 tgid = BPF_CORE_READ(p, tgid);
+    __u32 tgid = p->tgid;
     struct proctrace_event *e;
     unsigned long start, end, len;
     const char *fname;
@@ -160,7 +164,7 @@ int BPF_PROG(proctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_
     }
     fill_common(e, PROCTRACE_EXEC, p);
     e->old_pid = old_pid;
-    fname = BPF_CORE_READ(bprm, filename);
+    fname = bprm->filename;
     n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), fname);
     if (n < 0)
         e->filename[0] = 0;
@@ -169,8 +173,8 @@ int BPF_PROG(proctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_
 
     e->args_len = 0;
     e->reserved = 0;
-    start = BPF_CORE_READ(p, mm, arg_start);
-    end = BPF_CORE_READ(p, mm, arg_end);
+    start = p->mm->arg_start;
+    end = p->mm->arg_end;
     len = end > start ? end - start : 0;
     if (len > PROCTRACE_ARGS_LEN) {
         len = PROCTRACE_ARGS_LEN;
@@ -180,14 +184,14 @@ int BPF_PROG(proctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_
         e->args_len = len;
     else if (len > 0)
         e->flags |= PROCTRACE_F_ARGS_TRUNCATED; /* not readable without faulting */
-    bpf_ringbuf_submit(e, submit_flags());
+    bpf_ringbuf_submit(e, submit_flags(e->ts_ns));
     return 0;
 }
 
 /* The exit of a whole thread group; `task` is its last thread. */
 static __always_inline void report_exit(struct task_struct *task, __u32 tgid)
 {
-    struct signal_struct *sig = BPF_CORE_READ(task, signal);
+    struct signal_struct *sig = task->signal;
     struct proctrace_event *e;
     __u32 status;
 
@@ -200,10 +204,10 @@ static __always_inline void report_exit(struct task_struct *task, __u32 tgid)
     }
     fill_common(e, PROCTRACE_EXIT, task);
     /* what wait_task_zombie() reports for the group */
-    if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT_FLAG)
-        status = BPF_CORE_READ(sig, group_exit_code);
+    if (sig->flags & SIGNAL_GROUP_EXIT_FLAG)
+        status = sig->group_exit_code;
     else
-        status = BPF_CORE_READ(task, group_leader, exit_code);
+        status = task->group_leader->exit_code;
     e->raw_status = status;
     if ((status & 0x7f) == 0) {
         e->exit_code = (status >> 8) & 0xff;
@@ -213,14 +217,14 @@ static __always_inline void report_exit(struct task_struct *task, __u32 tgid)
         if (status & 0x80)
             e->flags |= PROCTRACE_F_CORE_DUMPED;
     }
-    bpf_ringbuf_submit(e, submit_flags());
+    bpf_ringbuf_submit(e, submit_flags(e->ts_ns));
 }
 
 /* Kernels 6.16+: sched_process_exit(p, group_dead). Loaded when BTF shows the third argument. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(proctrace_exit_gd, struct task_struct *p, bool group_dead)
 {
-    __u32 tgid = BPF_CORE_READ(p, tgid);
+    __u32 tgid = p->tgid;
 
     if (!group_dead)
         return 0;
@@ -234,15 +238,15 @@ int BPF_PROG(proctrace_exit_gd, struct task_struct *p, bool group_dead)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(proctrace_exit_live, struct task_struct *p)
 {
-    __u32 tgid = BPF_CORE_READ(p, tgid);
+    __u32 tgid = p->tgid;
     __u64 start, *seen;
 
-    if (BPF_CORE_READ(p, signal, live.counter) != 0)
+    if (p->signal->live.counter != 0)
         return 0;
     if (!observe_all && !bpf_map_lookup_elem(&tracked, &tgid))
         return 0;
     if (observe_all) { /* no tracked entry to delete: dedup on (tgid, start) */
-        start = task_start_boot(BPF_CORE_READ(p, group_leader));
+        start = task_start_boot(p->group_leader);
         seen = bpf_map_lookup_elem(&exited, &tgid);
         if (seen && *seen == start)
             return 0;
