@@ -133,6 +133,11 @@ struct json_object *json_event(const struct procbus_event *ev, const char *name)
     json_object_object_add(o, "old_state", json_object_new_string(state_name(ev->old_state)));
     json_object_object_add(o, "new_state", json_object_new_string(state_name(ev->new_state)));
     add_exit(o, ev->exit_kind, ev->exit_code, (ev->flags & PROCBUS_F_CORE_DUMPED) != 0);
+    if (ev->kind == PROCBUS_EV_EXEC) { /* the event's own name: the new image's comm */
+        char comm[PROCBUS_COMM_LEN + 1];
+        snprintf(comm, sizeof(comm), "%.*s", PROCBUS_COMM_LEN, ev->name);
+        json_object_object_add(o, "comm", json_object_new_string(comm));
+    }
     return o;
 }
 
