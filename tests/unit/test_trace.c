@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1872,6 +1876,116 @@ static void test_trace_off(void **state)
     stop_daemon(&h);
 }
 
+/*
+ * 12. Without BPF privileges (procbusd run as nobody): trace = auto says why in one line and
+ * follows the program's tree by polling /proc; trace = on exits 1 with the reason.
+ */
+static pid_t run_unprivileged(const char *conf, const char *errpath, const struct passwd *pw)
+{
+    char exe[256];
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (fd < 0 || dup2(fd, 2) < 0)
+            _exit(126);
+        if (pw != NULL &&
+            (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0))
+            _exit(125);
+        execl(pbt_bin("procbusd", exe, sizeof(exe)), "procbusd", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void test_unprivileged_fallback(void **state)
+{
+    char dir[] = "/tmp/pbd-trace-unpriv-XXXXXX", conf[160], errpath[160], seg[64], text[2048];
+    const struct passwd *pw = geteuid() == 0 ? getpwnam("nobody") : NULL;
+    struct procbus_reader r;
+    struct procbus_proc list[16];
+    size_t n = 0;
+    int st, found = 0, lines = 0;
+    pid_t pid;
+    long t0;
+    FILE *f;
+    (void)state;
+
+    if (geteuid() == 0 && pw == NULL) {
+        printf("test_trace: skipped: no user 'nobody' to run procbusd unprivileged\n");
+        skip();
+    }
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0777), 0);
+    pbt_name(seg);
+    snprintf(conf, sizeof(conf), "%s/procbus.conf", dir);
+    snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+
+    /* trace = on: refused, with the reason */
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[procbusd]\nsegment = %s\nsocket = %s/ctl.sock\ntrace = on\n", seg, dir);
+    fclose(f);
+    pid = run_unprivileged(conf, errpath, pw);
+    st = pbt_wait_child(pid);
+    f = fopen(errpath, "r");
+    assert_non_null(f);
+    text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+    fclose(f);
+    if (st == 127) { /* e.g. a build under /root: other users cannot reach the binary */
+        printf("test_trace: skipped: user nobody cannot execute %s\n",
+               pbt_bin("procbusd", text, sizeof(text)));
+        snprintf(text, sizeof(text), "rm -rf %s", dir);
+        assert_int_equal(system(text), 0);
+        skip();
+    }
+    print_message("trace=on, unprivileged: exit %d: %s", st, text);
+    assert_int_equal(st, 1);
+    assert_non_null(strstr(text, "the eBPF tracer cannot run: "));
+    pbt_unlink(seg);
+
+    /* trace = auto: one line saying why, then /proc polling finds the pipeline */
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[procbusd]\nsegment = %s\nsocket = %s/ctl.sock\nsample_ms = 200\n"
+            "[program:pipe]\ncommand = sh -c 'sleep 3121 | sleep 3122'\nstartsecs = 0\n",
+            seg, dir);
+    fclose(f);
+    pid = run_unprivileged(conf, errpath, pw);
+    pbt_track_bg(pid, 1);
+    for (t0 = now_ms(); procbus_open(&r, seg) != 0; usleep(20000))
+        assert_true(now_ms() - t0 < 30000);
+    for (t0 = now_ms(); now_ms() - t0 < 20000 && found < 2; usleep(50000)) {
+        found = 0;
+        if (procbus_list(&r, list, 16, &n) == 0)
+            for (size_t i = 0; i < n; i++)
+                found += (list[i].flags & PROCBUS_F_DESCENDANT) && list[i].program_id != 0 &&
+                         strcmp(list[i].comm, "sleep") == 0 &&
+                         list[i].state == PROCBUS_STATE_RUNNING;
+    }
+    f = fopen(errpath, "r");
+    assert_non_null(f);
+    while (fgets(text, sizeof(text), f) != NULL)
+        if (strstr(text, "eBPF unavailable (") != NULL) {
+            lines++;
+            print_message("trace=auto, unprivileged: %s", text);
+            assert_non_null(strstr(text, "polling /proc every 200 ms"));
+        }
+    fclose(f);
+    kill(pid, SIGTERM);
+    assert_int_equal(pbt_wait_child(pid), 0);
+    pbt_track_bg(pid, 0);
+    procbus_close(&r);
+    pbt_unlink(seg);
+    snprintf(text, sizeof(text), "rm -rf %s", dir);
+    assert_int_equal(system(text), 0);
+    assert_int_equal(lines, 1); /* one line, saying why */
+    assert_int_equal(found, 2); /* both sleeps of the pipeline, by /proc polling */
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1890,6 +2004,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_proc_exec_refresh, trace_teardown),
         cmocka_unit_test_teardown(test_proc_zombie_exited, trace_teardown),
         cmocka_unit_test_teardown(test_trace_off, trace_teardown),
+        cmocka_unit_test_teardown(test_unprivileged_fallback, trace_teardown),
     };
     ssize_t n;
     int rc;
