@@ -542,7 +542,7 @@ int cmd_get(const struct opts *o, int argc, char **argv)
     struct procbus_reader r;
     struct procbus_proc p;
     int json = 0, opt, rc;
-    char a[128], b[128], cmd[PROCBUS_CMDLINE_LEN + 8];
+    char a[128], b[128], cmd[PROCBUS_CMDLINE_LEN + 8], prog[PROCBUS_NAME_LEN + 4] = "";
 
     optind = 0;
     while ((opt = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
@@ -564,6 +564,16 @@ int cmd_get(const struct opts *o, int argc, char **argv)
         return EX_NOSEG;
     warn_liveness(&r);
     rc = find_record(&r, argv[optind], &p);
+    if (rc == 0 && p.program_id != 0) { /* a traced process: which program it belongs to */
+        struct procbus_proc *l;
+        size_t n;
+        if (list_all(&r, &l, &n) == 0) {
+            for (size_t i = 0; i < n; i++)
+                if (l[i].id == p.program_id)
+                    snprintf(prog, sizeof(prog), " (%.*s)", PROCBUS_NAME_LEN, l[i].name);
+            free(l);
+        }
+    }
     procbus_close(&r);
     if (rc != 0)
         return rc;
@@ -573,11 +583,12 @@ int cmd_get(const struct opts *o, int argc, char **argv)
         json_object_put(obj);
         return EX_OK;
     }
-    printf("name:          %s\n", p.name);
-    printf("id:            %llu%s\n", (unsigned long long)p.id,
-           (p.flags & PROCBUS_F_DESCENDANT) ? " (descendant)" : "");
+    printf("name:          %s\n", p.name[0] ? p.name : "- (a traced process)");
+    printf("id:            %llu%s%s\n", (unsigned long long)p.id,
+           (p.flags & PROCBUS_F_DESCENDANT) ? " (descendant)" : "",
+           (p.flags & PROCBUS_F_PREEXISTING) ? " (there before procbusd)" : "");
     if (p.program_id != 0)
-        printf("program_id:    %llu\n", (unsigned long long)p.program_id);
+        printf("program_id:    %llu%s\n", (unsigned long long)p.program_id, prog);
     printf("state:         %s\n", state_name(p.state));
     fmt_time(a, sizeof(a), p.state_since_ns, 1);
     printf("state since:   %s\n", a);
@@ -597,13 +608,20 @@ int cmd_get(const struct opts *o, int argc, char **argv)
         fmt_duration(b, sizeof(b), realtime_ns() - p.start_realtime_ns);
         printf("uptime:        %s\n", b);
     }
-    printf("restarts:      %u\n", p.restarts);
     fmt_exit(a, sizeof(a), &p);
-    printf("last exit:     %s\n", p.exit_kind == PROCBUS_EXIT_NONE ? "-" : a);
-    printf("cpu:           %llu.%03llu s\n", (unsigned long long)(p.cpu_ns / 1000000000ull),
-           (unsigned long long)(p.cpu_ns / 1000000ull % 1000));
-    cli_fmt_bytes(a, sizeof(a), p.rss_bytes);
-    printf("rss:           %s (%llu bytes)\n", a, (unsigned long long)p.rss_bytes);
+    if (p.name[0] == '\0') { /* only programs are restarted and sampled */
+        printf("exit:          %s\n", p.exit_kind != PROCBUS_EXIT_NONE ? a
+                                      : p.state == PROCBUS_STATE_EXITED
+                                          ? "unknown (seen gone by a /proc walk)"
+                                          : "-");
+    } else {
+        printf("restarts:      %u\n", p.restarts);
+        printf("last exit:     %s\n", p.exit_kind == PROCBUS_EXIT_NONE ? "-" : a);
+        printf("cpu:           %llu.%03llu s\n", (unsigned long long)(p.cpu_ns / 1000000000ull),
+               (unsigned long long)(p.cpu_ns / 1000000ull % 1000));
+        cli_fmt_bytes(a, sizeof(a), p.rss_bytes);
+        printf("rss:           %s (%llu bytes)\n", a, (unsigned long long)p.rss_bytes);
+    }
     printf("comm:          %s\n", p.comm);
     cell(cmd, sizeof(cmd), C_CMD, &p, 0);
     printf("cmdline:       %s\n", cmd);
