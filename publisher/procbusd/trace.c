@@ -34,6 +34,7 @@ struct tp {
     struct tp *qnext, *qprev;
     uint64_t exit_mono; /* CLOCK_MONOTONIC of the exit (exited queue order) */
     uint8_t alive, root, seen;
+    uint8_t exact; /* start_boot_ns is the kernel's (tracer), not /proc's clock-tick value */
 };
 
 struct pbd_tracing {
@@ -155,18 +156,27 @@ static struct tp *find_live(const struct pbd_tracing *t, int32_t pid)
     return NULL;
 }
 
-/* The process (live or exited) that is (pid, start); starts from /proc have tick resolution. */
-static struct tp *find_exact(const struct pbd_tracing *t, int32_t pid, uint64_t start)
+/*
+ * The process (live first, else exited) that is (pid, start). Two kernel start
+ * times must be equal; a start read from /proc has clock-tick resolution, so
+ * it matches within a tick. `exact`: `start` is the kernel's.
+ */
+static struct tp *find_exact(const struct pbd_tracing *t, int32_t pid, uint64_t start, int exact)
 {
-    struct tp *e;
+    struct tp *e, *gone = NULL;
 
     for (e = t->tbl[slot_of(t, pid)]; e != NULL; e = e->hnext) {
         uint64_t s = e->rec.start_boot_ns;
-        if (e->rec.pid == pid && !e->root &&
-            (s > start ? s - start : start - s) < t->tick_ns + 1000000ull)
+        if (e->rec.pid != pid || e->root)
+            continue;
+        if (exact && e->exact ? s != start
+                              : (s > start ? s - start : start - s) >= t->tick_ns + 1000000ull)
+            continue;
+        if (e->alive)
             return e;
+        gone = gone != NULL ? gone : e;
     }
-    return NULL;
+    return gone;
 }
 
 /* ---- publishing ---- */
@@ -282,13 +292,20 @@ static void vanished(struct pbd_tracing *t, struct tp *e)
 /* ---- the eBPF tracer's events ---- */
 
 #ifdef PBD_HAVE_TRACER
+/* The tracer knows the exact start time: keep it (a /proc walk only had a clock tick's worth). */
+static void exact_start(struct tp *e, const struct proctrace_event *ev)
+{
+    e->rec.start_boot_ns = ev->start_boot_ns;
+    e->exact = 1;
+}
+
 static void on_fork(struct pbd_tracing *t, const struct proctrace_event *ev)
 {
     const struct tp *par;
     struct tp *e = find_live(t, ev->tgid);
     uint64_t prog;
 
-    if (e != NULL && (e->root || find_exact(t, ev->tgid, ev->start_boot_ns) == e))
+    if (e != NULL && (e->root || find_exact(t, ev->tgid, ev->start_boot_ns, 1) == e))
         return; /* a program's main process, or already found by a /proc walk */
     if (e != NULL)
         vanished(t, e); /* its pid was reused: the old one exited unseen */
@@ -298,6 +315,7 @@ static void on_fork(struct pbd_tracing *t, const struct proctrace_event *ev)
     e = track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns, prog, ev->comm);
     if (e == NULL)
         return;
+    e->exact = 1;
     e->rec.ns_pid = ev->ns_tgid;
     e->rec.state_since_ns = to_real(t, ev->ts_ns);
     if (par != NULL && !par->root) {
@@ -316,10 +334,12 @@ static void on_fork(struct pbd_tracing *t, const struct proctrace_event *ev)
 
 static void on_exec(struct pbd_tracing *t, const struct proctrace_event *ev)
 {
-    struct tp *e = find_exact(t, ev->tgid, ev->start_boot_ns);
+    struct tp *e = find_exact(t, ev->tgid, ev->start_boot_ns, 1);
 
-    if (e == NULL)
-        e = find_live(t, ev->tgid);
+    if (e == NULL && (e = find_live(t, ev->tgid)) != NULL && !e->root) {
+        vanished(t, e); /* another process had this pid: it exited unseen */
+        e = NULL;
+    }
     if (e != NULL && e->root) { /* the program's own exec: an EXEC event on its record */
         struct procbus_proc r;
         if (procbus_pub_get(t->pub, e->rec.program_id, &r) == 0) {
@@ -338,6 +358,7 @@ static void on_exec(struct pbd_tracing *t, const struct proctrace_event *ev)
         if (e == NULL)
             return;
     }
+    exact_start(e, ev);
     e->rec.ns_pid = ev->ns_tgid;
     snprintf(e->rec.comm, sizeof(e->rec.comm), "%s", ev->comm);
     if (ev->args_len > 0)
@@ -353,7 +374,7 @@ static void on_exec(struct pbd_tracing *t, const struct proctrace_event *ev)
 
 static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
 {
-    struct tp *e = find_exact(t, ev->tgid, ev->start_boot_ns);
+    struct tp *e = find_exact(t, ev->tgid, ev->start_boot_ns, 1);
 
     if (e == NULL) {
         struct tp *l = find_live(t, ev->tgid);
@@ -372,6 +393,7 @@ static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
     } else if (!e->alive) {
         return; /* already ended (reaped by procbusd, or a /proc walk saw it gone) */
     }
+    exact_start(e, ev);
     if (ev->flags & PROCTRACE_F_SIGNALED) {
         e->rec.exit_kind = PROCBUS_EXIT_SIGNAL;
         e->rec.exit_code = ev->exit_signal;
@@ -534,7 +556,7 @@ static int walk_proc(struct pbd_tracing *t, int startup)
     }
     for (i = 0; i < n; i++) {
         const struct pbd_proc_stat *st = &w[i].st;
-        struct tp *e = find_exact(t, st->pid, st->start_boot_ns), *l;
+        struct tp *e = find_exact(t, st->pid, st->start_boot_ns, 0), *l;
         uint64_t prog;
 
         if (e != NULL) {
