@@ -1,4 +1,4 @@
-/* bench_common.h - small helpers both benchmark programs use (machine load readings). */
+/* bench_common.h - small helpers every benchmark program uses (machine load, JSON strings). */
 #ifndef PROCBUS_BENCH_COMMON_H
 #define PROCBUS_BENCH_COMMON_H
 
@@ -23,6 +23,22 @@ static inline int bench_cpu_jiffies(unsigned long long *total, unsigned long lon
         *total += v[i];
     *steal = v[7];
     return 1;
+}
+
+/* s as a JSON string literal. */
+static inline void json_str(FILE *fp, const char *s)
+{
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(fp, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(fp, "\\u%04x", ch);
+        else
+            fputc(ch, fp);
+    }
+    fputc('"', fp);
 }
 
 #endif

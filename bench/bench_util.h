@@ -323,22 +323,6 @@ static inline void print_rows(const char *what, const char *mode, const struct m
     printf("\ntargets met: %d of %d\n", met, total);
 }
 
-/* s as a JSON string literal. */
-static inline void json_str(FILE *fp, const char *s)
-{
-    fputc('"', fp);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(fp, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(fp, "\\u%04x", ch);
-        else
-            fputc(ch, fp);
-    }
-    fputc('"', fp);
-}
-
 /* Open path.tmp (its name into tmp) and write "{", mode, the machine and every row as flat keys;
  * the stream, or NULL (said). Finish with json_end. */
 static inline FILE *json_begin(const char *path, char *tmp, size_t len, const struct machine *m,

@@ -1450,21 +1450,6 @@ static void machine_info(struct machine *m)
     m->load_end = m->steal_pct = NAN;
 }
 
-static void json_str(FILE *fp, const char *s)
-{
-    fputc('"', fp);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(fp, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(fp, "\\u%04x", ch);
-        else
-            fputc(ch, fp);
-    }
-    fputc('"', fp);
-}
-
 static int write_json(const char *path, const struct machine *m, int quick, int rounds)
 {
     FILE *fp = fopen(path, "w");

@@ -833,21 +833,6 @@ int pbd_trace_signal_tree(struct pbd_tracing *t, uint64_t program_id, int sig)
     return n;
 }
 
-int pbd_trace_live(const struct pbd_tracing *t, uint64_t program_id)
-{
-    size_t i;
-    int n = 0;
-
-    if (t == NULL || program_id == 0)
-        return 0;
-    for (i = 0; i <= t->mask; i++) {
-        const struct tp *e;
-        for (e = t->tbl[i]; e != NULL; e = e->hnext)
-            n += e->alive && !e->root && e->rec.program_id == program_id;
-    }
-    return n;
-}
-
 uint64_t pbd_trace_lost(const struct pbd_tracing *t)
 {
     return t != NULL ? t->lost_seen : 0;

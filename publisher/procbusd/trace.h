@@ -96,9 +96,6 @@ void pbd_trace_reaped(struct pbd_tracing *t, pid_t pid, int how, int status);
  */
 int pbd_trace_signal_tree(struct pbd_tracing *t, uint64_t program_id, int sig);
 
-/* Live processes of program `program_id`'s tree besides its main process. */
-int pbd_trace_live(const struct pbd_tracing *t, uint64_t program_id);
-
 /* Counters for logs: tracer events lost in the kernel, records currently kept. */
 uint64_t pbd_trace_lost(const struct pbd_tracing *t);
 size_t pbd_trace_count(const struct pbd_tracing *t);
