@@ -937,14 +937,16 @@ static void run_timers(struct pbd_daemon *d)
 static void arm_timerfd(struct pbd_daemon *d)
 {
     uint64_t next = d->next_heartbeat < d->next_sample ? d->next_heartbeat : d->next_sample;
+    uint64_t trace_next;
     struct itimerspec its;
     size_t i;
 
     for (i = 0; i < d->n_inst; i++)
         if (d->inst[i]->timer != PBD_T_NONE && d->inst[i]->deadline < next)
             next = d->inst[i]->deadline;
-    if (pbd_trace_next_deadline(d->trace, 0) < next)
-        next = pbd_trace_next_deadline(d->trace, 0);
+    trace_next = pbd_trace_next_deadline(d->trace);
+    if (trace_next < next)
+        next = trace_next;
     memset(&its, 0, sizeof(its));
     its.it_value.tv_sec = (time_t)(next / NS);
     its.it_value.tv_nsec = (long)(next % NS);

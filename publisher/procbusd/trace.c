@@ -767,11 +767,10 @@ int pbd_trace_tick(struct pbd_tracing *t, uint64_t now_mono, uint64_t poll_ns)
     return take_staged(t);
 }
 
-uint64_t pbd_trace_next_deadline(const struct pbd_tracing *t, uint64_t poll_ns)
+uint64_t pbd_trace_next_deadline(const struct pbd_tracing *t)
 {
     uint64_t next = UINT64_MAX;
 
-    (void)poll_ns;
     if (t == NULL)
         return next;
     if (t->qhead != NULL)

@@ -84,7 +84,7 @@ void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid);
 int pbd_trace_tick(struct pbd_tracing *t, uint64_t now_mono, uint64_t poll_ns);
 
 /* CLOCK_MONOTONIC ns of the next thing pbd_trace_tick has to do; UINT64_MAX if none. */
-uint64_t pbd_trace_next_deadline(const struct pbd_tracing *t, uint64_t poll_ns);
+uint64_t pbd_trace_next_deadline(const struct pbd_tracing *t);
 
 /* procbusd reaped orphan `pid` itself (siginfo si_code `how`, si_status `status`). */
 void pbd_trace_reaped(struct pbd_tracing *t, pid_t pid, int how, int status);
