@@ -74,6 +74,7 @@ struct pbd_daemon {
     struct pbd_sampler sampler;
     struct pbd_tree_root *roots; /* sampling buffers, sample_cap entries */
     struct pbd_tree_usage *usage;
+    size_t *root_owner; /* sampling root -> program index (descendants add roots) */
     size_t sample_cap;
     int epfd, sigfd, timerfd;
     struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN], w_trace;

@@ -832,6 +832,26 @@ int pbd_trace_signal_tree(struct pbd_tracing *t, uint64_t program_id, int sig)
     return n;
 }
 
+size_t pbd_trace_descendants(const struct pbd_tracing *t, pid_t *pids, uint64_t *program_ids,
+                             size_t max)
+{
+    size_t i, n = 0;
+
+    for (i = 0; t != NULL && i <= t->mask; i++) {
+        const struct tp *e;
+        for (e = t->tbl[i]; e != NULL; e = e->hnext) {
+            if (!e->alive || e->root || e->rec.program_id == 0)
+                continue;
+            if (n < max) {
+                pids[n] = e->rec.pid;
+                program_ids[n] = e->rec.program_id;
+            }
+            n++;
+        }
+    }
+    return n < max || max == 0 ? n : max;
+}
+
 uint64_t pbd_trace_lost(const struct pbd_tracing *t)
 {
     return t != NULL ? t->lost_seen : 0;

@@ -96,6 +96,15 @@ void pbd_trace_reaped(struct pbd_tracing *t, pid_t pid, int how, int status);
  */
 int pbd_trace_signal_tree(struct pbd_tracing *t, uint64_t program_id, int sig);
 
+/*
+ * The live processes of programs' trees (not their main processes): up to
+ * `max` pids and their programs' record ids into pids[] and program_ids[].
+ * Returns how many were written; with max 0, how many there are (to size the
+ * arrays).
+ */
+size_t pbd_trace_descendants(const struct pbd_tracing *t, pid_t *pids, uint64_t *program_ids,
+                             size_t max);
+
 /* Counters for logs: tracer events lost in the kernel, records currently kept. */
 uint64_t pbd_trace_lost(const struct pbd_tracing *t);
 size_t pbd_trace_count(const struct pbd_tracing *t);

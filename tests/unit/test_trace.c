@@ -1878,6 +1878,37 @@ static void test_trace_off(void **state)
     stop_daemon(&h);
 }
 
+/* 13. A daemon that left the program's session still counts in the program's CPU time. */
+static void test_escapee_cpu_counted(void **state)
+{
+    struct daemon_h h;
+    struct procbus_proc prog, d;
+    struct waiter w;
+    (void)state;
+
+    need_bpf();
+    start(&h, "trace = on\nsample_ms = 200\n[program:spinner]\n"
+              "command = sh -c '(setsid sh -c \"while :; do :; done\" &); exec sleep 3131'\n"
+              "startsecs = 0\n");
+    assert_int_equal(pbt_wait_state(&h, "spinner", PROCBUS_STATE_RUNNING, 10000, &prog), 0);
+    track_kill(prog.pid);
+    WAIT_OR_FAIL(
+        &h, w, 10000,
+        find_desc(&h, prog.id, ARGV_LIT("sh\0-c\0while :; do :; done"), PROCBUS_STATE_RUNNING, &d),
+        "the setsid'd busy loop has no RUNNING descendant record");
+    track_kill(d.pid);
+    assert_int_not_equal(getsid(d.pid), getsid(prog.pid)); /* it left the session */
+    /* the main process (sleep) uses no CPU: only the escapee can make this grow */
+    WAIT_OR_FAIL(&h, w, 30000, (prog = program(&h, "spinner")).cpu_ns >= 300ull * 1000000ull,
+                 "spinner: cpu %llu ns after 30 s; its setsid'd busy loop is not counted",
+                 (unsigned long long)prog.cpu_ns);
+    print_message("spinner: %.2f s of CPU, all of it its setsid'd descendant's\n",
+                  (double)prog.cpu_ns / 1e9);
+    assert_int_equal(cli(&h, "stop spinner"), 0);
+    WAIT_OR_FAIL(&h, w, 10000, !alive(d.pid), "stop left the busy loop %d running", (int)d.pid);
+    stop_daemon(&h);
+}
+
 /*
  * 12. Without BPF privileges (procbusd run as nobody): trace = auto says why in one line and
  * follows the program's tree by polling /proc; trace = on exits 1 with the reason.
@@ -2007,6 +2038,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_proc_zombie_exited, trace_teardown),
         cmocka_unit_test_teardown(test_trace_off, trace_teardown),
         cmocka_unit_test_teardown(test_unprivileged_fallback, trace_teardown),
+        cmocka_unit_test_teardown(test_escapee_cpu_counted, trace_teardown),
     };
     ssize_t n;
     int rc;
