@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,55 @@ int pbt_wait_child(pid_t pid)
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     return 128 + WTERMSIG(st);
+}
+
+/* /proc/PID/stat: the state letter (0 if gone); if asked, the parent and the start in ticks. */
+char pbt_proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long v = 0;
+    FILE *f;
+    int i;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    p = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    p = p ? strrchr(buf, ')') : NULL;
+    if (p == NULL || p[1] == '\0')
+        return 0;
+    if (ppid != NULL && sscanf(p + 2, "%*c %d", ppid) != 1)
+        *ppid = 0;
+    if (start) { /* field 22; p + 2 is field 3 */
+        char *q = p + 2;
+        for (i = 3; i < 22 && q != NULL; i++) {
+            q = strchr(q, ' ');
+            if (q)
+                q++;
+        }
+        if (q)
+            v = strtoull(q, NULL, 10);
+        *start = v;
+    }
+    return p[2];
+}
+
+int pbt_scan_pids(int (*match)(pid_t pid, void *arg), void *arg, pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    while (d != NULL && n < max && (e = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid > 0 && match(pid, arg))
+            out[n++] = pid;
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
 }
 
 double pbt_scale(void)

@@ -28,6 +28,12 @@ struct procbus_pub *pbt_pub(const char *name, uint32_t capacity, uint32_t slots)
 /* Wait for child `pid`; returns its exit status (0..255), or 128+signal. */
 int pbt_wait_child(pid_t pid);
 
+/* /proc/PID/stat: the state letter (0 if gone); if asked, the parent and the start in ticks. */
+char pbt_proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start);
+
+/* The pids in /proc for which match(pid, arg) is nonzero, up to max, into out[]; how many. */
+int pbt_scan_pids(int (*match)(pid_t pid, void *arg), void *arg, pid_t *out, int max);
+
 /* Scale factor for long tests: 1 normally, smaller under sanitizers (PROCBUS_TEST_SCALE=asan). */
 double pbt_scale(void);
 

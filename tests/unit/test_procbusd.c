@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -234,34 +233,20 @@ static void test_exponential_backoff(void **state)
     stop_daemon(&h);
 }
 
+static int in_session(pid_t pid, void *sid)
+{
+    return getsid(pid) == *(pid_t *)sid;
+}
+
 static int pids_in_session(pid_t sid, pid_t *out, int max)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    while (d && (e = readdir(d)) != NULL && n < max) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid > 0 && getsid(pid) == sid)
-            out[n++] = pid;
-    }
-    if (d)
-        closedir(d);
-    return n;
+    return pbt_scan_pids(in_session, &sid, out, max);
 }
 
 static int alive_not_zombie(pid_t pid)
 {
-    char path[64], buf[512], *p;
-    FILE *f;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    p = fgets(buf, sizeof(buf), f);
-    fclose(f);
-    p = p ? strrchr(buf, ')') : NULL;
-    return p != NULL && p[2] != 'Z' && p[2] != 'X';
+    char st = pbt_proc_stat(pid, NULL, NULL);
+    return st != 0 && st != 'Z' && st != 'X';
 }
 
 static void test_stop_escalates_and_kills_group(void **state)

@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <grp.h>
 #include <pwd.h>
 #include <errno.h>
@@ -179,60 +178,18 @@ static void need_bpf(void)
     }
 }
 
-/* /proc/PID/stat: the state letter (0 if gone) and, if start, the start time in ticks. */
-static char proc_stat(pid_t pid, unsigned long long *start)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long v = 0;
-    FILE *f;
-    int i;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    p = fgets(buf, sizeof(buf), f);
-    fclose(f);
-    p = p ? strrchr(buf, ')') : NULL;
-    if (p == NULL || p[1] == '\0')
-        return 0;
-    if (start) { /* field 22; p + 2 is field 3 */
-        char *q = p + 2;
-        for (i = 3; i < 22 && q != NULL; i++) {
-            q = strchr(q, ' ');
-            if (q)
-                q++;
-        }
-        if (q)
-            v = strtoull(q, NULL, 10);
-        *start = v;
-    }
-    return p[2];
-}
-
 /* Alive and not a zombie. */
 static int alive(pid_t pid)
 {
-    char s = proc_stat(pid, NULL);
+    char s = pbt_proc_stat(pid, NULL, NULL);
     return s != 0 && s != 'Z' && s != 'X';
 }
 
 static pid_t proc_ppid(pid_t pid)
 {
-    char path[64], buf[1024], *p;
-    FILE *f;
-    int ppid = 0;
+    pid_t ppid = 0;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    p = fgets(buf, sizeof(buf), f);
-    fclose(f);
-    p = p ? strrchr(buf, ')') : NULL;
-    if (p == NULL || sscanf(p + 2, "%*c %d", &ppid) != 1)
-        return 0;
-    return ppid;
+    return pbt_proc_stat(pid, &ppid, NULL) != 0 ? ppid : 0;
 }
 
 /* /proc/PID/cmdline into buf; its length (0 if gone or a kernel thread). */
@@ -252,44 +209,42 @@ static size_t proc_cmdline(pid_t pid, char *buf, size_t len)
 }
 
 /* The first live process whose argv is exactly args[0..len) and whose parent is ppid (0: any). */
+struct argv_query {
+    const char *args;
+    size_t len;
+    pid_t ppid; /* 0: any parent */
+};
+
+static int argv_matches(pid_t pid, void *arg)
+{
+    const struct argv_query *q = arg;
+    char buf[256];
+    size_t n = proc_cmdline(pid, buf, sizeof(buf));
+
+    return (n == q->len || (n == q->len + 1 && buf[q->len] == '\0')) &&
+           memcmp(buf, q->args, q->len) == 0 && (q->ppid == 0 || proc_ppid(pid) == q->ppid) &&
+           alive(pid);
+}
+
+/* A live process with exactly this argv (and parent, unless 0); 0 if none. */
 static pid_t proc_find(const char *args, size_t len, pid_t ppid)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    char buf[256];
+    struct argv_query q = {args, len, ppid};
     pid_t found = 0;
 
-    while (d && (e = readdir(d)) != NULL && !found) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        size_t n;
-
-        if (pid <= 0)
-            continue;
-        n = proc_cmdline(pid, buf, sizeof(buf));
-        if ((n == len || (n == len + 1 && buf[len] == '\0')) && memcmp(buf, args, len) == 0 &&
-            (ppid == 0 || proc_ppid(pid) == ppid) && alive(pid))
-            found = pid;
-    }
-    if (d)
-        closedir(d);
+    pbt_scan_pids(argv_matches, &q, &found, 1);
     return found;
+}
+
+static int child_of(pid_t pid, void *ppid)
+{
+    return proc_ppid(pid) == *(pid_t *)ppid && alive(pid);
 }
 
 /* Children of `ppid` (alive), up to max. */
 static int proc_children(pid_t ppid, pid_t *out, int max)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    while (d && (e = readdir(d)) != NULL && n < max) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid > 0 && proc_ppid(pid) == ppid && alive(pid))
-            out[n++] = pid;
-    }
-    if (d)
-        closedir(d);
-    return n;
+    return pbt_scan_pids(child_of, &ppid, out, max);
 }
 
 /* ---- cleanup of what a failed test leaves: processes we found, procbusd, its files ---- */
@@ -306,7 +261,7 @@ static void track_kill(pid_t pid)
     unsigned long long st = 0;
     int i;
 
-    if (pid <= 0 || proc_stat(pid, &st) == 0)
+    if (pid <= 0 || pbt_proc_stat(pid, NULL, &st) == 0)
         return;
     for (i = 0; i < KILL_MAX; i++)
         if (g_kill[i].pid == pid && g_kill[i].start == st)
@@ -342,7 +297,8 @@ static int trace_teardown(void **state)
     }
     g_daemon = 0;
     for (i = 0; i < KILL_MAX; i++) {
-        if (g_kill[i].pid > 0 && proc_stat(g_kill[i].pid, &st) != 0 && st == g_kill[i].start)
+        if (g_kill[i].pid > 0 && pbt_proc_stat(g_kill[i].pid, NULL, &st) != 0 &&
+            st == g_kill[i].start)
             kill(g_kill[i].pid, SIGKILL);
     }
     memset(g_kill, 0, sizeof(g_kill));
@@ -659,7 +615,7 @@ static void check_live_desc(const struct procbus_proc *d, const struct procbus_p
     assert_true(alive(d->pid));
     assert_int_equal(d->flags & PROCBUS_F_CMDLINE_TRUNCATED, 0);
     /* start_boot_ns is the kernel's start time: /proc's starttime is it in clock ticks */
-    assert_int_not_equal(proc_stat(d->pid, &ticks), 0);
+    assert_int_not_equal(pbt_proc_stat(d->pid, NULL, &ticks), 0);
     assert_true(d->start_boot_ns / tick_ns + 1 >= ticks && d->start_boot_ns / tick_ns <= ticks + 1);
     /* start_realtime_ns is the same instant on CLOCK_REALTIME (5 s: clock steps, not timing) */
     off = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME));
@@ -1533,7 +1489,7 @@ static int stale_running(struct daemon_h *h, int *running, int say)
         if (!(p->flags & PROCBUS_F_DESCENDANT) || p->state != PROCBUS_STATE_RUNNING)
             continue;
         (*running)++;
-        st = proc_stat(p->pid, NULL);
+        st = pbt_proc_stat(p->pid, NULL, NULL);
         if (kill(p->pid, 0) == 0 && st != 0 && st != 'Z' && st != 'X')
             continue;
         if (say && stale < 5)
@@ -1669,21 +1625,17 @@ static void test_loss_then_reconciliation(void **state)
     stop_daemon(&h);
 }
 
+static int zombie_child_of(pid_t pid, void *ppid)
+{
+    return proc_ppid(pid) == *(pid_t *)ppid && pbt_proc_stat(pid, NULL, NULL) == 'Z';
+}
+
 /* Children of `ppid` that are zombies. */
 static int zombie_children(pid_t ppid)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
+    pid_t found[4096];
 
-    while (d && (e = readdir(d)) != NULL) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid > 0 && proc_ppid(pid) == ppid && proc_stat(pid, NULL) == 'Z')
-            n++;
-    }
-    if (d)
-        closedir(d);
-    return n;
+    return pbt_scan_pids(zombie_child_of, &ppid, found, 4096);
 }
 
 /*
@@ -1837,7 +1789,8 @@ static void test_proc_zombie_exited(void **state)
                  "trace=proc: no RUNNING record for sleep 3104");
     track_kill(z.pid);
     assert_int_equal(kill(z.pid, SIGKILL), 0);
-    WAIT_OR_FAIL(&h, w, 10000, proc_stat(z.pid, NULL) == 'Z', "sleep 3104 did not become a zombie");
+    WAIT_OR_FAIL(&h, w, 10000, pbt_proc_stat(z.pid, NULL, NULL) == 'Z',
+                 "sleep 3104 did not become a zombie");
     wbegin(&w, &h, 10000);
     while (state_of_id(&h, z.id) != PROCBUS_STATE_EXITED && wnext(&w))
         ;
