@@ -1,5 +1,11 @@
-# Makefile - builds procbus; `make help` lists the targets.
-CC      ?= gcc
+# Makefile - builds procbus; `make help` lists the targets (from the `## ` notes below).
+#
+# Layout (HACKING.md): include/procbus/ public headers (installed as they are) | shm/ + publisher/lib/
+# libprocbus-pub | common/ libprocbus-common (what procbusd and the CLI share) | publisher/procbusd/
+# the supervisor | readers/cli/, readers/exporter/ the tools | ebpf/ the tracer | tests/ | bench/.
+# Programs link libraries, never another program's objects; each folder's include path is below.
+CC      ?= cc
+CXX     ?= c++
 O       ?= build
 OPT     ?= -O2
 CSTD    := -std=c11
@@ -9,140 +15,134 @@ WARN    += -Werror
 endif
 SAN     ?=
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(SAN) -Ishm -Ireaders -Ipublisher -MMD -MP
+BASE_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(SAN) -Iinclude/procbus -MMD -MP
 LDLIBS_URCU := -lurcu-memb -lurcu-cds -lurcu-common -lpthread
 LDLIBS_TEST := -lcmocka
-DEPS_STAMP := $(O)/.deps-ok
+DEPS_STAMP  := $(O)/.deps-ok
+OBJ         := $(O)/obj
 
-PUB_SRCS  := publisher/publisher.c publisher/index.c publisher/segment.c publisher/registry.c
-PUB_OBJS  := $(PUB_SRCS:%.c=$(O)/%.o)
-PUB_LIB   := $(O)/libprocbus-pub.a
+# Where each folder may look for headers (besides include/procbus): nothing reaches into a
+# program's folder from outside it.
+INC_shm                := -Ishm
+INC_publisher/lib      := -Ishm -Ipublisher/lib
+INC_common             := -Icommon
+INC_publisher/procbusd := -Icommon -Ipublisher/procbusd -Iebpf -I$(O)/ebpf
+INC_readers/cli        := -Icommon -Ireaders/cli
+INC_readers/exporter   := -Ireaders/exporter
+INC_ebpf               := -Iebpf -I$(O)/ebpf
+INC_tests/support      := -Itests/support -Icommon
+INC_tests/unit         := -Itests/support -Icommon -Ishm -Ipublisher/lib -Iebpf
+INC_tests/fuzz         :=
+INC_bench              := -Ibench
+INC_examples           :=
+folder_of = $(patsubst %/,%,$(dir $(1)))
 
-TEST_SRCS := $(wildcard tests/unit/test_*.c)
-TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
-TEST_SUPPORT := $(O)/tests/support.o
+# ---- libraries ----
+PUB_SRCS    := $(wildcard shm/*.c publisher/lib/*.c)
+PUB_LIB     := $(O)/libprocbus-pub.a
+COMMON_SRCS := $(wildcard common/*.c)
+COMMON_LIB  := $(O)/libprocbus-common.a
+LDLIBS_COMMON := -linih
 
-# The eBPF tracer needs kernel BTF at build time (vmlinux.h); without it, procbusd is built
-# without it (--trace=auto then polls /proc) and the tests of the tracer itself are left out.
+# ---- the eBPF tracer: needs kernel BTF at build time (vmlinux.h). Without it, procbusd is built
+# with the *_nobpf.c variants of its tracer glue (--trace=auto then polls /proc) and the tracer's
+# own tests are left out.
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 ifeq ($(wildcard $(VMLINUX_BTF)),)
-TEST_BINS := $(filter-out $(O)/tests/test_proctrace $(O)/tests/test_trace,$(TEST_BINS))
-$(info ebpf: no kernel BTF at $(VMLINUX_BTF): procbusd is built without the eBPF tracer)
 PBD_TRACER :=
+$(info ebpf: no kernel BTF at $(VMLINUX_BTF): procbusd is built without the eBPF tracer)
 else
 PBD_TRACER := yes
-PBD_TRACER_OBJ  := $(O)/ebpf/proctrace.o
-PBD_TRACER_LIBS := -lbpf -lelf -lz
+PROCTRACE_OBJ := $(OBJ)/ebpf/proctrace.o
+LDLIBS_BPF    := -lbpf -lelf -lz
 endif
 
-PBD_SRCS  := publisher/procbusd/daemon.c publisher/procbusd/config.c publisher/procbusd/control.c \
-             publisher/procbusd/spawn.c publisher/procbusd/fsm.c publisher/procbusd/logfile.c \
-             publisher/procbusd/sampler.c publisher/procbusd/trace.c
-PBD_OBJS  := $(PBD_SRCS:%.c=$(O)/%.o)
-PBD_LIB   := $(O)/libprocbusd.a
-CLI_SRCS  := readers/cli/procbus.c readers/cli/cli_read.c readers/cli/cli_json.c \
-             readers/cli/cli_top.c
-CLI_OBJS  := $(O)/publisher/procbusd/config.o $(O)/publisher/procbusd/control.o \
-             $(O)/publisher/procbusd/logfile.o
-LDLIBS_CLI := -linih -ljson-c -lncursesw
-LDLIBS_PBD := -linih
+# ---- programs ----
+PBD_ALL_SRCS := $(filter-out publisher/procbusd/main.c,$(wildcard publisher/procbusd/*.c))
+ifeq ($(PBD_TRACER),yes)
+PBD_SRCS := $(filter-out %_nobpf.c,$(PBD_ALL_SRCS))
+else
+PBD_SRCS := $(filter-out %_bpf.c,$(PBD_ALL_SRCS))
+endif
+PBD_OBJS     := $(PBD_SRCS:%.c=$(OBJ)/%.o)
+PBD_LIB      := $(O)/libprocbusd.a
 BIN_PROCBUSD := $(O)/procbusd
-BIN_PROCBUS  := $(O)/procbus
+LDLIBS_PBD   := $(LDLIBS_URCU) $(LDLIBS_COMMON) $(LDLIBS_BPF)
 
-BENCH_BINS := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench
+CLI_SRCS     := $(wildcard readers/cli/*.c)
+BIN_PROCBUS  := $(O)/procbus
+LDLIBS_CLI   := $(LDLIBS_COMMON) -ljson-c -lncursesw
+
+EXP_SRCS     := $(wildcard readers/exporter/*.c)
+BIN_EXPORTER := $(O)/procbus-exporter
+LDLIBS_EXP   := -lmicrohttpd -lpthread
+
+PROGRAMS := $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER)
+
+# ---- tests, benchmarks, examples ----
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
+ifneq ($(PBD_TRACER),yes)
+TEST_BINS := $(filter-out $(O)/tests/test_proctrace $(O)/tests/test_trace,$(TEST_BINS))
+endif
+TEST_SUPPORT := $(OBJ)/tests/support/support.o $(OBJ)/tests/support/daemon_harness.o
+BENCH_BINS   := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench \
+                $(O)/bench/scrape-bench
 EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-.PHONY: install uninstall check-install
-.PHONY: all deps test asan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd bench-peer bench-tracer bench-tracer-quick demo format format-check clean help \
-        check-headers
+.PHONY: all deps programs test asan tsan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd \
+        bench-peer bench-tracer bench-tracer-quick bench-scrape demo format format-check clean \
+        help check-headers install uninstall check-install
 
-all: $(DEPS_STAMP) $(PUB_LIB) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER) $(TEST_BINS) $(BENCH_BINS) \
-     $(EXAMPLE_BINS) check-headers
+ALL_TARGETS := $(DEPS_STAMP) $(PUB_LIB) $(COMMON_LIB) $(PROGRAMS) $(TEST_BINS) $(BENCH_BINS) \
+               $(EXAMPLE_BINS) check-headers
+all: $(ALL_TARGETS) ## build everything: libraries, programs, tests, benchmarks, examples
 
-help:
-	@echo "make            build everything (library, tests, benchmarks, demo)"
-	@echo "make demo       run the demo publisher and a reader printing its records"
-	@echo "make test       run the cmocka suite"
-	@echo "make asan       build and run the suite under ASan+UBSan"
-	@echo "make fuzz       libFuzzer over the reader's validation (FUZZ_SECONDS=60)"
-	@echo "make fuzz-seeds regenerate tests/fuzz/seeds (small valid segments)"
-	@echo "make bench      benchmarks: markdown table + bench/out/results.json"
-	@echo "make bench-quick  the same, shorter (under a minute)"
-	@echo "make bench-procbusd  exit-to-visible latency, procbusd memory"
-	@echo "make bench-peer against supervisord (installs Debian's supervisor)"
-	@echo "make bench-tracer  eBPF tracer: event rate and loss, BPF cost, exec latency (root)"
-	@echo "make bench-tracer-quick  the same, about 20 s"
-	@echo "make format     clang-format the tree (format-check: verify only)"
+programs: $(PROGRAMS) ## build procbusd, procbus and procbus-exporter only
+
+# `make help`: every target with a `## ` note, in file order (tests/unit/test_make.c checks that
+# each target a user runs has one).
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z][a-zA-Z0-9_-]*:.*## / {printf "make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Missing Debian packages are installed by scripts/deps.sh (apt-get, as root or via sudo).
 $(DEPS_STAMP): scripts/deps.sh
 	@scripts/deps.sh core
 	@mkdir -p $(O) && touch $@
 
-deps:
-	@scripts/deps.sh core
-	@scripts/deps.sh bpf
+deps: ## install every Debian package any target needs
+	@scripts/deps.sh all
 
-$(O)/%.o: %.c
+# One rule for every object: flags by folder, a .d file per object.
+$(OBJ)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(INC_$(call folder_of,$<)) $(CFLAGS_$(call folder_of,$<)) -c $< -o $@
 
-$(PUB_LIB): $(PUB_OBJS)
-	ar rcs $@ $^
-
+$(PUB_LIB): $(PUB_SRCS:%.c=$(OBJ)/%.o)
+	$(AR) rcs $@ $^
+$(COMMON_LIB): $(COMMON_SRCS:%.c=$(OBJ)/%.o)
+	$(AR) rcs $@ $^
 $(PBD_LIB): $(PBD_OBJS)
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
-$(BIN_PROCBUSD): publisher/procbusd/main.c $(PBD_LIB) $(PUB_LIB) $(PBD_TRACER_OBJ) | $(DEPS_STAMP)
-	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $< -o $@ $(PBD_LIB) $(PUB_LIB) $(PBD_TRACER_OBJ) \
-	  $(LDLIBS_URCU) $(LDLIBS_PBD) $(PBD_TRACER_LIBS)
+$(BIN_PROCBUSD): $(OBJ)/publisher/procbusd/main.o $(PBD_LIB) $(COMMON_LIB) $(PUB_LIB) $(PROCTRACE_OBJ)
+	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_PBD)
 
-# One command for the three sources: cli.h and the headers it pulls in are listed here.
-$(BIN_PROCBUS): $(CLI_SRCS) readers/cli/cli.h publisher/procbusd/control.h \
-                publisher/procbusd/logfile.h publisher/procbusd/config.h $(CLI_OBJS) | $(DEPS_STAMP)
-	$(CC) $(ALL_CFLAGS) -Ipublisher/procbusd $(CLI_SRCS) -o $@ $(CLI_OBJS) $(LDLIBS_CLI)
+$(BIN_PROCBUS): $(CLI_SRCS:%.c=$(OBJ)/%.o) $(COMMON_LIB)
+	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_CLI)
 
-$(O)/tests/daemon_harness.o: tests/unit/daemon_harness.c tests/unit/daemon_harness.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DPROCBUS_BUILD_DIR='"$(O)"' -Itests/unit -c $< -o $@
-
-$(O)/tests/support.o: tests/unit/support.c
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
-
-# Tests of procbusd modules link those modules (and their libraries) too.
-TEST_OBJS_test_config  := $(O)/publisher/procbusd/config.o
-TEST_LIBS_test_config  := -linih
-TEST_OBJS_test_logfile := $(O)/publisher/procbusd/logfile.o
-TEST_OBJS_test_sampler := $(O)/publisher/procbusd/sampler.o
-
-# procbus-exporter: Prometheus /metrics over libmicrohttpd (docs/EXPORTER.md).
-EXP_SRCS     := $(wildcard readers/exporter/*.c)
-BIN_EXPORTER := $(O)/procbus-exporter
-LDLIBS_EXP   := -lmicrohttpd -lpthread
-
-$(BIN_EXPORTER): $(EXP_SRCS) readers/exporter/exporter.h | $(DEPS_STAMP)
-	$(CC) $(ALL_CFLAGS) $(EXP_SRCS) -o $@ $(LDLIBS_EXP)
-
-$(O)/readers/exporter/scrape_bench: readers/exporter/bench/scrape_bench.c $(PUB_LIB) | $(DEPS_STAMP)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU)
-
-TEST_PRE_test_exporter := $(BIN_PROCBUSD) $(BIN_EXPORTER)
-TEST_OBJS_test_exporter := $(O)/tests/daemon_harness.o
-TEST_CFLAGS_test_exporter := -DPROCBUS_BUILD_DIR='"$(O)"'
+$(BIN_EXPORTER): $(EXP_SRCS:%.c=$(OBJ)/%.o)
+	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_EXP)
 
 # --- eBPF tracer (ebpf/): vmlinux.h and the skeleton are generated into $(O)/ebpf, never committed.
 BPF_CLANG   ?= clang
 BPFTOOL     ?= bpftool
 BPF_ARCH    := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/')
-LDLIBS_BPF  := -lbpf -lelf -lz
 DEPS_BPF_STAMP := $(O)/.deps-bpf-ok
-PROCTRACE_OBJ  := $(O)/ebpf/proctrace.o
 
 $(DEPS_BPF_STAMP): scripts/deps.sh
 	@scripts/deps.sh bpf
@@ -158,146 +158,142 @@ $(O)/ebpf/proctrace.bpf.o: ebpf/proctrace.bpf.c ebpf/proctrace.h $(O)/ebpf/vmlin
 $(O)/ebpf/proctrace.skel.h: $(O)/ebpf/proctrace.bpf.o
 	$(BPFTOOL) gen skeleton $< name proctrace_bpf > $@.tmp && mv $@.tmp $@
 
-$(PROCTRACE_OBJ): ebpf/proctrace.c ebpf/proctrace_user.h ebpf/proctrace.h $(O)/ebpf/proctrace.skel.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iebpf -I$(O)/ebpf -c $< -o $@
-
-# procbusd's trace module uses the tracer where the build has it (PBD_HAVE_TRACER).
+# Objects that include the skeleton wait for it (the .d files know it only after a first build).
+$(PROCTRACE_OBJ): $(O)/ebpf/proctrace.skel.h
 ifeq ($(PBD_TRACER),yes)
-$(O)/publisher/procbusd/trace.o: ALL_CFLAGS += -Iebpf -DPBD_HAVE_TRACER
-$(O)/publisher/procbusd/trace.o: $(O)/ebpf/proctrace.skel.h
+$(PBD_OBJS): $(O)/ebpf/proctrace.skel.h
+CFLAGS_publisher/procbusd := -DPBD_HAVE_TRACER
 endif
 
-TEST_PRE_test_trace    := $(BIN_PROCBUSD) $(BIN_PROCBUS)
-TEST_OBJS_test_trace   := $(O)/tests/daemon_harness.o $(PROCTRACE_OBJ)
-TEST_CFLAGS_test_trace := -Iebpf -DPROCBUS_BUILD_DIR='"$(O)"'
-TEST_LIBS_test_trace   := $(LDLIBS_BPF)
+# ---- tests ----
+# Per test: TEST_PRE_x (binaries it runs), TEST_OBJS_x (extra objects), TEST_LIBS_x (libraries).
+DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter
+$(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
+TEST_PRE_test_exporter += $(BIN_EXPORTER)
+TEST_LIBS_test_cli       := -ljson-c
+TEST_OBJS_test_trace     := $(PROCTRACE_OBJ)
+TEST_LIBS_test_trace     := $(LDLIBS_BPF)
+TEST_OBJS_test_proctrace := $(PROCTRACE_OBJ)
+TEST_LIBS_test_proctrace := $(LDLIBS_BPF)
+CFLAGS_tests/support     := -DPROCBUS_BUILD_DIR='"$(O)"'
+CFLAGS_tests/unit        := -DPROCBUS_BUILD_DIR='"$(O)"'
 
-TEST_OBJS_test_proctrace   := $(PROCTRACE_OBJ)
-TEST_CFLAGS_test_proctrace := -Iebpf
-TEST_LIBS_test_proctrace   := $(LDLIBS_BPF)
-
-# The daemon's integration test runs the real binaries of the same build.
-TEST_PRE_test_procbusd := $(BIN_PROCBUSD) $(BIN_PROCBUS)
-TEST_CFLAGS_test_procbusd := -DPROCBUS_BUILD_DIR='"$(O)"'
-TEST_OBJS_test_procbusd := $(O)/tests/daemon_harness.o
-TEST_OBJS_test_cli := $(O)/tests/daemon_harness.o
-TEST_PRE_test_cli := $(BIN_PROCBUSD) $(BIN_PROCBUS)
-TEST_CFLAGS_test_cli := -DPROCBUS_BUILD_DIR='"$(O)"'
-TEST_LIBS_test_cli := -ljson-c
-TEST_OBJS_test_top := $(O)/tests/daemon_harness.o
-TEST_PRE_test_top := $(BIN_PROCBUSD) $(BIN_PROCBUS)
-TEST_CFLAGS_test_top := -DPROCBUS_BUILD_DIR='"$(O)"'
+# Objects are kept (never treated as intermediate files make may delete).
+.SECONDARY:
 
 .SECONDEXPANSION:
-$(O)/tests/%: tests/unit/%.c $(PUB_LIB) $(TEST_SUPPORT) $$(TEST_OBJS_$$*) $$(TEST_PRE_$$*) \
-              | $(DEPS_STAMP)
+$(O)/tests/%: $(OBJ)/tests/unit/%.o $(TEST_SUPPORT) $(COMMON_LIB) $(PUB_LIB) $$(TEST_OBJS_$$*) \
+              $$(TEST_PRE_$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS_$*) -Itests/unit -Ipublisher/procbusd $< $(TEST_SUPPORT) $(TEST_OBJS_$*) \
-	  -o $@ $(PUB_LIB) $(LDLIBS_URCU) $(TEST_LIBS_$*) $(LDLIBS_TEST)
+	$(CC) $(CFLAGS) $(SAN) $< $(TEST_SUPPORT) $(TEST_OBJS_$*) -o $@ $(COMMON_LIB) $(PUB_LIB) \
+	  $(LDLIBS_URCU) $(LDLIBS_COMMON) $(TEST_LIBS_$*) $(LDLIBS_TEST)
 
-# procbusd-bench links libc only: it reads through the header-only reader and runs the binaries.
-$(O)/bench/procbusd-bench: bench/procbusd-bench.c bench/bench_util.h bench/bench_common.h \
-                          | $(DEPS_STAMP)
+# ---- benchmarks, examples ----
+# procbusd-bench and tracer-bench link libc only: they read through procbus.h and run the binaries.
+$(O)/bench/procbusd-bench $(O)/bench/tracer-bench: $(O)/bench/%: $(OBJ)/bench/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@
-
-# tracer-bench too: libc only (raw bpf(2) for the BPF run-time statistics).
-$(O)/bench/tracer-bench: bench/tracer-bench.c bench/bench_util.h bench/bench_common.h \
-                         | $(DEPS_STAMP)
+	$(CC) $(CFLAGS) $< -o $@
+$(O)/bench/procbus-bench $(O)/bench/scrape-bench: $(O)/bench/%: $(OBJ)/bench/%.o $(PUB_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@
-
-$(O)/bench/%: bench/%.c $(PUB_LIB) | $(DEPS_STAMP)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU) -lm
+$(O)/examples/%: $(OBJ)/examples/%.o $(PUB_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU) -lm
-
-$(O)/examples/%: examples/%.c $(PUB_LIB) | $(DEPS_STAMP)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU)
 
 # The reader header must stay C99- and C++-clean.
-check-headers: $(O)/.headers-ok
-$(O)/.headers-ok: readers/procbus.h shm/procbus_abi.h
+check-headers: $(O)/.headers-ok ## check procbus.h compiles as C99 -pedantic and C++17
+$(O)/.headers-ok: include/procbus/procbus.h include/procbus/procbus_abi.h
 	@mkdir -p $(O)
 	printf '#include "procbus.h"\nint main(void){struct procbus_reader r; return procbus_open(&r, 0) == 0;}\n' > $(O)/hdr_c99.c
-	gcc -std=c99 -pedantic -Wall -Wextra -Werror -Ishm -Ireaders -fsyntax-only $(O)/hdr_c99.c
+	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr_c99.c
 	cp $(O)/hdr_c99.c $(O)/hdr_cxx.cc
-	g++ -std=c++17 -pedantic -Wall -Wextra -Werror -Ishm -Ireaders -fsyntax-only $(O)/hdr_cxx.cc
+	$(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr_cxx.cc
 	@touch $@
 
-test: $(DEPS_STAMP)
+test: $(DEPS_STAMP) ## install what is missing, build and run the whole cmocka suite
 	@scripts/deps.sh prom
 	@$(MAKE) --no-print-directory $(TEST_BINS)
 	@tests/run.sh $(O)/tests
 
-asan: $(DEPS_STAMP)
+asan: $(DEPS_STAMP) ## build and run the suite under ASan+UBSan (build/asan)
 	@$(MAKE) --no-print-directory O=build/asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  $(TEST_BINS:$(O)/%=build/asan/%)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PROCBUS_TEST_SCALE=asan tests/run.sh build/asan/tests
 
+# ThreadSanitizer over the threaded parts: the registry (lock-free lookups from other threads)
+# and the readers racing the publisher.
+TSAN_TESTS := test_registry test_torn test_events
+tsan: $(DEPS_STAMP) ## build and run the threaded tests under ThreadSanitizer (build/tsan)
+	@$(MAKE) --no-print-directory O=build/tsan OPT=-O1 SAN="-fsanitize=thread" \
+	  $(TSAN_TESTS:%=build/tsan/tests/%)
+	@rm -rf build/tsan/run && mkdir -p build/tsan/run && \
+	  for t in $(TSAN_TESTS); do ln -sf ../tests/$$t build/tsan/run/$$t; done
+	@TSAN_OPTIONS=halt_on_error=1 PROCBUS_TEST_SCALE=asan tests/run.sh build/tsan/run
+
 FUZZ_SECONDS ?= 60
-fuzz: $(DEPS_STAMP)
+fuzz: $(DEPS_STAMP) ## libFuzzer over the reader's validation (FUZZ_SECONDS=60)
 	@scripts/deps.sh fuzz
 	@mkdir -p $(O)/fuzz/corpus
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishm -Ireaders tests/fuzz/fuzz_reader.c \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude/procbus tests/fuzz/fuzz_reader.c \
 	  -o $(O)/fuzz/fuzz_reader
 	$(O)/fuzz/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
 	  $(O)/fuzz/corpus tests/fuzz/seeds
-fuzz-ci:
+fuzz-ci: ## the fuzzer for 20 s (what CI runs)
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
 # Regenerate tests/fuzz/seeds: tiny valid segments written by the real publisher (deterministic).
-$(O)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(PUB_LIB) | $(DEPS_STAMP)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUB_LIB) $(LDLIBS_URCU)
+$(O)/tests/fuzz/make_seeds: $(OBJ)/tests/fuzz/make_seeds.o $(PUB_LIB)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU)
+fuzz-seeds: $(O)/tests/fuzz/make_seeds ## regenerate tests/fuzz/seeds (small valid segments)
+	$(O)/tests/fuzz/make_seeds tests/fuzz/seeds
 
-fuzz-seeds: $(O)/fuzz/make_seeds
-	$(O)/fuzz/make_seeds tests/fuzz/seeds
-
-# The core benchmarks, then the tracer's (which skips, saying why, without root or BTF).
-bench: $(DEPS_STAMP) $(BENCH_BINS) $(BIN_PROCBUSD) $(BIN_PROCBUS)
+# ---- benchmarks ----
+bench: $(DEPS_STAMP) $(BENCH_BINS) $(PROGRAMS) ## benchmarks: markdown tables + bench/out/*.json
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --json bench/out/results.json
 	$(O)/bench/tracer-bench --json bench/out/tracer.json $(O)
 
-bench-quick: $(DEPS_STAMP) $(BENCH_BINS) $(BIN_PROCBUSD) $(BIN_PROCBUS)
+bench-quick: $(DEPS_STAMP) $(BENCH_BINS) $(PROGRAMS) ## the same, shorter (what CI runs)
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --quick --json bench/out/results.json
 	$(O)/bench/tracer-bench --quick --json bench/out/tracer.json $(O)
 
-bench-tracer: $(DEPS_STAMP) $(O)/bench/tracer-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+bench-tracer: $(DEPS_STAMP) $(O)/bench/tracer-bench $(PROGRAMS) ## eBPF tracer: event rate, loss, BPF cost, exec latency (root)
 	@mkdir -p bench/out
 	$(O)/bench/tracer-bench --json bench/out/tracer.json $(O)
 
-bench-tracer-quick: $(DEPS_STAMP) $(O)/bench/tracer-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+bench-tracer-quick: $(DEPS_STAMP) $(O)/bench/tracer-bench $(PROGRAMS) ## the same, about 20 s
 	@mkdir -p bench/out
 	$(O)/bench/tracer-bench --quick --json bench/out/tracer.json $(O)
 
-bench-procbusd: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+bench-procbusd: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(PROGRAMS) ## exit-to-visible latency, procbusd memory
 	@mkdir -p bench/out
 	$(O)/bench/procbusd-bench --procbusd --bin-dir $(O) --json bench/out/procbusd.json
 
-bench-peer: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(BIN_PROCBUSD) $(BIN_PROCBUS)
+bench-peer: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(PROGRAMS) ## against supervisord (installs Debian's supervisor)
 	@scripts/deps.sh peer
 	@mkdir -p bench/out
 	$(O)/bench/procbusd-bench --peer --bin-dir $(O) --json bench/out/procbusd-peer.json
 
-demo: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS)
+bench-scrape: $(DEPS_STAMP) $(O)/bench/scrape-bench $(BIN_EXPORTER) ## exporter scrape latency with 1,000 records
+	$(O)/bench/scrape-bench $(O)/procbus-exporter
+
+demo: $(DEPS_STAMP) $(PROGRAMS) ## run procbusd on examples/demo/procbus.conf and show procbus status
 	@examples/demo.sh $(O)
 
 # ---- installation ----
 MAN_PAGES := docs/man/procbus.1 docs/man/procbus.h.3 docs/man/procbus.conf.5 docs/man/procbusd.8
-install: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER)
+install: $(DEPS_STAMP) $(PROGRAMS) $(PUB_LIB) ## install programs, headers, libprocbus-pub, pkg-config, man pages
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
 	  $(DESTDIR)$(PREFIX)/include/procbus $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/share/doc/procbus/examples
 	install -m 0755 $(BIN_PROCBUS) $(DESTDIR)$(PREFIX)/bin/procbus
 	install -m 0755 $(BIN_PROCBUSD) $(DESTDIR)$(PREFIX)/sbin/procbusd
 	install -m 0755 $(BIN_EXPORTER) $(DESTDIR)$(PREFIX)/bin/procbus-exporter
-	install -m 0644 readers/procbus.h shm/procbus_abi.h $(DESTDIR)$(PREFIX)/include/procbus/
+	install -m 0644 include/procbus/*.h $(DESTDIR)$(PREFIX)/include/procbus/
+	install -m 0644 $(PUB_LIB) $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' packaging/procbus.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/procbus.pc
 	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
@@ -307,35 +303,35 @@ install: $(DEPS_STAMP) $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER)
 	install -m 0644 examples/demo/procbus.conf examples/embed_min.c examples/embed_min.cc \
 	  $(DESTDIR)$(PREFIX)/share/doc/procbus/examples/
 
-uninstall:
+uninstall: ## remove what install put in place
 	rm -f $(DESTDIR)$(PREFIX)/bin/procbus $(DESTDIR)$(PREFIX)/sbin/procbusd \
-	  $(DESTDIR)$(PREFIX)/bin/procbus-exporter \
+	  $(DESTDIR)$(PREFIX)/bin/procbus-exporter $(DESTDIR)$(PREFIX)/lib/libprocbus-pub.a \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/procbus.pc
 	rm -rf $(DESTDIR)$(PREFIX)/include/procbus $(DESTDIR)$(PREFIX)/share/doc/procbus
 	for m in $(MAN_PAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; done
 
 # Install into a staging DESTDIR and build the C and C++ examples against it through pkg-config.
 STAGE := $(abspath $(O))/stage
-check-install:
+check-install: ## install into a staging folder and build the examples against it (C99, C++17)
 	rm -rf $(STAGE)
 	@$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr/local
 	PKG_CONFIG_PATH=$(STAGE)/usr/local/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$(STAGE) \
-	  sh -c 'gcc -std=c99 -pedantic -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
+	  sh -c '$(CC) -std=c99 -pedantic -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
 	    examples/embed_min.c -o $(O)/embed_min_c && \
-	  g++ -std=c++17 -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
+	  $(CXX) -std=c++17 -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
 	    examples/embed_min.cc -o $(O)/embed_min_cxx'
 	test -x $(STAGE)/usr/local/sbin/procbusd && test -x $(STAGE)/usr/local/bin/procbus
 	@echo "check-install: headers, pkg-config file and examples OK"
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
-format:
+format: ## clang-format the tree
 	@scripts/deps.sh format
 	clang-format -i $(FORMAT_FILES)
-format-check:
+format-check: ## check the tree is clang-formatted (what CI runs)
 	@scripts/deps.sh format
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
-clean:
+clean: ## remove build/ and bench/out/
 	rm -rf build bench/out
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "control.h"
+#include "ctl_server.h"
 #include "logfile.h"
 #include "procbus_abi.h"
 #include "sampler.h"

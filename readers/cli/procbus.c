@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "config.h"
-#include "control.h"
+#include "ctl.h"
 
 static const char *const state_names[] = {"UNKNOWN",  "STOPPED", "STARTING", "RUNNING", "BACKOFF",
                                           "STOPPING", "EXITED",  "FATAL",    "READY"};

@@ -1,4 +1,4 @@
-/* scrape_bench.c - publish N records, run procbus-exporter on them, time scrapes over loopback. */
+/* scrape-bench.c - publish N records, run procbus-exporter on them, time scrapes over loopback. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include "procbus_pub.h"
 
 /*
- * Usage: scrape_bench EXPORTER [SCRAPES [RECORDS]]
+ * Usage: scrape-bench EXPORTER [SCRAPES [RECORDS]]
  * Publishes RECORDS (default 1000) records on a private segment, starts
  * EXPORTER --listen 127.0.0.1:0 on it, times SCRAPES (default 1000) complete
  * GET /metrics exchanges (connect to last byte) and prints p50/p99/max in µs.
@@ -74,7 +74,7 @@ int main(int argc, char **argv)
     pid_t ex;
 
     if (argc < 2 || scrapes <= 0 || records <= 0) {
-        fprintf(stderr, "usage: scrape_bench EXPORTER [SCRAPES [RECORDS]]\n");
+        fprintf(stderr, "usage: scrape-bench EXPORTER [SCRAPES [RECORDS]]\n");
         return 2;
     }
     snprintf(seg, sizeof(seg), "pbexp-bench-%d", (int)getpid());
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     o.capacity = (uint32_t)records * 2;
     rc = procbus_pub_open(&p, &o);
     if (rc < 0) {
-        fprintf(stderr, "scrape_bench: cannot create %s: %s\n", seg, strerror(-rc));
+        fprintf(stderr, "scrape-bench: cannot create %s: %s\n", seg, strerror(-rc));
         return 1;
     }
     for (i = 0; i < records; i++) {
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     line[len] = '\0';
     close(pfd[0]);
     if (sscanf(line, "listening on 127.0.0.1:%d", &port) != 1) {
-        fprintf(stderr, "scrape_bench: exporter did not start (%s)\n", line);
+        fprintf(stderr, "scrape-bench: exporter did not start (%s)\n", line);
         procbus_pub_close(p, PROCBUS_PUB_UNLINK);
         return 1;
     }
@@ -138,7 +138,7 @@ int main(int argc, char **argv)
         bytes = scrape(port, buf, 8 << 20);
         lat[i] = now_ns() - t0;
         if (bytes < 0) {
-            fprintf(stderr, "scrape_bench: scrape %d failed\n", i);
+            fprintf(stderr, "scrape-bench: scrape %d failed\n", i);
             break;
         }
         if (i % 64 == 0)

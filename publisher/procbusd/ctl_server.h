@@ -1,22 +1,13 @@
-/* control.h - procbusd's control socket: a unix stream socket, one request line per connection. */
-#ifndef PROCBUSD_CONTROL_H
-#define PROCBUSD_CONTROL_H
+/* ctl_server.h - procbusd's end of the control socket (protocol and client: common/ctl.h). */
+#ifndef PROCBUSD_CTL_SERVER_H
+#define PROCBUSD_CTL_SERVER_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
-/*
- * Protocol (text, one request per connection):
- *   client -> "COMMAND ARG...\n"   (words separated by spaces, at most 4096 bytes)
- *   daemon -> zero or more detail lines, then one final line "OK" or "ERR <reason>"
- *   and closes the connection.
- * Only peers whose SO_PEERCRED uid is the daemon's euid or 0 are served; others
- * get "ERR permission denied". State is never read through the socket: the
- * segment is the read side.
- */
+#include "ctl.h"
 
 #define PBD_CTL_MAX_CONN 16
-#define PBD_CTL_LINE_MAX 4096
 
 struct pbd_ctl_conn {
     int fd;
@@ -29,9 +20,6 @@ struct pbd_ctl {
     char path[108];
     struct pbd_ctl_conn conns[PBD_CTL_MAX_CONN];
 };
-
-/* The default socket path: $XDG_RUNTIME_DIR/procbus.sock, else /run/procbus/procbus.sock. */
-void pbd_ctl_default_path(char *buf, size_t len);
 
 /*
  * Listen on `path` (NULL: the default), mode 0600, creating its folder (0700)
@@ -69,12 +57,4 @@ void pbd_ctl_reply(struct pbd_ctl *c, int slot, const char *fmt, ...)
 /* Close connection `slot`. */
 void pbd_ctl_finish(struct pbd_ctl *c, int slot);
 
-/*
- * Client side: connect to `path` (NULL: default), send the words of argv as
- * one line, and copy the reply lines to `out` (FILE*), except the final
- * status line. Returns 0 for OK, 1 for ERR (the reason is printed to `err`),
- * or a negative errno when the daemon cannot be reached.
- */
-int pbd_ctl_request(const char *path, int argc, char **argv, void *out, void *err);
-
-#endif /* PROCBUSD_CONTROL_H */
+#endif /* PROCBUSD_CTL_SERVER_H */
