@@ -43,6 +43,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -65,6 +66,34 @@ enum procbus_liveness {
     PROCBUS_SHUTDOWN = 3, /* publisher closed cleanly; the last snapshot stays readable */
     PROCBUS_GONE = 4      /* segment superseded by a new publisher or removed: reopen */
 };
+
+/*
+ * The heartbeat age past which tools call a publisher stale when they have no
+ * better figure: 5 s. procbusd beats every heartbeat_ms (default 500 ms).
+ */
+#define PROCBUS_STALE_AFTER_NS 5000000000ull
+
+/*
+ * The name of a state (enum procbus_state): "STOPPED", "RUNNING", ...; "UNKNOWN"
+ * for a value outside the enum. The one table every tool prints from.
+ */
+static inline const char *procbus_state_name(unsigned state)
+{
+    static const char *const names[PROCBUS_STATE_COUNT_] = {"UNKNOWN", "STOPPED", "STARTING",
+                                                            "RUNNING", "BACKOFF", "STOPPING",
+                                                            "EXITED",  "FATAL",   "READY"};
+    return state < PROCBUS_STATE_COUNT_ ? names[state] : "UNKNOWN";
+}
+
+/* The state called `name` (as procbus_state_name spells it, any case), or -1. */
+static inline int procbus_state_from_name(const char *name)
+{
+    unsigned s;
+    for (s = 0; name != NULL && s < PROCBUS_STATE_COUNT_; s++)
+        if (strcasecmp(name, procbus_state_name(s)) == 0)
+            return (int)s;
+    return -1;
+}
 
 /* Caller-owned reader state. Treat the fields as private. */
 struct procbus_reader {
