@@ -23,8 +23,8 @@ OBJ         := $(O)/obj
 
 # Where each folder may look for headers (besides include/procbus): nothing reaches into a
 # program's folder from outside it.
-INC_shm                := -Ishm
-INC_publisher/lib      := -Ishm -Ipublisher/lib
+INC_shm                := -Ishm -Icommon
+INC_publisher/lib      := -Ishm -Ipublisher/lib -Icommon
 INC_common             := -Icommon
 INC_publisher/procbusd := -Icommon -Ipublisher/procbusd -Iebpf -I$(O)/ebpf
 INC_readers/cli        := -Icommon -Ireaders/cli
@@ -33,7 +33,7 @@ INC_ebpf               := -Iebpf -I$(O)/ebpf
 INC_tests/support      := -Itests/support -Icommon
 INC_tests/unit         := -Itests/support -Icommon -Ishm -Ipublisher/lib -Iebpf
 INC_tests/fuzz         :=
-INC_bench              := -Ibench
+INC_bench              := -Ibench -Icommon
 INC_examples           :=
 folder_of = $(patsubst %/,%,$(dir $(1)))
 
