@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cmdline.h" /* pbd_split_command, pbd_free_argv (kept here for callers) */
+#include "signals.h" /* pbd_signal_number */
+
 /*
  * A configuration is read from one INI file plus the files its
  * `[include] files =` globs name (relative to the including file's folder).
@@ -18,7 +21,13 @@
  *   [rpcinterface:*] [ctlplugin:*] [group:*] [eventlistener:*] [fcgi-program:*]
  * (except `environment` of [supervisord], which is added to every program's
  * environment and to the %(ENV_X)s expansions, as supervisord does).
- * Any other section is an error. docs/CONFIG.md documents every key.
+ * Any other section is an error. docs/CONFIG.md documents every key; the key
+ * table below describes each one once.
+ *
+ * The parser, by concern: config_ini.c (INI reading, includes), config_expand.c
+ * (%(name)s), config_values.c (value syntaxes), config_keys.c (the key table),
+ * config_program.c ([program:x]), config_daemon.c ([procbusd], supervisord's
+ * sections), config_check.c (names, dependencies), config.c (this API).
  */
 
 enum pbd_autorestart { PBD_RESTART_FALSE = 0, PBD_RESTART_UNEXPECTED, PBD_RESTART_TRUE };
@@ -147,19 +156,103 @@ const struct pbd_program *pbd_config_find(const struct pbd_config *cfg, const ch
  */
 int pbd_program_same(const struct pbd_program *a, const struct pbd_program *b);
 
-/* Split a command line into argv like a POSIX shell without expansions:
- * whitespace (space, tab, newline ...) separates, '...' quotes literally,
- * "..." quotes with backslash escaping only $ ` " \ and newline, and outside
- * quotes a backslash escapes any character (backslash-newline joins lines).
- * Operators (| > && ;) are plain words. Returns a malloc'd NULL-terminated
- * vector (argv[0] non-NULL) or NULL with *why (if why) set to a static reason:
- * "empty command", "unterminated single quote", "unterminated double quote",
- * "trailing backslash", "out of memory". */
-char **pbd_split_command(const char *cmd, const char **why);
-void pbd_free_argv(char **argv);
+/* ------------------------------------------------------------ the key table */
 
-/* "SIGTERM", "TERM", "term", "15" -> 15 (any Linux signal name, with or
- * without SIG, case-insensitive; RTMIN/RTMAX; numbers 1.._NSIG-1); -1 if unknown. */
-int pbd_signal_number(const char *name);
+/*
+ * Every key procbusd reads is one row of a table (common/config_keys.c): its
+ * name, value type, range, default, the struct field it lands in and a one-line
+ * doc. The table drives parsing, the defaults, the docs check
+ * (tests/unit/test_config_keys.c against docs/CONFIG.md) and the table tests.
+ * Adding a key = adding one row (and its struct field).
+ */
+
+enum pbd_config_section {
+    PBD_SECTION_DAEMON = 0,  /* [procbusd]: lands in struct pbd_daemon_conf */
+    PBD_SECTION_PROGRAM,     /* [program:NAME]: lands in struct pbd_program, per instance */
+    PBD_SECTION_INCLUDE,     /* [include]: followed while the files are read */
+    PBD_SECTION_SUPERVISORD, /* [supervisord]: the keys procbusd reads from it */
+    PBD_SECTION__COUNT
+};
+
+/* What a value may be (the syntax), hence how it is parsed and stored. */
+enum pbd_key_type {
+    PBD_KT_STRING = 0, /* text, not empty: char * (malloc'd) */
+    PBD_KT_BOOL,       /* true/false, yes/no, on/off, 1/0: int 0/1 */
+    PBD_KT_INT,        /* decimal integer in [min, max]: int or uint32_t (by size) */
+    PBD_KT_BYTES,      /* N, NKB, NMB, NGB (powers of 1024): uint64_t */
+    PBD_KT_ENUM,       /* one of choices (any case): int (an enum) */
+    PBD_KT_SIGNAL,     /* a signal name or number: int */
+    PBD_KT_UMASK,      /* octal 000 .. 777: mode_t */
+    PBD_KT_USER,       /* an existing user name or uid: char * */
+    PBD_KT_LOGFILE,    /* a path (folder must exist), NONE/OFF, AUTO, syslog: char * or NULL */
+    PBD_KT_REGEX,      /* a POSIX extended regular expression: char * */
+    PBD_KT_EXITCODES,  /* comma-separated 0-255: int[] and a count */
+    PBD_KT_ENV,        /* KEY=VALUE pairs, comma-separated, maybe quoted: char ** */
+    PBD_KT_DEPS,       /* NAME[:CONDITION], comma-separated: struct pbd_dep[] and a count */
+    PBD_KT_NAME,       /* a process name (1-63 bytes, no space, ':' or '/'): char[64] */
+    PBD_KT_GLOBS,      /* globs separated by whitespace */
+    PBD_KT_IGNORED,    /* a supervisord key procbusd accepts with a warning and ignores */
+    PBD_KT__COUNT
+};
+
+/* When a [program:x] key is applied (other sections: always PBD_STAGE_VALUE, in file order,
+ * except [include] files: PBD_STAGE_READ). */
+enum pbd_key_stage {
+    PBD_STAGE_VALUE = 0, /* per instance, in file order (the first bad line is reported) */
+    PBD_STAGE_SECTION,   /* once per [program:x], before its instances (no %(process_num)) */
+    PBD_STAGE_FIRST,     /* per instance, before the VALUE keys (environment: feeds %(ENV_X)s) */
+    PBD_STAGE_LAST,      /* per instance, after the VALUE keys (process_name) */
+    PBD_STAGE_READ       /* by the INI reader, while the files are read ([include] files) */
+};
+
+#define PBD_KEY_REQUIRED 1u           /* the section is an error without it */
+#define PBD_KEY_NOWHERE  ((size_t)-1) /* offset of a key that lands in no struct field */
+
+struct pbd_config_choice {
+    const char *name; /* accepted spelling, any case */
+    int value;
+};
+
+struct pbd_config_key;
+struct pbd_key_ctx; /* private to the parser (config_int.h) */
+
+/* How a row with special parsing applies its (expanded, trimmed) value: 0, -EINVAL (reason in
+ * the context), -ENOMEM. It may take *value (then sets it NULL). base: the struct the section's
+ * offsets are relative to. */
+typedef int pbd_key_apply_fn(const struct pbd_config_key *key, struct pbd_key_ctx *ctx,
+                             char **value, void *base);
+
+struct pbd_config_key {
+    const char *name; /* as written (keys are case-insensitive: this is the lower-case form) */
+    enum pbd_config_section section;
+    enum pbd_key_type type;
+    enum pbd_key_stage stage;
+    unsigned flags;                          /* PBD_KEY_REQUIRED */
+    long long min, max;                      /* PBD_KT_INT: the accepted range */
+    const struct pbd_config_choice *choices; /* PBD_KT_ENUM: {NULL, 0}-terminated */
+    /* PBD_KT_BOOL / PBD_KT_ENUM: what the error says a value must be ("not EXPECT: 'v'");
+     * PBD_KT_STRING: the whole error for an empty value. NULL: the type's own. */
+    const char *expect;
+    /* The default in the key's own syntax, applied through the row before the file's values
+     * (process_name: the template used when the key is absent); NULL: the field's zero or
+     * "unset" value, described in doc and docs/CONFIG.md. */
+    const char *def;
+    size_t offset;   /* where it lands: offsetof in the section's struct, or PBD_KEY_NOWHERE */
+    size_t size;     /* sizeof that field (0 with PBD_KEY_NOWHERE) */
+    const char *doc; /* one line */
+    pbd_key_apply_fn *apply; /* NULL: parsed and stored by type */
+};
+
+/* The keys of one section, in table order; *n (if n) is their count. The table is static and
+ * read-only; NULL with *n = 0 for an unknown section. */
+const struct pbd_config_key *pbd_config_keys(enum pbd_config_section section, size_t *n);
+
+/* A section's row for key (lower case, as the parser stores keys); NULL if there is none. */
+const struct pbd_config_key *pbd_config_key_find(enum pbd_config_section section, const char *key);
+
+/* "string", "bool", "int" ... for a type; "procbusd", "program:NAME", "include", "supervisord"
+ * for a section. "?" when out of range. */
+const char *pbd_config_type_name(enum pbd_key_type type);
+const char *pbd_config_section_name(enum pbd_config_section section);
 
 #endif /* PROCBUSD_CONFIG_H */
