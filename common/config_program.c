@@ -3,7 +3,6 @@
 #include "config_int.h"
 
 #include <errno.h>
-#include <signal.h>
 
 struct pbuild {
     struct loader *L;
