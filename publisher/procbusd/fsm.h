@@ -20,9 +20,9 @@ enum pbd_event {
 };
 
 /*
- * What the daemon does on a transition (pbd_inst_fire, supervise.c, carries
- * each one out; the comment of each says all it does). Some actions choose between two
- * outcomes themselves, which the table notes as "next" alternatives:
+ * What the daemon does on a transition: pbd_inst_fire (supervise.c) carries
+ * each one out, and the comment of each says all it does. Some actions choose
+ * between two outcomes themselves, which the table notes as "next" alternatives:
  *   PBD_A_START_FAILED: BACKOFF (retry later) or FATAL (startretries exhausted)
  *   PBD_A_EXITED: EXITED, then a new start when autorestart says so
  */
@@ -34,8 +34,9 @@ enum pbd_action {
     PBD_A_READY,        /* readiness reported (counts as a successful start in STARTING) */
     PBD_A_START_FAILED, /* exited or failed to spawn before startsecs */
     PBD_A_EXITED,       /* exited after a successful start */
-    PBD_A_SIGNAL_STOP,  /* send stopsignal, arm stopwaitsecs */
-    PBD_A_KILL,         /* stopwaitsecs passed: SIGKILL */
+    PBD_A_SIGNAL_STOP,  /* send stopsignal (with stopasgroup: to its group and to its tree as
+                         * the tracer saw it), arm stopwaitsecs */
+    PBD_A_KILL,         /* stopwaitsecs passed: SIGKILL (with killasgroup: to its group) */
     PBD_A_STOPPED,      /* it exited after a stop: SIGKILL what is left of its process group
                          * and of its tree (the tracer's view), then apply a reload's new
                          * settings */
