@@ -162,7 +162,6 @@ $(O)/ebpf/proctrace.skel.h: $(O)/ebpf/proctrace.bpf.o
 $(PROCTRACE_OBJ): $(O)/ebpf/proctrace.skel.h
 ifeq ($(PBD_TRACER),yes)
 $(PBD_OBJS): $(O)/ebpf/proctrace.skel.h
-CFLAGS_publisher/procbusd := -DPBD_HAVE_TRACER
 endif
 
 # ---- tests ----

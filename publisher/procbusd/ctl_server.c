@@ -1,5 +1,4 @@
-/* ctl_server.c - procbusd's end of the control socket: listen, accept with SO_PEERCRED, read
- * request lines, reply. */
+/* ctl_server.c - procbusd's end of the control socket: listen, accept (peer check), read, reply. */
 #define _GNU_SOURCE
 #include "ctl_server.h"
 

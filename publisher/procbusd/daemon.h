@@ -1,4 +1,4 @@
-/* daemon.h - procbusd's event loop: supervision of program instances, published as they change. */
+/* daemon.h - procbusd's supervisor as main.c sees it: its state, set-up, loop and tear-down. */
 #ifndef PROCBUSD_DAEMON_H
 #define PROCBUSD_DAEMON_H
 
@@ -63,6 +63,11 @@ struct pbd_inst {
     uint64_t cpu_ns, rss;
 };
 
+/*
+ * The one mutable state of procbusd (no globals): main() owns it, zeroed,
+ * sets the *_override fields, then calls init, run and free. The files that
+ * implement it share daemon_int.h.
+ */
 struct pbd_daemon {
     struct pbd_config cfg;
     struct pbd_config *old_cfgs; /* replaced by reloads, kept while instances refer to them */
@@ -85,6 +90,7 @@ struct pbd_daemon {
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override; /* --observe */
+    char io_buf[65536];   /* programs' output is read through it (output.c) */
 };
 
 /*

@@ -56,13 +56,6 @@ const char *pbd_event_name(enum pbd_event ev)
     return ev < PBD_EV_COUNT_ ? names[ev] : "?";
 }
 
-const char *pbd_state_name(uint16_t state)
-{
-    static const char *names[] = {"UNKNOWN",  "STOPPED", "STARTING", "RUNNING", "BACKOFF",
-                                  "STOPPING", "EXITED",  "FATAL",    "READY"};
-    return state < PROCBUS_STATE_COUNT_ ? names[state] : "?";
-}
-
 int pbd_state_has_process(uint16_t state)
 {
     return state == PROCBUS_STATE_STARTING || state == PROCBUS_STATE_RUNNING ||

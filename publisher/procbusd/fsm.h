@@ -20,8 +20,9 @@ enum pbd_event {
 };
 
 /*
- * What the daemon does on a transition. Some actions choose between two
- * outcomes themselves, which the table notes as "next" alternatives:
+ * What the daemon does on a transition: pbd_inst_fire (supervise.c) carries
+ * each one out, and the comment of each says all it does. Some actions choose
+ * between two outcomes themselves, which the table notes as "next" alternatives:
  *   PBD_A_START_FAILED: BACKOFF (retry later) or FATAL (startretries exhausted)
  *   PBD_A_EXITED: EXITED, then a new start when autorestart says so
  */
@@ -33,10 +34,14 @@ enum pbd_action {
     PBD_A_READY,        /* readiness reported (counts as a successful start in STARTING) */
     PBD_A_START_FAILED, /* exited or failed to spawn before startsecs */
     PBD_A_EXITED,       /* exited after a successful start */
-    PBD_A_SIGNAL_STOP,  /* send stopsignal, arm stopwaitsecs */
-    PBD_A_KILL,         /* stopwaitsecs passed: SIGKILL */
-    PBD_A_STOPPED,      /* it is gone after a stop: reap leftovers of its group */
-    PBD_A_CANCEL,       /* stop while waiting to retry: cancel the timer */
+    PBD_A_SIGNAL_STOP,  /* send stopsignal (with stopasgroup: to its group and to its tree as
+                         * the tracer saw it), arm stopwaitsecs */
+    PBD_A_KILL,         /* stopwaitsecs passed: SIGKILL (with killasgroup: to its group) */
+    PBD_A_STOPPED,      /* it exited after a stop: SIGKILL what is left of its process group
+                         * and of its tree (the tracer's view), then apply a reload's new
+                         * settings */
+    PBD_A_CANCEL,       /* stop while waiting to retry: cancel the timer, apply a reload's
+                         * new settings */
 };
 
 struct pbd_transition {
@@ -47,8 +52,9 @@ struct pbd_transition {
 /* The table lookup; states outside the table yield {PBD_A_IGNORE, state}. */
 struct pbd_transition pbd_fsm(uint16_t state, enum pbd_event ev);
 
+/* The event's name for logs ("start", "stop", ...); "?" outside the enum. (State names:
+ * procbus_state_name in procbus.h.) */
 const char *pbd_event_name(enum pbd_event ev);
-const char *pbd_state_name(uint16_t state);
 
 /* 1 for the states in which the program has a live main process. */
 int pbd_state_has_process(uint16_t state);

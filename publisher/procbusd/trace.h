@@ -1,5 +1,4 @@
-/* trace.h - procbusd's view of every process in its programs' trees (or on the host), fed by the
- * eBPF tracer or by /proc polling, published as descendant / observed records. */
+/* trace.h - procbusd's view of its programs' process trees (or the host's), from eBPF or /proc. */
 #ifndef PROCBUSD_TRACE_H
 #define PROCBUSD_TRACE_H
 

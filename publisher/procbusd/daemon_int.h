@@ -1,0 +1,187 @@
+/* daemon_int.h - what procbusd's daemon files share beyond daemon.h, one contract per function. */
+#ifndef PROCBUSD_DAEMON_INT_H
+#define PROCBUSD_DAEMON_INT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "daemon.h"
+#include "diag.h"
+#include "fsm.h"
+
+/*
+ * Everything here runs on procbusd's one thread, inside the event loop (or
+ * pbd_daemon_init / pbd_daemon_free), with `d` the daemon's only mutable
+ * state. Nothing here blocks on a program, except where a comment says so.
+ * A function that changes a published record stages it (pbd_inst_publish)
+ * and sets d->staged; the loop commits once per turn (pbd_commit_staged).
+ *
+ * Files: loop.c (epoll loop, dispatch, timers, heartbeat, signals, set-up and
+ * tear-down), inst.c (the instance table and its records), supervise.c (the
+ * state machine's actions: spawn, signals, exits), output.c (program output:
+ * logs, ready_log, ready_fd), sched.c (dependencies, start and shutdown
+ * order), verbs.c (the control verbs), reload.c (SIGHUP / `procbus reload`),
+ * sample.c (CPU and memory per program), trace_glue.c (the trace module's glue).
+ */
+
+/* ---- loop.c ---- */
+
+/* Log one line at `level` (enum pbd_level) when d->log_level lets it through. */
+void pbd_say(const struct pbd_daemon *d, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Watch `fd` for input (EPOLLIN) with `w` as the event's cookie. 0 or -1 (errno set). */
+int pbd_watch_add(struct pbd_daemon *d, int fd, struct pbd_watch *w);
+
+/* Stop watching *fd, close it and set it to -1; nothing when *fd is already -1. */
+void pbd_watch_close(struct pbd_daemon *d, int *fd);
+
+/*
+ * Commit what is staged (d->staged), through pbd_pub_commit. Clears d->staged
+ * on success; on failure (logged) it stays set, so the next loop turn tries
+ * again. Callers use it where readers must see a change before something
+ * else happens (a spawn, a control reply).
+ */
+void pbd_commit_staged(struct pbd_daemon *d);
+
+/* ---- inst.c ---- */
+
+/*
+ * A new instance of program `p` (in d->cfg or a config being loaded): STOPPED,
+ * a fresh record id, logs open, want_start = autostart, appended to d->inst
+ * (unsorted: call pbd_inst_sort after adding) and published. NULL when out of
+ * memory (nothing changed).
+ */
+struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p);
+
+/* Close an instance's fds (unwatching them), logs and regex, and free it. Does not touch
+ * d->inst, its record or its processes. */
+void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* Sort d->inst by priority, then name (the start order; shutdown goes the other way). */
+void pbd_inst_sort(struct pbd_daemon *d);
+
+/* Drop the instances a reload removed once they are no longer alive: their records are
+ * removed (staged), the instances freed. */
+void pbd_inst_drop_removed(struct pbd_daemon *d);
+
+/* The instance whose main process is `pid` now; NULL if none. */
+struct pbd_inst *pbd_inst_by_pid(struct pbd_daemon *d, pid_t pid);
+
+/* Stage the instance's record as it is now (state, pid, exit, usage, name, cmdline). */
+void pbd_inst_publish(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* Move to state `s` (enum procbus_state): log it, stamp `since`, publish. Nothing if the
+ * state is already `s`. */
+void pbd_inst_set_state(struct pbd_daemon *d, struct pbd_inst *in, uint16_t s);
+
+/* 1 while it has a live main process or waits to retry (BACKOFF): what a stop must end. */
+int pbd_inst_alive(const struct pbd_inst *in);
+
+/* 1 if its last run ended with one of the program's exitcodes (the "expected" exits). */
+int pbd_inst_expected_exit(const struct pbd_inst *in);
+
+/* ---- supervise.c ---- */
+
+/*
+ * Feed event `ev` to the instance's state machine (fsm.h) and carry out the
+ * action the table gives: spawn, signal, arm or cancel its timer, change and
+ * publish its state. May recurse once (an exit fires a restart; a spawn with
+ * startsecs = 0 fires STARTSECS). A spawn commits what is staged first and
+ * forks (pbd_spawn, bounded by the exec handshake).
+ */
+void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev);
+
+/* Send `sig` to the main process, or to its process group when `group`; nothing without a
+ * main process. */
+void pbd_inst_signal(struct pbd_inst *in, int sig, int group);
+
+/* The main process's pidfd is readable: reap it (waitid on the pidfd, never blocking) and,
+ * if it exited, record its status, drain its output and fire PBD_EV_EXIT. */
+void pbd_inst_on_pidfd(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* SIGCHLD: reap every exited child without blocking. Programs' main processes go through
+ * their pidfd path; orphans (procbusd is a child subreaper) are reported to the trace module. */
+void pbd_reap_orphans(struct pbd_daemon *d);
+
+/* ---- output.c ---- */
+
+/* (Re)open the program's stdout/stderr logs and compile its ready_log regex, as its current
+ * settings (in->prog) say. Failures are logged; the program then runs without that log. */
+void pbd_inst_open_logs(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* Pipe `which` of an instance. */
+enum pbd_stream { PBD_STDOUT = 0, PBD_STDERR = 1 };
+
+/*
+ * Read what the program wrote on `which` (bounded: at most 16 reads of 64 KiB
+ * per call, so a chatty program cannot starve the loop), append it to its log
+ * and match ready_log lines (which may fire PBD_EV_READY). At end of file the
+ * pipe is closed and unwatched.
+ */
+void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream which);
+
+/* The readiness pipe is readable: a newline while STARTING or RUNNING fires PBD_EV_READY;
+ * end of file (or an error) closes it. */
+void pbd_inst_on_ready_fd(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* ---- sched.c ---- */
+
+/* 1 if every dependency of `in` (a program or group name, with its condition) holds now. */
+int pbd_deps_ready(struct pbd_daemon *d, const struct pbd_inst *in);
+
+/*
+ * Once per loop turn. Normally: start every instance that wants to start and
+ * whose dependencies hold, in priority order. Shutting down: stop the alive
+ * instances nobody alive depends on, highest priority first; when none is
+ * alive, kill what the tracer still attributes to programs and set d->done.
+ */
+void pbd_schedule(struct pbd_daemon *d);
+
+/* ---- verbs.c ---- */
+
+/* The control socket is readable: accept every pending connection and watch it. */
+void pbd_control_accept(struct pbd_daemon *d);
+
+/*
+ * Connection `slot` is readable: when its request line is complete, run the
+ * verb (verbs.c's table), commit what it staged, send the reply, then close
+ * the connection. A partial line waits for more input.
+ */
+void pbd_control_serve(struct pbd_daemon *d, int slot);
+
+/* ---- reload.c ---- */
+
+/*
+ * Load d->config_path again and apply it: removed programs stop and are
+ * dropped, changed ones restart with their new settings once stopped,
+ * unchanged ones are left alone, added ones are created (and start if
+ * autostart). The old configuration is kept while instances refer to it.
+ * Returns 0, or a negative errno with the reason in err (nothing changed).
+ */
+int pbd_reload(struct pbd_daemon *d, char *err, size_t errlen);
+
+/* ---- sample.c ---- */
+
+/*
+ * CPU and memory of every program's whole tree (its session plus what the
+ * tracer attributes to it), one pass over /proc; changed values are
+ * published. Out of memory: this round is skipped.
+ */
+void pbd_sample_programs(struct pbd_daemon *d);
+
+/* ---- trace_glue.c ---- */
+
+/*
+ * Start the trace module (trace.h) as the configuration (and --observe) say,
+ * and watch its fd. Says on stderr when AUTO falls back to /proc polling, and
+ * why. Returns 0, or a negative errno with a message on stderr (trace=on and
+ * no eBPF; observe with trace=off).
+ */
+int pbd_trace_glue_start(struct pbd_daemon *d);
+
+/* The trace module staged `n` changes (negative: an error, nothing staged): mark them for
+ * the loop's commit, and log tracer losses (at most one line a second). */
+void pbd_trace_glue_staged(struct pbd_daemon *d, int n);
+
+#endif /* PROCBUSD_DAEMON_INT_H */

@@ -1,0 +1,95 @@
+/* output.c - procbusd's reading of programs' output: log files, ready_log lines, ready_fd. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon_int.h"
+
+void pbd_inst_open_logs(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    const struct pbd_program *p = in->prog;
+    int rc;
+
+    pbd_log_close(in->out_log);
+    pbd_log_close(in->err_log);
+    in->out_log = in->err_log = NULL;
+    if (in->has_re)
+        regfree(&in->ready_re);
+    in->has_re = 0;
+    if (p->out.path != NULL &&
+        (rc = pbd_log_open(&in->out_log, p->out.path, p->out.maxbytes, p->out.backups)) < 0)
+        pbd_say(d, PBD_L_ERR, "%s: stdout log %s: %s", p->name, p->out.path, strerror(-rc));
+    if (p->err.path != NULL && !p->redirect_stderr &&
+        (rc = pbd_log_open(&in->err_log, p->err.path, p->err.maxbytes, p->err.backups)) < 0)
+        pbd_say(d, PBD_L_ERR, "%s: stderr log %s: %s", p->name, p->err.path, strerror(-rc));
+    if (p->ready_log != NULL) {
+        if (in->lines == NULL) /* 8 KiB, only for programs that match their output */
+            in->lines = calloc(2, sizeof(*in->lines));
+        in->has_re = in->lines != NULL &&
+                     regcomp(&in->ready_re, p->ready_log, REG_EXTENDED | REG_NOSUB) == 0;
+    }
+}
+
+/* One whole output line (pbd_lines_feed's callback; arg is {d, in}): does it say ready? */
+static void on_line(void *arg, const char *line, size_t len)
+{
+    void **pair = arg;
+    struct pbd_daemon *d = pair[0];
+    struct pbd_inst *in = pair[1];
+    (void)len;
+
+    if (in->has_re && regexec(&in->ready_re, line, 0, NULL, 0) == 0 &&
+        (in->state == PROCBUS_STATE_STARTING || in->state == PROCBUS_STATE_RUNNING)) {
+        pbd_say(d, PBD_L_DEBUG, "%s: ready_log matched: %s", in->prog->name, line);
+        pbd_inst_fire(d, in, PBD_EV_READY);
+    }
+}
+
+void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream which)
+{
+    int *fd = which == PBD_STDOUT ? &in->sp.out_fd : &in->sp.err_fd;
+    struct pbd_log *log = which == PBD_STDOUT ? in->out_log : in->err_log;
+    struct pbd_lines *lines = in->lines != NULL ? &in->lines[which] : NULL;
+    char *buf = d->io_buf;
+    void *pair[2] = {d, in};
+    int rounds;
+
+    for (rounds = 0; rounds < 16 && *fd >= 0; rounds++) {
+        ssize_t n = read(*fd, buf, sizeof(d->io_buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            if (in->has_re)
+                pbd_lines_flush(lines, on_line, pair);
+            pbd_watch_close(d, fd);
+            return;
+        }
+        if (log != NULL) {
+            int lost = pbd_log_write(log, buf, (size_t)n), rot = pbd_log_take_error(log);
+            if (lost < 0 || rot < 0)
+                pbd_say(d, PBD_L_WARN, "%s: log %s: %s%s", in->prog->name, pbd_log_path(log),
+                        lost < 0 ? "output lost: " : "rotation failed: ",
+                        strerror(lost < 0 ? -lost : -rot));
+        }
+        if (in->has_re)
+            pbd_lines_feed(lines, buf, (size_t)n, on_line, pair);
+    }
+}
+
+void pbd_inst_on_ready_fd(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    char buf[256];
+    ssize_t n;
+
+    while ((n = read(in->sp.ready_fd, buf, sizeof(buf))) > 0) {
+        if (memchr(buf, '\n', (size_t)n) != NULL &&
+            (in->state == PROCBUS_STATE_STARTING || in->state == PROCBUS_STATE_RUNNING))
+            pbd_inst_fire(d, in, PBD_EV_READY);
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        pbd_watch_close(d, &in->sp.ready_fd);
+}

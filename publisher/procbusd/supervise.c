@@ -1,0 +1,220 @@
+/* supervise.c - procbusd's state-machine actions: spawn, stop signals, timers, exits, reaping. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "daemon_int.h"
+#include "procbus.h"
+#include "util.h"
+
+/* Arm (or with PBD_T_NONE cancel) the instance's one timer, `after_ns` from now. */
+static void arm(struct pbd_inst *in, enum pbd_timer t, uint64_t after_ns)
+{
+    in->timer = t;
+    in->deadline = t == PBD_T_NONE ? 0 : pb_now_ns(CLOCK_MONOTONIC) + after_ns;
+}
+
+/* PBD_A_SPAWN: a new run. A failed fork/exec fires PBD_EV_SPAWN_FAILED from STARTING. */
+static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    char why[256] = "";
+    int rc;
+
+    /* fork+exec may take a while: what already happened (an EXITED before its
+     * restart, say) is published first, not held back behind the new child */
+    pbd_commit_staged(d);
+
+    /* output of a previous run still held open by its leftovers is dropped */
+    pbd_watch_close(d, &in->sp.out_fd);
+    pbd_watch_close(d, &in->sp.err_fd);
+    pbd_watch_close(d, &in->sp.ready_fd);
+    if (in->lines != NULL) {
+        pbd_lines_init(&in->lines[0]);
+        pbd_lines_init(&in->lines[1]);
+    }
+    if (in->ever_started)
+        in->restarts++;
+    in->ever_started = 1;
+    in->start_real = pb_now_ns(CLOCK_REALTIME);
+    in->start_boot = pb_now_ns(CLOCK_BOOTTIME);
+    in->cpu_ns = in->rss = 0;
+    in->exit_kind = PROCBUS_EXIT_NONE; /* the exit fields describe this run's end */
+    in->exit_code = 0;
+    in->core = 0;
+    rc = pbd_spawn(in->prog, &in->sp, why, sizeof(why));
+    if (rc < 0) {
+        in->sp.pid = 0;
+        in->sp.pidfd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
+        pbd_say(d, PBD_L_ERR, "%s: spawn failed: %s", in->prog->name, why);
+        pbd_inst_set_state(d, in, PROCBUS_STATE_STARTING);
+        pbd_inst_fire(d, in, PBD_EV_SPAWN_FAILED);
+        return;
+    }
+    pbd_watch_add(d, in->sp.pidfd, &in->w_pid);
+    if (in->sp.out_fd >= 0)
+        pbd_watch_add(d, in->sp.out_fd, &in->w_out);
+    if (in->sp.err_fd >= 0)
+        pbd_watch_add(d, in->sp.err_fd, &in->w_err);
+    if (in->sp.ready_fd >= 0)
+        pbd_watch_add(d, in->sp.ready_fd, &in->w_ready);
+    in->last_pid = in->sp.pid;
+    pbd_trace_root(d->trace, in->sp.pid, in->start_boot, in->id);
+    pbd_say(d, PBD_L_DEBUG, "%s: spawned pid %d", in->prog->name, (int)in->sp.pid);
+    pbd_inst_set_state(d, in, PROCBUS_STATE_STARTING);
+    if (in->prog->startsecs == 0) {
+        pbd_inst_fire(d, in, PBD_EV_STARTSECS);
+    } else {
+        arm(in, PBD_T_STARTSECS, (uint64_t)in->prog->startsecs * PB_NS_PER_SEC);
+    }
+}
+
+void pbd_inst_signal(struct pbd_inst *in, int sig, int group)
+{
+    if (in->sp.pid > 0)
+        kill(group ? -in->sp.pid : in->sp.pid, sig);
+}
+
+/* Stopped: a reload that changed the program takes effect now. */
+static void apply_next_prog(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    if (in->next_prog != NULL) {
+        in->prog = in->next_prog;
+        in->next_prog = NULL;
+        pbd_inst_open_logs(d, in);
+        pbd_inst_publish(d, in);
+    }
+}
+
+void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
+{
+    struct pbd_transition t = pbd_fsm(in->state, ev);
+    const struct pbd_program *p = in->prog;
+
+    pbd_say(d, PBD_L_DEBUG, "%s: %s in %s", p->name, pbd_event_name(ev),
+            procbus_state_name(in->state));
+    switch ((enum pbd_action)t.action) {
+    case PBD_A_IGNORE:
+    case PBD_A_REFUSE:
+        return;
+    case PBD_A_SPAWN:
+        arm(in, PBD_T_NONE, 0);
+        do_spawn(d, in);
+        return;
+    case PBD_A_RUNNING:
+    case PBD_A_READY:
+        in->failures = 0;
+        arm(in, PBD_T_NONE, 0);
+        pbd_inst_set_state(d, in, t.next);
+        return;
+    case PBD_A_START_FAILED:
+        in->failures++;
+        pbd_inst_set_state(d, in, PROCBUS_STATE_BACKOFF);
+        if (in->failures > p->startretries) {
+            pbd_say(d, PBD_L_WARN, "%s: gave up after %d failed starts", p->name, in->failures);
+            arm(in, PBD_T_NONE, 0);
+            in->want_start = 0;
+            pbd_inst_set_state(d, in, PROCBUS_STATE_FATAL);
+        } else {
+            arm(in, PBD_T_RETRY,
+                (uint64_t)pbd_backoff_delay(p->backoff == PBD_BACKOFF_EXPONENTIAL, in->failures,
+                                            p->backoff_max) *
+                    PB_NS_PER_SEC);
+        }
+        return;
+    case PBD_A_EXITED:
+        arm(in, PBD_T_NONE, 0);
+        pbd_inst_set_state(d, in, PROCBUS_STATE_EXITED);
+        if (!d->shutting_down && !in->removing &&
+            (p->autorestart == PBD_RESTART_TRUE ||
+             (p->autorestart == PBD_RESTART_UNEXPECTED && !pbd_inst_expected_exit(in))))
+            pbd_inst_fire(d, in, PBD_EV_START);
+        return;
+    case PBD_A_SIGNAL_STOP:
+        pbd_inst_signal(in, p->stopsignal, p->stopasgroup);
+        if (p->stopasgroup) /* the group as the tracer saw it: setsid()'d ones too */
+            pbd_trace_signal_tree(d->trace, in->id, p->stopsignal);
+        arm(in, PBD_T_STOPWAIT, (uint64_t)p->stopwaitsecs * PB_NS_PER_SEC);
+        pbd_inst_set_state(d, in, PROCBUS_STATE_STOPPING);
+        return;
+    case PBD_A_KILL:
+        pbd_say(d, PBD_L_WARN, "%s: still running after stopwaitsecs=%d, sending SIGKILL", p->name,
+                p->stopwaitsecs);
+        pbd_inst_signal(in, SIGKILL, p->killasgroup);
+        arm(in, PBD_T_NONE, 0);
+        return;
+    case PBD_A_STOPPED:
+        /* nothing it started survives a stop: its process group, and every process of its
+         * tree the tracer (or /proc polling) saw, including ones that left the group */
+        if (in->last_pid > 0)
+            kill(-in->last_pid, SIGKILL);
+        pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
+        arm(in, PBD_T_NONE, 0);
+        pbd_inst_set_state(d, in, PROCBUS_STATE_STOPPED);
+        apply_next_prog(d, in);
+        return;
+    case PBD_A_CANCEL:
+        arm(in, PBD_T_NONE, 0);
+        pbd_inst_set_state(d, in, PROCBUS_STATE_STOPPED);
+        apply_next_prog(d, in);
+        return;
+    }
+}
+
+/* The main process is gone: its status into the instance, its last output read, EXIT fired. */
+static void on_exit_status(struct pbd_daemon *d, struct pbd_inst *in, const siginfo_t *si)
+{
+    pid_t pid = in->sp.pid;
+
+    if (si->si_code == CLD_EXITED) {
+        in->exit_kind = PROCBUS_EXIT_CODE;
+        in->exit_code = si->si_status;
+        in->core = 0;
+    } else {
+        in->exit_kind = PROCBUS_EXIT_SIGNAL;
+        in->exit_code = si->si_status;
+        in->core = si->si_code == CLD_DUMPED;
+    }
+    pbd_watch_close(d, &in->sp.pidfd);
+    pbd_inst_drain(d, in, PBD_STDOUT);
+    pbd_inst_drain(d, in, PBD_STDERR);
+    pbd_say(d, PBD_L_DEBUG, "%s: pid %d %s %d%s", in->prog->name, (int)pid,
+            in->exit_kind == PROCBUS_EXIT_CODE ? "exited with" : "killed by", in->exit_code,
+            in->core ? " (core dumped)" : "");
+    pbd_trace_root_gone(d->trace, pid);
+    in->sp.pid = 0;
+    pbd_inst_fire(d, in, PBD_EV_EXIT); /* in STOPPING: PBD_A_STOPPED kills what is left */
+}
+
+void pbd_inst_on_pidfd(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof(si));
+    if (waitid((idtype_t)P_PIDFD, (id_t)in->sp.pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        return; /* not exited yet (spurious), or reaped by the SIGCHLD path */
+    on_exit_status(d, in, &si);
+}
+
+void pbd_reap_orphans(struct pbd_daemon *d)
+{
+    for (;;) {
+        siginfo_t si;
+        struct pbd_inst *in;
+
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+            return;
+        in = pbd_inst_by_pid(d, si.si_pid);
+        if (in != NULL) {
+            pbd_inst_on_pidfd(d, in);
+            if (in->sp.pid == si.si_pid) /* could not reap through the pidfd */
+                return;
+        } else {
+            waitpid(si.si_pid, NULL, WNOHANG);
+            pbd_trace_reaped(d->trace, si.si_pid, si.si_code, si.si_status);
+            pbd_say(d, PBD_L_DEBUG, "reaped orphan %d", (int)si.si_pid);
+        }
+    }
+}

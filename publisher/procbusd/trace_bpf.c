@@ -1,0 +1,207 @@
+/* trace_bpf.c - the trace module's eBPF feed (fork, exec, exit): built only with the tracer. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "procbus_pub.h"
+#include "proctrace_user.h"
+#include "trace_int.h"
+#include "util.h"
+
+/* ---- events ---- */
+
+/* The tracer knows the exact start time: keep it (a /proc walk only had a clock tick's worth). */
+static void exact_start(struct pbd_tp *e, const struct proctrace_event *ev)
+{
+    e->rec.start_boot_ns = ev->start_boot_ns;
+    e->exact = 1;
+}
+
+static void on_fork(struct pbd_tracing *t, const struct proctrace_event *ev)
+{
+    const struct pbd_tp *par;
+    struct pbd_tp *e = pbd_tp_find_live(t, ev->tgid);
+    uint64_t prog;
+
+    if (e != NULL && (e->root || pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1) == e))
+        return; /* a program's main process, or already found by a /proc walk */
+    if (e != NULL)
+        pbd_tp_vanished(t, e); /* its pid was reused: the old one exited unseen */
+    if (ev->ppid == t->self && !t->o.observe)
+        return; /* procbusd's own fork: a program's main process (a root, or a failed spawn) */
+    prog = pbd_tp_program_of_parent(t, ev->ppid, &par);
+    e = pbd_tp_track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns, prog, ev->comm);
+    if (e == NULL)
+        return;
+    e->exact = 1;
+    e->rec.ns_pid = ev->ns_tgid;
+    e->rec.state_since_ns = pbd_trace_to_real(t, ev->ts_ns);
+    if (par != NULL && !par->root) {
+        e->rec.pgid = par->rec.pgid;
+        pbd_tp_set_cmdline(&e->rec, par->rec.cmdline, par->rec.cmdline_len,
+                           (par->rec.flags & PROCBUS_F_CMDLINE_TRUNCATED) != 0);
+    } else if (par != NULL) {
+        struct procbus_proc prog_rec;
+        if (procbus_pub_get(t->pub, prog, &prog_rec) == 0)
+            pbd_tp_set_cmdline(&e->rec, prog_rec.cmdline, prog_rec.cmdline_len,
+                               (prog_rec.flags & PROCBUS_F_CMDLINE_TRUNCATED) != 0);
+        e->rec.pgid = par->rec.pid; /* programs run in their own session and group */
+    }
+    pbd_tp_stage(t, e);
+}
+
+static void on_exec(struct pbd_tracing *t, const struct proctrace_event *ev)
+{
+    struct pbd_tp *e = pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1);
+
+    if (e == NULL && (e = pbd_tp_find_live(t, ev->tgid)) != NULL && !e->root) {
+        pbd_tp_vanished(t, e); /* another process had this pid: it exited unseen */
+        e = NULL;
+    }
+    if (e != NULL && e->root) { /* the program's own exec: an EXEC event on its record */
+        struct procbus_proc r;
+        if (procbus_pub_get(t->pub, e->rec.program_id, &r) == 0) {
+            snprintf(r.comm, sizeof(r.comm), "%s", ev->comm);
+            r.name[0] = '\0'; /* the event names the new image (comm), as for descendants */
+            pbd_tp_exec_event(t, &r);
+        }
+        return;
+    }
+    if (e == NULL || !e->alive) { /* its fork was not seen (a loss, or before the walk) */
+        if (ev->ppid == t->self && !t->o.observe)
+            return;
+        e = pbd_tp_track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns,
+                             pbd_tp_program_of_parent(t, ev->ppid, NULL), ev->comm);
+        if (e == NULL)
+            return;
+    }
+    exact_start(e, ev);
+    e->rec.ns_pid = ev->ns_tgid;
+    snprintf(e->rec.comm, sizeof(e->rec.comm), "%s", ev->comm);
+    if (ev->args_len > 0)
+        pbd_tp_set_cmdline(&e->rec, ev->args, ev->args_len,
+                           (ev->flags & PROCTRACE_F_ARGS_TRUNCATED) != 0);
+    else
+        pbd_tp_set_cmdline(&e->rec, ev->filename, strnlen(ev->filename, sizeof(ev->filename)) + 1,
+                           (ev->flags & PROCTRACE_F_FILENAME_TRUNC) != 0);
+    e->rec.state_since_ns = pbd_trace_to_real(t, ev->ts_ns);
+    pbd_tp_stage(t, e);
+    pbd_tp_exec_event(t, &e->rec);
+}
+
+static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
+{
+    struct pbd_tp *e = pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1);
+
+    if (e == NULL) {
+        struct pbd_tp *l = pbd_tp_find_live(t, ev->tgid);
+        if (l != NULL && l->root)
+            return; /* a program's main process: procbusd reaps it and publishes that */
+        if (l != NULL)
+            pbd_tp_vanished(t, l);
+        if (ev->ppid == t->self)
+            return; /* a main process the daemon already reported, or a failed spawn */
+        /* nobody saw it start (a loss, or before the walk): it still gets a record */
+        e = pbd_tp_track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns,
+                             pbd_tp_program_of_parent(t, ev->ppid, NULL), ev->comm);
+        if (e == NULL)
+            return;
+        e->rec.ns_pid = ev->ns_tgid;
+    } else if (!e->alive) {
+        return; /* already ended (reaped by procbusd, or a /proc walk saw it gone) */
+    }
+    exact_start(e, ev);
+    if (ev->flags & PROCTRACE_F_SIGNALED) {
+        e->rec.exit_kind = PROCBUS_EXIT_SIGNAL;
+        e->rec.exit_code = ev->exit_signal;
+    } else {
+        e->rec.exit_kind = PROCBUS_EXIT_CODE;
+        e->rec.exit_code = ev->exit_code;
+    }
+    if (ev->flags & PROCTRACE_F_CORE_DUMPED)
+        e->rec.flags |= PROCBUS_F_CORE_DUMPED;
+    pbd_tp_set_exited(t, e, pbd_trace_to_real(t, ev->ts_ns));
+    pbd_tp_stage(t, e);
+}
+
+static int on_event(void *arg, const struct proctrace_event *ev)
+{
+    struct pbd_tracing *t = arg;
+
+    switch (ev->kind) {
+    case PROCTRACE_FORK:
+        on_fork(t, ev);
+        break;
+    case PROCTRACE_EXEC:
+        on_exec(t, ev);
+        break;
+    case PROCTRACE_EXIT:
+        on_exit_ev(t, ev);
+        break;
+    }
+    return 0;
+}
+
+/* ---- the feed ---- */
+
+int pbd_ebpf_open(struct pbd_tracing *t, char *why, size_t whylen)
+{
+    struct proctrace_opts po = {.observe_all = t->o.observe,
+                                .ring_bytes = (size_t)(t->o.ring_kb ? t->o.ring_kb : 256) * 1024};
+    int rc;
+
+    po.wake_gap_ns = (uint64_t)t->o.batch_ms * 1000000ull;
+    rc = proctrace_open(&t->pt, &po, why, whylen);
+    if (rc == 0 && !t->o.observe)
+        rc = proctrace_track(t->pt, t->self); /* its forks: every program, from its start */
+    if (rc < 0) {
+        proctrace_close(t->pt);
+        t->pt = NULL;
+    }
+    return rc;
+}
+
+int pbd_ebpf_fd(const struct pbd_tracing *t)
+{
+    return t->pt != NULL ? proctrace_fd(t->pt) : -1;
+}
+
+int pbd_ebpf_consume(struct pbd_tracing *t)
+{
+    uint64_t lost, tf;
+    int rc;
+
+    if (t->pt == NULL)
+        return 0;
+    pbd_trace_clock_sync(t);
+    rc = proctrace_consume(t->pt, on_event, t);
+    if (rc < 0)
+        return rc;
+    /* with rate-limited wake-ups, events may come without one: read again a gap later, for
+     * as long as reads find events */
+    if (t->o.batch_ms > 0)
+        t->next_batch =
+            rc > 0 ? pb_now_ns(CLOCK_MONOTONIC) + (uint64_t)t->o.batch_ms * 1000000ull : UINT64_MAX;
+    lost = proctrace_lost(t->pt);
+    tf = proctrace_track_failed(t->pt);
+    if (lost != t->lost_seen || tf != t->trackfail_seen) {
+        procbus_pub_count_drops(t->pub, lost - t->lost_seen, 0);
+        t->lost_seen = lost;
+        t->trackfail_seen = tf;
+        t->reconcile_pending = 1; /* pbd_trace_tick walks /proc */
+    }
+    return rc;
+}
+
+void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid)
+{
+    if (t->pt != NULL && !t->o.observe)
+        proctrace_track(t->pt, pid);
+}
+
+void pbd_ebpf_close(struct pbd_tracing *t)
+{
+    proctrace_close(t->pt);
+    t->pt = NULL;
+}

@@ -1,0 +1,36 @@
+/* trace_nobpf.c - the eBPF feed's stand-in when built without the tracer: "not built with it". */
+#include <errno.h>
+#include <stdio.h>
+
+#include "trace_int.h"
+
+int pbd_ebpf_open(struct pbd_tracing *t, char *why, size_t whylen)
+{
+    (void)t;
+    if (why != NULL && whylen > 0)
+        snprintf(why, whylen, "this build has no eBPF tracer (no kernel BTF when it was built)");
+    return -ENOTSUP;
+}
+
+int pbd_ebpf_fd(const struct pbd_tracing *t)
+{
+    (void)t;
+    return -1;
+}
+
+int pbd_ebpf_consume(struct pbd_tracing *t)
+{
+    (void)t;
+    return 0;
+}
+
+void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid)
+{
+    (void)t;
+    (void)pid;
+}
+
+void pbd_ebpf_close(struct pbd_tracing *t)
+{
+    (void)t;
+}
