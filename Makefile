@@ -123,11 +123,11 @@ $(OBJ)/%.o: %.c | $(DEPS_STAMP)
 	$(CC) $(BASE_CFLAGS) $(INC_$(call folder_of,$<)) $(CFLAGS_$(call folder_of,$<)) -c $< -o $@
 
 $(PUB_LIB): $(PUB_SRCS:%.c=$(OBJ)/%.o)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 $(COMMON_LIB): $(COMMON_SRCS:%.c=$(OBJ)/%.o)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 $(PBD_LIB): $(PBD_OBJS)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BIN_PROCBUSD): $(OBJ)/publisher/procbusd/main.o $(PBD_LIB) $(COMMON_LIB) $(PUB_LIB) $(PROCTRACE_OBJ)
 	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_PBD)
