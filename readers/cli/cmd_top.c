@@ -136,7 +136,7 @@ static void update_cpu(struct top *t)
     uint64_t now = pb_now_ns(CLOCK_MONOTONIC), dt = now - t->base_mono_ns;
     struct cpu_sample *s;
 
-    if (t->samples != NULL && dt < 1000000000ull)
+    if (t->samples != NULL && dt < PB_NS_PER_SEC)
         return;
     s = calloc(t->n ? t->n : 1, sizeof(*s));
     if (s == NULL)
