@@ -151,8 +151,7 @@ static void report(struct control *c)
         if (procbus_get_name(&c->r, t->name, &p) == 0)
             cli_fmt_exit(why, sizeof(why), &p);
         if (!t->done) {
-            printf("%s: still %s (gave up waiting)\n", t->name,
-                   procbus_state_name(t->last_state));
+            printf("%s: still %s (gave up waiting)\n", t->name, procbus_state_name(t->last_state));
             if (c->result == CLI_EX_OK)
                 c->result = cli_stop_requested ? CLI_EX_FAIL : CLI_EX_TIMEOUT;
         } else if (t->ok) {

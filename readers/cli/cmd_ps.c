@@ -45,9 +45,9 @@ static const struct {
 };
 
 /* --sort keys, by enum cli_sort. */
-static const char *const sort_keys[] = {[CLI_SORT_NAME] = "name",     [CLI_SORT_PID] = "pid",
-                                        [CLI_SORT_CPU] = "cpu",       [CLI_SORT_RSS] = "rss",
-                                        [CLI_SORT_RESTARTS] = "restarts", [CLI_SORT_AGE] = "age"};
+static const char *const sort_keys[] = {
+    [CLI_SORT_NAME] = "name", [CLI_SORT_PID] = "pid",           [CLI_SORT_CPU] = "cpu",
+    [CLI_SORT_RSS] = "rss",   [CLI_SORT_RESTARTS] = "restarts", [CLI_SORT_AGE] = "age"};
 
 #define CELL_MAX 256
 #define SEL_MAX  (C_COUNT * 2) /* -o may repeat a column */

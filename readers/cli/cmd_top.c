@@ -18,8 +18,8 @@
 #include "cli_segment.h"
 #include "util.h"
 
-#define TOP_TICK_MS  1000
-#define FILTER_MAX   64
+#define TOP_TICK_MS 1000
+#define FILTER_MAX  64
 
 static void top_usage(FILE *f)
 {

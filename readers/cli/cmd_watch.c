@@ -301,7 +301,8 @@ static int wait_ended(void *ctx)
     return CLI_FOLLOW_DONE;
 }
 
-/* Parse wait's arguments into w; CLI_EX_OK to go on, or the exit code (usage printed). */
+/* Parse wait's arguments into w and *timeout_ms. Returns -1 to go on, or the exit code to
+ * return now (after --help, or a usage error it printed). */
 static int wait_args(struct waiting *w, long long *timeout_ms, int argc, char **argv)
 {
     static const struct option lo[] = {{"state", required_argument, NULL, 'S'},
@@ -329,7 +330,7 @@ static int wait_args(struct waiting *w, long long *timeout_ms, int argc, char **
             }
         } else if (opt == 'h') {
             wait_usage(stdout);
-            return -1;
+            return CLI_EX_OK;
         } else {
             wait_usage(stderr);
             return CLI_EX_USAGE;
@@ -341,7 +342,7 @@ static int wait_args(struct waiting *w, long long *timeout_ms, int argc, char **
         return CLI_EX_USAGE;
     }
     w->name = argv[optind];
-    return CLI_EX_OK;
+    return -1;
 }
 
 int cli_cmd_wait(const struct cli_opts *o, int argc, char **argv)
@@ -356,8 +357,8 @@ int cli_cmd_wait(const struct cli_opts *o, int argc, char **argv)
     long long timeout_ms = 30000;
     int rc = wait_args(&w, &timeout_ms, argc, argv);
 
-    if (rc != CLI_EX_OK)
-        return rc < 0 ? CLI_EX_OK : rc; /* -1: --help printed */
+    if (rc >= 0)
+        return rc;
     if (cli_open_segment(o->segment, &w.r) < 0)
         return CLI_EX_NOSEG;
     procbus_seek_events(&w.r, PROCBUS_SEEK_NOW); /* before the snapshot: no transition is lost */
