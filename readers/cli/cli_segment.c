@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "util.h"
 
 const char *cli_segment_name(const char *segment)
@@ -74,5 +75,18 @@ int cli_list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *co
     }
     *out = list;
     *count = n;
+    return 0;
+}
+
+int cli_open_table(const char *segment, struct procbus_reader *r, struct procbus_proc **out,
+                   size_t *n)
+{
+    if (cli_open_segment(segment, r) < 0)
+        return CLI_EX_NOSEG;
+    cli_warn_liveness(r);
+    if (cli_list_all(r, out, n) < 0) {
+        procbus_close(r);
+        return CLI_EX_FAIL;
+    }
     return 0;
 }

@@ -27,4 +27,12 @@ int cli_warn_liveness(const struct procbus_reader *r);
  */
 int cli_list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *n);
 
+/*
+ * What a table command starts with: cli_open_segment, cli_warn_liveness, cli_list_all.
+ * Returns 0 with r open and *out, *n set (the caller frees *out and closes r), or an exit code
+ * after the message: CLI_EX_NOSEG (no segment) or CLI_EX_FAIL (unreadable table; r closed).
+ */
+int cli_open_table(const char *segment, struct procbus_reader *r, struct procbus_proc **out,
+                   size_t *n);
+
 #endif /* PROCBUS_CLI_SEGMENT_H */

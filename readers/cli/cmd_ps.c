@@ -315,7 +315,7 @@ int cli_cmd_ps(const struct cli_opts *o, int argc, char **argv)
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     enum col sel[SEL_MAX];
     enum cli_sort sort = CLI_SORT_NAME;
-    int nsel, all = 0, tree = 0, json = 0, opt;
+    int nsel, all = 0, tree = 0, json = 0, opt, rc;
     const char *fields = "name,pid,state,uptime,restarts,cpu,rss,cmd";
     struct procbus_reader r;
     struct procbus_proc *list;
@@ -367,13 +367,9 @@ int cli_cmd_ps(const struct cli_opts *o, int argc, char **argv)
     nsel = parse_fields(fields, sel);
     if (nsel < 0)
         return CLI_EX_USAGE;
-    if (cli_open_segment(o->segment, &r) < 0)
-        return CLI_EX_NOSEG;
-    cli_warn_liveness(&r);
-    if (cli_list_all(&r, &list, &n) < 0) {
-        procbus_close(&r);
-        return CLI_EX_FAIL;
-    }
+    rc = cli_open_table(o->segment, &r, &list, &n);
+    if (rc != 0)
+        return rc;
     qsort_r(list, n, sizeof(*list), ps_cmp, &sort);
     rows = calloc(n + 1, sizeof(*rows));
     if (rows == NULL) {

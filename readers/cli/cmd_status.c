@@ -78,14 +78,10 @@ int cli_cmd_status(const struct cli_opts *o, int argc, char **argv)
     struct procbus_proc *list = NULL;
     size_t n = 0, i;
     int width = 8, bad = 0, a;
+    int rc = cli_open_table(o->segment, &r, &list, &n);
 
-    if (cli_open_segment(o->segment, &r) < 0)
-        return CLI_EX_NOSEG;
-    cli_warn_liveness(&r);
-    if (cli_list_all(&r, &list, &n) < 0) {
-        procbus_close(&r);
-        return CLI_EX_FAIL;
-    }
+    if (rc != 0)
+        return rc;
     qsort(list, n, sizeof(*list), by_name);
     for (i = 0; i < n; i++)
         if (is_program(&list[i]) && (int)strlen(list[i].name) > width)
