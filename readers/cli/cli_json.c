@@ -1,9 +1,14 @@
 /* cli_json.c - JSON objects for the procbus command (schema: docs/JSON.md), built with json-c. */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "cli_json.h"
 
 #include <json-c/json.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "cli_fmt.h"
+#include "util.h"
 
 static const char *exit_kind_name(uint8_t k)
 {
@@ -19,7 +24,7 @@ static struct json_object *json_u64(uint64_t v)
 static struct json_object *json_time(uint64_t ns)
 {
     char buf[40];
-    time_t t = (time_t)(ns / 1000000000ull);
+    time_t t = (time_t)(ns / PB_NS_PER_SEC);
     struct tm tm;
 
     if (ns == 0)
@@ -35,7 +40,7 @@ static void add_exit(struct json_object *o, uint8_t kind, int32_t code, int core
 {
     char text[96];
 
-    fmt_exit_ev(text, sizeof(text), kind, code, core);
+    cli_fmt_exit_ev(text, sizeof(text), kind, code, core);
     json_object_object_add(o, "exit_kind", json_object_new_string(exit_kind_name(kind)));
     json_object_object_add(o, "exit_code",
                            kind == PROCBUS_EXIT_CODE ? json_object_new_int(code) : NULL);
@@ -53,14 +58,14 @@ static void add_exit(struct json_object *o, uint8_t kind, int32_t code, int core
                            kind == PROCBUS_EXIT_NONE ? NULL : json_object_new_string(text));
 }
 
-struct json_object *json_proc(const struct procbus_proc *p)
+struct json_object *cli_json_proc(const struct procbus_proc *p)
 {
     struct json_object *o = json_object_new_object(), *argv = json_object_new_array();
     int running = p->pid > 0 && p->start_realtime_ns != 0 &&
                   (p->state == PROCBUS_STATE_STARTING || p->state == PROCBUS_STATE_RUNNING ||
                    p->state == PROCBUS_STATE_READY || p->state == PROCBUS_STATE_STOPPING ||
                    (p->flags & PROCBUS_F_DESCENDANT));
-    uint64_t now = realtime_ns();
+    uint64_t now = pb_now_ns(CLOCK_REALTIME);
     size_t i = 0, len = p->cmdline_len;
 
     json_object_object_add(o, "name", json_object_new_string(p->name));
@@ -70,7 +75,7 @@ struct json_object *json_proc(const struct procbus_proc *p)
     json_object_object_add(o, "ppid", json_object_new_int(p->ppid));
     json_object_object_add(o, "pgid", json_object_new_int(p->pgid));
     json_object_object_add(o, "ns_pid", json_object_new_int(p->ns_pid));
-    json_object_object_add(o, "state", json_object_new_string(state_name(p->state)));
+    json_object_object_add(o, "state", json_object_new_string(procbus_state_name(p->state)));
     json_object_object_add(o, "running", json_object_new_boolean(running));
     json_object_object_add(o, "state_since_ns", json_u64(p->state_since_ns));
     json_object_object_add(o, "state_since", json_time(p->state_since_ns));
@@ -119,7 +124,7 @@ static const char *event_kind_name(uint16_t k)
     }
 }
 
-struct json_object *json_event(const struct procbus_event *ev, const char *name)
+struct json_object *cli_json_event(const struct procbus_event *ev, const char *name)
 {
     struct json_object *o = json_object_new_object();
 
@@ -130,8 +135,10 @@ struct json_object *json_event(const struct procbus_event *ev, const char *name)
     json_object_object_add(o, "name", json_object_new_string(name));
     json_object_object_add(o, "record_id", json_u64(ev->record_id));
     json_object_object_add(o, "pid", json_object_new_int(ev->pid));
-    json_object_object_add(o, "old_state", json_object_new_string(state_name(ev->old_state)));
-    json_object_object_add(o, "new_state", json_object_new_string(state_name(ev->new_state)));
+    json_object_object_add(o, "old_state",
+                           json_object_new_string(procbus_state_name(ev->old_state)));
+    json_object_object_add(o, "new_state",
+                           json_object_new_string(procbus_state_name(ev->new_state)));
     add_exit(o, ev->exit_kind, ev->exit_code, (ev->flags & PROCBUS_F_CORE_DUMPED) != 0);
     if (ev->kind == PROCBUS_EV_EXEC) { /* the event's own name: the new image's comm */
         char comm[PROCBUS_COMM_LEN + 1];
@@ -141,7 +148,7 @@ struct json_object *json_event(const struct procbus_event *ev, const char *name)
     return o;
 }
 
-void json_print(struct json_object *obj, int pretty)
+void cli_json_print(struct json_object *obj, int pretty)
 {
     int flags =
         JSON_C_TO_STRING_NOSLASHESCAPE |

@@ -7,9 +7,6 @@
 
 #include "procbus.h"
 
-/* Stale threshold for procbus_publisher_up: the CLI's 5 s. */
-#define EXP_STALE_NS (5ull * 1000000000ull)
-
 /*
  * Exporter state: one reader, a record buffer preallocated at start-up and
  * grown only when the table is bigger than it, and an output buffer grown the

@@ -10,9 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const state_names[PROCBUS_STATE_COUNT_] = {
-    "UNKNOWN", "STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "READY"};
-
 /* An appender over s->out that remembers whether it ran out of room. */
 struct sink {
     char *buf;
@@ -87,8 +84,8 @@ static void render_programs(struct exp_state *s, struct sink *k, size_t n)
     EACH_PROGRAM
     {
         for (st = 0; st < PROCBUS_STATE_COUNT_; st++)
-            put(k, "procbus_program_state{program=\"%s\",state=\"%s\"} %d\n", lab, state_names[st],
-                s->recs[i].state == st);
+            put(k, "procbus_program_state{program=\"%s\",state=\"%s\"} %d\n", lab,
+                procbus_state_name(st), s->recs[i].state == st);
     }
     header(k, "procbus_program_restarts_total", "counter",
            "Times the supervisor restarted the program.");
@@ -226,14 +223,14 @@ static int attach(struct exp_state *s)
         }
         s->open = 1;
     }
-    l = procbus_liveness(&s->r, EXP_STALE_NS);
+    l = procbus_liveness(&s->r, PROCBUS_STALE_AFTER_NS);
     if (l == PROCBUS_GONE) { /* superseded or removed: map the new one if there is one */
         rc = procbus_follow(&s->r);
         if (rc < 0) {
             report(s, -rc, "segment gone, cannot reopen");
             return l;
         }
-        l = procbus_liveness(&s->r, EXP_STALE_NS);
+        l = procbus_liveness(&s->r, PROCBUS_STALE_AFTER_NS);
     }
     return l;
 }

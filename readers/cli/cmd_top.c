@@ -1,7 +1,5 @@
-/* cli_top.c - procbus top: a live full-screen (ncurses) view of the process table. */
+/* cmd_top.c - procbus top: a live full-screen (ncurses) view of the process table. */
 #define _GNU_SOURCE
-#include "cli.h"
-
 #include <curses.h>
 #include <errno.h>
 #include <getopt.h>
@@ -14,9 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOP_STALE_NS (5ull * 1000000000ull)
-#define TOP_TICK_MS  1000
-#define FILTER_MAX   64
+#include "cli_cmds.h"
+#include "cli_fmt.h"
+#include "cli_proc.h"
+#include "cli_segment.h"
+#include "util.h"
+
+#define TOP_TICK_MS 1000
+#define FILTER_MAX  64
 
 static void top_usage(FILE *f)
 {
@@ -111,14 +114,7 @@ static void *waiter_main(void *arg)
     return NULL;
 }
 
-/* ---- helpers (as ps prints them) ---- */
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+/* ---- the rows ---- */
 
 static int sample_cmp(const void *a, const void *b)
 {
@@ -137,10 +133,10 @@ static const struct cpu_sample *sample_find(const struct top *t, uint64_t id)
 /* Roll the CPU baseline when it is at least a second old: % = cpu_ns delta / wall delta. */
 static void update_cpu(struct top *t)
 {
-    uint64_t now = mono_ns(), dt = now - t->base_mono_ns;
+    uint64_t now = pb_now_ns(CLOCK_MONOTONIC), dt = now - t->base_mono_ns;
     struct cpu_sample *s;
 
-    if (t->samples != NULL && dt < 1000000000ull)
+    if (t->samples != NULL && dt < PB_NS_PER_SEC)
         return;
     s = calloc(t->n ? t->n : 1, sizeof(*s));
     if (s == NULL)
@@ -181,64 +177,54 @@ static int snapshot(struct top *t)
     }
 }
 
-static enum top_sort cur_sort;
-
-static int row_cmp(const void *a, const void *b)
+static int row_cmp(const void *a, const void *b, void *sort)
 {
     const struct top_row *rx = a, *ry = b;
+    enum top_sort key = *(const enum top_sort *)sort;
 
     /* by CPU, top ranks the recent rate first, then the total */
-    if (cur_sort == T_CPU && rx->pct != ry->pct)
+    if (key == T_CPU && rx->pct != ry->pct)
         return rx->pct > ry->pct ? -1 : 1;
-    return cli_proc_cmp(rx->p, ry->p, (enum cli_sort)cur_sort);
+    return cli_proc_cmp(rx->p, ry->p, (enum cli_sort)key);
 }
 
-static int name_matches(const struct top *t, const struct procbus_proc *p)
+static int name_matches(const struct procbus_proc *p, const void *ctx)
 {
+    const struct top *t = ctx;
     char lab[PROCBUS_NAME_LEN + 1];
+
     return t->filter[0] == '\0' || strstr(cli_label(lab, sizeof(lab), p), t->filter) != NULL;
 }
 
 /* Build t->rows: programs (filtered, sorted) and, in tree mode, their descendants under them. */
 static void build_rows(struct top *t)
 {
-    struct top_row *progs, *kids;
-    size_t np = 0, nk = 0;
+    size_t n = t->n ? t->n : 1, nc = 0;
+    struct top_row *cand = calloc(n, sizeof(*cand)); /* what may show, sorted */
+    const struct procbus_proc **recs = calloc(n, sizeof(*recs));
+    struct cli_tree_row *tree = calloc(n, sizeof(*tree));
 
     free(t->rows);
-    t->rows = calloc(t->n ? t->n : 1, sizeof(*t->rows));
-    progs = calloc(t->n ? t->n : 1, sizeof(*progs));
-    kids = calloc(t->n ? t->n : 1, sizeof(*kids));
+    t->rows = calloc(n, sizeof(*t->rows));
     t->nrows = 0;
-    if (t->rows == NULL || progs == NULL || kids == NULL) {
-        free(progs);
-        free(kids);
-        return;
+    if (t->rows != NULL && cand != NULL && recs != NULL && tree != NULL) {
+        for (size_t i = 0; i < t->n; i++) {
+            const struct cpu_sample *s = sample_find(t, t->list[i].id);
+            if (t->tree || !(t->list[i].flags & PROCBUS_F_DESCENDANT))
+                cand[nc++] = (struct top_row){&t->list[i], s != NULL ? s->pct : -1.0, 0};
+        }
+        qsort_r(cand, nc, sizeof(*cand), row_cmp, &t->sort);
+        for (size_t i = 0; i < nc; i++)
+            recs[i] = cand[i].p;
+        t->nrows = cli_tree_build(recs, nc, t->tree, name_matches, t, tree);
+        for (size_t i = 0; i < t->nrows; i++) {
+            t->rows[i] = cand[tree[i].idx];
+            t->rows[i].depth = tree[i].depth;
+        }
     }
-    for (size_t i = 0; i < t->n; i++) {
-        const struct cpu_sample *s = sample_find(t, t->list[i].id);
-        struct top_row row = {&t->list[i], s != NULL ? s->pct : -1.0, 0};
-        if (!(t->list[i].flags & PROCBUS_F_DESCENDANT))
-            progs[np++] = row;
-        else if (t->tree)
-            kids[nk++] = row;
-    }
-    cur_sort = t->sort;
-    qsort(progs, np, sizeof(*progs), row_cmp);
-    qsort(kids, nk, sizeof(*kids), row_cmp);
-    for (size_t i = 0; i < np; i++) {
-        int prog_match = name_matches(t, progs[i].p);
-        if (prog_match)
-            t->rows[t->nrows++] = progs[i];
-        for (size_t k = 0; k < nk; k++)
-            if (kids[k].p->program_id == progs[i].p->id &&
-                (prog_match || name_matches(t, kids[k].p))) {
-                kids[k].depth = 1;
-                t->rows[t->nrows++] = kids[k];
-            }
-    }
-    free(progs);
-    free(kids);
+    free(cand);
+    free(recs);
+    free(tree);
 }
 
 /* ---- drawing ---- */
@@ -273,16 +259,17 @@ static void draw(struct top *t)
 {
     struct procbus_info inf;
     char line[512], liv[96], up[32], cpu[32], pct[16], rss[16], pid[16];
-    int l = procbus_liveness(&t->r, TOP_STALE_NS), namew = 12, y;
+    int l = procbus_liveness(&t->r, PROCBUS_STALE_AFTER_NS), namew = 12, y;
     size_t running = 0;
-    uint64_t now = realtime_ns();
+    uint64_t now = pb_now_ns(CLOCK_REALTIME);
 
     memset(&inf, 0, sizeof(inf));
     procbus_info(&t->r, &inf);
     if (l == PROCBUS_ALIVE)
         snprintf(liv, sizeof(liv), "alive");
     else if (l == PROCBUS_STALE)
-        snprintf(liv, sizeof(liv), "STALE (no heartbeat for over 5 s)");
+        snprintf(liv, sizeof(liv), "STALE (no heartbeat for over %llu s)",
+                 (unsigned long long)(PROCBUS_STALE_AFTER_NS / PB_NS_PER_SEC));
     else if (l == PROCBUS_SHUTDOWN)
         snprintf(liv, sizeof(liv), "procbusd has shut down (last state)");
     else
@@ -344,14 +331,9 @@ static void draw(struct top *t)
 
         snprintf(name, sizeof(name), "%*s%s", 2 * t->rows[i].depth, "",
                  cli_label(lab, sizeof(lab), p));
-        snprintf(pid, sizeof(pid), cli_live(p) || (p->name[0] == '\0' && p->pid > 0) ? "%d" : "-",
-                 p->pid);
-        if (cli_live(p) && p->start_realtime_ns != 0 && now > p->start_realtime_ns)
-            cli_fmt_short_duration(up, sizeof(up), now - p->start_realtime_ns);
-        else
-            snprintf(up, sizeof(up), "-");
-        snprintf(cpu, sizeof(cpu), "%llu.%02llus", (unsigned long long)(p->cpu_ns / 1000000000ull),
-                 (unsigned long long)(p->cpu_ns / 10000000ull % 100));
+        cli_fmt_pid(pid, sizeof(pid), p);
+        cli_fmt_uptime(up, sizeof(up), p, now);
+        cli_fmt_cpu(cpu, sizeof(cpu), p->cpu_ns);
         if (t->rows[i].pct >= 0)
             snprintf(pct, sizeof(pct), "%.1f", t->rows[i].pct);
         else
@@ -360,7 +342,7 @@ static void draw(struct top *t)
         snprintf(line, sizeof(line), "%-*.*s %7s ", namew, namew, name, pid);
         stx = (int)strlen(line);
         snprintf(line + stx, sizeof(line) - (size_t)stx, "%-9s %9s %8u %6s %10s %7s",
-                 state_name(p->state), up, p->restarts, pct, cpu, rss);
+                 procbus_state_name(p->state), up, p->restarts, pct, cpu, rss);
         put_line(y, line);
         pair = t->colour ? state_pair(p->state) : 0;
         if (pair != 0 && stx < COLS)
@@ -437,7 +419,7 @@ static void refresh_view(struct top *t)
     draw(t);
 }
 
-int cmd_top(const struct opts *o, int argc, char **argv)
+int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
 {
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     struct top t;
@@ -447,41 +429,38 @@ int cmd_top(const struct opts *o, int argc, char **argv)
     int opt, pfd[2], quit = 0;
     SCREEN *scr;
 
-    optind = 1;
+    optind = 0;
     while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         if (opt == 'h') {
             top_usage(stdout);
-            return EX_OK;
+            return CLI_EX_OK;
         }
         top_usage(stderr);
-        return EX_USAGE;
+        return CLI_EX_USAGE;
     }
     if (optind < argc) {
         top_usage(stderr);
-        return EX_USAGE;
+        return CLI_EX_USAGE;
     }
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "procbus: top needs a terminal (use ps or watch otherwise)\n");
-        return EX_USAGE;
+        return CLI_EX_USAGE;
     }
     memset(&t, 0, sizeof(t));
     memset(&w, 0, sizeof(w));
     t.sort = T_NAME;
-    t.segment = o->segment ? o->segment
-                           : (getenv(PROCBUS_SEGMENT_ENV) && getenv(PROCBUS_SEGMENT_ENV)[0]
-                                  ? getenv(PROCBUS_SEGMENT_ENV)
-                                  : PROCBUS_DEFAULT_SEGMENT);
-    if (open_segment(o, &t.r) < 0)
-        return EX_NOSEG;
+    t.segment = cli_segment_name(o->segment);
+    if (cli_open_segment(o->segment, &t.r) < 0)
+        return CLI_EX_NOSEG;
     if (snapshot(&t) < 0) {
         fprintf(stderr, "procbus: cannot read the process table\n");
         procbus_close(&t.r);
-        return EX_FAIL;
+        return CLI_EX_FAIL;
     }
     if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0) {
         perror("procbus: pipe");
         procbus_close(&t.r);
-        return EX_FAIL;
+        return CLI_EX_FAIL;
     }
 
     scr = newterm(NULL, stdout, stdin);
@@ -491,7 +470,7 @@ int cmd_top(const struct opts *o, int argc, char **argv)
         close(pfd[0]);
         close(pfd[1]);
         procbus_close(&t.r);
-        return EX_FAIL;
+        return CLI_EX_FAIL;
     }
     set_escdelay(25);
     cbreak();
@@ -528,7 +507,7 @@ int cmd_top(const struct opts *o, int argc, char **argv)
         close(pfd[0]);
         close(pfd[1]);
         procbus_close(&t.r);
-        return EX_FAIL;
+        return CLI_EX_FAIL;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
@@ -573,5 +552,5 @@ int cmd_top(const struct opts *o, int argc, char **argv)
     free(t.list);
     free(t.samples);
     free(t.rows);
-    return EX_OK;
+    return CLI_EX_OK;
 }
