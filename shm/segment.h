@@ -51,8 +51,9 @@ PROCBUS_MUST_CHECK int pb_segment_layout(struct pb_geometry *g);
  * waiters are woken after the rename).
  * Context: the publisher's thread; `path` resolved by procbus_segment_path
  * and containing '/'. `init` runs before any reader can see the file.
- * Returns: 0 with *seg filled in (fd locked, base mapped); on error *seg holds
- * no resource and the temporary file is gone. Errors: -EINVAL (path without
+ * Returns: 0 with *seg filled in (fd locked, base mapped); on error *seg's
+ * fields are unspecified but it holds no resource (nothing mapped, no
+ * descriptor) and the temporary file is gone. Errors: -EINVAL (path without
  * '/' or too long), -EBUSY (the name is held by a live publisher, or
  * installation lost eight races), -EEXIST (the name is not a procbus segment),
  * -ENOSPC (the file system is full), and any errno from the file calls

@@ -1,4 +1,4 @@
-/* procbus.h - header-only reader of a procbus segment: plain loads, no syscalls, no locks. */
+/* procbus.h - header-only reader of a procbus segment: the read path is plain loads, no syscall. */
 #ifndef PROCBUS_H
 #define PROCBUS_H
 
@@ -15,7 +15,8 @@
  * and docs/ABI.md ("System calls on the reader side") says the same:
  *   procbus_open      open, fstat, mmap, close (munmap when validation fails)
  *   procbus_close     munmap (only when procbus_open mapped the segment)
- *   procbus_follow    stat; procbus_open's calls when the name moved on
+ *   procbus_follow    clock_gettime, stat; procbus_open's calls when the name
+ *                     moved on
  *   procbus_wait      futex(FUTEX_WAIT); clock_gettime when timeout_ms > 0
  *   procbus_liveness  clock_gettime(CLOCK_MONOTONIC)
  * clock_gettime goes through the vDSO: no system call with a vDSO clocksource
@@ -101,6 +102,7 @@ enum procbus_liveness {
  * The name of a state (enum procbus_state): "STOPPED", "RUNNING", ...; "UNKNOWN"
  * for a value outside the enum. The one table every tool prints from.
  * Context: any thread; no system call. Returns a static string, never NULL.
+ * Ordering: none.
  */
 static inline const char *procbus_state_name(unsigned state)
 {
@@ -113,7 +115,7 @@ static inline const char *procbus_state_name(unsigned state)
 /*
  * The state called `name` (as procbus_state_name spells it, any case).
  * Context: any thread; no system call. Returns the state, or -1 (unknown name
- * or NULL).
+ * or NULL). Ordering: none.
  */
 static inline int procbus_state_from_name(const char *name)
 {
@@ -142,6 +144,7 @@ static inline int procbus_state_from_name(const char *name)
  * Returns: 0; -EINVAL (buf NULL or cap 0; NAME "." or ".."); -ENAMETOOLONG
  * (NAME longer than NAME_MAX, or a path of PROCBUS_PATH_MAX bytes or more, or
  * longer than cap - 1). On error buf holds "" (when cap > 0).
+ * Ordering: none (touches no segment).
  */
 PROCBUS_MUST_CHECK static inline int procbus_segment_path(const char *spec, char *buf, size_t cap)
 {
@@ -539,8 +542,9 @@ PROCBUS_MUST_CHECK static inline int procbus_open(struct procbus_reader *r,
 
 /*
  * procbus_close - unmap (when procbus_open mapped) and forget the segment.
- * Context: NULL, an attached reader, or one already closed are fine (safe to
- * call twice). System call: munmap, only for a reader procbus_open mapped.
+ * Context: the thread using `r`; NULL, an attached reader, or one already
+ * closed are fine (safe to call twice). System call: munmap, only for a
+ * reader procbus_open mapped. Cannot fail. Ordering: none.
  */
 static inline void procbus_close(struct procbus_reader *r)
 {

@@ -31,6 +31,10 @@
  * in ways the caller must handle (a change not staged, a commit not made).
  */
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct procbus_pub;
 struct procbus_registry;
 
@@ -85,6 +89,7 @@ PROCBUS_MUST_CHECK int procbus_pub_open(struct procbus_pub **out,
  * Context: the owning thread, once no other thread uses the registry; waits
  * for an RCU grace period; unregisters the thread if procbus_pub_open
  * registered it. System calls: munmap, close, futex (and stat, unlink).
+ * Cannot fail (errors of the file calls are ignored: nothing is left to undo).
  * Ordering: the heartbeat store is a release store after the last commit
  * (pb_segment_close): a reader that sees SHUTDOWN sees the last commit.
  */
@@ -92,7 +97,7 @@ void procbus_pub_close(struct procbus_pub *p, unsigned flags);
 
 /*
  * A fresh record id: unique within this publisher's epoch, never 0.
- * Context: the owning thread. Cannot fail.
+ * Context: the owning thread. Cannot fail. Ordering: none (private counter).
  */
 uint64_t procbus_pub_new_id(struct procbus_pub *p);
 
@@ -112,6 +117,8 @@ uint64_t procbus_pub_new_id(struct procbus_pub *p);
  * -ENOSPC (the table is at capacity, or this batch already changed more
  * records than the reserve holds: commit first; counted in records_dropped);
  * -ENOMEM. On error nothing was staged.
+ * Ordering: none: staging writes arena records no snapshot refers to; readers
+ * see them only through procbus_pub_commit.
  * Cost: O(1), independent of the table size.
  */
 PROCBUS_MUST_CHECK int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec);
@@ -122,6 +129,7 @@ PROCBUS_MUST_CHECK int procbus_pub_upsert(struct procbus_pub *p, const struct pr
  * Context: the owning thread. No system call.
  * Returns: 0; -EINVAL (p NULL, id 0); -ENOENT (no such record staged or
  * committed); -ENOMEM. On error nothing was staged.
+ * Ordering: none until procbus_pub_commit.
  */
 int procbus_pub_remove(struct procbus_pub *p, uint64_t id);
 
@@ -130,14 +138,15 @@ int procbus_pub_remove(struct procbus_pub *p, uint64_t id);
  * PROCBUS_EV_EXEC) to be written with the next commit.
  * Context: the owning thread. No system call.
  * Returns: 0; -EINVAL (p or rec NULL, kind not PROCBUS_EV_ADD..EXEC);
- * -ENOMEM (the event is lost and counted in events_dropped).
+ * -ENOMEM (the event is lost and counted in events_dropped; a relaxed add).
+ * Ordering: none until procbus_pub_commit.
  */
 int procbus_pub_event(struct procbus_pub *p, uint16_t kind, const struct procbus_proc *rec);
 
 /*
  * procbus_pub_get - copy the staged (latest) version of record `id` into *out.
  * Context: the owning thread; other threads use the registry.
- * Returns: 0, or -ENOENT (*out untouched).
+ * Returns: 0, or -ENOENT (*out untouched). Ordering: none (private memory).
  */
 PROCBUS_MUST_CHECK int procbus_pub_get(const struct procbus_pub *p, uint64_t id,
                                        struct procbus_proc *out);
@@ -164,7 +173,7 @@ PROCBUS_MUST_CHECK int procbus_pub_commit(struct procbus_pub *p);
  * procbus_pub_heartbeat - store CLOCK_MONOTONIC now as the heartbeat. Call
  * from a timer, more often than readers' stale threshold.
  * Context: the owning thread, or any thread while the publisher is open (one
- * atomic store). System call: none with a vDSO clock.
+ * atomic store). System call: none with a vDSO clock. Cannot fail.
  * Ordering: a release store, pairing with the acquire load in
  * procbus_liveness (ABI.md "Heartbeat and liveness").
  */
@@ -172,8 +181,8 @@ void procbus_pub_heartbeat(struct procbus_pub *p);
 
 /*
  * Add to the header's tracer_drops / events_dropped counters.
- * Context: any thread while the publisher is open (relaxed atomic adds; no
- * ordering).
+ * Context: any thread while the publisher is open. Cannot fail.
+ * Ordering: none (relaxed atomic adds).
  */
 void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint64_t events_dropped);
 
@@ -181,7 +190,7 @@ void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint6
  * The generation of the last commit; the number of records staged or
  * published; this segment's epoch; the path of the segment file (e.g.
  * /dev/shm/procbus, valid until procbus_pub_close).
- * Context: the owning thread. Cannot fail.
+ * Context: the owning thread. Cannot fail. Ordering: none (private state).
  */
 uint64_t procbus_pub_generation(const struct procbus_pub *p);
 uint32_t procbus_pub_count(const struct procbus_pub *p);
@@ -193,13 +202,14 @@ const char *procbus_pub_path(const struct procbus_pub *p);
  * only older snapshot slots still showed, invalidating those slots (readers
  * inside them retry on the current snapshot). Frequent forced laps mean the
  * reserve is small for the change rate: raise procbus_pub_opts.reserve.
- * Context: the owning thread.
+ * Context: the owning thread. Cannot fail. Ordering: none.
  */
 uint64_t procbus_pub_forced_laps(const struct procbus_pub *p);
 
 /*
  * The lock-free registry mirroring committed records (see registry.h).
  * Context: any thread; the pointer is valid until procbus_pub_close.
+ * Cannot fail. Ordering: none (see registry.h for the lookups').
  */
 struct procbus_registry *procbus_pub_registry(struct procbus_pub *p);
 
@@ -208,9 +218,13 @@ struct procbus_registry *procbus_pub_registry(struct procbus_pub *p);
  * the next commit. PROCBUS_FP_MID_SNAPSHOT: half-way through commit step 3
  * (rewriting the snapshot slot); PROCBUS_FP_BEFORE_SWAP: after step 4 (slot
  * written), before step 5 (`current` not yet stored).
- * Context: the owning thread; tests only.
+ * Context: the owning thread; tests only. Cannot fail. Ordering: none.
  */
 enum procbus_failpoint { PROCBUS_FP_NONE = 0, PROCBUS_FP_MID_SNAPSHOT, PROCBUS_FP_BEFORE_SWAP };
 void procbus_pub_set_failpoint(struct procbus_pub *p, enum procbus_failpoint fp);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* PROCBUS_PUB_H */

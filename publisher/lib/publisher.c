@@ -355,14 +355,18 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
     struct procbus_proc tmp;
     uint32_t slot;
     int64_t pos;
+    int noted;
 
     if (p == NULL || rec == NULL || rec->id == 0 || rec->state >= PROCBUS_STATE_COUNT_ ||
         rec->exit_kind > PROCBUS_EXIT_SIGNAL)
         return -EINVAL;
     sanitize(&tmp, rec);
-    if (note_changed(p, tmp.id) < 0)
-        return -ENOMEM;
     pos = pb_index_find(&p->ix, tmp.id);
+    /* an earlier upsert of this batch (its copy is unpublished) noted the id already: note
+     * each id once, so the commit reserves one registry node per record, not per upsert */
+    noted = pos >= 0 && p->slot_gen[p->ix.dense[pos]] == p->gen + 1;
+    if (!noted && note_changed(p, tmp.id) < 0)
+        return -ENOMEM;
     if (pos < 0) {
         if (p->ix.count >= p->ix.cap || alloc_slot(p, &slot) < 0) {
             p->nchanged--;
@@ -375,7 +379,7 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
         uint32_t old_slot = p->ix.dense[pos];
         struct procbus_proc old = *arena_rec(p, old_slot);
 
-        if (p->slot_gen[old_slot] == p->gen + 1) {
+        if (noted) {
             slot = old_slot; /* staged in this batch, unpublished: rewrite in place */
         } else {
             if (alloc_slot(p, &slot) < 0) {
@@ -530,8 +534,9 @@ int procbus_pub_commit(struct procbus_pub *p)
     off = p->geo.snap_off + (uint64_t)t * p->geo.snap_slot_size;
     s = (struct procbus_snap *)(p->seg.base + off);
 
-    /* Step 1 (ABI.md commit steps 1-6): events into the ring (write_event has
-     * the barriers); readers do not look at them before ring_head moves in step 5. */
+    /* Steps 1-6 as docs/ABI.md numbers them. Step 1: events into the ring
+     * (write_event has the barriers); readers do not look at them before
+     * ring_head moves in step 5. */
     for (i = 0; i < p->nev; i++) {
         p->events[i].seq = p->ring_head++;
         write_event(p, &p->events[i], g);
