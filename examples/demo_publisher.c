@@ -57,9 +57,13 @@ int main(int argc, char **argv)
         snprintf(rec[i].comm, sizeof(rec[i].comm), "%s", names[i]);
         rec[i].cmdline_len =
             (uint32_t)snprintf(rec[i].cmdline, sizeof(rec[i].cmdline), "/usr/bin/%s", names[i]) + 1;
-        procbus_pub_upsert(p, &rec[i]);
+        rc = procbus_pub_upsert(p, &rec[i]);
+        if (rc < 0)
+            goto fail;
     }
-    procbus_pub_commit(p);
+    rc = procbus_pub_commit(p);
+    if (rc < 0)
+        goto fail;
     printf("demo_publisher: publishing %d programs on %s (pid %d)\n", N, procbus_pub_path(p),
            (int)getpid());
     fflush(stdout);
@@ -88,12 +92,21 @@ int main(int argc, char **argv)
             }
             r->cpu_ns += (uint64_t)(i + 1) * 2500000;
             r->rss_bytes = (uint64_t)(i + 1) * 10 * 1024 * 1024 + (uint64_t)tick * 4096;
-            procbus_pub_upsert(p, r);
+            rc = procbus_pub_upsert(p, r);
+            if (rc < 0)
+                goto fail;
         }
-        procbus_pub_commit(p);
+        rc = procbus_pub_commit(p); /* -ENOMEM: nothing published, the batch stays staged */
+        if (rc < 0)
+            goto fail;
         procbus_pub_heartbeat(p);
     }
     procbus_pub_close(p, 0);
     printf("demo_publisher: shut down cleanly\n");
     return 0;
+fail:
+    fprintf(stderr, "demo_publisher: cannot publish on %s: %s\n", procbus_pub_path(p),
+            strerror(-rc));
+    procbus_pub_close(p, 0);
+    return 1;
 }

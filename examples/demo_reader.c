@@ -6,13 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *state_name(unsigned s)
-{
-    static const char *n[] = {"UNKNOWN",  "STOPPED", "STARTING", "RUNNING", "BACKOFF",
-                              "STOPPING", "EXITED",  "FATAL",    "READY"};
-    return s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
-}
-
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
@@ -31,9 +24,14 @@ int main(int argc, char **argv)
     int rc, tries;
 
     signal(SIGINT, on_signal);
-    for (tries = 0; (rc = procbus_open(&r, argc > 1 ? argv[1] : NULL)) == -ENOENT && tries < 50;
-         tries++)
-        usleep(100 * 1000); /* the publisher may still be starting */
+    /* the publisher may still be starting: no file yet (-ENOENT), or, for a path
+     * opened while it is being created, not initialised yet (-EINPROGRESS) */
+    for (tries = 0; tries < 50; tries++) {
+        rc = procbus_open(&r, argc > 1 ? argv[1] : NULL);
+        if (rc != -ENOENT && rc != -EINPROGRESS)
+            break;
+        usleep(100 * 1000);
+    }
     if (rc < 0) {
         fprintf(stderr, "demo_reader: cannot open segment: %s\n", strerror(-rc));
         return 1;
@@ -49,7 +47,7 @@ int main(int argc, char **argv)
             if (missed)
                 printf("  (missed %llu events)\n", (unsigned long long)missed);
             printf("  event #%llu %-8s %s -> %s\n", (unsigned long long)ev.seq, ev.name,
-                   state_name(ev.old_state), state_name(ev.new_state));
+                   procbus_state_name(ev.old_state), procbus_state_name(ev.new_state));
         }
         gen = procbus_generation(&r);
         if (procbus_list(&r, procs, 64, &n) != 0)
@@ -64,7 +62,7 @@ int main(int argc, char **argv)
                "RSS(MB)");
         for (i = 0; i < n; i++)
             printf("  %-8s %7d %-9s %8u %9llu %8.1f\n", procs[i].name, procs[i].pid,
-                   state_name(procs[i].state), procs[i].restarts,
+                   procbus_state_name(procs[i].state), procs[i].restarts,
                    (unsigned long long)(procs[i].cpu_ns / 1000000),
                    (double)procs[i].rss_bytes / (1024.0 * 1024.0));
         fflush(stdout);

@@ -67,26 +67,6 @@ int pb_segment_layout(struct pb_geometry *g)
     return 0;
 }
 
-int pb_segment_resolve(const char *spec, char *path, size_t cap)
-{
-    int n;
-
-    if (spec == NULL || spec[0] == '\0')
-        spec = getenv(PROCBUS_SEGMENT_ENV);
-    if (spec == NULL || spec[0] == '\0')
-        spec = PROCBUS_DEFAULT_SEGMENT;
-    if (strchr(spec, '/') != NULL) {
-        n = snprintf(path, cap, "%s", spec);
-    } else {
-        if (strlen(spec) > NAME_MAX || strcmp(spec, ".") == 0 || strcmp(spec, "..") == 0)
-            return -EINVAL;
-        n = snprintf(path, cap, "/dev/shm/%s", spec);
-    }
-    if (n < 0 || (size_t)n >= cap)
-        return -ENAMETOOLONG;
-    return 0;
-}
-
 /* Read the process start time (boot-relative ns) from /proc/self/stat; 0 if unknown. */
 static uint64_t self_start_ns(void)
 {
@@ -118,6 +98,9 @@ void pb_segment_wake(struct pb_segment *seg)
 {
     struct procbus_header *h = (struct procbus_header *)seg->base;
 
+    /* ABI.md commit step 6: pairs with the acquire load of `futex` in waiting
+     * step 1 (procbus_wait); a waiter that sees the new value sees the
+     * generation stored in commit step 5. */
     __atomic_fetch_add(&h->futex, 1, __ATOMIC_RELEASE);
     syscall(SYS_futex, &h->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
@@ -160,6 +143,9 @@ static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor
     }
     pred->present = 1;
     pred->epoch = h->epoch;
+    /* Pair with the dead publisher's release stores of commit step 5. The
+     * flock we hold already orders us after its owner's exit; these acquire
+     * loads say what we rely on: its last generation and event sequence. */
     pred->generation = __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
     pred->ring_head = __atomic_load_n(&h->ring_head, __ATOMIC_ACQUIRE);
     *fd_out = fd;
@@ -235,20 +221,29 @@ int pb_segment_create(
         h->event_size = sizeof(struct procbus_event);
         h->ring_head = h->ring_first;
         h->heartbeat_ns = pb_now_mono();
-        init(seg, &pred, arg);
-        /* Everything above is visible to whoever sees the version word. */
+        init(seg, &pred, arg); /* creation step 1 ends: initial snapshot, EPOCH event */
+        /* ABI.md creation step 2: pairs with the acquire load of `version` in
+         * procbus__validate (procbus.h): a reader that sees it non-zero sees
+         * everything stored above. */
         __atomic_store_n(&h->version, PROCBUS_VERSION_WORD(PROCBUS_ABI_MAJOR, PROCBUS_ABI_MINOR),
                          __ATOMIC_RELEASE);
 
+        /* Creation step 3: install the file at its name. */
         if (pred.present) {
             struct procbus_header *oh = (struct procbus_header *)old_map;
-            /* We hold the old file's lock: nobody else can be replacing it. */
+            /* We hold the old file's lock: nobody else can be replacing it.
+             * Pairs with the acquire loads of heartbeat_ns in procbus_liveness
+             * and procbus_wait: readers of the old file learn it is GONE. */
             __atomic_store_n(&oh->heartbeat_ns, PROCBUS_HB_GONE, __ATOMIC_RELEASE);
             if (rename(tmp, path) < 0) {
                 rc = -errno;
+                /* the same pairing: the old file is not gone after all */
                 __atomic_store_n(&oh->heartbeat_ns, PROCBUS_HB_SHUTDOWN, __ATOMIC_RELEASE);
                 goto fail_map;
             }
+            /* Woken after the rename, so a woken procbus_follow finds the new
+             * file at the name. Pairs with waiting step 1 (procbus_wait), as
+             * commit step 6 does. */
             __atomic_fetch_add(&oh->futex, 1, __ATOMIC_RELEASE);
             syscall(SYS_futex, &oh->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
             munmap(old_map, old_len);
@@ -288,6 +283,10 @@ void pb_segment_close(struct pb_segment *seg, int unlink_it)
 
     if (seg->base == NULL)
         return;
+    /* ABI.md "Heartbeat and liveness": these release stores come after the
+     * last commit and pair with the acquire loads of heartbeat_ns in
+     * procbus_liveness and procbus_wait: a reader that sees SHUTDOWN or GONE
+     * sees the final generation and snapshot. */
     if (unlink_it && stat(seg->path, &a) == 0 && fstat(seg->fd, &b) == 0 && a.st_ino == b.st_ino &&
         a.st_dev == b.st_dev) {
         __atomic_store_n(&h->heartbeat_ns, PROCBUS_HB_GONE, __ATOMIC_RELEASE);
@@ -295,7 +294,7 @@ void pb_segment_close(struct pb_segment *seg, int unlink_it)
     } else {
         __atomic_store_n(&h->heartbeat_ns, PROCBUS_HB_SHUTDOWN, __ATOMIC_RELEASE);
     }
-    pb_segment_wake(seg);
+    pb_segment_wake(seg); /* commit step 6's wake-up, for waiters of the last commit */
     munmap(seg->base, seg->size);
     close(seg->fd);
     seg->base = NULL;

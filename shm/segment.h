@@ -19,46 +19,71 @@ struct pb_predecessor {
     uint64_t epoch, generation, ring_head;
 };
 
+/*
+ * The segment file of one publisher. Paths are resolved by the one
+ * segment-name rule, procbus_segment_path (include/procbus/procbus.h), before
+ * they reach this module. Context for everything here: the publisher's own
+ * thread (nothing is locked; one struct pb_segment per publisher).
+ */
 struct pb_segment {
     int fd; /* holds LOCK_EX for the publisher's lifetime */
     unsigned char *base;
     size_t size;
-    char path[4096];
+    char path[PROCBUS_PATH_MAX];
 };
 
 /*
- * Compute offsets and sizes for `capacity` records, `arena_slots` arena
- * records, `snap_slots` slots and `ring_capacity` events. -EINVAL if out of
- * the ABI's limits.
+ * Compute offsets and sizes for g->capacity records, g->arena_slots arena
+ * records, g->snap_slots slots and g->ring_capacity events; fills in the rest
+ * of *g. Context: any thread; pure computation.
+ * Returns: 0, or -EINVAL (out of the ABI's limits; *g partly written).
  */
-int pb_segment_layout(struct pb_geometry *g);
+PROCBUS_MUST_CHECK int pb_segment_layout(struct pb_geometry *g);
 
 /*
- * Resolve a segment spec (NULL: $PROCBUS_SEGMENT or "procbus"; a path if it
- * contains '/', else /dev/shm/NAME) into path[cap]. 0 or -EINVAL/-ENAMETOOLONG.
+ * Build a segment at a temporary name beside `path` (".procbus-tmp.PID.N" in
+ * the same directory), fully allocated, locked and zeroed, with the header's
+ * geometry and identity filled in but not the version word (ABI.md creation
+ * step 1). `init` is then called to write the initial snapshot; the version
+ * word is stored with release order (creation step 2) and the file is
+ * installed at `path` (creation step 3: link, or rename over a dead
+ * predecessor, which is first marked GONE with release order and whose
+ * waiters are woken after the rename).
+ * Context: the publisher's thread; `path` resolved by procbus_segment_path
+ * and containing '/'. `init` runs before any reader can see the file.
+ * Returns: 0 with *seg filled in (fd locked, base mapped); on error *seg's
+ * fields are unspecified but it holds no resource (nothing mapped, no
+ * descriptor) and the temporary file is gone. Errors: -EINVAL (path without
+ * '/' or too long), -EBUSY (the name is held by a live publisher, or
+ * installation lost eight races), -EEXIST (the name is not a procbus segment),
+ * -ENOSPC (the file system is full), and any errno from the file calls
+ * (-EACCES, -ELOOP for a symlink at the name, ...).
  */
-int pb_segment_resolve(const char *spec, char *path, size_t cap);
-
-/*
- * Build a segment at a temporary name beside `path`, fully allocated, locked
- * and zeroed, with the header's geometry and identity filled in but not the
- * version word. `init` is then called to write the initial snapshot, the
- * version word is stored (release), and the file is installed at `path`
- * (link, or rename over a dead predecessor, which is first marked GONE).
- * Errors: -EBUSY (the name is held by a live publisher), -EEXIST (the name is
- * not a procbus segment), -ENOSPC, and any errno from the file calls.
- */
-int pb_segment_create(
+PROCBUS_MUST_CHECK int pb_segment_create(
     struct pb_segment *seg, const char *path, unsigned mode, const struct pb_geometry *g,
     void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg), void *arg);
 
-/* Mark the segment shut down (or GONE and unlinked with `unlink_it`), wake readers, unmap. */
+/*
+ * Mark the segment shut down (heartbeat PROCBUS_HB_SHUTDOWN), or with
+ * `unlink_it` GONE and unlinked (only if the name still points at this file),
+ * wake every waiter, unmap and release the lock. A closed or never-created
+ * segment (base NULL) is left alone.
+ * Context: the publisher's thread, after its last commit.
+ * Ordering: the heartbeat store is a release store after the last commit; it
+ * pairs with the acquire loads of heartbeat_ns in procbus_liveness and
+ * procbus_wait. Then futex += 1 (release) and FUTEX_WAKE, as pb_segment_wake.
+ */
 void pb_segment_close(struct pb_segment *seg, int unlink_it);
 
-/* Bump the futex word and FUTEX_WAKE every waiter. */
+/*
+ * Bump the futex word (release) and FUTEX_WAKE every waiter: ABI.md commit
+ * step 6. Context: the publisher's thread. System call: futex.
+ * Ordering: the increment pairs with the acquire load of `futex` in waiting
+ * step 1 (procbus_wait); it follows the generation store of commit step 5.
+ */
 void pb_segment_wake(struct pb_segment *seg);
 
-/* CLOCK_MONOTONIC / CLOCK_REALTIME / CLOCK_BOOTTIME now, in ns. */
+/* CLOCK_MONOTONIC / CLOCK_REALTIME / CLOCK_BOOTTIME now, in ns. Any thread; vDSO clock_gettime. */
 uint64_t pb_now_mono(void);
 uint64_t pb_now_real(void);
 uint64_t pb_now_boot(void);

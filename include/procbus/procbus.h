@@ -1,32 +1,57 @@
-/* procbus.h - header-only reader of a procbus segment: plain loads, no syscalls, no locks. */
+/* procbus.h - header-only reader of a procbus segment: the read path is plain loads, no syscall. */
 #ifndef PROCBUS_H
 #define PROCBUS_H
 
 /*
  * Include this header and read the process table a procbus publisher keeps in
- * shared memory. Only procbus_open, procbus_close, procbus_follow and
- * procbus_wait make system calls; every other function is loads from the
- * read-only mapping plus copies into memory the caller owns. Nothing here
- * allocates. Compiles as C99 (-pedantic) and C++; needs GCC or Clang (the
- * __atomic builtins) and Linux.
+ * shared memory. Nothing here allocates or takes a lock. Compiles as C99
+ * (-pedantic) and C++; needs GCC or Clang (the __atomic builtins) and Linux.
+ *
+ * Context: a struct procbus_reader is used by one thread at a time (use one
+ * per thread). Any number of readers, in any processes, may read one segment;
+ * they never write to it, and the publisher never waits for them.
+ *
+ * System calls - the one list; each function's block repeats its own entry,
+ * and docs/ABI.md ("System calls on the reader side") says the same:
+ *   procbus_open      open, fstat, mmap, close (munmap when validation fails)
+ *   procbus_close     munmap (only when procbus_open mapped the segment)
+ *   procbus_follow    clock_gettime, stat; procbus_open's calls when the name
+ *                     moved on
+ *   procbus_wait      futex(FUTEX_WAIT); clock_gettime when timeout_ms > 0
+ *   procbus_liveness  clock_gettime(CLOCK_MONOTONIC)
+ * clock_gettime goes through the vDSO: no system call with a vDSO clocksource
+ * (the TSC, the usual case), a real clock_gettime otherwise. Every other
+ * function (procbus_attach, procbus_segment_path, procbus_get_pid,
+ * procbus_get_name, procbus_list, procbus_generation, procbus_info,
+ * procbus_seek_events, procbus_next_event, procbus_state_name,
+ * procbus_state_from_name) makes none: loads from the read-only mapping, plus
+ * copies into memory the caller owns.
  *
  * Consistency: a read copies from one snapshot and then re-checks that
- * snapshot's generation stamp (a seqlock); if the publisher rewrote the slot
- * meanwhile the read is retried, at most PROCBUS_READ_RETRIES times, after
- * which -EAGAIN is returned. Everything read from the segment is bounds-checked
- * against the validated geometry first, so a corrupt segment gives -EBADMSG,
- * never an out-of-bounds access.
+ * snapshot's generation stamp (a seqlock; docs/ABI.md "Read (reader)", steps
+ * 1-4); if the publisher rewrote the slot meanwhile the read is retried, at
+ * most PROCBUS_READ_RETRIES times, after which -EAGAIN is returned.
+ * Everything read from the segment is bounds-checked against the validated
+ * geometry first, so a corrupt segment gives -EBADMSG, never an out-of-bounds
+ * access.
  *
  * Errors are negative errno values:
  *   -ENOENT   no such record / segment / (next_event) no new event yet
  *   -EAGAIN   lapped by the publisher more than PROCBUS_READ_RETRIES times
- *   -EPROTO   not a procbus segment, not ready, or an incompatible ABI major
+ *   -EINPROGRESS  (open, attach) a procbus segment (right magic) whose
+ *             `version` is still 0: its publisher has not finished creating
+ *             it. Retry later, with a deadline (a publisher killed while
+ *             creating leaves it so). Opening by name never sees it: the file
+ *             gets its name only after `version` is written (ABI.md creation
+ *             step 3); a temporary file opened by path or a copy can.
+ *   -EPROTO   not a procbus segment (wrong magic, not a regular file, empty)
+ *             or an incompatible ABI major
  *   -EBADMSG  the segment fails validation (corrupt or hostile)
  *   -ENOSPC   (list) the caller's array is too small; *count says how many
- *   -EINVAL   a bad argument (NULL pointer, unopened reader)
- *   -ENAMETOOLONG (get_name) the name cannot be in the table
- *
- * A reader object is used by one thread at a time; use one per thread.
+ *   -EINVAL   a bad argument (NULL pointer, unopened reader, "." or ".." as a
+ *             segment name)
+ *   -ENAMETOOLONG  (open) the segment name or path is too long;
+ *             (get_name) the name cannot be in the table
  */
 
 /* POSIX and syscall(2) declarations: include this header first, or build with
@@ -76,6 +101,8 @@ enum procbus_liveness {
 /*
  * The name of a state (enum procbus_state): "STOPPED", "RUNNING", ...; "UNKNOWN"
  * for a value outside the enum. The one table every tool prints from.
+ * Context: any thread; no system call. Returns a static string, never NULL.
+ * Ordering: none.
  */
 static inline const char *procbus_state_name(unsigned state)
 {
@@ -85,7 +112,11 @@ static inline const char *procbus_state_name(unsigned state)
     return state < PROCBUS_STATE_COUNT_ ? names[state] : "UNKNOWN";
 }
 
-/* The state called `name` (as procbus_state_name spells it, any case), or -1. */
+/*
+ * The state called `name` (as procbus_state_name spells it, any case).
+ * Context: any thread; no system call. Returns the state, or -1 (unknown name
+ * or NULL). Ordering: none.
+ */
 static inline int procbus_state_from_name(const char *name)
 {
     unsigned s;
@@ -93,6 +124,53 @@ static inline int procbus_state_from_name(const char *name)
         if (strcasecmp(name, procbus_state_name(s)) == 0)
             return (int)s;
     return -1;
+}
+
+/*
+ * procbus_segment_path - the segment-name rule: the one definition, used by
+ * the reader (procbus_open) and the publisher (procbus_pub_open) alike.
+ *   - spec NULL or "": the value of $PROCBUS_SEGMENT if it is set and not
+ *     empty, else "procbus" (PROCBUS_DEFAULT_SEGMENT); that value then goes
+ *     through the two rules below;
+ *   - a spec containing '/': a path, used as it is (relative to the current
+ *     directory unless it starts with '/');
+ *   - any other spec: a name, meaning the file /dev/shm/NAME (where
+ *     shm_open(3) puts it); NAME must not be "." or ".." and must be at most
+ *     NAME_MAX (255) bytes.
+ * The path is written NUL-terminated into buf[cap]; a buffer of
+ * PROCBUS_PATH_MAX bytes always suffices.
+ * Context: any thread. Reads the environment (not safe against a concurrent
+ * setenv). No system call.
+ * Returns: 0; -EINVAL (buf NULL or cap 0; NAME "." or ".."); -ENAMETOOLONG
+ * (NAME longer than NAME_MAX, or a path of PROCBUS_PATH_MAX bytes or more, or
+ * longer than cap - 1). On error buf holds "" (when cap > 0).
+ * Ordering: none (touches no segment).
+ */
+PROCBUS_MUST_CHECK static inline int procbus_segment_path(const char *spec, char *buf, size_t cap)
+{
+    static const char dir[] = "/dev/shm/";
+    size_t n, pre = 0;
+
+    if (buf == NULL || cap == 0)
+        return -EINVAL;
+    buf[0] = '\0';
+    if (spec == NULL || spec[0] == '\0')
+        spec = getenv(PROCBUS_SEGMENT_ENV);
+    if (spec == NULL || spec[0] == '\0')
+        spec = PROCBUS_DEFAULT_SEGMENT;
+    n = strlen(spec);
+    if (strchr(spec, '/') == NULL) {
+        if (strcmp(spec, ".") == 0 || strcmp(spec, "..") == 0)
+            return -EINVAL;
+        if (n > NAME_MAX)
+            return -ENAMETOOLONG;
+        pre = sizeof(dir) - 1;
+    }
+    if (pre + n >= PROCBUS_PATH_MAX || pre + n >= cap)
+        return -ENAMETOOLONG;
+    memcpy(buf, dir, pre);
+    memcpy(buf + pre, spec, n + 1);
+    return 0;
 }
 
 /* Caller-owned reader state. Treat the fields as private. */
@@ -103,14 +181,14 @@ struct procbus_reader {
     uint32_t record_size, capacity, arena_slots, snap_slots, snap_slot_size, buckets, ring_cap;
     uint64_t snap_off, arena_off, ring_off, pid_off, name_off, ring_first;
     uint64_t epoch;
-    uint64_t cursor;     /* next event sequence this reader wants */
-    uint64_t skipped;    /* events skipped by a next_event that gave up (-EAGAIN), not yet
-                            reported in *missed */
-    uint64_t last_gen;   /* generation the last successful get/list read */
-    uint64_t retries;    /* seqlock retries so far (statistics) */
-    uint64_t dev, ino;   /* the file procbus_open mapped */
-    uint64_t cur_off_ok; /* the last snapshot offset found valid (UINT64_MAX: none) */
-    char spec[256];      /* what procbus_open resolved, for procbus_follow */
+    uint64_t cursor;             /* next event sequence this reader wants */
+    uint64_t skipped;            /* events skipped by a next_event that gave up (-EAGAIN), not yet
+                                    reported in *missed */
+    uint64_t last_gen;           /* generation the last successful get/list read */
+    uint64_t retries;            /* seqlock retries so far (statistics) */
+    uint64_t dev, ino;           /* the file procbus_open mapped */
+    uint64_t cur_off_ok;         /* the last snapshot offset found valid (UINT64_MAX: none) */
+    char spec[PROCBUS_PATH_MAX]; /* procbus_segment_path's result, for procbus_follow */
 };
 
 /* Publisher facts from the header block (procbus_info). */
@@ -145,7 +223,7 @@ static inline int procbus__within(uint64_t off, uint64_t size, uint64_t lo, uint
 
 /*
  * Validate the header of `len` bytes at `base` and cache the geometry in `r`.
- * Returns 0, -EPROTO or -EBADMSG.
+ * Returns 0, -EINPROGRESS, -EPROTO or -EBADMSG.
  */
 static inline int procbus__validate(struct procbus_reader *r, const void *base, size_t len)
 {
@@ -157,8 +235,16 @@ static inline int procbus__validate(struct procbus_reader *r, const void *base, 
         return len < sizeof(uint64_t) ? -EPROTO : -EBADMSG;
     if (PROCBUS__LD(&h->magic) != PROCBUS_MAGIC)
         return -EPROTO;
-    version = PROCBUS__LD_ACQ(&h->version); /* pairs with the publisher's release store */
-    if (version == 0 || (version >> 16) != PROCBUS_ABI_MAJOR)
+    /*
+     * ABI.md creation step 2, reader side: this acquire load pairs with the
+     * release store of `version` in pb_segment_create (shm/segment.c). Seeing
+     * it non-zero means seeing every header field, the initial snapshot and
+     * the EPOCH event written before it.
+     */
+    version = PROCBUS__LD_ACQ(&h->version);
+    if (version == 0)
+        return -EINPROGRESS; /* right magic, publisher still initialising */
+    if ((version >> 16) != PROCBUS_ABI_MAJOR)
         return -EPROTO;
     seg = h->segment_size;
     cap = h->record_capacity;
@@ -213,6 +299,8 @@ static inline int procbus__validate(struct procbus_reader *r, const void *base, 
     r->name_off = PROCBUS_SNAP_NAME_OFF(cap, bk);
     r->ring_first = h->ring_first;
     r->epoch = h->epoch;
+    /* ABI.md events step 1: acquire, pairs with the release store of ring_head
+     * in commit step 5 (publisher.c): every event below it is complete. */
     r->cursor = PROCBUS__LD_ACQ(&h->ring_head);
     if (r->cursor < r->ring_first)
         r->cursor = r->ring_first;
@@ -223,13 +311,16 @@ static inline int procbus__validate(struct procbus_reader *r, const void *base, 
 }
 
 /*
- * Begin a seqlock read: find the current snapshot slot. On success *snap points
- * at it and *gen is its full generation; returns 0. Returns 1 when the publisher
- * is mid-swap (retry) and -EBADMSG for an impossible `current`.
+ * Begin a seqlock read (ABI.md read steps 1-2): find the current snapshot
+ * slot. On success *snap points at it and *gen is its full generation; returns
+ * 0. Returns 1 when the publisher is mid-swap (retry) and -EBADMSG for an
+ * impossible `current`.
  */
 static inline int procbus__begin(struct procbus_reader *r, const unsigned char **snap,
                                  uint64_t *gen)
 {
+    /* Read step 1: acquire, pairs with the release store of `current` in
+     * commit step 5 (procbus_pub_commit): the slot it names is complete. */
     uint64_t cur = PROCBUS__LD_ACQ(&procbus__hdr(r)->current);
     uint64_t off = PROCBUS_CUR_OFF(cur), g;
     const struct procbus_snap *s;
@@ -245,6 +336,8 @@ static inline int procbus__begin(struct procbus_reader *r, const unsigned char *
         r->cur_off_ok = off;
     }
     s = (const struct procbus_snap *)(const void *)(r->base + off);
+    /* Read step 2: acquire, pairs with the release store of the slot's gen in
+     * commit step 4: the entries and count written in step 3 are visible. */
     g = PROCBUS__LD_ACQ(&s->gen);
     if (g == 0 || (g & PROCBUS_CUR_GEN_MASK) != PROCBUS_CUR_GEN(cur))
         return 1;
@@ -253,9 +346,15 @@ static inline int procbus__begin(struct procbus_reader *r, const unsigned char *
     return 0;
 }
 
-/* End a seqlock read: 1 if the slot still holds generation `gen`. */
+/* End a seqlock read (ABI.md read step 4): 1 if the slot still holds generation `gen`. */
 static inline int procbus__still(const unsigned char *snap, uint64_t gen)
 {
+    /*
+     * Read step 4: this acquire fence pairs with the release fence after the
+     * `gen = 0` store of commit step 2 (and with the one in a forced lap,
+     * reclaim_early in publisher.c). If step 3's plain loads saw any byte
+     * written after that fence, the load below sees 0 or a newer gen.
+     */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     return PROCBUS__LD(&((const struct procbus_snap *)(const void *)snap)->gen) == gen;
 }
@@ -356,12 +455,20 @@ static inline int procbus__lookup(struct procbus_reader *r, int by_pid, uint32_t
 /* ---- the API ---- */
 
 /*
- * Attach to a segment already in memory (a mapping or a copy of one), `len`
- * bytes at `base`. No system call; used by tests and tools that inspect a
- * copy. The memory must stay valid until procbus_close. Returns 0, -EINVAL,
- * -EPROTO or -EBADMSG. The event cursor starts at the newest event.
+ * procbus_attach - validate a segment already in memory (a mapping or a copy
+ * of one), `len` bytes at `base`, and set `r` up to read it. Used by tests and
+ * tools that inspect a copy. The event cursor starts at the newest event.
+ * Context: the memory must stay valid and mapped until procbus_close; `r` is
+ * overwritten (any previous state is forgotten, not closed). No system call.
+ * Returns: 0; -EINVAL (r NULL); -EINPROGRESS (right magic, `version` still
+ * 0); -EPROTO (wrong magic, fewer than 8 bytes, another ABI major);
+ * -EBADMSG (inconsistent geometry, or `len` shorter than the header or than
+ * segment_size).
+ * Ordering: acquire load of `version` (pairs with ABI.md creation step 2)
+ * and of `ring_head` (pairs with commit step 5).
  */
-static inline int procbus_attach(struct procbus_reader *r, const void *base, size_t len)
+PROCBUS_MUST_CHECK static inline int procbus_attach(struct procbus_reader *r, const void *base,
+                                                    size_t len)
 {
     if (r == NULL)
         return -EINVAL;
@@ -370,38 +477,34 @@ static inline int procbus_attach(struct procbus_reader *r, const void *base, siz
 }
 
 /*
- * Map a segment read-only and validate it. name_or_path: a path when it
- * contains '/', else a POSIX shm name (the file /dev/shm/NAME); NULL means
- * $PROCBUS_SEGMENT or "procbus". The descriptor is closed before returning.
- * Returns 0 or a negative errno: -ENOENT (no such segment), -EACCES, -EPROTO,
- * -EBADMSG, -ENAMETOOLONG, -EINVAL. The event cursor starts at the newest event.
+ * procbus_open - map a segment read-only and validate it. name_or_path is
+ * resolved by procbus_segment_path (NULL or "": $PROCBUS_SEGMENT, else
+ * "procbus"; a spec with '/' is a path; else /dev/shm/NAME). The file is
+ * opened with O_NOFOLLOW and must be a regular file; the descriptor is closed
+ * before returning. The event cursor starts at the newest event.
+ * Context: `r` is overwritten (an open reader must be closed first, or its
+ * mapping leaks). System calls: open, fstat, mmap, close (and munmap when
+ * validation fails).
+ * Returns: 0; -EINVAL (r NULL, name "." or ".."); -ENAMETOOLONG; -ENOENT (no
+ * such segment); -ELOOP (a symlink); -EACCES; -EINPROGRESS (publisher still
+ * initialising); -EPROTO (not a procbus segment: wrong magic, not a regular
+ * file, empty; or another ABI major); -EBADMSG (fails validation, or the
+ * file size differs from segment_size); another errno from open or mmap.
+ * Ordering: as procbus_attach.
  */
-static inline int procbus_open(struct procbus_reader *r, const char *name_or_path)
+PROCBUS_MUST_CHECK static inline int procbus_open(struct procbus_reader *r,
+                                                  const char *name_or_path)
 {
     struct stat st;
     void *base;
     int fd, rc;
-    size_t n;
 
     if (r == NULL)
         return -EINVAL;
     memset(r, 0, sizeof(*r));
-    if (name_or_path == NULL)
-        name_or_path = getenv(PROCBUS_SEGMENT_ENV);
-    if (name_or_path == NULL || name_or_path[0] == '\0')
-        name_or_path = PROCBUS_DEFAULT_SEGMENT;
-    if (strchr(name_or_path, '/') != NULL) {
-        n = strlen(name_or_path);
-        if (n >= sizeof(r->spec))
-            return -ENAMETOOLONG;
-        memcpy(r->spec, name_or_path, n + 1);
-    } else {
-        n = strlen(name_or_path);
-        if (n > NAME_MAX || n + sizeof("/dev/shm/") > sizeof(r->spec))
-            return -ENAMETOOLONG;
-        memcpy(r->spec, "/dev/shm/", sizeof("/dev/shm/"));
-        memcpy(r->spec + sizeof("/dev/shm/") - 1, name_or_path, n + 1);
-    }
+    rc = procbus_segment_path(name_or_path, r->spec, sizeof(r->spec));
+    if (rc < 0)
+        return rc;
     fd = open(r->spec, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
@@ -437,7 +540,12 @@ static inline int procbus_open(struct procbus_reader *r, const char *name_or_pat
     return 0;
 }
 
-/* Unmap (when procbus_open mapped) and forget the segment. Safe to call twice. */
+/*
+ * procbus_close - unmap (when procbus_open mapped) and forget the segment.
+ * Context: the thread using `r`; NULL, an attached reader, or one already
+ * closed are fine (safe to call twice). System call: munmap, only for a
+ * reader procbus_open mapped. Cannot fail. Ordering: none.
+ */
 static inline void procbus_close(struct procbus_reader *r)
 {
     if (r == NULL)
@@ -449,11 +557,19 @@ static inline void procbus_close(struct procbus_reader *r)
 }
 
 /*
- * Copy the record of process `pid` out of the current snapshot. When several
- * records carry the pid (an exited process and the one that reused its pid),
- * the newest process wins. O(1). Returns 0, -ENOENT, -EAGAIN, -EBADMSG, -EINVAL.
+ * procbus_get_pid - copy the record of process `pid` out of the current
+ * snapshot into *out. When several records carry the pid (an exited process
+ * and the one that reused its pid), the newest process wins. O(1).
+ * Context: an open reader. No system call, no lock, no allocation.
+ * Returns: 0; -ENOENT (no such pid, or pid <= 0); -EAGAIN (lapped
+ * PROCBUS_READ_RETRIES times); -EBADMSG; -EINVAL (r, out NULL or not open).
+ * *out is unspecified unless 0 is returned.
+ * Ordering: ABI.md read steps 1-4 (acquire loads of `current` and the slot's
+ * gen, acquire fence before the re-check); on success r->last_gen is the
+ * generation read.
  */
-static inline int procbus_get_pid(struct procbus_reader *r, int32_t pid, struct procbus_proc *out)
+PROCBUS_MUST_CHECK static inline int procbus_get_pid(struct procbus_reader *r, int32_t pid,
+                                                     struct procbus_proc *out)
 {
     if (pid <= 0)
         return r == NULL || out == NULL ? -EINVAL : -ENOENT;
@@ -461,12 +577,16 @@ static inline int procbus_get_pid(struct procbus_reader *r, int32_t pid, struct 
 }
 
 /*
- * Copy the record named `name` out of the current snapshot (newest wins among
- * duplicates, as for pids). O(1). Returns 0, -ENOENT, -ENAMETOOLONG (longer
- * than PROCBUS_NAME_LEN - 1), -EAGAIN, -EBADMSG, -EINVAL.
+ * procbus_get_name - copy the record named `name` out of the current snapshot
+ * into *out (newest wins among duplicates, as for pids). O(1).
+ * Context: an open reader. No system call, no lock, no allocation.
+ * Returns: 0; -ENOENT (no such name, or ""); -ENAMETOOLONG (longer than
+ * PROCBUS_NAME_LEN - 1: cannot be in the table); -EAGAIN; -EBADMSG; -EINVAL.
+ * *out is unspecified unless 0 is returned.
+ * Ordering: as procbus_get_pid (read steps 1-4).
  */
-static inline int procbus_get_name(struct procbus_reader *r, const char *name,
-                                   struct procbus_proc *out)
+PROCBUS_MUST_CHECK static inline int procbus_get_name(struct procbus_reader *r, const char *name,
+                                                      struct procbus_proc *out)
 {
     size_t n;
 
@@ -481,13 +601,16 @@ static inline int procbus_get_name(struct procbus_reader *r, const char *name,
 }
 
 /*
- * Copy every record of one snapshot into out[0..cap). On success *count is the
- * number copied. If cap is too small, returns -ENOSPC with *count set to the
- * number needed (out may be NULL with cap 0 to ask). Returns 0, -ENOSPC,
- * -EAGAIN, -EBADMSG, -EINVAL.
+ * procbus_list - copy every record of one snapshot into out[0..cap). On
+ * success *count is the number copied. If cap is too small, returns -ENOSPC
+ * with *count set to the number needed (out may be NULL with cap 0 to ask).
+ * Context: an open reader. No system call, no lock, no allocation.
+ * Returns: 0; -ENOSPC; -EAGAIN; -EBADMSG; -EINVAL (r or count NULL, out NULL
+ * with cap > 0, not open). out[] is unspecified unless 0 is returned.
+ * Ordering: read steps 1-4: every record copied comes from the same snapshot.
  */
-static inline int procbus_list(struct procbus_reader *r, struct procbus_proc *out, size_t cap,
-                               size_t *count)
+PROCBUS_MUST_CHECK static inline int
+procbus_list(struct procbus_reader *r, struct procbus_proc *out, size_t cap, size_t *count)
 {
     int attempt;
 
@@ -534,19 +657,33 @@ static inline int procbus_list(struct procbus_reader *r, struct procbus_proc *ou
     return -EAGAIN;
 }
 
-/* The generation of the current snapshot: changes on every commit. One load. */
+/*
+ * procbus_generation - the generation of the current snapshot: it changes on
+ * every commit. One load.
+ * Context: an open reader (returns 0 for NULL or not open). No system call.
+ * Ordering: acquire load, pairing with the release store of `generation` in
+ * ABI.md commit step 5, which follows the store of `current`: a read started
+ * after seeing generation g reads snapshot g or a newer one.
+ */
 static inline uint64_t procbus_generation(const struct procbus_reader *r)
 {
     if (r == NULL || r->base == NULL)
         return 0;
-    return PROCBUS__LD_ACQ(&procbus__hdr(r)->generation);
+    return PROCBUS__LD_ACQ(&procbus__hdr(r)->generation); /* pairs with commit step 5 */
 }
 
 /*
- * Publisher liveness from the heartbeat: PROCBUS_ALIVE when it is younger than
- * stale_after_ns, else PROCBUS_STALE; PROCBUS_SHUTDOWN after a clean close,
+ * procbus_liveness - publisher liveness from the heartbeat: PROCBUS_ALIVE when
+ * it is younger than stale_after_ns (PROCBUS_STALE_AFTER_NS is the usual
+ * figure), else PROCBUS_STALE; PROCBUS_SHUTDOWN after a clean close;
  * PROCBUS_GONE when the segment was superseded or removed (see procbus_follow).
- * Reads CLOCK_MONOTONIC through the vDSO. Returns -EINVAL if not open.
+ * Context: an open reader. System call: clock_gettime(CLOCK_MONOTONIC),
+ * through the vDSO (none with a vDSO clocksource; it faults under
+ * SECCOMP_MODE_STRICT, which disables the TSC - see docs/ABI.md).
+ * Returns: a PROCBUS_ALIVE..PROCBUS_GONE verdict, or -EINVAL (not open).
+ * Ordering: acquire load of heartbeat_ns, pairing with the release stores in
+ * procbus_pub_heartbeat and pb_segment_close/_create (ABI.md "Heartbeat and
+ * liveness"): after SHUTDOWN or GONE, reads see the publisher's last commit.
  */
 static inline int procbus_liveness(const struct procbus_reader *r, uint64_t stale_after_ns)
 {
@@ -555,6 +692,7 @@ static inline int procbus_liveness(const struct procbus_reader *r, uint64_t stal
 
     if (r == NULL || r->base == NULL)
         return -EINVAL;
+    /* pairs with the heartbeat's release stores (publisher.c, segment.c) */
     hb = PROCBUS__LD_ACQ(&procbus__hdr(r)->heartbeat_ns);
     if (hb == PROCBUS_HB_GONE)
         return PROCBUS_GONE;
@@ -565,7 +703,14 @@ static inline int procbus_liveness(const struct procbus_reader *r, uint64_t stal
     return now > hb && now - hb > stale_after_ns ? PROCBUS_STALE : PROCBUS_ALIVE;
 }
 
-/* Header facts for status displays. Loads only. Returns 0 or -EINVAL. */
+/*
+ * procbus_info - header facts for status displays, copied into *out.
+ * Context: an open reader. No system call. The fields are loaded one by one:
+ * they are not one consistent snapshot (the counters are relaxed).
+ * Returns: 0, or -EINVAL (r or out NULL, not open).
+ * Ordering: acquire loads of generation and ring_head (pair with ABI.md
+ * commit step 5).
+ */
 static inline int procbus_info(const struct procbus_reader *r, struct procbus_info *out)
 {
     const struct procbus_header *h;
@@ -574,7 +719,7 @@ static inline int procbus_info(const struct procbus_reader *r, struct procbus_in
         return -EINVAL;
     h = procbus__hdr(r);
     out->epoch = h->epoch;
-    out->generation = PROCBUS__LD_ACQ(&h->generation);
+    out->generation = PROCBUS__LD_ACQ(&h->generation); /* pairs with commit step 5 */
     out->heartbeat_ns = PROCBUS__LD(&h->heartbeat_ns);
     out->publisher_start_ns = h->publisher_start_ns;
     out->created_ns = h->created_ns;
@@ -582,7 +727,7 @@ static inline int procbus_info(const struct procbus_reader *r, struct procbus_in
     out->records_dropped = PROCBUS__LD(&h->records_dropped);
     out->events_dropped = PROCBUS__LD(&h->events_dropped);
     out->tracer_drops = PROCBUS__LD(&h->tracer_drops);
-    out->ring_head = PROCBUS__LD_ACQ(&h->ring_head);
+    out->ring_head = PROCBUS__LD_ACQ(&h->ring_head); /* pairs with commit step 5 */
     out->ring_first = r->ring_first;
     out->publisher_pid = h->publisher_pid;
     out->capacity = r->capacity;
@@ -594,13 +739,21 @@ static inline int procbus_info(const struct procbus_reader *r, struct procbus_in
 /* Where procbus_next_event starts: the oldest event still held, or from now. */
 enum procbus_seek { PROCBUS_SEEK_OLDEST = 0, PROCBUS_SEEK_NOW = 1 };
 
-/* Move the event cursor. Loads only. Returns 0 or -EINVAL. */
+/*
+ * procbus_seek_events - move the event cursor to the oldest event the ring
+ * still holds (PROCBUS_SEEK_OLDEST) or past the newest (PROCBUS_SEEK_NOW,
+ * any other value too). Events skipped by an earlier -EAGAIN are forgotten.
+ * Context: an open reader. No system call.
+ * Returns: 0, or -EINVAL (not open).
+ * Ordering: acquire load of ring_head (ABI.md events step 1).
+ */
 static inline int procbus_seek_events(struct procbus_reader *r, int whence)
 {
     uint64_t head;
 
     if (r == NULL || r->base == NULL)
         return -EINVAL;
+    /* events step 1: pairs with the release store of ring_head in commit step 5 */
     head = PROCBUS__LD_ACQ(&procbus__hdr(r)->ring_head);
     r->skipped = 0; /* a seek is a deliberate jump: nothing pending is reported */
     if (whence == PROCBUS_SEEK_NOW)
@@ -611,14 +764,22 @@ static inline int procbus_seek_events(struct procbus_reader *r, int whence)
 }
 
 /*
- * Copy the next event after this reader's cursor into *ev and advance. *missed
- * is set to the exact number of events between the cursor and this one that
- * were overwritten before the reader got to them (0 normally). Returns 0,
- * -ENOENT when there is no new event (*missed then counts events skipped on
- * the way, usually 0), -EAGAIN, -EBADMSG, -EINVAL.
+ * procbus_next_event - copy the next event after this reader's cursor into
+ * *ev and advance. *missed is set to the exact number of events between the
+ * cursor and this one that were overwritten before the reader got to them (0
+ * normally).
+ * Context: an open reader. No system call, no lock, no allocation.
+ * Returns: 0; -ENOENT when there is no new event (*missed then counts events
+ * skipped on the way, usually 0); -EAGAIN (lapped PROCBUS_READ_RETRIES times
+ * in a row; the skipped events are reported by the next call's *missed);
+ * -EBADMSG; -EINVAL (an argument NULL, not open). *ev is unspecified unless 0
+ * is returned.
+ * Ordering: ABI.md events steps 1-3: acquire load of ring_head, acquire load
+ * of the entry's seq, copy, acquire fence, re-check of seq; they pair with
+ * commit step 1 (seq release stores and fence) and step 5 (ring_head).
  */
-static inline int procbus_next_event(struct procbus_reader *r, struct procbus_event *ev,
-                                     uint64_t *missed)
+PROCBUS_MUST_CHECK static inline int procbus_next_event(struct procbus_reader *r,
+                                                        struct procbus_event *ev, uint64_t *missed)
 {
     const struct procbus_header *h;
     const struct procbus_event *ring;
@@ -636,6 +797,7 @@ static inline int procbus_next_event(struct procbus_reader *r, struct procbus_ev
         const struct procbus_event *e;
         uint64_t s;
 
+        /* events step 1: pairs with the release store of ring_head in commit step 5 */
         head = PROCBUS__LD_ACQ(&h->ring_head);
         if (c > head) /* cursor from another segment or a corrupt head */
             c = head;
@@ -648,6 +810,7 @@ static inline int procbus_next_event(struct procbus_reader *r, struct procbus_ev
             return -ENOENT;
         }
         e = &ring[c & (r->ring_cap - 1)];
+        /* events step 2: pairs with the release store of seq = n in commit step 1 */
         s = PROCBUS__LD_ACQ(&e->seq);
         if (s != c) {
             if (s != PROCBUS_SEQ_BUSY && s < c)
@@ -657,6 +820,8 @@ static inline int procbus_next_event(struct procbus_reader *r, struct procbus_ev
             continue;
         }
         memcpy(ev, e, sizeof(*ev));
+        /* events step 3: pairs with the release fence after seq = BUSY in commit
+         * step 1: a copy that saw a rewrite's byte sees seq changed below */
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (PROCBUS__LD(&e->seq) != c) {
             c++;
@@ -678,12 +843,18 @@ static inline int procbus_next_event(struct procbus_reader *r, struct procbus_ev
 }
 
 /*
- * Block until the generation differs from since_generation, for at most
- * timeout_ms milliseconds (-1: no limit, 0: just check). The one reader call
- * that makes a system call: FUTEX_WAIT on the header's futex word. Returns 0
- * (generation moved), -ETIMEDOUT, -EINTR (a signal arrived), -EPIPE (the
- * publisher shut down or the segment is gone: it will not move), -EINVAL, or
- * another negative errno from FUTEX_WAIT.
+ * procbus_wait - block until the generation differs from since_generation,
+ * for at most timeout_ms milliseconds (negative: no limit, 0: just check).
+ * The one reader call that blocks.
+ * Context: an open reader. System calls: futex(FUTEX_WAIT) on the header's
+ * futex word; clock_gettime(CLOCK_MONOTONIC) (vDSO) when timeout_ms > 0.
+ * Returns: 0 (generation moved); -ETIMEDOUT; -EINTR (a signal arrived);
+ * -EPIPE (the publisher shut down or the segment is gone, and the generation
+ * has not moved: it will not); -EINVAL (not open); or another negative errno
+ * from FUTEX_WAIT.
+ * Ordering: ABI.md waiting steps 1-3: acquire load of `futex` (pairs with
+ * the release increment of commit step 6), then of `generation` (commit step
+ * 5); no wake-up is lost.
  */
 static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generation, int timeout_ms)
 {
@@ -703,15 +874,20 @@ static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generati
         }
     }
     for (;;) {
+        /* waiting step 1: pairs with the release increment of commit step 6
+         * (pb_segment_wake), which follows the generation store of step 5 */
         uint32_t word = PROCBUS__LD_ACQ(&h->futex);
         uint64_t hb;
         long rc;
 
+        /* waiting step 2: pairs with the release store of generation, commit step 5 */
         if (PROCBUS__LD_ACQ(&h->generation) != since_generation)
             return 0;
+        /* pairs with the release store of SHUTDOWN/GONE in pb_segment_close/_create,
+         * which follows the last commit: re-load generation after seeing it */
         hb = PROCBUS__LD_ACQ(&h->heartbeat_ns);
         if (hb == PROCBUS_HB_SHUTDOWN || hb == PROCBUS_HB_GONE)
-            return -EPIPE;
+            return PROCBUS__LD_ACQ(&h->generation) != since_generation ? 0 : -EPIPE;
         if (timeout_ms == 0)
             return -ETIMEDOUT;
         if (timeout_ms > 0) {
@@ -725,7 +901,8 @@ static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generati
             if (rel.tv_sec < 0)
                 return -ETIMEDOUT;
         }
-        /* FUTEX_WAIT (shared: the word lives in a file mapping). */
+        /* waiting step 3: FUTEX_WAIT (shared: the word lives in a file mapping);
+         * the kernel re-checks the word, so a commit since step 1 gives EAGAIN */
         rc = syscall(SYS_futex, &h->futex, FUTEX_WAIT, word, timeout_ms > 0 ? &rel : NULL, NULL, 0);
         if (rc < 0 && errno != EAGAIN && errno != ETIMEDOUT)
             return -errno; /* EINTR: a signal; anything else: cannot wait here */
@@ -733,14 +910,19 @@ static inline int procbus_wait(struct procbus_reader *r, uint64_t since_generati
 }
 
 /*
- * If the segment was superseded (a new publisher took over the name) or
- * removed, map the segment now at the same name and keep the event cursor.
- * Makes system calls; call it when procbus_liveness says PROCBUS_GONE, or
- * whenever convenient. Returns 1 when it switched to a new segment (compare
- * r->epoch), 0 when the current one is still the live one, -EINVAL for a
- * reader set up by procbus_attach, or a negative errno from procbus_open (the
- * old mapping is then kept). Events the reader had not consumed from the old
- * segment are counted in the next procbus_next_event's *missed.
+ * procbus_follow - if the segment was superseded (a new publisher took over
+ * the name) or removed, map the segment now at the same path and keep the
+ * event cursor. Call it when procbus_liveness says PROCBUS_GONE, or whenever
+ * convenient. Events the reader had not consumed from the old segment are
+ * counted in the next procbus_next_event's *missed.
+ * Context: a reader procbus_open set up. System calls: clock_gettime (vDSO)
+ * and stat; when the name moved on, procbus_open's calls (and munmap of the
+ * old mapping).
+ * Returns: 1 when it switched to a new segment (compare r->epoch); 0 when the
+ * current one is still the live one; -EINVAL for a reader set up by
+ * procbus_attach (or not open); or a negative errno from procbus_open, the
+ * old mapping then being kept.
+ * Ordering: as procbus_liveness, then as procbus_open for the new segment.
  */
 static inline int procbus_follow(struct procbus_reader *r)
 {

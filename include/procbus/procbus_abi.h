@@ -9,7 +9,8 @@
  * same layout and of the memory-ordering protocol.
  *
  * This header is included by the header-only reader, so it must compile as
- * C99 (-pedantic) and as C++ as well as C11. It declares no functions.
+ * C99 (-pedantic) and as C++ as well as C11. It declares no functions with
+ * linkage (only the two static inline hash helpers at the end).
  *
  * Segment layout (all regions 64-byte aligned, sizes in the header block):
  *
@@ -33,6 +34,19 @@
     typedef char PROCBUS_SA_CAT(procbus_static_assert_, __LINE__)[(cond) ? 1 : -1]
 #endif
 
+/*
+ * PROCBUS_MUST_CHECK marks a function whose result the caller must look at:
+ * ignoring it is a bug (an unopened reader used, a staged change silently lost,
+ * a commit that did not happen). GCC and Clang warn (-Wunused-result); GCC
+ * warns even through a (void) cast, so the attribute is only on functions
+ * where no caller has a reason to ignore the result. Empty elsewhere.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define PROCBUS_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define PROCBUS_MUST_CHECK
+#endif
+
 /* "PROCBUS" followed by a zero byte, read as a little-endian u64. */
 #define PROCBUS_MAGIC                  0x00535542434f5250ULL
 #define PROCBUS_ABI_MAJOR              1u
@@ -40,6 +54,7 @@
 #define PROCBUS_VERSION_WORD(maj, min) (((uint32_t)(maj) << 16) | (uint32_t)(min))
 #define PROCBUS_DEFAULT_SEGMENT        "procbus"
 #define PROCBUS_SEGMENT_ENV            "PROCBUS_SEGMENT"
+#define PROCBUS_PATH_MAX               4096 /* bytes of a segment path, with its NUL (PATH_MAX) */
 #define PROCBUS_HEADER_SIZE            4096u
 
 /* Heartbeat values that are not timestamps. */

@@ -8,27 +8,40 @@
 #include "procbus_abi.h"
 
 /*
- * One publisher owns one segment at a time (an exclusive flock on the file).
- * All functions here are for the one thread that owns the publisher, except
- * the registry lookups (see registry.h), which any registered RCU thread may
- * call. Nothing here ever waits for readers.
+ * One publisher owns one segment at a time (an exclusive flock on the file)
+ * and never waits for readers.
+ *
+ * Context: every function here is for the publisher's owning thread - the
+ * one that called procbus_pub_open, which registers it as an RCU thread for
+ * the registry - unless its block says otherwise; calls on one publisher are
+ * never concurrent. The registry lookups (registry.h) are for any registered
+ * RCU thread.
+ *
+ * Ordering: procbus_pub_commit implements the commit protocol of docs/ABI.md
+ * (steps 1-6); readers see a commit whole or not at all.
  *
  * Usage:
- *   procbus_pub_open(&p, &opts);
- *   rec.id = procbus_pub_new_id(p); ...; procbus_pub_upsert(p, &rec);
- *   procbus_pub_commit(p);          // all staged changes become visible at once
+ *   rc = procbus_pub_open(&p, &opts);
+ *   rec.id = procbus_pub_new_id(p); ...; rc = procbus_pub_upsert(p, &rec);
+ *   rc = procbus_pub_commit(p);     // all staged changes become visible at once
  *   procbus_pub_heartbeat(p);       // from a timer, more often than readers' stale_after
  *   procbus_pub_close(p, 0);        // readers then see PROCBUS_SHUTDOWN
  *
- * Errors are negative errno values.
+ * Errors are negative errno values. Functions marked PROCBUS_MUST_CHECK fail
+ * in ways the caller must handle (a change not staged, a commit not made).
  */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct procbus_pub;
 struct procbus_registry;
 
 struct procbus_pub_opts {
-    const char *segment;    /* name (/dev/shm/NAME) or path with '/'; NULL: $PROCBUS_SEGMENT
-                               or "procbus" */
+    const char *segment;    /* resolved by procbus_segment_path (procbus.h): NULL or "":
+                               $PROCBUS_SEGMENT, else "procbus"; a path if it contains '/';
+                               else /dev/shm/NAME */
     uint32_t capacity;      /* max records in a snapshot; 0: PROCBUS_PUB_DEFAULT_CAPACITY */
     uint32_t reserve;       /* extra arena records for copy-on-write; 0: same as capacity */
     uint32_t snap_slots;    /* snapshot slots (a reader is lapped after this many commits
@@ -42,87 +55,146 @@ struct procbus_pub_opts {
 #define PROCBUS_PUB_DEFAULT_RING     4096u
 
 /*
- * Create the segment and take ownership of the name. The segment is built
- * under a temporary name, fully allocated (a full tmpfs fails here with
- * -ENOSPC, never with SIGBUS later), initialised, its version word written
- * last, and only then linked at the name, so no reader ever opens a half-made
- * segment. If a segment already has the name:
+ * procbus_pub_open - create the segment and take ownership of the name. The
+ * segment is built under a temporary name, fully allocated (a full tmpfs
+ * fails here with -ENOSPC, never with SIGBUS later), initialised, its version
+ * word written last, and only then linked at the name (ABI.md creation steps
+ * 1-3), so no reader ever opens a half-made segment. If a segment already has
+ * the name:
  *   - its publisher still holds it (alive, or stopped but not dead): -EBUSY;
  *   - it is a procbus segment whose publisher is gone: it is marked
  *     PROCBUS_HB_GONE and atomically replaced; the new one has epoch + 1 and
  *     continues its generation and event sequence numbers;
  *   - it is not a procbus segment: -EEXIST, and it is left alone.
- * On success *out is set and 0 returned; on error *out is untouched.
- * Other errors: -EINVAL (bad options or name), -ENOMEM, -ENOSPC, -EACCES, ...
+ * Context: the calling thread becomes the owning thread (registered as an RCU
+ * thread unless it already was). System calls: the file calls of creation.
+ * Returns: 0 with *out set; on error *out is untouched and nothing is left
+ * behind. Errors: -EINVAL (out NULL, bad options, ring or geometry beyond the
+ * ABI's limits, name "." or ".."), -ENAMETOOLONG (name or path too long),
+ * -EBUSY, -EEXIST, -ENOMEM, -ENOSPC, -ELOOP (a symlink at the name), -EACCES,
+ * or another errno of the file calls.
  */
-int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *opts);
+PROCBUS_MUST_CHECK int procbus_pub_open(struct procbus_pub **out,
+                                        const struct procbus_pub_opts *opts);
 
 /* Flags for procbus_pub_close. */
 #define PROCBUS_PUB_UNLINK 0x1u /* remove the name too (readers see PROCBUS_GONE) */
 
 /*
- * Mark the segment shut down cleanly (heartbeat PROCBUS_HB_SHUTDOWN; the last
- * snapshot stays readable), wake waiting readers, release the name and free
- * the publisher. Staged, uncommitted changes are discarded. NULL is a no-op.
+ * procbus_pub_close - mark the segment shut down cleanly (heartbeat
+ * PROCBUS_HB_SHUTDOWN; the last snapshot stays readable) or, with
+ * PROCBUS_PUB_UNLINK, GONE and unlinked; wake waiting readers, release the
+ * name and free the publisher and its registry. Staged, uncommitted changes
+ * are discarded. NULL is a no-op.
+ * Context: the owning thread, once no other thread uses the registry; waits
+ * for an RCU grace period; unregisters the thread if procbus_pub_open
+ * registered it. System calls: munmap, close, futex (and stat, unlink).
+ * Cannot fail (errors of the file calls are ignored: nothing is left to undo).
+ * Ordering: the heartbeat store is a release store after the last commit
+ * (pb_segment_close): a reader that sees SHUTDOWN sees the last commit.
  */
 void procbus_pub_close(struct procbus_pub *p, unsigned flags);
 
-/* A fresh record id: unique within this publisher's epoch, never 0. */
+/*
+ * A fresh record id: unique within this publisher's epoch, never 0.
+ * Context: the owning thread. Cannot fail. Ordering: none (private counter).
+ */
 uint64_t procbus_pub_new_id(struct procbus_pub *p);
 
 /*
- * Stage a record: insert (new id) or replace (known id) it. Nothing becomes
- * visible before procbus_pub_commit. The record is copied; its `size` is set
- * by the library and its strings are NUL-terminated. A new id stages a
- * PROCBUS_EV_ADD event, a state change a PROCBUS_EV_STATE event (each upsert
- * is compared with the previous staged or committed version).
- * Returns 0, -EINVAL (id 0, state out of range), -ENOSPC (the table is at
- * capacity, or this batch already changed more records than the reserve
- * holds: commit first; counted in records_dropped). When free arena records
- * run short, the ones only older snapshots still show are recycled early
- * (see procbus_pub_forced_laps), so a batch may always change up to
+ * procbus_pub_upsert - stage a record: insert (new id) or replace (known id)
+ * it. Nothing becomes visible before procbus_pub_commit. The record is
+ * copied; its `size` is set by the library and its strings are
+ * NUL-terminated. A new id stages a PROCBUS_EV_ADD event, a state change a
+ * PROCBUS_EV_STATE event (each upsert is compared with the previous staged or
+ * committed version); an event that cannot be staged (no memory) is counted
+ * in events_dropped, the record is staged all the same. When free arena
+ * records run short, the ones only older snapshots still show are recycled
+ * early (see procbus_pub_forced_laps), so a batch may always change up to
  * `reserve` records.
+ * Context: the owning thread. No system call, never waits.
+ * Returns: 0; -EINVAL (p or rec NULL, id 0, state or exit_kind out of range);
+ * -ENOSPC (the table is at capacity, or this batch already changed more
+ * records than the reserve holds: commit first; counted in records_dropped);
+ * -ENOMEM. On error nothing was staged.
+ * Ordering: none: staging writes arena records no snapshot refers to; readers
+ * see them only through procbus_pub_commit.
  * Cost: O(1), independent of the table size.
  */
-int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec);
+PROCBUS_MUST_CHECK int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec);
 
-/* Stage the removal of record `id` (a PROCBUS_EV_REMOVE event). 0 or -ENOENT. */
+/*
+ * procbus_pub_remove - stage the removal of record `id` (with a
+ * PROCBUS_EV_REMOVE event, counted in events_dropped if it cannot be staged).
+ * Context: the owning thread. No system call.
+ * Returns: 0; -EINVAL (p NULL, id 0); -ENOENT (no such record staged or
+ * committed); -ENOMEM. On error nothing was staged.
+ * Ordering: none until procbus_pub_commit.
+ */
 int procbus_pub_remove(struct procbus_pub *p, uint64_t id);
 
 /*
- * Stage an extra event about record `rec` (e.g. PROCBUS_EV_EXEC) to be written
- * with the next commit. Returns 0, -EINVAL (kind unknown) or -ENOMEM.
+ * procbus_pub_event - stage an extra event about record `rec` (e.g.
+ * PROCBUS_EV_EXEC) to be written with the next commit.
+ * Context: the owning thread. No system call.
+ * Returns: 0; -EINVAL (p or rec NULL, kind not PROCBUS_EV_ADD..EXEC);
+ * -ENOMEM (the event is lost and counted in events_dropped; a relaxed add).
+ * Ordering: none until procbus_pub_commit.
  */
 int procbus_pub_event(struct procbus_pub *p, uint16_t kind, const struct procbus_proc *rec);
 
 /*
- * Copy the staged (latest) version of record `id` into *out. 0 or -ENOENT.
- * Publisher thread only; other threads use the registry.
+ * procbus_pub_get - copy the staged (latest) version of record `id` into *out.
+ * Context: the owning thread; other threads use the registry.
+ * Returns: 0, or -ENOENT (*out untouched). Ordering: none (private memory).
  */
-int procbus_pub_get(const struct procbus_pub *p, uint64_t id, struct procbus_proc *out);
+PROCBUS_MUST_CHECK int procbus_pub_get(const struct procbus_pub *p, uint64_t id,
+                                       struct procbus_proc *out);
 
 /*
- * Make everything staged visible at once: write the staged events to the ring,
- * rewrite the oldest snapshot slot (only the entries changed since that slot
- * was last written), store its offset and the new generation into `current`
- * with release order, advance the ring head, wake waiters (FUTEX_WAKE), update
- * the registry. Never waits for readers. An empty commit is allowed (it still
- * moves the generation). Returns 0 or -ENOMEM (nothing was published).
+ * procbus_pub_commit - make everything staged visible at once, as ABI.md
+ * numbers the steps: (1) write the staged events to the ring; (2) open the
+ * oldest snapshot slot (gen = 0, release fence); (3) rewrite only the entries
+ * changed since that slot was last written; (4) close it (gen = g, release);
+ * (5) the swap: store its offset and the new generation into `current`
+ * (release), then `generation` and `ring_head`; (6) wake waiters
+ * (FUTEX_WAKE). Then the registry is updated. Never waits for readers. An
+ * empty commit is allowed (it still moves the generation).
+ * Context: the owning thread (an RCU-registered thread). System call: futex.
+ * Returns: 0, or -ENOMEM: the registry could not set aside memory for the
+ * batch. That is checked before step 1, so a failed commit published nothing:
+ * the segment, the registry and the staged batch are as they were, and a
+ * later commit (the caller may retry, or stage more first) publishes it.
  * Cost: O(changes in the last snap_slots commits), independent of table size.
  */
-int procbus_pub_commit(struct procbus_pub *p);
+PROCBUS_MUST_CHECK int procbus_pub_commit(struct procbus_pub *p);
 
-/* Store CLOCK_MONOTONIC now as the heartbeat. Call from a timer. */
+/*
+ * procbus_pub_heartbeat - store CLOCK_MONOTONIC now as the heartbeat. Call
+ * from a timer, more often than readers' stale threshold.
+ * Context: the owning thread, or any thread while the publisher is open (one
+ * atomic store). System call: none with a vDSO clock. Cannot fail.
+ * Ordering: a release store, pairing with the acquire load in
+ * procbus_liveness (ABI.md "Heartbeat and liveness").
+ */
 void procbus_pub_heartbeat(struct procbus_pub *p);
 
-/* Add to the header's tracer_drops / events_dropped counters. */
+/*
+ * Add to the header's tracer_drops / events_dropped counters.
+ * Context: any thread while the publisher is open. Cannot fail.
+ * Ordering: none (relaxed atomic adds).
+ */
 void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint64_t events_dropped);
 
-/* Generation of the last commit; records currently staged or published. */
+/*
+ * The generation of the last commit; the number of records staged or
+ * published; this segment's epoch; the path of the segment file (e.g.
+ * /dev/shm/procbus, valid until procbus_pub_close).
+ * Context: the owning thread. Cannot fail. Ordering: none (private state).
+ */
 uint64_t procbus_pub_generation(const struct procbus_pub *p);
 uint32_t procbus_pub_count(const struct procbus_pub *p);
 uint64_t procbus_pub_epoch(const struct procbus_pub *p);
-/* The path of the segment file (e.g. /dev/shm/procbus). */
 const char *procbus_pub_path(const struct procbus_pub *p);
 
 /*
@@ -130,18 +202,29 @@ const char *procbus_pub_path(const struct procbus_pub *p);
  * only older snapshot slots still showed, invalidating those slots (readers
  * inside them retry on the current snapshot). Frequent forced laps mean the
  * reserve is small for the change rate: raise procbus_pub_opts.reserve.
+ * Context: the owning thread. Cannot fail. Ordering: none.
  */
 uint64_t procbus_pub_forced_laps(const struct procbus_pub *p);
 
-/* The lock-free registry mirroring committed records (see registry.h). */
+/*
+ * The lock-free registry mirroring committed records (see registry.h).
+ * Context: any thread; the pointer is valid until procbus_pub_close.
+ * Cannot fail. Ordering: none (see registry.h for the lookups').
+ */
 struct procbus_registry *procbus_pub_registry(struct procbus_pub *p);
 
 /*
  * Fail points for crash tests: the publisher SIGKILLs itself at that point of
- * the next commit. PROCBUS_FP_MID_SNAPSHOT: half-way through rewriting the
- * snapshot slot; PROCBUS_FP_BEFORE_SWAP: slot written, `current` not yet stored.
+ * the next commit. PROCBUS_FP_MID_SNAPSHOT: half-way through commit step 3
+ * (rewriting the snapshot slot); PROCBUS_FP_BEFORE_SWAP: after step 4 (slot
+ * written), before step 5 (`current` not yet stored).
+ * Context: the owning thread; tests only. Cannot fail. Ordering: none.
  */
 enum procbus_failpoint { PROCBUS_FP_NONE = 0, PROCBUS_FP_MID_SNAPSHOT, PROCBUS_FP_BEFORE_SWAP };
 void procbus_pub_set_failpoint(struct procbus_pub *p, enum procbus_failpoint fp);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* PROCBUS_PUB_H */

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "procbus_pub.h"
 
+#include "procbus.h" /* procbus_segment_path: the one segment-name rule */
+
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -79,15 +81,21 @@ static void begin_staging(struct procbus_pub *p)
     p->nchanged = 0;
 }
 
+/* ABI.md commit step 1 for one event: seq = BUSY, release fence, fields, release store of seq. */
 static void write_event(struct procbus_pub *p, struct procbus_event *ev, uint64_t gen)
 {
     struct procbus_event *e = &p->ring[ev->seq & (p->geo.ring_capacity - 1)];
     uint64_t seq = ev->seq;
 
     __atomic_store_n(&e->seq, PROCBUS_SEQ_BUSY, __ATOMIC_RELAXED);
+    /* Commit step 1: pairs with the acquire fence of events step 3 in
+     * procbus_next_event: a reader whose copy saw any byte written below sees
+     * seq != n when it re-checks. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
     ev->generation = gen;
     memcpy((char *)e + sizeof(e->seq), (char *)ev + sizeof(ev->seq), sizeof(*e) - sizeof(e->seq));
+    /* Commit step 1: pairs with the acquire load of seq in events step 2: a
+     * reader that sees n sees the fields above. */
     __atomic_store_n(&e->seq, seq, __ATOMIC_RELEASE);
 }
 
@@ -103,6 +111,11 @@ static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *p
 
     p->ring = (struct procbus_event *)(seg->base + p->geo.ring_off);
     s->count = 0;
+    /* ABI.md creation step 1 (the initial snapshot). What publishes it is the
+     * release store of `version` in creation step 2, which pairs with the
+     * reader's acquire load in procbus__validate; the stores here need no
+     * order of their own (no reader can see the file yet). Release kept so
+     * the slot's gen is written as every commit step 4 writes it. */
     __atomic_store_n(&s->gen, g0, __ATOMIC_RELEASE);
     h->current = PROCBUS_CUR_PACK(g0, off);
     h->generation = g0;
@@ -125,7 +138,7 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
 {
     struct procbus_pub_opts o = {0};
     struct procbus_pub *p;
-    char path[sizeof(((struct pb_segment *)0)->path)];
+    char path[PROCBUS_PATH_MAX];
     uint32_t ring = 1, i;
     int rc;
 
@@ -148,7 +161,7 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
         return -EINVAL;
     while (ring < o.ring_capacity)
         ring <<= 1;
-    rc = pb_segment_resolve(o.segment, path, sizeof(path));
+    rc = procbus_segment_path(o.segment, path, sizeof(path));
     if (rc < 0)
         return rc;
 
@@ -252,7 +265,11 @@ static void reclaim_early(struct procbus_pub *p)
         __atomic_store_n(&s->gen, 0, __ATOMIC_RELAXED);
         p->written[t] = 0; /* its content is unknown now: full copy next time */
     }
-    __atomic_thread_fence(__ATOMIC_RELEASE); /* before any recycled record is rewritten */
+    /* ABI.md "Arena recycling" (a forced lap), like commit step 2 for every
+     * older slot at once: pairs with the acquire fence of read step 4
+     * (procbus__still). A reader in an old slot that reads a recycled
+     * record's new bytes then sees gen 0 and retries. */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     while (p->pend_len > 0 && p->pend[p->pend_head].gen <= p->gen) {
         p->free_stack[p->nfree++] = p->pend[p->pend_head].slot;
         p->pend_head = (p->pend_head + 1) % p->geo.arena_slots;
@@ -338,14 +355,18 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
     struct procbus_proc tmp;
     uint32_t slot;
     int64_t pos;
+    int noted;
 
     if (p == NULL || rec == NULL || rec->id == 0 || rec->state >= PROCBUS_STATE_COUNT_ ||
         rec->exit_kind > PROCBUS_EXIT_SIGNAL)
         return -EINVAL;
     sanitize(&tmp, rec);
-    if (note_changed(p, tmp.id) < 0)
-        return -ENOMEM;
     pos = pb_index_find(&p->ix, tmp.id);
+    /* an earlier upsert of this batch (its copy is unpublished) noted the id already: note
+     * each id once, so the commit reserves one registry node per record, not per upsert */
+    noted = pos >= 0 && p->slot_gen[p->ix.dense[pos]] == p->gen + 1;
+    if (!noted && note_changed(p, tmp.id) < 0)
+        return -ENOMEM;
     if (pos < 0) {
         if (p->ix.count >= p->ix.cap || alloc_slot(p, &slot) < 0) {
             p->nchanged--;
@@ -358,7 +379,7 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
         uint32_t old_slot = p->ix.dense[pos];
         struct procbus_proc old = *arena_rec(p, old_slot);
 
-        if (p->slot_gen[old_slot] == p->gen + 1) {
+        if (noted) {
             slot = old_slot; /* staged in this batch, unpublished: rewrite in place */
         } else {
             if (alloc_slot(p, &slot) < 0) {
@@ -478,16 +499,20 @@ static void rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
     p->written[t] = g;
 }
 
+/*
+ * Mirror the batch into the registry. Cannot fail: procbus_pub_commit reserved
+ * a node for every changed id first, so a put never allocates here.
+ */
 static void sync_registry(struct procbus_pub *p)
 {
     size_t i;
 
     for (i = 0; i < p->nchanged; i++) {
         int64_t pos = pb_index_find(&p->ix, p->changed[i]);
-        if (pos >= 0)
-            procbus_registry_put(p->reg, arena_rec(p, p->ix.dense[pos]));
-        else
-            procbus_registry_del(p->reg, p->changed[i]);
+        if (pos < 0)
+            (void)procbus_registry_del(p->reg, p->changed[i]); /* -ENOENT: never committed */
+        else if (procbus_registry_put(p->reg, arena_rec(p, p->ix.dense[pos])) < 0)
+            abort(); /* broken invariant: the reserve covers every put of the batch */
     }
 }
 
@@ -498,28 +523,51 @@ int procbus_pub_commit(struct procbus_pub *p)
     uint32_t t = (uint32_t)(g % K);
     struct procbus_snap *s;
     size_t i;
+    int rc;
 
+    /* The only step that can fail comes before anything readers can see:
+     * -ENOMEM here leaves the segment, the registry and the staging as they
+     * were, and a later commit publishes the same batch. */
+    rc = procbus_registry_reserve(p->reg, p->nchanged);
+    if (rc < 0)
+        return rc;
     off = p->geo.snap_off + (uint64_t)t * p->geo.snap_slot_size;
     s = (struct procbus_snap *)(p->seg.base + off);
 
-    /* 1. events into the ring; readers cannot see them before ring_head moves */
+    /* Steps 1-6 as docs/ABI.md numbers them. Step 1: events into the ring
+     * (write_event has the barriers); readers do not look at them before
+     * ring_head moves in step 5. */
     for (i = 0; i < p->nev; i++) {
         p->events[i].seq = p->ring_head++;
         write_event(p, &p->events[i], g);
     }
-    /* 2. seqlock-open the oldest slot: readers still in it will fail validation */
+    /* Step 2: seqlock-open the oldest slot. The release fence pairs with the
+     * acquire fence of read step 4 (procbus__still): a reader still in this
+     * slot that sees any byte stored after it (step 3, or a record recycled
+     * later) sees gen 0 or a newer gen when it re-checks, and retries. */
     __atomic_store_n(&s->gen, 0, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
+    /* Step 3: the changed index entries and count, plain stores. */
     rewrite_slot(p, t, g);
+    /* Step 4: pairs with the acquire load of the slot's gen in read step 2
+     * (procbus__begin): a reader that sees g sees step 3's stores. */
     __atomic_store_n(&s->gen, g, __ATOMIC_RELEASE);
     failpoint(p, PROCBUS_FP_BEFORE_SWAP);
-    /* 3. the swap: one release store makes the whole snapshot visible */
+    /* Step 5: the swap. Pairs with the acquire load of `current` in read step
+     * 1 (procbus__begin): one release store makes the whole snapshot visible. */
     __atomic_store_n(&p->hdr->current, PROCBUS_CUR_PACK(g, off), __ATOMIC_RELEASE);
+    /* Step 5: pairs with the acquire loads of `generation` in procbus_generation,
+     * procbus_info and waiting step 2 (procbus_wait); it follows `current`. */
     __atomic_store_n(&p->hdr->generation, g, __ATOMIC_RELEASE);
+    /* Step 5: pairs with the acquire load of ring_head in events step 1
+     * (procbus_next_event, procbus_seek_events): step 1's events are complete. */
     __atomic_store_n(&p->hdr->ring_head, p->ring_head, __ATOMIC_RELEASE);
+    /* a statistics counter: relaxed, orders nothing */
     __atomic_store_n(&p->hdr->publishes, p->hdr->publishes + 1, __ATOMIC_RELAXED);
+    /* Step 6: futex += 1 (release) and FUTEX_WAKE, in pb_segment_wake. */
     pb_segment_wake(&p->seg);
 
+    /* After the steps: the in-process registry (not part of the segment ABI). */
     sync_registry(p);
     p->gen = g;
     /* records dropped by commit g - K + 1 or earlier are unreachable from every slot now */
@@ -536,6 +584,9 @@ int procbus_pub_commit(struct procbus_pub *p)
 
 void procbus_pub_heartbeat(struct procbus_pub *p)
 {
+    /* ABI.md "Heartbeat and liveness": pairs with the acquire load of
+     * heartbeat_ns in procbus_liveness (and procbus_wait); orders the commits
+     * made before this beat before it. */
     __atomic_store_n(&p->hdr->heartbeat_ns, pb_now_mono(), __ATOMIC_RELEASE);
 }
 

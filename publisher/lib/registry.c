@@ -13,13 +13,16 @@
 struct reg_node {
     struct cds_lfht_node by_id, by_pid, by_name;
     struct rcu_head rcu;
+    struct reg_node *next_spare; /* in procbus_registry.spare, before it is added */
     uint32_t name_hash;
     struct procbus_proc rec; /* immutable once added */
 };
 
 struct procbus_registry {
     struct cds_lfht *by_id, *by_pid, *by_name;
-    size_t count; /* writer-maintained */
+    size_t count;           /* writer-maintained */
+    struct reg_node *spare; /* nodes procbus_registry_reserve set aside (writer only) */
+    size_t nspare;
 };
 
 static __thread int thread_online;
@@ -122,6 +125,11 @@ void procbus_registry_free(struct procbus_registry *reg)
             procbus_registry_thread_offline();
         urcu_memb_barrier(); /* every free_node has run */
     }
+    while (reg->spare != NULL) {
+        struct reg_node *s = reg->spare;
+        reg->spare = s->next_spare;
+        free(s);
+    }
     if (reg->by_id)
         cds_lfht_destroy(reg->by_id, NULL);
     if (reg->by_pid)
@@ -141,12 +149,32 @@ static struct reg_node *find_id(struct procbus_registry *reg, uint64_t id)
     return n ? caa_container_of(n, struct reg_node, by_id) : NULL;
 }
 
+int procbus_registry_reserve(struct procbus_registry *reg, size_t n)
+{
+    while (reg->nspare < n) {
+        struct reg_node *s = malloc(sizeof(*s));
+        if (s == NULL)
+            return -ENOMEM; /* the nodes set aside so far stay for the next call */
+        s->next_spare = reg->spare;
+        reg->spare = s;
+        reg->nspare++;
+    }
+    return 0;
+}
+
 int procbus_registry_put(struct procbus_registry *reg, const struct procbus_proc *rec)
 {
-    struct reg_node *n = malloc(sizeof(*n)), *old;
+    struct reg_node *n, *old;
 
-    if (n == NULL)
-        return -ENOMEM;
+    if (reg->spare != NULL) {
+        n = reg->spare;
+        reg->spare = n->next_spare;
+        reg->nspare--;
+    } else {
+        n = malloc(sizeof(*n));
+        if (n == NULL)
+            return -ENOMEM;
+    }
     memset(n, 0, sizeof(*n));
     n->rec = *rec;
     n->name_hash = procbus_name_hash(rec->name, PROCBUS_NAME_LEN);

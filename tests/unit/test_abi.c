@@ -187,6 +187,63 @@ static void test_reader_argument_errors(void **state)
     }
 }
 
+/*
+ * A procbus segment whose version word is still 0 (its publisher has not
+ * finished creating it: ABI.md creation step 2 not done) gives -EINPROGRESS,
+ * distinct from a foreign file (-EPROTO), through procbus_attach and through
+ * procbus_open by path; the same bytes with the version written attach.
+ */
+static void test_initialising_segment(void **state)
+{
+    char name[64], path[128], copy[] = "/tmp/pbt-init-XXXXXX";
+    struct procbus_pub *p = pbt_pub(pbt_name(name), 8, 0);
+    struct procbus_reader r;
+    struct procbus_header *h;
+    unsigned char *img;
+    struct stat st;
+    int fd;
+    (void)state;
+
+    fd = open(pbt_path(name, path), O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    img = aligned_alloc(64, (size_t)st.st_size);
+    assert_non_null(img);
+    assert_int_equal(read(fd, img, (size_t)st.st_size), st.st_size);
+    close(fd);
+    procbus_pub_close(p, PROCBUS_PUB_UNLINK);
+    h = (struct procbus_header *)(void *)img;
+
+    assert_int_equal(procbus_attach(&r, img, (size_t)st.st_size), 0);
+    procbus_close(&r);
+    h->version = 0; /* as between creation steps 1 and 2 */
+    assert_int_equal(procbus_attach(&r, img, (size_t)st.st_size), -EINPROGRESS);
+    h->magic ^= 1; /* a foreign file stays foreign, whatever its version word */
+    assert_int_equal(procbus_attach(&r, img, (size_t)st.st_size), -EPROTO);
+    h->magic ^= 1;
+    h->version = PROCBUS_VERSION_WORD(PROCBUS_ABI_MAJOR + 1, 0);
+    assert_int_equal(procbus_attach(&r, img, (size_t)st.st_size), -EPROTO);
+
+    /* the same through procbus_open, on a file as a publisher leaves it mid-creation */
+    h->version = 0;
+    fd = mkstemp(copy);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, img, (size_t)st.st_size), st.st_size);
+    close(fd);
+    assert_int_equal(procbus_open(&r, copy), -EINPROGRESS);
+    h->version = PROCBUS_VERSION_WORD(PROCBUS_ABI_MAJOR, PROCBUS_ABI_MINOR);
+    fd = open(copy, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(
+        pwrite(fd, &h->version, sizeof(h->version), offsetof(struct procbus_header, version)),
+        sizeof(h->version));
+    close(fd);
+    assert_int_equal(procbus_open(&r, copy), 0);
+    procbus_close(&r);
+    unlink(copy);
+    free(img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_current_word),
         cmocka_unit_test(test_larger_record_accepted),
         cmocka_unit_test(test_reader_argument_errors),
+        cmocka_unit_test(test_initialising_segment),
     };
     return cmocka_run_group_tests_name("abi", tests, NULL, NULL);
 }

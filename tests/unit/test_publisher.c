@@ -11,12 +11,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "procbus.h"
 #include "procbus_pub.h"
+#include "registry.h"
 #include "support.h"
+
+/* Sanitizer runtimes do not survive an address-space limit: the ENOMEM test skips there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PBT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PBT_SANITIZED 1
+#endif
+#endif
+#ifndef PBT_SANITIZED
+#define PBT_SANITIZED 0
+#endif
 
 static void test_round_trip(void **state)
 {
@@ -331,8 +345,8 @@ static void test_exclusive_and_takeover(void **state)
     o.segment = name;
     assert_int_equal(procbus_pub_open(&q, &o), -EBUSY);
     pbt_fill(&rec, 1, 11, "one", PROCBUS_STATE_RUNNING);
-    procbus_pub_upsert(p, &rec);
-    procbus_pub_commit(p);
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    assert_int_equal(procbus_pub_commit(p), 0);
     gen1 = procbus_pub_generation(p);
     assert_int_equal(procbus_pub_epoch(p), 1);
     assert_int_equal(procbus_open(&r, name), 0);
@@ -348,8 +362,8 @@ static void test_exclusive_and_takeover(void **state)
     assert_true(procbus_pub_generation(q) > gen1);
     assert_int_equal(procbus_liveness(&r, 10ull * 1000000000), PROCBUS_GONE);
     pbt_fill(&rec, 1, 22, "two", PROCBUS_STATE_RUNNING);
-    procbus_pub_upsert(q, &rec);
-    procbus_pub_commit(q);
+    assert_int_equal(procbus_pub_upsert(q, &rec), 0);
+    assert_int_equal(procbus_pub_commit(q), 0);
     assert_int_equal(procbus_follow(&r), 1);
     assert_int_equal(r.epoch, 2);
     assert_int_equal(procbus_follow(&r), 0);
@@ -454,6 +468,109 @@ static void test_env_default_name(void **state)
     unsetenv("PROCBUS_SEGMENT");
 }
 
+/* Bytes of address space this process has mapped now (/proc/self/statm, first field). */
+static uint64_t mapped_bytes(void)
+{
+    unsigned long long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%llu", &pages), 1);
+    fclose(f);
+    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * procbus_pub_commit's -ENOMEM (the registry cannot set memory aside for the
+ * batch) publishes nothing - not the segment, not the registry - and keeps the
+ * batch staged, so the next commit publishes all of it. Memory runs out for
+ * real: RLIMIT_AS just above what the process maps, and the free heap taken
+ * by a balloon of small blocks for the length of the commit.
+ */
+static void test_commit_enomem_publishes_nothing(void **state)
+{
+    enum { N = 2000 };
+    void **balloon, **b;
+    char name[64], nm[32];
+    struct procbus_pub *p;
+    struct procbus_reader r;
+    struct procbus_proc rec, out;
+    struct procbus_info before = {0}, after = {0};
+    struct rlimit old, lim;
+    uint64_t gen;
+    size_t n = 0;
+    int rc, i;
+    (void)state;
+
+    if (PBT_SANITIZED)
+        skip();
+    p = pbt_pub(pbt_name(name), N, 0);
+    assert_non_null(p);
+    assert_int_equal(procbus_open(&r, name), 0);
+    /* a record committed, then replaced: liburcu's call_rcu thread exists before the limit */
+    pbt_fill(&rec, 1, 1, "first", PROCBUS_STATE_RUNNING);
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    assert_int_equal(procbus_pub_commit(p), 0);
+    rec.restarts = 1;
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    assert_int_equal(procbus_pub_commit(p), 0);
+    gen = procbus_generation(&r);
+    assert_int_equal(procbus_info(&r, &before), 0);
+    for (i = 2; i <= N; i++) {
+        snprintf(nm, sizeof(nm), "r%d", i);
+        pbt_fill(&rec, (uint64_t)i, 100 + i, nm, PROCBUS_STATE_RUNNING);
+        assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    }
+
+    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+    lim = old;
+    lim.rlim_cur = mapped_bytes() + (1u << 20);
+    if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < lim.rlim_cur)
+        lim.rlim_cur = old.rlim_cur;
+    assert_int_equal(setrlimit(RLIMIT_AS, &lim), 0);
+    balloon = NULL; /* take every free heap chunk, so the next malloc must grow the heap */
+    while ((b = malloc(64)) != NULL) {
+        *b = balloon;
+        balloon = b;
+    }
+    rc = procbus_pub_commit(p);
+    while (balloon != NULL) {
+        b = *balloon;
+        free(balloon);
+        balloon = b;
+    }
+    assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+    assert_int_equal(rc, -ENOMEM);
+
+    /* nothing published: generation, snapshot, ring, registry as they were */
+    assert_int_equal(procbus_generation(&r), gen);
+    assert_int_equal(procbus_pub_generation(p), gen);
+    assert_int_equal(procbus_info(&r, &after), 0);
+    assert_int_equal(after.ring_head, before.ring_head);
+    assert_int_equal(after.publishes, before.publishes);
+    assert_int_equal(procbus_get_pid(&r, 102, &out), -ENOENT);
+    assert_int_equal(procbus_list(&r, NULL, 0, &n), -ENOSPC);
+    assert_int_equal(n, 1);
+    assert_int_equal(procbus_registry_get_id(procbus_pub_registry(p), 2, &out), -ENOENT);
+    assert_int_equal(procbus_registry_get_id(procbus_pub_registry(p), 1, &out), 0);
+    assert_int_equal(out.restarts, 1);
+
+    /* still staged: the next commit publishes the whole batch */
+    assert_int_equal(procbus_pub_count(p), N);
+    assert_int_equal(procbus_pub_commit(p), 0);
+    assert_int_equal(procbus_generation(&r), gen + 1);
+    assert_int_equal(procbus_list(&r, NULL, 0, &n), -ENOSPC);
+    assert_int_equal(n, N);
+    assert_int_equal(procbus_get_pid(&r, 100 + N, &out), 0);
+    assert_int_equal(procbus_info(&r, &after), 0);
+    assert_int_equal(after.ring_head, before.ring_head + (N - 1)); /* one ADD per new record */
+    assert_int_equal(procbus_registry_count(procbus_pub_registry(p)), N);
+    assert_int_equal(procbus_registry_get_pid(procbus_pub_registry(p), 100 + N, &out), 0);
+    assert_int_equal(out.id, N);
+    procbus_close(&r);
+    procbus_pub_close(p, PROCBUS_PUB_UNLINK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_segment_file_rules),
         cmocka_unit_test(test_full_tmpfs),
         cmocka_unit_test(test_env_default_name),
+        cmocka_unit_test(test_commit_enomem_publishes_nothing),
     };
     return cmocka_run_group_tests_name("publisher", tests, NULL, NULL);
 }
