@@ -426,7 +426,7 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
     struct waiter w;
     struct sigaction sa;
     sigset_t all, old;
-    int opt, pfd[2], quit = 0;
+    int opt, pfd[2], quit = 0, arc;
     SCREEN *scr;
 
     optind = 0;
@@ -448,6 +448,7 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
     }
     memset(&t, 0, sizeof(t));
     memset(&w, 0, sizeof(w));
+    arc = 0;
     t.sort = T_NAME;
     t.segment = cli_segment_name(o->segment);
     if (cli_open_segment(o->segment, &t.r) < 0)
@@ -494,12 +495,13 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
     sa.sa_handler = on_wake;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
-    procbus_attach(&w.r, t.r.base, t.r.len);
+    /* the waiter's own view of the mapping t.r validated (attach checks it again) */
+    arc = procbus_attach(&w.r, t.r.base, t.r.len);
     w.fd = pfd[1];
     sigfillset(&all);
     sigdelset(&all, SIGUSR1);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: SIGWINCH etc. stay here */
-    if (pthread_create(&w.tid, NULL, waiter_main, &w) != 0) {
+    if (arc < 0 || pthread_create(&w.tid, NULL, waiter_main, &w) != 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         endwin();
         delscreen(scr);

@@ -42,9 +42,9 @@ struct name_case {
     size_t spec_len;  /* 0, or pad spec with 'a' to this length */
     const char *env;  /* NULL: unset */
     size_t env_len;
-    int rc;           /* procbus_segment_path */
-    enum want want;   /* its path */
-    int open_rc;      /* procbus_pub_open and procbus_open, both */
+    int rc;         /* procbus_segment_path */
+    enum want want; /* its path */
+    int open_rc;    /* procbus_pub_open and procbus_open, both */
 };
 
 static const struct name_case cases[] = {
@@ -174,10 +174,10 @@ static int run_case(const struct name_case *c, int files, char *msg, size_t cap)
     } else if (rc_pub == 0) {
         /* the same file: the path both report, and the inode the reader mapped */
         if (strcmp(procbus_pub_path(p), want) != 0 || strcmp(r.spec, want) != 0 ||
-            stat(want, &st) != 0 || (uint64_t)st.st_ino != r.ino ||
-            (uint64_t)st.st_dev != r.dev) {
-            snprintf(msg, cap, "%s: publisher on \"%.60s\", reader on \"%.60s\", expected \"%.60s\"",
-                     c->what, procbus_pub_path(p), r.spec, want);
+            stat(want, &st) != 0 || (uint64_t)st.st_ino != r.ino || (uint64_t)st.st_dev != r.dev) {
+            snprintf(msg, cap,
+                     "%s: publisher on \"%.60s\", reader on \"%.60s\", expected \"%.60s\"", c->what,
+                     procbus_pub_path(p), r.spec, want);
             bad = 1;
         }
     }
