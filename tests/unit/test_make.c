@@ -101,8 +101,8 @@ static char *run(const char *cmd, int *status)
     int st;
 
     snprintf(full, sizeof(full),
-             "cd '%s' && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEFILES %s 2>&1",
-             g_root, cmd);
+             "cd '%s' && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEFILES %s 2>&1", g_root,
+             cmd);
     p = popen(full, "r");
     assert_non_null(p);
     while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
@@ -338,8 +338,8 @@ static int check_doc(const char *doc, const struct names *help, int *found)
                 const char *before = m;
                 while (before > line && (before[-1] == ' ' || before[-1] == '\t'))
                     before--;
-                if (before == line || before[-1] == '$' || before[-1] == '&' ||
-                    before[-1] == ';' || (before - line >= 4 && strncmp(before - 4, "sudo", 4) == 0)) {
+                if (before == line || before[-1] == '$' || before[-1] == '&' || before[-1] == ';' ||
+                    (before - line >= 4 && strncmp(before - 4, "sudo", 4) == 0)) {
                     size_t cmd = strcspn(m + 5, ";&|");
                     (*found)++;
                     bad += check_make_args(doc, lineno, m + 5, cmd, help);
