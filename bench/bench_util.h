@@ -1,14 +1,15 @@
-/* bench_util.h - helpers procbusd-bench.c and tracer-bench.c share (header-only, libc only).
+/* bench_util.h - helpers the benchmark programs share (header-only; libc and common/util.h).
  *
- * Define BENCH_NAME (the program's name: say()'s prefix and the temp folder's) before including,
- * and BENCH_MAX_ROWS (result rows kept; default 256) if it wants another size. The state below is
- * static, so each program has its own:
- *   g_stop    set by SIGINT, SIGTERM, SIGHUP (bench_setup); long loops and sleep_ms end early
+ * Define BENCH_NAME (the program's name: say()'s prefix, the temp folder's and the segments')
+ * before including, and BENCH_MAX_ROWS (result rows kept; default 256) if it wants another size.
+ * The state below is static, so each program has its own:
+ *   g_stop    set by SIGINT, SIGTERM, SIGHUP (bench_setup); long loops and sleeps end early
  *   g_tmp     private temp folder /tmp/BENCH_NAME-XXXXXX (bench_setup), removed by bench_cleanup
  *   g_errlog  g_tmp/runs.err: stderr of every run_timed child
  *   g_bg      background processes (start_bg, track_bg) that bench_cleanup stops
  *   g_segs    segment names (track_seg) that bench_cleanup unlinks
- *   rows      the results (add), printed by print_rows and written by json_begin
+ *   rows      the results (add, add_row), printed by print_rows and written by json_begin
+ *   g_bindir, g_procbusd, g_procbus   the programs a procbusd benchmark runs (bench_find_programs)
  */
 #ifndef PROCBUS_BENCH_UTIL_H
 #define PROCBUS_BENCH_UTIL_H
@@ -20,7 +21,7 @@
 #define BENCH_MAX_ROWS 256
 #endif
 
-#include "bench_common.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <glob.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -53,29 +55,29 @@ static char g_tmp[64];
 static char g_errlog[128];
 static pid_t g_bg[MAX_BG];
 static char g_segs[MAX_BG][96];
+static char g_bindir[PATH_MAX - 64]; /* where procbusd and procbus are */
+static char g_procbusd[PATH_MAX], g_procbus[PATH_MAX];
 
 /* ---- time, messages, files ---- */
 
-/* Clock c now, in ns. */
-static inline uint64_t now_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* CLOCK_MONOTONIC now, in ns. */
+/* CLOCK_MONOTONIC now, in ns (pb_now_ns; other clocks: pb_now_ns(clock)). */
 static inline uint64_t mono(void)
 {
-    return now_ns(CLOCK_MONOTONIC);
+    return pb_now_ns(CLOCK_MONOTONIC);
 }
 
-/* Sleep ms milliseconds; a signal ends it early only once g_stop is set. */
-static inline void sleep_ms(long ms)
+/* Sleep us microseconds; a signal ends it early only once g_stop is set. */
+static inline void sleep_us(long us)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !g_stop)
         ;
+}
+
+/* Sleep ms milliseconds (sleep_us). */
+static inline void sleep_ms(long ms)
+{
+    sleep_us(ms * 1000);
 }
 
 /* One line on stderr, "BENCH_NAME: " first. */
@@ -150,13 +152,107 @@ static inline int find_exe(const char *name, char *out, size_t len)
     return -1;
 }
 
+/* ---- the machine ---- */
+
+struct machine {
+    char cpu[160], kernel[200];
+    int online, allowed; /* CPUs online; CPUs this process may run on (0: unknown) */
+    double load_start, load_end, steal_pct;
+    unsigned long long tot0, steal0;
+};
+
+/* Total and steal jiffies of all CPUs from /proc/stat; 1 on success, 0 if unreadable. */
+static inline int bench_cpu_jiffies(unsigned long long *total, unsigned long long *steal)
+{
+    unsigned long long v[8] = {0};
+    FILE *fp = fopen("/proc/stat", "r");
+    int n, i;
+
+    if (fp == NULL)
+        return 0;
+    n = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]);
+    fclose(fp);
+    if (n < 8)
+        return 0;
+    *total = 0;
+    for (i = 0; i < 8; i++)
+        *total += v[i];
+    *steal = v[7];
+    return 1;
+}
+
+/* The 1-minute load average, or NAN. */
+static inline double loadavg1(void)
+{
+    FILE *fp = fopen("/proc/loadavg", "r");
+    double l = NAN;
+
+    if (fp != NULL) {
+        if (fscanf(fp, "%lf", &l) != 1)
+            l = NAN;
+        fclose(fp);
+    }
+    return l;
+}
+
+/* Fill m (CPU model, kernel, CPUs online and usable) and take the start readings (load, steal). */
+static inline void machine_start(struct machine *m)
+{
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    struct utsname u;
+    char line[512];
+
+    snprintf(m->cpu, sizeof(m->cpu), "unknown");
+    while (fp != NULL && fgets(line, sizeof(line), fp) != NULL) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
+            char *s = colon + 1;
+            while (*s == ' ' || *s == '\t')
+                s++;
+            snprintf(m->cpu, sizeof(m->cpu), "%.*s", (int)strcspn(s, "\n"), s);
+            break;
+        }
+    }
+    if (fp != NULL)
+        fclose(fp);
+    if (uname(&u) == 0)
+        snprintf(m->kernel, sizeof(m->kernel), "%s %s %s", u.sysname, u.release, u.machine);
+    else
+        snprintf(m->kernel, sizeof(m->kernel), "unknown");
+    m->online = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    m->allowed = 0;
+#ifdef CPU_COUNT /* _GNU_SOURCE */
+    {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0)
+            m->allowed = CPU_COUNT(&set);
+    }
+#endif
+    m->load_start = loadavg1();
+    m->load_end = m->steal_pct = NAN;
+    if (!bench_cpu_jiffies(&m->tot0, &m->steal0))
+        m->tot0 = 0;
+}
+
+/* Take the end readings: load average, and the hypervisor steal % since machine_start. */
+static inline void machine_end(struct machine *m)
+{
+    unsigned long long tot, steal;
+
+    m->load_end = loadavg1();
+    if (m->tot0 != 0 && bench_cpu_jiffies(&tot, &steal) && tot > m->tot0)
+        m->steal_pct = 100.0 * (double)(steal - m->steal0) / (double)(tot - m->tot0);
+}
+
 /* ---- results ---- */
 
-enum tgt { T_NONE, T_GE, T_LT };
+enum tgt { T_NONE, T_GE, T_LT, T_LE, T_EQ };
 
 struct row {
     char key[80], label[200];
     double value;
+    double lo, hi; /* the smallest and largest of repeated rounds (NAN: not repeated) */
     const char *unit;
     enum tgt tgt;
     double target;
@@ -166,9 +262,10 @@ struct row {
 static struct row rows[BENCH_MAX_ROWS];
 static int nrows;
 
-/* Append a result row (dropped once BENCH_MAX_ROWS are kept); table 0: JSON only. */
-static inline void add(const char *key, const char *label, double v, const char *unit, enum tgt t,
-                       double target, int table)
+/* Append a result row with the range of its rounds (lo, hi; NAN: none); dropped once
+ * BENCH_MAX_ROWS are kept. table 0: JSON only. */
+static inline void add_row(const char *key, const char *label, double v, double lo, double hi,
+                           const char *unit, enum tgt t, double target, int table)
 {
     struct row *r;
 
@@ -178,22 +275,45 @@ static inline void add(const char *key, const char *label, double v, const char 
     snprintf(r->key, sizeof(r->key), "%s", key);
     snprintf(r->label, sizeof(r->label), "%s", label);
     r->value = v;
+    r->lo = lo;
+    r->hi = hi;
     r->unit = unit;
     r->tgt = t;
     r->target = target;
     r->table = table;
 }
 
+/* Append a result row measured once (add_row without a range). */
+static inline void add(const char *key, const char *label, double v, const char *unit, enum tgt t,
+                       double target, int table)
+{
+    add_row(key, label, v, NAN, NAN, unit, t, target, table);
+}
+
 /* "PASS", "MISS", "n/a" (no value) or "" (no target) for a row. */
 static inline const char *verdict(const struct row *r)
 {
+    int pass;
+
     if (r->tgt == T_NONE)
         return "";
     if (!isfinite(r->value))
         return "n/a";
-    if (r->tgt == T_GE)
-        return r->value >= r->target ? "PASS" : "MISS";
-    return r->value < r->target ? "PASS" : "MISS";
+    switch (r->tgt) {
+    case T_GE:
+        pass = r->value >= r->target;
+        break;
+    case T_LT:
+        pass = r->value < r->target;
+        break;
+    case T_LE:
+        pass = r->value <= r->target;
+        break;
+    default:
+        pass = r->value == r->target;
+        break;
+    }
+    return pass ? "PASS" : "MISS";
 }
 
 /* How many rows (table and JSON-only) have a target; *met gets how many of them pass. */
@@ -227,104 +347,90 @@ static inline void fmt_val(char *buf, size_t len, double v)
         snprintf(buf, len, "%.3g", v);
 }
 
-/* ---- the machine ---- */
-
-struct machine {
-    char cpu[160], kernel[200];
-    int online;
-    double load_start, load_end, steal_pct;
-    unsigned long long tot0, steal0;
-};
-
-/* The 1-minute load average, or NAN. */
-static inline double loadavg1(void)
+/* A row's target for the table: ">= 5", "< 10", "<= 20", "== 0", or "-". */
+static inline void fmt_target(char *buf, size_t len, const struct row *r)
 {
-    FILE *fp = fopen("/proc/loadavg", "r");
-    double l = NAN;
+    static const char *const op[] = {"", ">=", "<", "<=", "=="};
+    char v[32];
 
-    if (fp != NULL) {
-        if (fscanf(fp, "%lf", &l) != 1)
-            l = NAN;
-        fclose(fp);
+    if (r->tgt == T_NONE) {
+        snprintf(buf, len, "-");
+        return;
     }
-    return l;
-}
-
-/* Fill m (CPU model, kernel, CPUs online) and take the start readings (load, steal). */
-static inline void machine_start(struct machine *m)
-{
-    FILE *fp = fopen("/proc/cpuinfo", "r");
-    struct utsname u;
-    char line[512];
-
-    snprintf(m->cpu, sizeof(m->cpu), "unknown");
-    while (fp != NULL && fgets(line, sizeof(line), fp) != NULL) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
-            char *s = colon + 1;
-            while (*s == ' ' || *s == '\t')
-                s++;
-            snprintf(m->cpu, sizeof(m->cpu), "%.*s", (int)strcspn(s, "\n"), s);
-            break;
-        }
-    }
-    if (fp != NULL)
-        fclose(fp);
-    if (uname(&u) == 0)
-        snprintf(m->kernel, sizeof(m->kernel), "%s %s %s", u.sysname, u.release, u.machine);
-    else
-        snprintf(m->kernel, sizeof(m->kernel), "unknown");
-    m->online = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    m->load_start = loadavg1();
-    m->load_end = m->steal_pct = NAN;
-    if (!bench_cpu_jiffies(&m->tot0, &m->steal0))
-        m->tot0 = 0;
-}
-
-/* Take the end readings: load average, and the hypervisor steal % since machine_start. */
-static inline void machine_end(struct machine *m)
-{
-    unsigned long long tot, steal;
-
-    m->load_end = loadavg1();
-    if (m->tot0 != 0 && bench_cpu_jiffies(&tot, &steal) && tot > m->tot0)
-        m->steal_pct = 100.0 * (double)(steal - m->steal0) / (double)(tot - m->tot0);
+    fmt_val(v, sizeof(v), r->target);
+    snprintf(buf, len, "%s %s", op[r->tgt], v);
 }
 
 /* ---- output ---- */
 
-/* The markdown report: "## <what> benchmarks (<mode>)", the machine, the table rows and how many
- * of their targets are met. */
-static inline void print_rows(const char *what, const char *mode, const struct machine *m)
+/* s as a JSON string literal. */
+static inline void json_str(FILE *fp, const char *s)
 {
-    int i, met = 0, total = 0;
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(fp, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(fp, "\\u%04x", ch);
+        else
+            fputc(ch, fp);
+    }
+    fputc('"', fp);
+}
 
+/*
+ * The markdown report: "## <what> benchmarks (<mode>)", the machine, `note` (NULL: none), the
+ * table rows (with a range column when some row has one) and how many of their targets are met.
+ */
+static inline void print_rows(const char *what, const char *mode, const struct machine *m,
+                              const char *note)
+{
+    int i, met = 0, total = 0, ranges = 0;
+
+    for (i = 0; i < nrows; i++)
+        ranges |= rows[i].table && isfinite(rows[i].lo) && isfinite(rows[i].hi);
     printf("## %s benchmarks (%s)\n\n", what, mode);
-    printf("machine: %s, %d CPUs, %s\n", m->cpu, m->online, m->kernel);
+    printf("machine: %s, %d CPUs", m->cpu, m->online);
+    if (m->allowed > 0 && m->allowed != m->online)
+        printf(" (%d usable)", m->allowed);
+    printf(", %s\n", m->kernel);
     printf("load average (1 min) at start %.2f, at end %.2f", m->load_start, m->load_end);
     if (isfinite(m->steal_pct))
         printf("; hypervisor steal during the run %.2f%%", m->steal_pct);
-    printf("\n\n| benchmark | value | unit | target | verdict |\n|---|---:|---|---|---|\n");
+    printf("\n");
+    if (note != NULL)
+        printf("%s\n", note);
+    printf("\n| benchmark | value | unit | target | verdict |%s\n|---|---:|---|---|---|%s\n",
+           ranges ? " range over rounds |" : "", ranges ? "---|" : "");
     for (i = 0; i < nrows; i++) {
-        char v[48], t[48] = "-";
+        char v[48], t[48], range[80] = "-";
         if (!rows[i].table)
             continue;
         fmt_val(v, sizeof(v), rows[i].value);
+        fmt_target(t, sizeof(t), &rows[i]);
         if (rows[i].tgt != T_NONE) {
-            char tv[32];
-            fmt_val(tv, sizeof(tv), rows[i].target);
-            snprintf(t, sizeof(t), "%s %s", rows[i].tgt == T_GE ? ">=" : "<", tv);
             total++;
             met += strcmp(verdict(&rows[i]), "PASS") == 0;
         }
-        printf("| %s (`%s`) | %s | %s | %s | %s |\n", rows[i].label, rows[i].key, v, rows[i].unit,
-               t, verdict(&rows[i]));
+        if (isfinite(rows[i].lo) && isfinite(rows[i].hi) && rows[i].lo != rows[i].hi) {
+            char lo[32], hi[32];
+            fmt_val(lo, sizeof(lo), rows[i].lo);
+            fmt_val(hi, sizeof(hi), rows[i].hi);
+            snprintf(range, sizeof(range), "%s - %s", lo, hi);
+        }
+        printf("| %s (`%s`) | %s | %s | %s | %s |", rows[i].label, rows[i].key, v, rows[i].unit, t,
+               verdict(&rows[i]));
+        printf(ranges ? " %s |\n" : "\n", range);
     }
     printf("\ntargets met: %d of %d\n", met, total);
 }
 
-/* Open path.tmp (its name into tmp) and write "{", mode, the machine and every row as flat keys;
- * the stream, or NULL (said). Finish with json_end. */
+/*
+ * Open path.tmp (its name into tmp) and write "{", mode, the machine and every row as flat keys
+ * (a row with a range also KEY_round_min and KEY_round_max); the stream, or NULL (said). Add keys
+ * of your own (",\n  ..."), then finish with json_end.
+ */
 static inline FILE *json_begin(const char *path, char *tmp, size_t len, const struct machine *m,
                                const char *mode)
 {
@@ -341,7 +447,10 @@ static inline FILE *json_begin(const char *path, char *tmp, size_t len, const st
     json_str(fp, mode);
     fprintf(fp, ",\n  \"machine_cpu_model\": ");
     json_str(fp, m->cpu);
-    fprintf(fp, ",\n  \"machine_cpus_online\": %d,\n  \"machine_kernel\": ", m->online);
+    fprintf(fp, ",\n  \"machine_cpus_online\": %d", m->online);
+    if (m->allowed > 0)
+        fprintf(fp, ",\n  \"machine_cpus_allowed\": %d", m->allowed);
+    fprintf(fp, ",\n  \"machine_kernel\": ");
     json_str(fp, m->kernel);
     fprintf(fp, ",\n  \"loadavg_start\": %.2f,\n  \"loadavg_end\": %.2f", m->load_start,
             m->load_end);
@@ -354,6 +463,9 @@ static inline FILE *json_begin(const char *path, char *tmp, size_t len, const st
             fprintf(fp, ": %.6g", rows[i].value);
         else
             fprintf(fp, ": null");
+        if (isfinite(rows[i].lo) && isfinite(rows[i].hi))
+            fprintf(fp, ",\n  \"%s_round_min\": %.6g,\n  \"%s_round_max\": %.6g", rows[i].key,
+                    rows[i].lo, rows[i].key, rows[i].hi);
     }
     return fp;
 }
@@ -391,6 +503,15 @@ static inline double pct(double *v, int n, int p)
     qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
     k = ((long)p * n + 99) / 100 - 1; /* rank ceil(p/100 * n), 0-based */
     return v[k < 0 ? 0 : k >= n ? n - 1 : k];
+}
+
+/* The median of v[0..n) (sorts v; an even n: the mean of the middle two); NAN if n == 0. */
+static inline double median(double *v, unsigned n)
+{
+    if (n == 0)
+        return NAN;
+    qsort(v, n, sizeof(*v), cmp_dbl);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---- processes ---- */
@@ -633,25 +754,92 @@ static inline void unlink_seg(const char *seg, pid_t owner)
     forget_seg(seg);
 }
 
-/* Stop a procbusd that start_bg started (SIGTERM, SIGKILL after timeout_ms; its log's tail unless
- * it exited 0), then unlink its segment (and stray temp files) and its socket. */
-static inline void stop_procbusd(pid_t pid, int timeout_ms, const char *log, const char *seg,
-                                 const char *sock)
-{
-    int rc = stop_bg(pid, timeout_ms, "procbusd");
+/* ---- procbusd instances ---- */
 
-    if (rc != 0) {
-        say("procbusd exited with status %d", rc);
-        show_tail(log);
+/* g_procbusd and g_procbus: g_bindir/procbusd and g_bindir/procbus. 0, or -1 (said, with `hint`:
+ * how to name another folder) if either is not executable. */
+static inline int bench_find_programs(const char *hint)
+{
+    snprintf(g_procbusd, sizeof(g_procbusd), "%s/procbusd", g_bindir);
+    snprintf(g_procbus, sizeof(g_procbus), "%s/procbus", g_bindir);
+    if (access(g_procbusd, X_OK) == 0 && access(g_procbus, X_OK) == 0)
+        return 0;
+    say("%s or %s missing: make %s/procbusd %s/procbus (or %s)", g_procbusd, g_procbus, g_bindir,
+        g_bindir, hint);
+    return -1;
+}
+
+/* A procbusd this program runs: its segment, control socket, log and config file. */
+struct bench_daemon {
+    pid_t pid; /* 0: not running */
+    char seg[96], sock[128], log[128], conf[128];
+    uint64_t t_start; /* mono() when it was started */
+};
+
+/* Name d's files after `tag` (and a counter: unique per call): segment BENCH_NAME-PID-TAG-N
+ * (tracked for bench_cleanup), g_tmp/TAG-N.sock, g_tmp/procbusd-TAG-N.log and .conf. */
+static inline void bench_daemon_init(struct bench_daemon *d, const char *tag)
+{
+    static int n;
+
+    memset(d, 0, sizeof(*d));
+    snprintf(d->seg, sizeof(d->seg), BENCH_NAME "-%d-%s-%d", (int)getpid(), tag, n);
+    snprintf(d->sock, sizeof(d->sock), "%s/%s-%d.sock", g_tmp, tag, n);
+    snprintf(d->log, sizeof(d->log), "%s/procbusd-%s-%d.log", g_tmp, tag, n);
+    snprintf(d->conf, sizeof(d->conf), "%s/procbusd-%s-%d.conf", g_tmp, tag, n);
+    n++;
+    track_seg(d->seg);
+}
+
+/* Start `g_procbusd -c CONF -s SEG --socket SOCK extra...` (extra: NULL-terminated, at most 8;
+ * write d->conf first) with PR_SET_PDEATHSIG and its output in d->log; 0, or -1 (said). */
+static inline int bench_daemon_start(struct bench_daemon *d, const char *const extra[])
+{
+    char *argv[16] = {g_procbusd, "-c", d->conf, "-s", d->seg, "--socket", d->sock};
+    int i;
+
+    for (i = 0; extra != NULL && extra[i] != NULL && i < 8; i++)
+        argv[7 + i] = (char *)extra[i];
+    d->t_start = mono();
+    d->pid = start_bg(argv, d->log, SIGTERM);
+    if (d->pid < 0)
+        d->pid = 0;
+    return d->pid > 0 ? 0 : -1;
+}
+
+/* Still running? Does not reap it (WNOWAIT): bench_daemon_stop does, so its pid is not reused. */
+static inline int bench_daemon_alive(const struct bench_daemon *d)
+{
+    return bg_alive(d->pid);
+}
+
+/*
+ * Stop d if it runs (SIGTERM, SIGKILL after timeout_ms; its log's tail unless it exited 0) and
+ * remove its segment (with the temp files of a publisher killed while creating it), socket and
+ * config file. Safe on a bench_daemon that never started (zeroed or only named).
+ */
+static inline void bench_daemon_stop(struct bench_daemon *d, int timeout_ms)
+{
+    if (d->pid > 0) {
+        int rc = stop_bg(d->pid, timeout_ms, "procbusd");
+        if (rc != 0) {
+            say("procbusd exited with status %d", rc);
+            show_tail(d->log);
+        }
+        unlink_seg(d->seg, d->pid);
+        unlink(d->sock);
+        d->pid = 0;
+    } else if (d->seg[0] != '\0') {
+        unlink_seg(d->seg, 0);
     }
-    unlink_seg(seg, pid);
-    unlink(sock);
+    if (d->conf[0] != '\0')
+        unlink(d->conf);
 }
 
 /* ---- setup and cleanup ---- */
 
 /* Signal handler: set g_stop. */
-static inline void on_signal(int sig)
+static inline void bench_on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
@@ -682,7 +870,7 @@ static inline int bench_setup(void)
     snprintf(g_errlog, sizeof(g_errlog), "%s/runs.err", g_tmp);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
+    sa.sa_handler = bench_on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);

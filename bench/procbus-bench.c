@@ -1,8 +1,10 @@
 /* procbus-bench.c - procbus read and commit benchmarks against rwlock and socket baselines. */
 #define _GNU_SOURCE
 #include "procbus.h"
-#include "bench_common.h"
 #include "procbus_pub.h"
+#define BENCH_NAME     "procbus-bench"
+#define BENCH_MAX_ROWS 48
+#include "bench_util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -153,34 +155,6 @@ static volatile uint64_t sink;
 static inline void escape(const void *p)
 {
     __asm__ volatile("" : : "r"(p) : "memory");
-}
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, unsigned n)
-{
-    if (n == 0)
-        return NAN;
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static int cpus[64], ncpus;
@@ -464,7 +438,8 @@ static void kill_children(void)
     nchildren = 0;
 }
 
-static void on_signal(int sig)
+/* SIGINT, SIGTERM: kill the children, remove the current segment, exit 128 + sig. */
+static void on_fatal_signal(int sig)
 {
     int i, stv;
     for (i = 0; i < nchildren; i++)
@@ -521,11 +496,11 @@ static int reap(pid_t pid)
 /* Parent: wait until *flag >= want; -1 on timeout or when a child died meanwhile. */
 static int wait_flag(const int *flag, int want, const int *err)
 {
-    double deadline = now_ns() + READY_TIMEOUT * 1e9;
+    double deadline = mono() + READY_TIMEOUT * 1e9;
     int i, stv;
 
     while (ld(flag) < want) {
-        if ((err != NULL && ld(err)) || now_ns() > deadline)
+        if ((err != NULL && ld(err)) || mono() > deadline)
             return -1;
         for (i = 0; i < nchildren; i++)
             if (waitpid(children[i], &stv, WNOHANG) == children[i]) {
@@ -675,36 +650,6 @@ struct server_args {
     int cpu;
 };
 
-static int read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t r = read(fd, p, len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r == 0 ? 0 : -1;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 1;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 static void server_main(void *v)
 {
     struct server_args *a = v;
@@ -721,9 +666,9 @@ static void server_main(void *v)
         child_fail(c->pub_msg, sizeof(c->pub_msg), &c->pub_err, "server table", -ENOMEM);
     memset(&zero, 0, sizeof(zero));
     st(&c->pub_ready, 1);
-    while (read_full(a->fd, &pid, sizeof(pid)) == 1) {
+    while (pb_read_all(a->fd, &pid, sizeof(pid)) == 0) {
         int k = flat_find(f, pid);
-        if (write_full(a->fd, k >= 0 ? &flat_recs(f)[k] : &zero, sizeof(zero)) < 0)
+        if (pb_write_all(a->fd, k >= 0 ? &flat_recs(f)[k] : &zero, sizeof(zero)) < 0)
             break;
     }
     close(a->fd);
@@ -854,7 +799,8 @@ static uint64_t b_socket(struct rd_ctx *c, unsigned ops)
     memset(&out, 0, sizeof(out));
     for (i = 0; i < ops; i++) {
         int32_t pid = c->ord->pid[pos++ & ORDER_MASK];
-        if (write_full(c->fd, &pid, sizeof(pid)) < 0 || read_full(c->fd, &out, sizeof(out)) != 1) {
+        if (pb_write_all(c->fd, &pid, sizeof(pid)) < 0 ||
+            pb_read_all(c->fd, &out, sizeof(out)) != 0) {
             c->bad += ops; /* the server is gone: fail the whole run */
             return acc;
         }
@@ -879,14 +825,14 @@ static uint64_t b_socket(struct rd_ctx *c, unsigned ops)
 static unsigned run_batches(batch_fn fn, struct rd_ctx *c, unsigned nb, unsigned ops,
                             double *samples, double budget_ns)
 {
-    double start = now_ns();
+    double start = mono();
     uint64_t acc = 0;
     unsigned b;
 
     for (b = 0; b < nb; b++) {
-        double t0 = now_ns(), t1;
+        double t0 = mono(), t1;
         acc ^= fn(c, ops);
-        t1 = now_ns();
+        t1 = mono();
         if (samples != NULL)
             samples[b] = (t1 - t0) / ops;
         if ((samples == NULL || b + 1 >= MIN_BATCHES) && t1 - start > budget_ns) {
@@ -994,9 +940,9 @@ static void reader_main(void *v)
         if (x->r.base != NULL)
             g0 = procbus_generation(&x->r);
         p0 = __atomic_load_n(&c->pub_ops, __ATOMIC_RELAXED);
-        res->t0 = now_ns();
+        res->t0 = mono();
         nb = run_batches(fn, x, a->batches, a->ops, samples, a->budget_ns);
-        res->t1 = now_ns();
+        res->t1 = mono();
         p1 = __atomic_load_n(&c->pub_ops, __ATOMIC_RELAXED);
         if (x->r.base != NULL)
             g1 = procbus_generation(&x->r);
@@ -1078,7 +1024,7 @@ static void commit_main(void *v)
         child_fail(res->msg, sizeof(res->msg), &res->err, "procbus_pub_commit", rc);
 
     for (b = 0; b < a->warm + a->batches; b++) {
-        double t0 = now_ns(), t1;
+        double t0 = mono(), t1;
         for (j = 0; j < a->ops; j++) {
             struct procbus_proc *r = &recs[(k * 7919u) % a->n];
             churn_rec(r, k++);
@@ -1088,7 +1034,7 @@ static void commit_main(void *v)
             if (rc < 0)
                 child_fail(res->msg, sizeof(res->msg), &res->err, "upsert/commit", rc);
         }
-        t1 = now_ns();
+        t1 = mono();
         if (b >= a->warm)
             samples[b - a->warm] = (t1 - t0) / a->ops;
     }
@@ -1165,7 +1111,7 @@ static void run_bench(const char *label, enum side side, enum placement pl, enum
     double meds[NREADERS], means[NREADERS];
     uint64_t ops_total = 0, retries = 0;
 
-    fprintf(stderr, "procbus-bench: [%6.1fs] %s\n", (now_ns() - t_start) / 1e9, label);
+    fprintf(stderr, "procbus-bench: [%6.1fs] %s\n", (mono() - t_start) / 1e9, label);
     memset(out, 0, sizeof(*out));
     out->med = NAN;
     seg[0] = '\0';
@@ -1303,7 +1249,7 @@ static void run_commit(const struct params *P, uint32_t n, struct bus_run *out)
     memset(out, 0, sizeof(*out));
     out->med = NAN;
     snprintf(label, sizeof(label), "commit, one change, %u records", n);
-    fprintf(stderr, "procbus-bench: [%6.1fs] %s\n", (now_ns() - t_start) / 1e9, label);
+    fprintf(stderr, "procbus-bench: [%6.1fs] %s\n", (mono() - t_start) / 1e9, label);
     seg_name(seg, sizeof(seg));
     ca = (struct commit_args){c, seg, n, cpu_a(), P->cwarm, P->cbatches, P->cops};
     pid = spawn(commit_main, &ca);
@@ -1322,205 +1268,33 @@ static void run_commit(const struct params *P, uint32_t n, struct bus_run *out)
     ctl_free(c);
 }
 
-/* ---- results: table and JSON ---- */
+/* ---- results: table and JSON (bench_util.h's, with the range over rounds) ---- */
 
-enum tgt { T_NONE, T_LE, T_GE, T_EQ };
-
-struct row {
-    const char *key, *label, *unit;
-    double value, lo, hi; /* median over rounds, and the smallest / largest round */
-    enum tgt tgt;
-    double target;
-};
-
-#define MAX_ROWS 48
-static struct row rows[MAX_ROWS];
-static int nrows;
-
-static void add(const char *key, const char *label, double value, double lo, double hi,
-                const char *unit, enum tgt t, double target)
-{
-    if (nrows < MAX_ROWS)
-        rows[nrows++] = (struct row){key, label, unit, value, lo, hi, t, target};
-}
-
-static const char *verdict(const struct row *r)
-{
-    if (r->tgt == T_NONE)
-        return "";
-    if (!isfinite(r->value))
-        return "ERROR";
-    switch (r->tgt) {
-    case T_LE:
-        return r->value <= r->target ? "PASS" : "MISS";
-    case T_GE:
-        return r->value >= r->target ? "PASS" : "MISS";
-    case T_EQ:
-        return r->value == r->target ? "PASS" : "MISS";
-    default:
-        return "";
-    }
-}
-
-static void fmt_val(char *buf, size_t cap, double v)
-{
-    double a = fabs(v);
-    if (!isfinite(v))
-        snprintf(buf, cap, "n/a");
-    else if (v == 0)
-        snprintf(buf, cap, "0");
-    else if (a < 1)
-        snprintf(buf, cap, "%.3g", v);
-    else if (a < 10)
-        snprintf(buf, cap, "%.2f", v);
-    else if (a < 10000)
-        snprintf(buf, cap, "%.1f", v);
-    else
-        snprintf(buf, cap, "%.0f", v);
-}
-
-static void fmt_target(char *buf, size_t cap, const struct row *r)
-{
-    char v[32];
-    fmt_val(v, sizeof(v), r->target);
-    switch (r->tgt) {
-    case T_LE:
-        snprintf(buf, cap, "<= %s", v);
-        break;
-    case T_GE:
-        snprintf(buf, cap, ">= %s", v);
-        break;
-    case T_EQ:
-        snprintf(buf, cap, "== %s", v);
-        break;
-    default:
-        snprintf(buf, cap, "-");
-    }
-}
-
-struct machine {
-    char cpu[160], kernel[200];
-    int online, allowed;
-    double load_start, load_end; /* 1-minute load average */
-    double steal_pct;            /* share of CPU time the hypervisor took during the run */
-};
-
-static double loadavg1(void)
-{
-    FILE *fp = fopen("/proc/loadavg", "r");
-    double l = NAN;
-    if (fp != NULL) {
-        if (fscanf(fp, "%lf", &l) != 1)
-            l = NAN;
-        fclose(fp);
-    }
-    return l;
-}
-
-/* Total and steal jiffies from the "cpu" line of /proc/stat; 0 if unreadable. */
-static void machine_info(struct machine *m)
-{
-    FILE *fp = fopen("/proc/cpuinfo", "r");
-    struct utsname u;
-    char line[512];
-
-    snprintf(m->cpu, sizeof(m->cpu), "unknown");
-    if (fp != NULL) {
-        while (fgets(line, sizeof(line), fp) != NULL) {
-            char *colon = strchr(line, ':');
-            if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
-                char *s = colon + 1;
-                size_t len;
-                while (*s == ' ' || *s == '\t')
-                    s++;
-                len = strcspn(s, "\n");
-                snprintf(m->cpu, sizeof(m->cpu), "%.*s", (int)len, s);
-                break;
-            }
-        }
-        fclose(fp);
-    }
-    if (uname(&u) == 0)
-        snprintf(m->kernel, sizeof(m->kernel), "%s %s %s", u.sysname, u.release, u.machine);
-    else
-        snprintf(m->kernel, sizeof(m->kernel), "unknown");
-    m->online = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    m->allowed = ncpus;
-    m->load_start = loadavg1();
-    m->load_end = m->steal_pct = NAN;
-}
-
+/* bench_util.h's flat JSON plus "machine" (one line), "quick" and "rounds". */
 static int write_json(const char *path, const struct machine *m, int quick, int rounds)
 {
-    FILE *fp = fopen(path, "w");
-    char buf[400];
-    int i, met = 0, total = 0;
+    char tmp[PATH_MAX + 16], buf[400];
+    FILE *fp = json_begin(path, tmp, sizeof(tmp), m, quick ? "quick" : "full");
 
-    if (fp == NULL) {
-        fprintf(stderr, "procbus-bench: %s: %s\n", path, strerror(errno));
+    if (fp == NULL)
         return -1;
-    }
     snprintf(buf, sizeof(buf), "%s, %d CPUs, %s", m->cpu, m->online, m->kernel);
-    fprintf(fp, "{\n  \"machine\": ");
+    fprintf(fp, ",\n  \"machine\": ");
     json_str(fp, buf);
-    fprintf(fp, ",\n  \"machine_cpu_model\": ");
-    json_str(fp, m->cpu);
-    fprintf(fp, ",\n  \"machine_cpus_online\": %d,\n  \"machine_cpus_allowed\": %d", m->online,
-            m->allowed);
-    fprintf(fp, ",\n  \"machine_kernel\": ");
-    json_str(fp, m->kernel);
     fprintf(fp, ",\n  \"quick\": %s,\n  \"rounds\": %d", quick ? "true" : "false", rounds);
-    fprintf(fp, ",\n  \"loadavg_start\": %.2f,\n  \"loadavg_end\": %.2f,\n  \"steal_pct\": %.2f",
-            m->load_start, m->load_end, m->steal_pct);
-    for (i = 0; i < nrows; i++) {
-        fprintf(fp, ",\n  ");
-        json_str(fp, rows[i].key);
-        if (isfinite(rows[i].value))
-            fprintf(fp, ": %.6g", rows[i].value);
-        else
-            fprintf(fp, ": null");
-        if (isfinite(rows[i].lo) && isfinite(rows[i].hi))
-            fprintf(fp, ",\n  \"%s_round_min\": %.6g,\n  \"%s_round_max\": %.6g", rows[i].key,
-                    rows[i].lo, rows[i].key, rows[i].hi);
-        if (rows[i].tgt != T_NONE) {
-            total++;
-            met += strcmp(verdict(&rows[i]), "PASS") == 0;
-        }
-    }
-    fprintf(fp, ",\n  \"targets_met\": %d,\n  \"targets_total\": %d\n}\n", met, total);
-    if (fclose(fp) != 0) {
-        fprintf(stderr, "procbus-bench: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return json_end(fp, tmp, path);
 }
 
+/* bench_util.h's report, with how the values were taken. */
 static void print_table(const struct machine *m, int quick, int rounds)
 {
-    int i;
+    char note[256];
 
-    printf("## procbus benchmarks%s\n\n", quick ? " (--quick)" : "");
-    printf("machine: %s, %d CPUs (%d usable), %s\n", m->cpu, m->online, m->allowed, m->kernel);
-    printf("load average (1 min) at start %.2f, at end %.2f; hypervisor steal during the run "
-           "%.2f%%\n",
-           m->load_start, m->load_end, m->steal_pct);
-    printf("value: median over %d rounds (each round: fresh processes and segments; per round the "
-           "median of per-batch means); range: smallest and largest round\n\n",
-           rounds);
-    printf("| benchmark | value | unit | target | verdict | range over rounds |\n");
-    printf("|---|---:|---|---|---|---|\n");
-    for (i = 0; i < nrows; i++) {
-        char v[32], t[48], lo[32], hi[32], range[80] = "-";
-        fmt_val(v, sizeof(v), rows[i].value);
-        fmt_target(t, sizeof(t), &rows[i]);
-        if (isfinite(rows[i].lo) && isfinite(rows[i].hi) && rounds > 1) {
-            fmt_val(lo, sizeof(lo), rows[i].lo);
-            fmt_val(hi, sizeof(hi), rows[i].hi);
-            snprintf(range, sizeof(range), "%s - %s", lo, hi);
-        }
-        printf("| %s (`%s`) | %s | %s | %s | %s | %s |\n", rows[i].label, rows[i].key, v,
-               rows[i].unit, t, verdict(&rows[i]), range);
-    }
+    snprintf(note, sizeof(note),
+             "value: median over %d rounds (each round: fresh processes and segments; per round "
+             "the median of per-batch means); range: smallest and largest round",
+             rounds);
+    print_rows("procbus", quick ? "quick" : "full", m, note);
     if (ncpus < 2)
         printf("\nnote: only one CPU is usable, so the contended runs share it with the "
                "publisher/writer.\n");
@@ -1647,7 +1421,7 @@ static double add_fig(const char *key, const char *label, const struct spec *sp,
     double med, lo, hi;
 
     across(sp, rounds, get, scale, &med, &lo, &hi);
-    add(key, label, med, lo, hi, unit, t, target);
+    add_row(key, label, med, lo, hi, unit, t, target, 1);
     return med;
 }
 
@@ -1686,12 +1460,12 @@ int main(int argc, char **argv)
     if (rounds == 0)
         rounds = quick ? 3 : 5;
     parent_pid = getpid();
-    t_start = now_ns();
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    t_start = mono();
+    signal(SIGINT, on_fatal_signal);
+    signal(SIGTERM, on_fatal_signal);
     signal(SIGPIPE, SIG_IGN);
     cpus_init();
-    machine_info(&m);
+    machine_start(&m);
     params_init(&P, quick);
     order_init(&ord1k, TABLE_N);
     order_init(&ord10k, BIG_N);
@@ -1751,8 +1525,6 @@ int main(int argc, char **argv)
     S[B_C1K].commit = 1, S[B_C1K].n = 1000;
     S[B_C10K].commit = 1, S[B_C10K].n = 10000;
 
-    unsigned long long tot0 = 0, st0 = 0, tot1 = 0, st1 = 0;
-    int have_j = bench_cpu_jiffies(&tot0, &st0);
     for (k = 0; k < rounds; k++) {
         fprintf(stderr, "procbus-bench: round %d of %d\n", k + 1, rounds);
         for (i = 0; i < B_COUNT; i++) {
@@ -1765,9 +1537,7 @@ int main(int argc, char **argv)
         }
     }
 
-    m.load_end = loadavg1();
-    if (have_j && bench_cpu_jiffies(&tot1, &st1) && tot1 > tot0)
-        m.steal_pct = 100.0 * (double)(st1 - st0) / (double)(tot1 - tot0);
+    machine_end(&m);
 
     double pid, rw, rw10, multi, cont, rwc, sock;
     pid = add_fig("lookup_uncontended_ns", "get_pid, 1 reader, publisher idle", &S[B_PID], rounds,
@@ -1808,14 +1578,13 @@ int main(int argc, char **argv)
                    g_med, 1, "ns/op", T_NONE, 0);
     add_fig("socket_query_crosscpu_ns", "unix socket query, server on the other CPU", &S[B_SOCKX],
             rounds, g_med, 1, "ns/op", T_NONE, 0);
-    add("speedup_vs_rwlock_uncontended", "speedup vs rwlock, uncontended", ratio(rw, pid), NAN, NAN,
-        "x", T_GE, 5);
-    add("speedup_vs_rwlock_10readers", "speedup vs rwlock, 10 readers", ratio(rw10, multi), NAN,
-        NAN, "x", T_NONE, 0);
-    add("speedup_vs_rwlock_contended", "speedup vs rwlock, contended", ratio(rwc, cont), NAN, NAN,
-        "x", T_GE, 10);
-    add("speedup_vs_socket", "speedup vs socket query", ratio(sock, pid), NAN, NAN, "x", T_GE,
-        1000);
+    add("speedup_vs_rwlock_uncontended", "speedup vs rwlock, uncontended", ratio(rw, pid), "x",
+        T_GE, 5, 1);
+    add("speedup_vs_rwlock_10readers", "speedup vs rwlock, 10 readers", ratio(rw10, multi), "x",
+        T_NONE, 0, 1);
+    add("speedup_vs_rwlock_contended", "speedup vs rwlock, contended", ratio(rwc, cont), "x", T_GE,
+        10, 1);
+    add("speedup_vs_socket", "speedup vs socket query", ratio(sock, pid), "x", T_GE, 1000, 1);
     add_fig("list_100_us", "list, snapshot of 100 records", &S[B_L100], rounds, g_med, 1e-3,
             "us/op", T_NONE, 0);
     add_fig("list_10000_us", "list, snapshot of 10,000 records", &S[B_L10K], rounds, g_med, 1e-3,

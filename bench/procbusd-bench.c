@@ -61,10 +61,8 @@
 /* ---- globals (the shared ones are in bench_util.h) ---- */
 
 static int g_verbose;
-static char g_self[PATH_MAX - 64];   /* this binary (the exiter's command) */
-static char g_bindir[PATH_MAX - 64]; /* where procbusd and procbus are */
-static char g_procbusd[PATH_MAX], g_procbus[PATH_MAX];
-static char g_client[PATH_MAX]; /* bench/xmlrpc_getinfo.py */
+static char g_self[PATH_MAX - 64]; /* this binary (the exiter's command) */
+static char g_client[PATH_MAX];    /* bench/xmlrpc_getinfo.py */
 static char g_python[PATH_MAX], g_supervisord[PATH_MAX], g_supervisorctl[PATH_MAX];
 static volatile uint64_t g_sink;
 
@@ -127,54 +125,16 @@ static pid_t start_burner(int cpu)
 
 /* ---- procbusd instances ---- */
 
-struct pbd {
-    pid_t pid;
-    char seg[96], sock[128], log[128], conf[128];
-    uint64_t t_start;
-};
-
-static int pbd_start(struct pbd *d, const char *conf, const char *tag)
+/* Start procbusd on d->conf (written by the caller, after bench_daemon_init) without its
+ * tracer. */
+static int daemon_start(struct bench_daemon *d)
 {
-    static int n;
-    char *argv[12];
-
-    memset(d, 0, sizeof(*d));
-    snprintf(d->seg, sizeof(d->seg), "pbdbench-%d-%s-%d", (int)getpid(), tag, n++);
-    snprintf(d->sock, sizeof(d->sock), "%s/%s.sock", g_tmp, tag);
-    snprintf(d->log, sizeof(d->log), "%s/procbusd-%s.log", g_tmp, tag);
-    snprintf(d->conf, sizeof(d->conf), "%s", conf);
-    track_seg(d->seg);
-    argv[0] = g_procbusd;
-    argv[1] = "-c";
-    argv[2] = d->conf;
-    argv[3] = "-s";
-    argv[4] = d->seg;
-    argv[5] = "--socket";
-    argv[6] = d->sock;
-    argv[7] = "--trace";
-    argv[8] = "off";
-    argv[9] = NULL;
-    d->t_start = mono();
-    d->pid = start_bg(argv, d->log, SIGTERM);
-    return d->pid > 0 ? 0 : -1;
-}
-
-static void pbd_stop(struct pbd *d)
-{
-    if (d->pid <= 0)
-        return;
-    stop_procbusd(d->pid, 60000, d->log, d->seg, d->sock);
-    d->pid = 0;
-}
-
-/* Still running? Does not reap it (WNOWAIT): pbd_stop does, so its pid cannot be reused. */
-static int pbd_alive(const struct pbd *d)
-{
-    return bg_alive(d->pid);
+    static const char *const no_trace[] = {"--trace", "off", NULL};
+    return bench_daemon_start(d, no_trace);
 }
 
 /* Open the daemon's segment once it exists. */
-static int open_seg(struct procbus_reader *r, const struct pbd *d, int timeout_ms)
+static int open_seg(struct procbus_reader *r, const struct bench_daemon *d, int timeout_ms)
 {
     uint64_t end = mono() + (uint64_t)timeout_ms * NS_PER_MS;
     int rc;
@@ -183,7 +143,7 @@ static int open_seg(struct procbus_reader *r, const struct pbd *d, int timeout_m
         rc = procbus_open(r, d->seg);
         if (rc == 0)
             return 0;
-        if (mono() > end || g_stop || !pbd_alive(d)) {
+        if (mono() > end || g_stop || !bench_daemon_alive(d)) {
             say("cannot open segment %s: %s", d->seg, strerror(-rc));
             show_tail(d->log);
             return -1;
@@ -193,7 +153,8 @@ static int open_seg(struct procbus_reader *r, const struct pbd *d, int timeout_m
 }
 
 /* Wait until `want` supervised records are RUNNING; 0 or -1. */
-static int wait_running(struct procbus_reader *r, const struct pbd *d, size_t want, int timeout_ms)
+static int wait_running(struct procbus_reader *r, const struct bench_daemon *d, size_t want,
+                        int timeout_ms)
 {
     uint64_t end = mono() + (uint64_t)timeout_ms * NS_PER_MS;
     size_t cap = want + 64, n, i, running = 0;
@@ -223,7 +184,7 @@ static int wait_running(struct procbus_reader *r, const struct pbd *d, size_t wa
                 return 0;
             }
         }
-        if (mono() > end || g_stop || !pbd_alive(d))
+        if (mono() > end || g_stop || !bench_daemon_alive(d))
             break;
         procbus_wait(r, gen, 100);
     }
@@ -258,8 +219,8 @@ static int exiter_main(const char *path)
     while (nanosleep(&d, &d) < 0 && errno == EINTR)
         ;
     s->pid = (int32_t)getpid();
-    s->real_ns = now_ns(CLOCK_REALTIME);
-    __atomic_store_n(&s->mono_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+    s->real_ns = pb_now_ns(CLOCK_REALTIME);
+    __atomic_store_n(&s->mono_ns, pb_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
     __atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
     _exit(0);
 }
@@ -275,7 +236,7 @@ struct lat {
 /* What a latency run needs: the daemon, the record, the stamp, how to restart. */
 struct exit_run {
     struct procbus_reader *r;
-    const struct pbd *d;
+    const struct bench_daemon *d;
     uint64_t id;
     struct stamp *st;
     int spin;                  /* poll procbus_generation instead of blocking in procbus_wait */
@@ -329,7 +290,7 @@ static int measure_exits(const struct exit_run *x, int want, struct lat *out)
                 continue;
             if (ev.new_state == PROCBUS_STATE_EXITED) {
                 uint64_t seen = mono(), seq;
-                seen_real = now_ns(CLOCK_REALTIME);
+                seen_real = pb_now_ns(CLOCK_REALTIME);
                 seq = __atomic_load_n(&x->st->seq, __ATOMIC_ACQUIRE);
                 pending = 0;
                 need_restart = 1;
@@ -377,9 +338,9 @@ static int measure_exits(const struct exit_run *x, int want, struct lat *out)
                 continue;
             }
         }
-        if (mono() > end || !pbd_alive(x->d)) {
+        if (mono() > end || !bench_daemon_alive(x->d)) {
             say("exit latency: only %d of %d samples (daemon %s)", out->n, want,
-                pbd_alive(x->d) ? "alive" : "gone");
+                bench_daemon_alive(x->d) ? "alive" : "gone");
             show_tail(x->d->log);
             goto done;
         }
@@ -466,11 +427,10 @@ static void add_lat(const char *tag, const char *what, const struct lat *l, int 
 
 /* A procbusd running the exiter; autorestart: procbusd restarts it, else `procbus start`. */
 struct exiter_daemon {
-    struct pbd d;
+    struct bench_daemon d;
     struct procbus_reader r;
     int opened;
     uint64_t id;
-    char conf[128];
     char *argv[10]; /* procbus -s SEG -S SOCK -t 0 start exiter */
 };
 
@@ -481,7 +441,7 @@ static int exiter_up(struct exiter_daemon *e, const char *stamp, int autorestart
     uint64_t end;
 
     memset(e, 0, sizeof(*e));
-    snprintf(e->conf, sizeof(e->conf), "%s/%s.conf", g_tmp, tag);
+    bench_daemon_init(&e->d, tag);
     snprintf(text, sizeof(text),
              "; procbusd-bench: one program that exits 20 ms after each start\n"
              "[program:exiter]\n"
@@ -489,7 +449,7 @@ static int exiter_up(struct exiter_daemon *e, const char *stamp, int autorestart
              "autorestart = %s\n"
              "startsecs = 0\n",
              g_self, stamp, autorestart ? "true" : "false");
-    if (write_file(e->conf, text) < 0 || pbd_start(&e->d, e->conf, tag) < 0)
+    if (write_file(e->d.conf, text) < 0 || daemon_start(&e->d) < 0)
         return -1;
     if (open_seg(&e->r, &e->d, 10000) < 0)
         return -1;
@@ -522,9 +482,7 @@ static void exiter_down(struct exiter_daemon *e)
     if (e->opened)
         procbus_close(&e->r);
     e->opened = 0;
-    pbd_stop(&e->d);
-    if (e->conf[0] != '\0')
-        unlink(e->conf);
+    bench_daemon_stop(&e->d, 60000);
 }
 
 static int start_burners(pid_t burn[2])
@@ -629,9 +587,9 @@ static int bench_exit_latency(int samples)
 
 static int bench_rss(int n)
 {
-    char conf[128], text[1024], key[64], label[160], tag[16], seg[160];
+    char text[1024], key[64], label[160], tag[16], seg[160];
     struct procbus_reader r;
-    struct pbd d = {0};
+    struct bench_daemon d;
     struct stat sb;
     double t_run_ms, t_stop_ms, idle_cpu;
     long rss, hwm, anon, file, shm, cpu0, cpu1;
@@ -639,14 +597,14 @@ static int bench_rss(int n)
     int rc = -1, st;
 
     snprintf(tag, sizeof(tag), "rss%d", n);
-    snprintf(conf, sizeof(conf), "%s/%s.conf", g_tmp, tag);
+    bench_daemon_init(&d, tag);
     snprintf(text, sizeof(text),
              "; procbusd-bench: %d sleeping programs\n"
              "[procbusd]\ncapacity = %d\n"
              "[program:p]\ncommand = sleep 1000\nnumprocs = %d\n"
              "process_name = p%%(process_num)0%dd\nstartsecs = 0\n",
              n, n, n, n > 1000 ? 5 : 3);
-    if (write_file(conf, text) < 0 || pbd_start(&d, conf, tag) < 0)
+    if (write_file(d.conf, text) < 0 || daemon_start(&d) < 0)
         goto out;
     say("resident memory with %d programs", n);
     if (open_seg(&r, &d, 10000) < 0)
@@ -717,8 +675,7 @@ static int bench_rss(int n)
     }
     rc = 0;
 out:
-    pbd_stop(&d);
-    unlink(conf);
+    bench_daemon_stop(&d, 60000);
     return rc;
 }
 
@@ -768,10 +725,10 @@ struct series {
 
 static int bench_peer(int nprog, int ctl_runs, int pb_runs, int xml_calls, long get_calls)
 {
-    char conf[128], text[2048], sock[128], slog[128], out[128], jout[128], jbuf[2048];
+    char text[2048], sock[128], slog[128], out[128], jout[128], jbuf[2048];
     char arg_n[16], arg_w[16], arg_c[16];
     struct procbus_reader r;
-    struct pbd d = {0};
+    struct bench_daemon d;
     struct series ctl = {0}, pb = {0}, tru = {0};
     pid_t sup = 0;
     int rc = -1, st = 0, i, k, rounds = 10, opened = 0, ok;
@@ -780,7 +737,7 @@ static int bench_peer(int nprog, int ctl_runs, int pb_runs, int xml_calls, long 
 
     snprintf(sock, sizeof(sock), "%s/supervisor.sock", g_tmp);
     snprintf(slog, sizeof(slog), "%s/supervisord.out", g_tmp);
-    snprintf(conf, sizeof(conf), "%s/peer.conf", g_tmp);
+    bench_daemon_init(&d, "peer"); /* supervisord reads d.conf too */
     snprintf(out, sizeof(out), "%s/status.out", g_tmp);
     snprintf(jout, sizeof(jout), "%s/client.json", g_tmp);
     snprintf(text, sizeof(text),
@@ -795,8 +752,10 @@ static int bench_peer(int nprog, int ctl_runs, int pb_runs, int xml_calls, long 
              "process_name = p%%(process_num)03d\nstartsecs = 0\n"
              "stdout_logfile = NONE\nstderr_logfile = NONE\n",
              nprog, sock, g_tmp, g_tmp, g_tmp, sock, nprog);
-    if (write_file(conf, text) < 0)
+    if (write_file(d.conf, text) < 0) {
+        bench_daemon_stop(&d, 60000);
         return -1;
+    }
     ctl.v = calloc((size_t)ctl_runs, sizeof(double));
     pb.v = calloc((size_t)pb_runs, sizeof(double));
     tru.v = calloc((size_t)pb_runs, sizeof(double));
@@ -807,10 +766,10 @@ static int bench_peer(int nprog, int ctl_runs, int pb_runs, int xml_calls, long 
     sup_argv[0] = g_supervisord;
     sup_argv[1] = "-n";
     sup_argv[2] = "-c";
-    sup_argv[3] = conf;
+    sup_argv[3] = d.conf;
     sup_argv[4] = NULL;
     sup = start_bg(sup_argv, slog, SIGTERM);
-    if (sup < 0 || pbd_start(&d, conf, "peer") < 0)
+    if (sup < 0 || daemon_start(&d) < 0)
         goto out;
     if (open_seg(&r, &d, 10000) < 0)
         goto out;
@@ -835,7 +794,7 @@ static int bench_peer(int nprog, int ctl_runs, int pb_runs, int xml_calls, long 
     /* both tools must print the same 100 RUNNING lines */
     ctl_argv[0] = g_supervisorctl;
     ctl_argv[1] = "-c";
-    ctl_argv[2] = conf;
+    ctl_argv[2] = d.conf;
     ctl_argv[3] = "status";
     ctl_argv[4] = NULL;
     pb_argv[0] = g_procbus;
@@ -1034,11 +993,10 @@ out:
             show_tail(slog);
         }
     }
-    pbd_stop(&d);
+    bench_daemon_stop(&d, 60000);
     free(ctl.v);
     free(pb.v);
     free(tru.v);
-    unlink(conf);
     return rc;
 }
 
@@ -1132,13 +1090,8 @@ int main(int argc, char **argv)
         for (i = 0; i < 2 && (s = strrchr(g_bindir, '/')) != NULL; i++)
             *s = '\0';
     }
-    snprintf(g_procbusd, sizeof(g_procbusd), "%s/procbusd", g_bindir);
-    snprintf(g_procbus, sizeof(g_procbus), "%s/procbus", g_bindir);
-    if (access(g_procbusd, X_OK) < 0 || access(g_procbus, X_OK) < 0) {
-        say("%s or %s missing: make build/procbusd build/procbus (or --bin-dir)", g_procbusd,
-            g_procbus);
+    if (bench_find_programs("--bin-dir") < 0)
         return 1;
-    }
     if (do_peer) {
         if (g_client[0] == '\0') {
             char root[PATH_MAX], *s;
@@ -1185,7 +1138,7 @@ int main(int argc, char **argv)
         say("interrupted");
         return 1;
     }
-    print_rows("procbusd", mode, &m);
+    print_rows("procbusd", mode, &m, NULL);
     if (json != NULL && write_json(json, &m, mode) < 0)
         failed = 1;
     if (failed)

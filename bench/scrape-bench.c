@@ -15,20 +15,7 @@
 #include <unistd.h>
 
 #include "procbus_pub.h"
-
-/*
- * Usage: scrape-bench EXPORTER [SCRAPES [RECORDS]]
- * Publishes RECORDS (default 1000) records on a private segment, starts
- * EXPORTER --listen 127.0.0.1:0 on it, times SCRAPES (default 1000) complete
- * GET /metrics exchanges (connect to last byte) and prints p50/p99/max in µs.
- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "util.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -134,9 +121,9 @@ int main(int argc, char **argv)
         getchar();
     }
     for (i = 0; i < scrapes; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = pb_now_ns(CLOCK_MONOTONIC);
         bytes = scrape(port, buf, 8 << 20);
-        lat[i] = now_ns() - t0;
+        lat[i] = pb_now_ns(CLOCK_MONOTONIC) - t0;
         if (bytes < 0) {
             fprintf(stderr, "scrape-bench: scrape %d failed\n", i);
             break;

@@ -69,8 +69,7 @@
 
 static int g_quick, g_ring_kb, g_batch_ms;
 static char g_mode[64]; /* "full" or "quick", and the non-default procbusd settings */
-static char g_bindir[PATH_MAX - 64];
-static char g_procbusd[PATH_MAX], g_procbus[PATH_MAX], g_ps[PATH_MAX];
+static char g_ps[PATH_MAX];
 
 /* ---- rate steps (figure 1), kept for the step table ---- */
 
@@ -123,7 +122,7 @@ static void print_table(const struct machine *m)
 {
     int i;
 
-    print_rows("tracer", g_mode, m);
+    print_rows("tracer", g_mode, m, NULL);
     if (g_nsteps == 0)
         return;
     printf("\n### rate steps (observe mode; loss = tracer_drops + events_dropped)\n\n");
@@ -306,43 +305,17 @@ static void progs_read(uint64_t *ns, uint64_t *cnt)
 
 /* ---- procbusd ---- */
 
-struct pbd {
-    pid_t pid;
-    char seg[96], sock[128], log[128], conf[128];
-};
-
-static int pbd_alive(const struct pbd *d)
-{
-    return bg_alive(d->pid);
-}
-
-static void pbd_stop(struct pbd *d)
-{
-    if (d->pid <= 0)
-        return;
-    stop_procbusd(d->pid, 30000, d->log, d->seg, d->sock);
-    unlink(d->conf);
-    d->pid = 0;
-}
-
 /*
  * Start procbusd in observe mode (trace = on, keep_exited_secs = 0) with a fresh segment, and
  * open it in *r; returns once this process has a record (the startup /proc walk is done).
  */
-static int pbd_start(struct pbd *d, struct procbus_reader *r, const char *tag)
+static int observer_start(struct bench_daemon *d, struct procbus_reader *r, const char *tag)
 {
-    static int n;
     char body[1024], ring[96] = "";
-    char *argv[4];
     uint64_t end;
     int rc = -1, opened = 0;
 
-    memset(d, 0, sizeof(*d));
-    snprintf(d->seg, sizeof(d->seg), "tracerbench-%d-%s-%d", (int)getpid(), tag, n);
-    snprintf(d->sock, sizeof(d->sock), "%s/%s-%d.sock", g_tmp, tag, n);
-    snprintf(d->log, sizeof(d->log), "%s/procbusd-%s-%d.log", g_tmp, tag, n);
-    snprintf(d->conf, sizeof(d->conf), "%s/procbusd-%s-%d.conf", g_tmp, tag, n);
-    n++;
+    bench_daemon_init(d, tag);
     if (g_ring_kb > 0)
         snprintf(ring, sizeof(ring), "trace_ring_kb = %d\n", g_ring_kb);
     if (g_batch_ms > 0)
@@ -352,16 +325,10 @@ static int pbd_start(struct pbd *d, struct procbus_reader *r, const char *tag)
              "[procbusd]\nsegment = %s\nsocket = %s\nobserve = true\ntrace = on\n"
              "keep_exited_secs = 0\ncapacity = 16384\nlog_level = warn\n%s",
              d->seg, d->sock, ring);
-    if (write_file(d->conf, body) < 0)
+    if (write_file(d->conf, body) < 0 || bench_daemon_start(d, NULL) < 0) {
+        bench_daemon_stop(d, 30000);
         return -1;
-    track_seg(d->seg);
-    argv[0] = g_procbusd;
-    argv[1] = "-c";
-    argv[2] = d->conf;
-    argv[3] = NULL;
-    d->pid = start_bg(argv, d->log, SIGTERM);
-    if (d->pid < 0)
-        return -1;
+    }
     end = mono() + 20000 * NS_PER_MS;
     while (!g_stop) {
         if (!opened && procbus_open(r, d->seg) == 0)
@@ -373,7 +340,7 @@ static int pbd_start(struct pbd *d, struct procbus_reader *r, const char *tag)
                 break;
             }
         }
-        if (!pbd_alive(d)) {
+        if (!bench_daemon_alive(d)) {
             say("procbusd exited at startup (observe = true, trace = on)");
             show_tail(d->log);
             break;
@@ -389,7 +356,7 @@ static int pbd_start(struct pbd *d, struct procbus_reader *r, const char *tag)
     if (rc < 0) {
         if (opened)
             procbus_close(r);
-        pbd_stop(d);
+        bench_daemon_stop(d, 30000);
     }
     return rc;
 }
@@ -399,7 +366,7 @@ static int pbd_start(struct pbd *d, struct procbus_reader *r, const char *tag)
  * child that exits at once and follow the ring until its EXITED (or REMOVE) event shows up.
  * The BPF ring is in reservation order, so everything before the marker's exit is done too.
  */
-static int pbd_catch_up(struct procbus_reader *r, int timeout_ms)
+static int observer_catch_up(struct procbus_reader *r, int timeout_ms)
 {
     struct procbus_event ev;
     uint64_t missed, end = mono() + (uint64_t)timeout_ms * NS_PER_MS;
@@ -479,8 +446,8 @@ static void worker_main(struct genctl *c, int idx, int exec, double per_s)
     _exit(0);
 }
 
-static int run_step(struct step *s, struct genctl *c, const struct pbd *d, struct procbus_reader *r,
-                    int step_ms)
+static int run_step(struct step *s, struct genctl *c, const struct bench_daemon *d,
+                    struct procbus_reader *r, int step_ms)
 {
     uint64_t ns0[MAX_PROGS], cnt0[MAX_PROGS], ns1[MAX_PROGS], cnt1[MAX_PROGS];
     uint64_t t0, t1, procs = 0, dns = 0, dcnt = 0;
@@ -506,7 +473,7 @@ static int run_step(struct step *s, struct genctl *c, const struct pbd *d, struc
         }
     }
     sleep_ms(50);
-    if (pbd_catch_up(r, 5000) < 0)
+    if (observer_catch_up(r, 5000) < 0)
         say("%s: procbusd did not catch up before the step", s->name);
     procbus_info(r, &i0);
     progs_read(ns0, cnt0);
@@ -526,7 +493,7 @@ static int run_step(struct step *s, struct genctl *c, const struct pbd *d, struc
             ;
     {
         uint64_t a = mono();
-        s->drain_timeout = pbd_catch_up(r, 20000) < 0;
+        s->drain_timeout = observer_catch_up(r, 20000) < 0;
         sleep_ms(100); /* the drop counters are copied on procbusd's loop turn */
         s->drain_ms = (double)(mono() - a) / 1e6 - 100;
     }
@@ -600,7 +567,7 @@ static void plan_steps(void)
 static int bench_rate(void)
 {
     struct procbus_reader r;
-    struct pbd d;
+    struct bench_daemon d;
     struct genctl *c;
     int step_ms = g_quick ? 1500 : 3000, i, rc = -1;
     double best = NAN, first_loss = NAN;
@@ -614,7 +581,7 @@ static int bench_rate(void)
     plan_steps();
     say("rate: %d steps of %.1f s, procbusd --observe, BPF run-time statistics on", g_nsteps,
         step_ms / 1000.0);
-    if (pbd_start(&d, &r, "rate") < 0) {
+    if (observer_start(&d, &r, "rate") < 0) {
         munmap(c, sizeof(*c));
         return -1;
     }
@@ -629,7 +596,7 @@ static int bench_rate(void)
     if (g_stats_fd < 0 && g_stats_old < 0)
         say("cannot enable BPF run-time statistics: no BPF cost figures");
     for (i = 0; i < g_nsteps && !g_stop; i++) {
-        if (!pbd_alive(&d)) {
+        if (!bench_daemon_alive(&d)) {
             say("procbusd died during the rate steps");
             show_tail(d.log);
             goto out;
@@ -709,7 +676,7 @@ static int bench_rate(void)
 out:
     stats_off();
     procbus_close(&r);
-    pbd_stop(&d);
+    bench_daemon_stop(&d, 30000);
     munmap(c, sizeof(*c));
     return rc;
 }
@@ -756,7 +723,7 @@ static void *lat_reader(void *arg)
         if (ev.kind != PROCBUS_EV_EXEC || strcmp(ev.name, "sleep") != 0)
             continue;
         rc = procbus_get_pid(&r, ev.pid, &rec);
-        now = now_ns(CLOCK_REALTIME);
+        now = pb_now_ns(CLOCK_REALTIME);
         if (rc != 0) {
             x->getfail++;
             continue;
@@ -793,7 +760,7 @@ static void reap_kids(pid_t *kids, int *n, int all)
     }
 }
 
-static int lat_run(const struct pbd *d, int block, int want, const char *tag)
+static int lat_run(const struct bench_daemon *d, int block, int want, const char *tag)
 {
     pid_t kids[MAX_KIDS];
     int nkids = 0;
@@ -884,17 +851,17 @@ out:
 static int bench_latency(void)
 {
     struct procbus_reader r;
-    struct pbd d;
+    struct bench_daemon d;
     int want = g_quick ? 500 : 2000, rc = -1;
 
     say("exec latency: %d execs of /bin/sleep 0.05, 1.5 ms apart, spinning then blocking reader",
         want);
-    if (pbd_start(&d, &r, "lat") < 0)
+    if (observer_start(&d, &r, "lat") < 0)
         return -1;
     if (lat_run(&d, 0, want, "spin") == 0 && !g_stop && lat_run(&d, 1, want, "block") == 0)
         rc = 0;
     procbus_close(&r);
-    pbd_stop(&d);
+    bench_daemon_stop(&d, 30000);
     return rc;
 }
 
@@ -932,24 +899,24 @@ static int bench_overhead(void)
     for (k = 0; k < pairs && !g_stop; k++) {
         struct procbus_reader r;
         struct procbus_info i0, i1;
-        struct pbd d;
+        struct bench_daemon d;
         int64_t t = fork_exec_workload(n);
         if (t < 0)
             return -1;
         off[no++] = (double)t / 1e6;
         memset(&i0, 0, sizeof(i0));
         memset(&i1, 0, sizeof(i1));
-        if (pbd_start(&d, &r, "ovh") < 0)
+        if (observer_start(&d, &r, "ovh") < 0)
             return -1;
         sleep_ms(100);
         procbus_info(&r, &i0);
         t = fork_exec_workload(n);
-        pbd_catch_up(&r, 10000);
+        observer_catch_up(&r, 10000);
         sleep_ms(100);
         procbus_info(&r, &i1);
         drops += i1.tracer_drops - i0.tracer_drops + i1.events_dropped - i0.events_dropped;
         procbus_close(&r);
-        pbd_stop(&d);
+        bench_daemon_stop(&d, 30000);
         if (t < 0)
             return -1;
         on[nn++] = (double)t / 1e6;
@@ -996,7 +963,7 @@ static long count_lines(const char *path)
 static int bench_ps(void)
 {
     struct procbus_reader r;
-    struct pbd d;
+    struct bench_daemon d;
     int runs = g_quick ? 10 : 30, i, st, rc = -1, nb = 0, np = 0;
     double *pb = calloc((size_t)runs, sizeof(double)), *pe = calloc((size_t)runs, sizeof(double));
     char out1[160], out2[160], label[200];
@@ -1008,7 +975,7 @@ static int bench_ps(void)
     if (pb == NULL || pe == NULL)
         goto done;
     say("ps: %d x `procbus ps --all` and %d x `ps -e`, interleaved", runs, runs);
-    if (pbd_start(&d, &r, "ps") < 0)
+    if (observer_start(&d, &r, "ps") < 0)
         goto done;
     pb_argv[0] = g_procbus;
     pb_argv[1] = "-s";
@@ -1070,7 +1037,7 @@ static int bench_ps(void)
 out:
     free(list);
     procbus_close(&r);
-    pbd_stop(&d);
+    bench_daemon_stop(&d, 30000);
 done:
     free(pb);
     free(pe);
@@ -1164,13 +1131,8 @@ int main(int argc, char **argv)
         printf("tracer-bench: skipped: no kernel BTF at /sys/kernel/btf/vmlinux\n");
         return 0;
     }
-    snprintf(g_procbusd, sizeof(g_procbusd), "%s/procbusd", g_bindir);
-    snprintf(g_procbus, sizeof(g_procbus), "%s/procbus", g_bindir);
-    if (access(g_procbusd, X_OK) < 0 || access(g_procbus, X_OK) < 0) {
-        say("%s or %s missing: make %s/procbusd %s/procbus (or pass BUILD_DIR)", g_procbusd,
-            g_procbus, g_bindir, g_bindir);
+    if (bench_find_programs("pass BUILD_DIR") < 0)
         return 1;
-    }
     if (find_exe("ps", g_ps, sizeof(g_ps)) < 0 && find_exe("/bin/ps", g_ps, sizeof(g_ps)) < 0) {
         say("ps not found (Debian: apt-get install procps)");
         return 1;

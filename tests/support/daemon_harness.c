@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "support.h"
+#include "util.h"
 
 #ifndef PROCBUS_BUILD_DIR
 #define PROCBUS_BUILD_DIR "build"
@@ -117,6 +118,13 @@ void pbt_remove_daemon(struct daemon_h *h)
     memset(&g_current, 0, sizeof(g_current));
 }
 
+void pbt_stop_daemon(struct daemon_h *h)
+{
+    assert_int_equal(pbt_term_daemon(h), 0);
+    assert_int_equal(procbus_liveness(&h->r, 60 * PB_NS_PER_SEC), PROCBUS_SHUTDOWN);
+    pbt_remove_daemon(h);
+}
+
 void pbt_track_bg(pid_t pid, int track)
 {
     for (int i = 0; i < MAX_BG; i++) {
@@ -173,10 +181,9 @@ int pbt_cli(const struct daemon_h *h, const char *args, const char *redirects)
 int pbt_wait_state(struct daemon_h *h, const char *name, uint16_t state, int timeout_ms,
                    struct procbus_proc *out)
 {
-    struct timespec t0, now;
+    const uint64_t end = pb_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000u;
     struct procbus_proc p;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         uint64_t g = procbus_generation(&h->r);
         if (procbus_get_name(&h->r, name, &p) == 0 && p.state == state) {
@@ -184,8 +191,7 @@ int pbt_wait_state(struct daemon_h *h, const char *name, uint16_t state, int tim
                 *out = p;
             return 0;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
+        if (pb_now_ns(CLOCK_MONOTONIC) > end)
             return -ETIMEDOUT;
         procbus_wait(&h->r, g, 200);
     }

@@ -33,6 +33,10 @@ int pbt_term_daemon(struct daemon_h *h);
 /* Remove what pbt_start_daemon made (segment, temp dir) and close the reader. */
 void pbt_remove_daemon(struct daemon_h *h);
 
+/* SIGTERM; asserts (cmocka) a clean exit 0 and a segment marked SHUTDOWN, then removes
+ * everything (pbt_remove_daemon). */
+void pbt_stop_daemon(struct daemon_h *h);
+
 /* Remember a background helper process for pbt_teardown (0: forget `pid`). */
 void pbt_track_bg(pid_t pid, int track);
 

@@ -1,8 +1,11 @@
-/* support.c - helpers shared by the cmocka tests: unique segment names, records, children. */
+/* support.c - helpers shared by the cmocka tests: unique segment names, records, children,
+ * whole files. */
 #define _GNU_SOURCE
 #include "support.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +123,63 @@ int pbt_scan_pids(int (*match)(pid_t pid, void *arg), void *arg, pid_t *out, int
     if (d != NULL)
         closedir(d);
     return n;
+}
+
+char *pbt_slurp(const char *path, size_t *len)
+{
+    size_t n = 0, cap = 4096;
+    char *buf = malloc(cap);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+
+    if (fd < 0 || buf == NULL)
+        goto fail;
+    for (;;) {
+        ssize_t r;
+        if (n + 1 >= cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL)
+                goto fail;
+            buf = bigger;
+            cap *= 2;
+        }
+        r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
+fail:
+    err = errno;
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    errno = err;
+    return NULL;
+}
+
+char *pbt_proc_comm(pid_t pid, char *buf, size_t len)
+{
+    char path[64], *s;
+
+    if (pid == 0)
+        snprintf(path, sizeof(path), "/proc/self/comm");
+    else
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    buf[0] = '\0';
+    s = pbt_slurp(path, NULL);
+    if (s == NULL)
+        return NULL;
+    snprintf(buf, len, "%.*s", (int)strcspn(s, "\n"), s);
+    free(s);
+    return buf;
 }
 
 double pbt_scale(void)

@@ -1,4 +1,5 @@
-/* support.h - helpers shared by the cmocka tests: unique segment names, records, children. */
+/* support.h - helpers shared by the cmocka tests: unique segment names, records, children,
+ * whole files. */
 #ifndef PROCBUS_TEST_SUPPORT_H
 #define PROCBUS_TEST_SUPPORT_H
 
@@ -7,6 +8,7 @@
 #include <sys/types.h>
 
 #include "procbus_abi.h"
+#include "util.h"
 
 struct procbus_pub;
 
@@ -33,6 +35,22 @@ char pbt_proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start);
 
 /* The pids in /proc for which match(pid, arg) is nonzero, up to max, into out[]; how many. */
 int pbt_scan_pids(int (*match)(pid_t pid, void *arg), void *arg, pid_t *out, int max);
+
+/*
+ * The whole of a file (regular or /proc), NUL-terminated, malloc'd (caller frees); *len, if asked,
+ * is its length without the NUL. NULL (errno set) if it cannot be opened or read.
+ */
+char *pbt_slurp(const char *path, size_t *len);
+
+/* /proc/PID/comm (pid 0: this process) without its newline, into buf; buf, or NULL if unreadable
+ * (buf then empty). */
+char *pbt_proc_comm(pid_t pid, char *buf, size_t len);
+
+/* CLOCK_MONOTONIC now, in ms: the tests' deadlines (pb_now_ns underneath). */
+static inline long pbt_now_ms(void)
+{
+    return (long)(pb_now_ns(CLOCK_MONOTONIC) / 1000000u);
+}
 
 /* Scale factor for long tests: 1 normally, smaller under sanitizers (PROCBUS_TEST_SCALE=asan). */
 double pbt_scale(void);

@@ -50,27 +50,12 @@ static int cli(struct daemon_h *h, const char *args)
     return pbt_cli(h, args, redir);
 }
 
-/* The whole of a file, NUL-terminated (caller frees). */
+/* The whole of a file, NUL-terminated (caller frees); asserts it can be read. */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char *buf = NULL;
-    size_t len = 0, n;
-    char chunk[4096];
-
-    assert_non_null(f);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        buf = realloc(buf, len + n + 1);
-        assert_non_null(buf);
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (buf == NULL)
-        buf = calloc(1, 1);
-    assert_non_null(buf);
-    buf[len] = '\0';
-    return buf;
+    char *s = pbt_slurp(path, NULL);
+    assert_non_null(s);
+    return s;
 }
 
 static char *out_of(struct daemon_h *h, const char *which)
@@ -94,10 +79,7 @@ static void wait_state(struct daemon_h *h, const char *name, uint16_t state)
 {
     char args[128];
     snprintf(args, sizeof(args), "wait %s --state %s --timeout 60s", name,
-             state == PROCBUS_STATE_RUNNING  ? "RUNNING"
-             : state == PROCBUS_STATE_FATAL  ? "FATAL"
-             : state == PROCBUS_STATE_EXITED ? "EXITED"
-                                             : "STOPPED");
+             procbus_state_name(state));
     assert_int_equal(cli(h, args), 0);
 }
 

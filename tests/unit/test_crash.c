@@ -18,6 +18,7 @@
 #include "procbus.h"
 #include "procbus_pub.h"
 #include "support.h"
+#include "util.h"
 
 enum {
     NKEYS = 48,      /* keys the committed steps use */
@@ -116,36 +117,6 @@ static int stage_fatal(struct procbus_pub *p, enum fatal_batch b)
     return errs;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *b = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, b, len);
-        if (n <= 0)
-            return -1;
-        b += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *b = buf;
-
-    while (len > 0) {
-        ssize_t n = read(fd, b, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        b += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * The publisher child: commit NSTEPS steps, report the last generation, wait
  * for the go, then die inside the fatal commit at failpoint `fp`. Exit codes
@@ -170,7 +141,7 @@ static void crash_child(const char *segment, enum procbus_failpoint fp, enum fat
         if (h_stage(p, s) != 0 || procbus_pub_commit(p) != 0)
             _exit(3);
     gen = procbus_pub_generation(p);
-    if (write_all(wfd, &gen, sizeof(gen)) != 0 || read_all(rfd, &go, 1) != 0)
+    if (pb_write_all(wfd, &gen, sizeof(gen)) != 0 || pb_read_all(rfd, &go, 1) != 0)
         _exit(4);
     procbus_pub_set_failpoint(p, fp);
     if (stage_fatal(p, b) != 0)
@@ -220,13 +191,6 @@ static void assert_last_committed(struct procbus_reader *r, uint64_t gen)
     }
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Drain the reader's events; all must be contiguous and from commits <= gen. Returns how many. */
 static uint64_t drain_events(struct procbus_reader *r, uint64_t max_gen)
 {
@@ -274,13 +238,13 @@ static void crash_and_recover(enum procbus_failpoint fp, enum fatal_batch b)
     }
     close(to_child[0]);
     close(from_child[1]);
-    rc = read_all(from_child[0], &gen, sizeof(gen));
+    rc = pb_read_all(from_child[0], &gen, sizeof(gen));
     if (rc == 0) {
         /* a reader attached while the publisher lived, its event cursor at the oldest event */
         rc = procbus_open(&r, name);
         procbus_seek_events(&r, PROCBUS_SEEK_OLDEST);
     }
-    if (write_all(to_child[1], "g", 1) != 0 && rc == 0)
+    if (pb_write_all(to_child[1], "g", 1) != 0 && rc == 0)
         rc = -EPIPE;
     close(to_child[1]);
     close(from_child[0]);
@@ -318,14 +282,14 @@ static void crash_and_recover(enum procbus_failpoint fp, enum fatal_batch b)
     hb = info.heartbeat_ns;
     assert_true(hb != PROCBUS_HB_SHUTDOWN && hb != PROCBUS_HB_GONE);
     assert_int_equal(procbus_liveness(&r, 3600ull * 1000 * MS), PROCBUS_ALIVE);
-    age = mono_ns() - hb;
+    age = pb_now_ns(CLOCK_MONOTONIC) - hb;
     if (age < 50 * MS)
         assert_int_equal(procbus_liveness(&r, 100 * MS), PROCBUS_ALIVE);
     else
         print_message("note: %llu ms passed since the last heartbeat already; the ALIVE check "
                       "at 100 ms is skipped (slow machine)\n",
                       (unsigned long long)(age / MS));
-    while (mono_ns() - hb <= 150 * MS)
+    while (pb_now_ns(CLOCK_MONOTONIC) - hb <= 150 * MS)
         usleep(10000);
     assert_int_equal(procbus_liveness(&r, 100 * MS), PROCBUS_STALE);
     assert_int_equal(procbus_wait(&r, gen, 0), -ETIMEDOUT); /* not -EPIPE: it did not shut down */
@@ -545,10 +509,10 @@ static int sr_commit(struct procbus_pub *p)
 /* Wait until reader idx made at_least reads; 0, or -1 after the (generous) timeout. */
 static int wait_reads(struct sr_ctl *ctl, int idx, uint64_t at_least)
 {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = pb_now_ns(CLOCK_MONOTONIC);
 
     while (__atomic_load_n(&ctl->reads[idx], __ATOMIC_RELAXED) < at_least) {
-        if (mono_ns() - t0 > (uint64_t)TIMEOUT_S * 1000 * MS)
+        if (pb_now_ns(CLOCK_MONOTONIC) - t0 > (uint64_t)TIMEOUT_S * 1000 * MS)
             return -1;
         usleep(1000);
     }

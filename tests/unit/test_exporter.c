@@ -27,9 +27,6 @@
 
 #define BODY_MAX (1 << 20)
 
-static const char *const g_states[] = {"UNKNOWN",  "STOPPED", "STARTING", "RUNNING", "BACKOFF",
-                                       "STOPPING", "EXITED",  "FATAL",    "READY"};
-
 /* The known programs: one running, one FATAL, one stopped. */
 static void start_daemon(struct daemon_h *h)
 {
@@ -172,10 +169,11 @@ static int have_tool(const char *name)
 static void check_one_hot(const char *body, const char *prog, const char *want)
 {
     char series[160];
-    for (size_t i = 0; i < sizeof(g_states) / sizeof(g_states[0]); i++) {
+    for (unsigned i = 0; i < PROCBUS_STATE_COUNT_; i++) {
+        const char *name = procbus_state_name(i);
         snprintf(series, sizeof(series), "procbus_program_state{program=\"%s\",state=\"%s\"}", prog,
-                 g_states[i]);
-        assert_true(must_sample(body, series) == (strcmp(g_states[i], want) == 0 ? 1.0 : 0.0));
+                 name);
+        assert_true(must_sample(body, series) == (strcmp(name, want) == 0 ? 1.0 : 0.0));
     }
 }
 

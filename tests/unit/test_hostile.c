@@ -56,36 +56,18 @@ static int upsert(struct procbus_pub *p, uint64_t id, int32_t pid, const char *n
     return procbus_pub_upsert(p, &rec);
 }
 
+/* A copy of the segment file at path (malloc'd); 0, a negative errno, or -EIO if it is empty. */
 static int read_file(const char *path, unsigned char **out, size_t *len)
 {
-    struct stat st;
-    unsigned char *buf;
-    size_t got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf = pbt_slurp(path, len);
 
-    if (fd < 0)
+    if (buf == NULL)
         return -errno;
-    if (fstat(fd, &st) < 0 || st.st_size <= 0) {
-        close(fd);
+    if (*len == 0) {
+        free(buf);
         return -EIO;
     }
-    buf = malloc((size_t)st.st_size);
-    if (buf == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0) {
-            free(buf);
-            close(fd);
-            return -EIO;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    *out = buf;
-    *len = got;
+    *out = (unsigned char *)buf;
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "logfile.h"
+#include "support.h"
 
 /* ---- a scratch folder per test ---- */
 
@@ -70,31 +71,10 @@ static long long fsize(const struct fx *f, int n)
     return (long long)st.st_size;
 }
 
-/* The whole content of a file (malloc'd, NUL-terminated), or NULL. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long n;
-    if (fp == NULL)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    if (len != NULL)
-        *len = (size_t)n;
-    return buf;
-}
-
 static char *slurp_nth(const struct fx *f, int n)
 {
     char p[160];
-    return slurp(nth(f, n, p), NULL);
+    return pbt_slurp(nth(f, n, p), NULL);
 }
 
 static void put_file(const char *path, const char *data, size_t n)
@@ -350,7 +330,7 @@ static void test_reopen_after_move(void **state)
     assert_int_equal(pbd_log_reopen(l), 0);
     assert_int_equal(fsize(f, 0), 0);
     assert_int_equal(pbd_log_write(l, "c\n", 2), 0);
-    s = slurp(moved, NULL);
+    s = pbt_slurp(moved, NULL);
     assert_string_equal(s, "a\nb\n");
     free(s);
     s = slurp_nth(f, 0);

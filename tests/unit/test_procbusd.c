@@ -28,20 +28,6 @@ static void start_daemon(struct daemon_h *h, const char *body)
     pbt_start_daemon(h, "/tmp/pbd-test", body);
 }
 
-/* SIGTERM, expect a clean exit 0 and a SHUTDOWN segment, then remove everything. */
-static void stop_daemon(struct daemon_h *h)
-{
-    assert_int_equal(pbt_term_daemon(h), 0);
-    assert_int_equal(procbus_liveness(&h->r, 60ull * 1000000000ull), PROCBUS_SHUTDOWN);
-    pbt_remove_daemon(h);
-}
-
-static int wait_state(struct daemon_h *h, const char *name, uint16_t state, int timeout_ms,
-                      struct procbus_proc *out)
-{
-    return pbt_wait_state(h, name, state, timeout_ms, out);
-}
-
 static int state_of(struct daemon_h *h, const char *name)
 {
     struct procbus_proc p;
@@ -100,16 +86,16 @@ static void test_start_and_exit_status(void **state)
                      "autorestart = false\n"
                      "[program:runner]\ncommand = sleep 1000\nstartsecs = 1\n"
                      "[program:manual]\ncommand = sleep 1000\nautostart = false\n");
-    assert_int_equal(wait_state(&h, "ok", PROCBUS_STATE_EXITED, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "ok", PROCBUS_STATE_EXITED, 10000, &p), 0);
     assert_int_equal(p.exit_kind, PROCBUS_EXIT_CODE);
     assert_int_equal(p.exit_code, 0);
-    assert_int_equal(wait_state(&h, "code3", PROCBUS_STATE_EXITED, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "code3", PROCBUS_STATE_EXITED, 10000, &p), 0);
     assert_int_equal(p.exit_kind, PROCBUS_EXIT_CODE);
     assert_int_equal(p.exit_code, 3);
-    assert_int_equal(wait_state(&h, "segv", PROCBUS_STATE_EXITED, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "segv", PROCBUS_STATE_EXITED, 10000, &p), 0);
     assert_int_equal(p.exit_kind, PROCBUS_EXIT_SIGNAL);
     assert_int_equal(p.exit_code, SIGSEGV);
-    assert_int_equal(wait_state(&h, "runner", PROCBUS_STATE_RUNNING, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "runner", PROCBUS_STATE_RUNNING, 10000, &p), 0);
     assert_true(p.pid > 0);
     assert_int_equal(kill(p.pid, 0), 0);
     assert_int_equal(p.pgid, p.pid); /* its own process group (and session) */
@@ -134,7 +120,7 @@ static void test_start_and_exit_status(void **state)
     assert_int_equal(cli(&h, "frobnicate"), 2);
     assert_int_equal(cli(&h, "signal BOGUS runner"), 1);
     assert_int_equal(cli(&h, "signal USR1 manual"), 1);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 static void test_startretries_reach_fatal(void **state)
@@ -147,7 +133,7 @@ static void test_startretries_reach_fatal(void **state)
 
     start_daemon(&h, "[program:bad]\ncommand = sh -c 'exit 1'\nstartsecs = 1\nstartretries = 2\n"
                      "[program:missing]\ncommand = /nonexistent/prog\nstartretries = 1\n");
-    assert_int_equal(wait_state(&h, "bad", PROCBUS_STATE_FATAL, 30000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "bad", PROCBUS_STATE_FATAL, 30000, &p), 0);
     assert_int_equal(p.exit_code, 1);
     n = history(&h, "bad", s, NULL, 64);
     /* first start + 2 retries, each STARTING -> BACKOFF, then FATAL */
@@ -155,11 +141,11 @@ static void test_startretries_reach_fatal(void **state)
     assert_int_equal(count_state(s, n, PROCBUS_STATE_BACKOFF), 3);
     assert_int_equal(count_state(s, n, PROCBUS_STATE_RUNNING), 0);
     assert_int_equal(s[n - 1], PROCBUS_STATE_FATAL);
-    assert_int_equal(wait_state(&h, "missing", PROCBUS_STATE_FATAL, 30000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "missing", PROCBUS_STATE_FATAL, 30000, &p), 0);
     assert_int_equal(cli(&h, "status bad"), 3);
     /* start after FATAL tries again */
     assert_int_equal(cli(&h, "-t 30 start bad"), 1);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 static void test_autorestart_variants(void **state)
@@ -178,8 +164,8 @@ static void test_autorestart_variants(void **state)
                      "autorestart = unexpected\nexitcodes = 0,2\n"
                      "[program:never]\ncommand = sh -c 'sleep 0.2; exit 5'\nstartsecs = 0\n"
                      "autorestart = false\n");
-    assert_int_equal(wait_state(&h, "expected", PROCBUS_STATE_EXITED, 10000, &p), 0);
-    assert_int_equal(wait_state(&h, "never", PROCBUS_STATE_EXITED, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "expected", PROCBUS_STATE_EXITED, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "never", PROCBUS_STATE_EXITED, 10000, &p), 0);
     /* wait until the restarting ones have restarted a few times */
     for (int i = 0; i < 100; i++) {
         struct procbus_proc a, u;
@@ -200,7 +186,7 @@ static void test_autorestart_variants(void **state)
     assert_int_equal(p.restarts, 0);
     n = history(&h, "always", s, NULL, 256);
     assert_true(count_state(s, n, PROCBUS_STATE_EXITED) >= 3);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 static void test_exponential_backoff(void **state)
@@ -214,7 +200,7 @@ static void test_exponential_backoff(void **state)
 
     start_daemon(&h, "[program:expo]\ncommand = sh -c 'exit 1'\nstartsecs = 1\nstartretries = 3\n"
                      "backoff = exponential\nbackoff_max = 60\n");
-    assert_int_equal(wait_state(&h, "expo", PROCBUS_STATE_FATAL, 60000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "expo", PROCBUS_STATE_FATAL, 60000, NULL), 0);
     n = history(&h, "expo", s, t, 64);
     for (int i = 0; i < n; i++) {
         if (s[i] == PROCBUS_STATE_BACKOFF)
@@ -230,7 +216,7 @@ static void test_exponential_backoff(void **state)
         assert_true(gaps[i] >= want - 0.02);
         assert_true(gaps[i] < want * 2 + 2.0);
     }
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 static int in_session(pid_t pid, void *sid)
@@ -265,7 +251,7 @@ static void test_stop_escalates_and_kills_group(void **state)
                      "[program:grouped]\n"
                      "command = sh -c 'trap \"\" TERM; sleep 1000 & sleep 1000 & wait'\n"
                      "startsecs = 0\nstopwaitsecs = 1\nstopasgroup = true\nkillasgroup = true\n");
-    assert_int_equal(wait_state(&h, "stubborn", PROCBUS_STATE_RUNNING, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "stubborn", PROCBUS_STATE_RUNNING, 10000, &p), 0);
     for (int i = 0; i < 100 && pids_in_session(p.pid, members, 64) < 3; i++)
         usleep(50000);
     n = pids_in_session(p.pid, members, 64);
@@ -285,7 +271,7 @@ static void test_stop_escalates_and_kills_group(void **state)
     }
     assert_int_equal(survivors, 0);
 
-    assert_int_equal(wait_state(&h, "grouped", PROCBUS_STATE_RUNNING, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "grouped", PROCBUS_STATE_RUNNING, 10000, &p), 0);
     for (int i = 0; i < 100 && pids_in_session(p.pid, members, 64) < 3; i++)
         usleep(50000);
     n = pids_in_session(p.pid, members, 64);
@@ -300,7 +286,7 @@ static void test_stop_escalates_and_kills_group(void **state)
         usleep(50000);
     }
     assert_int_equal(survivors, 0);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 /* Event sequence number of the first STATE event of `name` entering `st`; 0 if none. */
@@ -338,8 +324,8 @@ static void test_dependencies_and_readiness(void **state)
                      "ready_log = listening on [0-9]+\nstartsecs = 0\n"
                      "[program:client]\ncommand = sleep 1000\ndepends_on = logger:ready\n"
                      "startsecs = 0\n");
-    assert_int_equal(wait_state(&h, "web", PROCBUS_STATE_RUNNING, 20000, NULL), 0);
-    assert_int_equal(wait_state(&h, "client", PROCBUS_STATE_RUNNING, 20000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "web", PROCBUS_STATE_RUNNING, 20000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "client", PROCBUS_STATE_RUNNING, 20000, NULL), 0);
     assert_int_equal(state_of(&h, "db"), PROCBUS_STATE_READY);
     assert_int_equal(state_of(&h, "logger"), PROCBUS_STATE_READY);
     assert_true(seq_of(&h, "db", PROCBUS_STATE_READY) < seq_of(&h, "api", PROCBUS_STATE_STARTING));
@@ -368,9 +354,9 @@ static void test_reload(void **state)
     start_daemon(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n"
                      "[program:b]\ncommand = sleep 1000\nstartsecs = 0\n"
                      "[program:c]\ncommand = sleep 1000\nstartsecs = 0\n");
-    assert_int_equal(wait_state(&h, "a", PROCBUS_STATE_RUNNING, 10000, &a0), 0);
-    assert_int_equal(wait_state(&h, "b", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
-    assert_int_equal(wait_state(&h, "c", PROCBUS_STATE_RUNNING, 10000, &c0), 0);
+    assert_int_equal(pbt_wait_state(&h, "a", PROCBUS_STATE_RUNNING, 10000, &a0), 0);
+    assert_int_equal(pbt_wait_state(&h, "b", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "c", PROCBUS_STATE_RUNNING, 10000, &c0), 0);
     pbt_write_conf(&h, "[program:a]\ncommand = sleep 1000\nstartsecs = 0\n"
                        "[program:c]\ncommand = sleep 999\nstartsecs = 0\n"
                        "[program:d]\ncommand = sleep 1000\nstartsecs = 0\n"
@@ -381,7 +367,7 @@ static void test_reload(void **state)
                        "[program:c]\ncommand = sleep 999\nstartsecs = 0\n"
                        "[program:d]\ncommand = sleep 1000\nstartsecs = 0\n");
     assert_int_equal(cli(&h, "reload"), 0);
-    assert_int_equal(wait_state(&h, "d", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "d", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
     for (int i = 0; i < 200 && procbus_get_name(&h.r, "b", &p) == 0; i++)
         usleep(50000);
     assert_int_equal(procbus_get_name(&h.r, "b", &p), -ENOENT);
@@ -405,7 +391,7 @@ static void test_reload(void **state)
     assert_int_equal(procbus_get_name(&h.r, "d", &p), -ENOENT);
     assert_int_equal(procbus_get_name(&h.r, "a", &p), 0);
     assert_int_equal(p.pid, a0.pid);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 static void test_hundred_programs(void **state)
@@ -436,7 +422,7 @@ static void test_hundred_programs(void **state)
     assert_int_equal(procbus_list(&h.r, list, 200, &n), 0);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(list[i].state, PROCBUS_STATE_STOPPED);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 static void test_control_socket_permissions(void **state)
@@ -466,7 +452,7 @@ static void test_control_socket_permissions(void **state)
         assert_int_equal(pbt_wait_child(pid), 4); /* cannot reach it */
         assert_int_equal(state_of(&h, "a"), PROCBUS_STATE_RUNNING);
     }
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 static void test_check_and_bad_config(void **state)
@@ -527,7 +513,7 @@ static void test_logs_rotate_and_loop_stays_responsive(void **state)
              "[program:quiet]\ncommand = sleep 1000\nstartsecs = 0\n",
              log);
     start_daemon(&h, body);
-    assert_int_equal(wait_state(&h, "quiet", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "quiet", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
     for (i = 0; i < 400 && file_size(log2) < 0; i++)
         usleep(50000);
     /* the loop still serves control requests and publishes while chatty floods it */
@@ -548,7 +534,7 @@ static void test_logs_rotate_and_loop_stays_responsive(void **state)
     }
     assert_int_equal(procbus_get_name(&h.r, "chatty", &p), 0);
     assert_int_equal(p.state, PROCBUS_STATE_STOPPED);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
     unlink(log);
     unlink(log1);
     unlink(log2);
@@ -565,7 +551,7 @@ static void test_tree_usage_sampled(void **state)
     /* the main process sleeps; its child burns CPU */
     start_daemon(&h, "[program:tree]\ncommand = sh -c 'sh -c \"while :; do :; done\" & "
                      "exec sleep 1000'\nstartsecs = 0\n");
-    assert_int_equal(wait_state(&h, "tree", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "tree", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
     for (i = 0; i < 400; i++) {
         if (procbus_get_name(&h.r, "tree", &p) == 0 && p.cpu_ns >= 200000000ull && p.rss_bytes > 0)
             break;
@@ -575,7 +561,7 @@ static void test_tree_usage_sampled(void **state)
                   (double)p.rss_bytes / 1048576.0);
     assert_true(p.cpu_ns >= 200000000ull); /* only the child burns: it must be counted */
     assert_true(p.rss_bytes > 0);
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 /* user= (as root), umask, directory and environment reach the program. */
@@ -595,7 +581,7 @@ static void test_credentials_and_environment(void **state)
                      "[program:envdir]\ncommand = sh -c 'echo \"$GREETING $(pwd) $(umask)\" > "
                      "/tmp/pbd-envdir-out; exec sleep 1000'\ndirectory = /tmp\numask = 027\n"
                      "environment = GREETING=\"hello world\"\nstartsecs = 0\n");
-    assert_int_equal(wait_state(&h, "asnobody", PROCBUS_STATE_RUNNING, 10000, &p), 0);
+    assert_int_equal(pbt_wait_state(&h, "asnobody", PROCBUS_STATE_RUNNING, 10000, &p), 0);
     snprintf(path, sizeof(path), "/proc/%d/status", (int)p.pid);
     f = fopen(path, "r");
     assert_non_null(f);
@@ -604,7 +590,7 @@ static void test_credentials_and_environment(void **state)
             break;
     fclose(f);
     assert_int_equal(uid, nobody->pw_uid);
-    assert_int_equal(wait_state(&h, "envdir", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
+    assert_int_equal(pbt_wait_state(&h, "envdir", PROCBUS_STATE_RUNNING, 10000, NULL), 0);
     for (int i = 0; i < 200; i++) { /* the program writes it right after starting */
         f = fopen("/tmp/pbd-envdir-out", "r");
         if (f != NULL && fgets(line, sizeof(line), f) != NULL) {
@@ -618,7 +604,7 @@ static void test_credentials_and_environment(void **state)
     }
     assert_string_equal(line, "hello world /tmp 0027\n");
     unlink("/tmp/pbd-envdir-out");
-    stop_daemon(&h);
+    pbt_stop_daemon(&h);
 }
 
 int main(void)

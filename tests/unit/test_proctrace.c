@@ -83,14 +83,6 @@ static struct proctrace *pt_open(int observe_all, size_t ring, int exit_mode)
     return t;
 }
 
-static long ms_since(const struct timespec *t0)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /* Consume once, after waiting up to `ms` for the ring's descriptor. */
 static void pt_poll(struct proctrace *t, struct col *c, int ms)
 {
@@ -134,11 +126,10 @@ static size_t count_of_proc(const struct col *c, uint32_t kind, int32_t tgid, ui
 /* Consume until the EXIT of `tgid` is in, or 5 s pass. */
 static void pt_until_exit(struct proctrace *t, struct col *c, int32_t tgid)
 {
-    struct timespec t0;
+    long t0 = pbt_now_ms();
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     pt_poll(t, c, 0);
-    while (!find(c, PROCTRACE_EXIT, tgid) && ms_since(&t0) < 5000)
+    while (!find(c, PROCTRACE_EXIT, tgid) && pbt_now_ms() - t0 < 5000)
         pt_poll(t, c, 50);
     pt_poll(t, c, 20); /* stragglers that would be duplicates */
 }
@@ -696,12 +687,12 @@ static void storm(size_t ring, long n, int consume_during)
 {
     struct proctrace *t = pt_open(0, ring, PROCTRACE_EXIT_AUTO);
     struct col c = {0};
-    struct timespec t0;
+    long t0;
     uint64_t lost, total = (uint64_t)n * 3 + 1, seen;
     pid_t pid;
     int st;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = pbt_now_ms();
     pid = spawn_fn(t, 1, run_storm, (void *)(intptr_t)n);
     st = consume_during ? wait_consuming(t, &c, pid) : wait_status(pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -711,7 +702,7 @@ static void storm(size_t ring, long n, int consume_during)
     seen = c.kinds[PROCTRACE_FORK] + c.kinds[PROCTRACE_EXEC] + c.kinds[PROCTRACE_EXIT];
     printf("storm of %ld (ring %zu KiB, %s): %ld ms, fork %llu exec %llu exit %llu, lost %llu\n", n,
            (ring ? ring : 256 * 1024) / 1024, consume_during ? "consumed during" : "consumed after",
-           ms_since(&t0), (unsigned long long)c.kinds[PROCTRACE_FORK],
+           pbt_now_ms() - t0, (unsigned long long)c.kinds[PROCTRACE_FORK],
            (unsigned long long)c.kinds[PROCTRACE_EXEC], (unsigned long long)c.kinds[PROCTRACE_EXIT],
            (unsigned long long)lost);
     assert_true(c.kinds[PROCTRACE_FORK] <= (uint64_t)n);

@@ -75,24 +75,17 @@ static void quiet_child(void)
     alarm(SAFETY_ALARM_S);
 }
 
-static uint64_t cpu_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* A grandchild: burn CPU, touch memory, report its pid, then wait to be killed. */
 static void grandchild(int report_fd, int do_setsid)
 {
     volatile uint64_t sink = 0;
-    uint64_t t0 = cpu_now_ns();
+    uint64_t t0 = pb_now_ns(CLOCK_PROCESS_CPUTIME_ID);
     char *mem;
     pid_t me;
 
     if (do_setsid && setsid() < 0)
         _exit(90);
-    while (cpu_now_ns() - t0 < (uint64_t)BURN_MS * MS)
+    while (pb_now_ns(CLOCK_PROCESS_CPUTIME_ID) - t0 < (uint64_t)BURN_MS * MS)
         for (int i = 0; i < 10000; i++)
             sink += (uint64_t)i * 2654435761u;
     mem = malloc(TOUCH_MB * MB);
@@ -188,20 +181,10 @@ static void sample(struct pbd_sampler *s, const struct pbd_tree_root *roots, siz
     assert_int_equal(pbd_sample_trees(roots, n, out, s), 0);
 }
 
-/* ---- per-pid stat ---- */
-
-static uint64_t boot_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void test_proc_stat_self(void **state)
 {
     struct pbd_proc_stat st;
     char comm[64] = "";
-    FILE *fp;
     (void)state;
 
     assert_int_equal(pbd_proc_stat(getpid(), &st), 0);
@@ -212,12 +195,8 @@ static void test_proc_stat_self(void **state)
     assert_int_equal(st.state, 'R');
     assert_true(st.rss_bytes > 0);
     assert_true(st.num_threads >= 1);
-    assert_true(st.start_boot_ns > 0 && st.start_boot_ns <= boot_now_ns());
-    fp = fopen("/proc/self/comm", "r");
-    assert_non_null(fp);
-    assert_non_null(fgets(comm, sizeof(comm), fp));
-    fclose(fp);
-    comm[strcspn(comm, "\n")] = '\0';
+    assert_true(st.start_boot_ns > 0 && st.start_boot_ns <= pb_now_ns(CLOCK_BOOTTIME));
+    assert_non_null(pbt_proc_comm(0, comm, sizeof(comm)));
     assert_string_equal(st.comm, comm);
 
     assert_int_equal(pbd_proc_stat(0, &st), -EINVAL);
@@ -236,7 +215,7 @@ static void test_proc_stat_child(void **state)
     (void)state;
 
     assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-    before = boot_now_ns();
+    before = pb_now_ns(CLOCK_BOOTTIME);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -250,7 +229,7 @@ static void test_proc_stat_child(void **state)
         for (;;)
             pause();
     }
-    after = boot_now_ns();
+    after = pb_now_ns(CLOCK_BOOTTIME);
     remember(pid);
     close(pfd[1]);
     assert_int_equal(read(pfd[0], &c, 1), 1);
@@ -429,9 +408,9 @@ static void test_reaped_children(void **state)
         setsid();
         pid_t g = fork();
         if (g == 0) {
-            uint64_t t0 = cpu_now_ns();
+            uint64_t t0 = pb_now_ns(CLOCK_PROCESS_CPUTIME_ID);
             volatile uint64_t sink = 0;
-            while (cpu_now_ns() - t0 < (uint64_t)BURN_MS * MS)
+            while (pb_now_ns(CLOCK_PROCESS_CPUTIME_ID) - t0 < (uint64_t)BURN_MS * MS)
                 sink++;
             _exit(0);
         }

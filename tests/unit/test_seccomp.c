@@ -24,6 +24,7 @@
 #include "procbus.h"
 #include "procbus_pub.h"
 #include "support.h"
+#include "util.h"
 
 /*
  * In strict mode only read(2), write(2), exit(2) (not exit_group) and
@@ -103,37 +104,6 @@ static void strict_exit(int code)
     syscall(SYS_exit, code);
     for (;;)
         ;
-}
-
-/* write(2) all of buf; a short pipe write of this size cannot happen, but be exact. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /* Preallocated before strict mode: list output and the child's names. */
@@ -221,7 +191,7 @@ static void sandboxed_reader(const char *segment, int wfd)
             break;
     }
     c.retries = r.retries;
-    if (write_all(wfd, &c, sizeof(c)) != 0)
+    if (pb_write_all(wfd, &c, sizeof(c)) != 0)
         strict_exit(12);
     strict_exit(0);
 }
@@ -230,19 +200,17 @@ static void sandboxed_reader(const char *segment, int wfd)
 static int publish_until_exit(struct procbus_pub *p, pid_t pid, uint64_t *commits)
 {
     struct procbus_proc rec;
-    struct timespec t0, now;
+    const uint64_t t0 = pb_now_ns(CLOCK_MONOTONIC);
     uint64_t round = 1;
     int st;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         int k = (int)(round % NKEYS);
 
         if (w == pid)
             break;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > TIMEOUT_S) {
+        if (pb_now_ns(CLOCK_MONOTONIC) - t0 > (uint64_t)TIMEOUT_S * PB_NS_PER_SEC) {
             kill(pid, SIGKILL);
             pbt_wait_child(pid);
             return -1;
@@ -298,7 +266,7 @@ static void test_read_path_makes_no_syscall(void **state)
     close(fds[1]);
     status = publish_until_exit(p, pid, &commits);
     memset(&c, 0, sizeof(c));
-    got = read_all(fds[0], &c, sizeof(c));
+    got = pb_read_all(fds[0], &c, sizeof(c));
     close(fds[0]);
     procbus_pub_close(p, PROCBUS_PUB_UNLINK);
 

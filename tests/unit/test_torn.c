@@ -18,6 +18,7 @@
 #include "procbus.h"
 #include "procbus_pub.h"
 #include "support.h"
+#include "util.h"
 
 /*
  * The model. Commit G (a generation) is fully determined by G: key k (0..63)
@@ -406,13 +407,6 @@ struct report {
 };
 #define REPORT_MAGIC 0x746f726e72657074ull
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static uint64_t xorshift(uint64_t *s)
 {
     *s ^= *s << 13;
@@ -453,7 +447,7 @@ static void reader_main(const struct model *m, const char *segment, int idx, str
     evcheck_init(&ec, m, r.cursor);
     rep.gen_first = procbus_generation(&r);
     __atomic_fetch_add(&ctl->ready, 1, __ATOMIC_ACQ_REL);
-    t0 = now_s();
+    t0 = (double)pb_now_ns(CLOCK_MONOTONIC) / 1e9;
     for (i = 0; !__atomic_load_n(&ctl->stop, __ATOMIC_ACQUIRE); i++) {
         uint64_t g1 = procbus_generation(&r), g2, rnd = xorshift(&seed);
         const char *why = NULL;
@@ -520,7 +514,7 @@ static void reader_main(const struct model *m, const char *segment, int idx, str
             }
         }
     }
-    rep.secs = now_s() - t0;
+    rep.secs = (double)pb_now_ns(CLOCK_MONOTONIC) / 1e9 - t0;
     rep.retries = r.retries;
     rep.gen_last = procbus_generation(&r);
     rep.events = ec.events;
@@ -553,22 +547,6 @@ static int publish_one(struct procbus_pub *p, const struct model *m, uint64_t id
     }
     errs += procbus_pub_commit(p) != 0;
     return errs;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *b = buf;
-
-    while (len > 0) {
-        ssize_t n = read(fd, b, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        b += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 static void run_race(const struct cfg *c)
@@ -613,13 +591,14 @@ static void run_race(const struct cfg *c)
     }
 
     /* commit while every reader reads; stop once the time is up AND enough work was done */
-    t0 = now_s();
-    while (__atomic_load_n(&ctl->ready, __ATOMIC_ACQUIRE) < NREADERS && now_s() - t0 < TIMEOUT_S)
+    t0 = (double)pb_now_ns(CLOCK_MONOTONIC) / 1e9;
+    while (__atomic_load_n(&ctl->ready, __ATOMIC_ACQUIRE) < NREADERS &&
+           (double)pb_now_ns(CLOCK_MONOTONIC) / 1e9 - t0 < TIMEOUT_S)
         usleep(1000);
-    t0 = now_s();
+    t0 = (double)pb_now_ns(CLOCK_MONOTONIC) / 1e9;
     for (;;) {
         int enough = commits >= min_commits;
-        el = now_s() - t0;
+        el = (double)pb_now_ns(CLOCK_MONOTONIC) / 1e9 - t0;
         for (i = 0; i < NREADERS && enough; i++)
             enough = __atomic_load_n(&ctl->progress[i], __ATOMIC_RELAXED) >= min_ok;
         if ((enough && el >= secs) || el > TIMEOUT_S) {
@@ -634,7 +613,7 @@ static void run_race(const struct cfg *c)
     __atomic_store_n(&ctl->stop, 1, __ATOMIC_RELEASE);
     for (i = 0; i < NREADERS; i++) {
         memset(&rep[i], 0, sizeof(rep[i]));
-        got[i] = read_all(fds[i], &rep[i], sizeof(rep[i]));
+        got[i] = pb_read_all(fds[i], &rep[i], sizeof(rep[i]));
         close(fds[i]);
         status[i] = pbt_wait_child(pids[i]);
     }

@@ -36,8 +36,6 @@
  * storm_main, zombies_main). `test_trace PATTERN` runs only the tests matching PATTERN.
  */
 
-#define SEC_NS 1000000000ull
-
 /* An argv block literal ("sleep\0" "300") and its length, for find_desc. */
 #define ARGV_LIT(s) s, sizeof(s) - 1
 
@@ -148,22 +146,6 @@ static int storm_main(int argc, char **argv)
                 return 2;
     }
     return 0;
-}
-
-/* ---- small helpers ---- */
-
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static uint64_t clock_ns(clockid_t c)
-{
-    struct timespec t;
-    clock_gettime(c, &t);
-    return (uint64_t)t.tv_sec * SEC_NS + (uint64_t)t.tv_nsec;
 }
 
 /* Skip (with the reason) when the eBPF tracer cannot run here. */
@@ -340,9 +322,7 @@ static void stop_daemon(struct daemon_h *h)
 {
     daemon_check(h, "the test ran");
     g_daemon = 0;
-    assert_int_equal(pbt_term_daemon(h), 0);
-    assert_int_equal(procbus_liveness(&h->r, 60ull * SEC_NS), PROCBUS_SHUTDOWN);
-    pbt_remove_daemon(h);
+    pbt_stop_daemon(h);
 }
 
 /* Waiting for a condition: re-check on every commit, at least every 100 ms, up to `ms`. */
@@ -356,7 +336,7 @@ struct waiter {
 static void wbegin(struct waiter *w, struct daemon_h *h, int ms)
 {
     w->h = h;
-    w->t0 = now_ms();
+    w->t0 = pbt_now_ms();
     w->ms = ms;
     w->gen = procbus_generation(&h->r);
 }
@@ -364,7 +344,7 @@ static void wbegin(struct waiter *w, struct daemon_h *h, int ms)
 /* 1: waited for the next commit (or 100 ms), check again; 0: out of time. */
 static int wnext(struct waiter *w)
 {
-    if (now_ms() - w->t0 > w->ms)
+    if (pbt_now_ms() - w->t0 > w->ms)
         return 0;
     if (procbus_wait(&w->h->r, w->gen, 100) == -EPIPE)
         usleep(100 * 1000);
@@ -587,7 +567,7 @@ static void check_live_desc(const struct procbus_proc *d, const struct procbus_p
                             const char *comm)
 {
     unsigned long long ticks = 0;
-    uint64_t tick_ns = SEC_NS / (uint64_t)sysconf(_SC_CLK_TCK);
+    uint64_t tick_ns = PB_NS_PER_SEC / (uint64_t)sysconf(_SC_CLK_TCK);
     int64_t off, conv;
 
     assert_true(d->flags & PROCBUS_F_DESCENDANT);
@@ -595,14 +575,9 @@ static void check_live_desc(const struct procbus_proc *d, const struct procbus_p
     assert_int_not_equal(d->id, prog->id);
     assert_int_equal(d->name[0], '\0');
     if (strcmp(d->comm, comm) != 0) {
-        char now[32] = "?", path[64];
-        FILE *f;
-        snprintf(path, sizeof(path), "/proc/%d/comm", (int)d->pid);
-        f = fopen(path, "r");
-        if (f != NULL && fgets(now, sizeof(now), f) != NULL)
-            now[strcspn(now, "\n")] = '\0';
-        if (f != NULL)
-            fclose(f);
+        char now[32];
+        if (pbt_proc_comm(d->pid, now, sizeof(now)) == NULL)
+            snprintf(now, sizeof(now), "?");
         fail_msg("descendant record %llu (pid %d) has the exec'd argv but comm '%.16s', not "
                  "'%s' (/proc says '%s')",
                  (unsigned long long)d->id, (int)d->pid, d->comm, comm, now);
@@ -618,12 +593,12 @@ static void check_live_desc(const struct procbus_proc *d, const struct procbus_p
     assert_int_not_equal(pbt_proc_stat(d->pid, NULL, &ticks), 0);
     assert_true(d->start_boot_ns / tick_ns + 1 >= ticks && d->start_boot_ns / tick_ns <= ticks + 1);
     /* start_realtime_ns is the same instant on CLOCK_REALTIME (5 s: clock steps, not timing) */
-    off = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME));
+    off = (int64_t)(pb_now_ns(CLOCK_REALTIME) - pb_now_ns(CLOCK_BOOTTIME));
     conv = (int64_t)d->start_boot_ns + off - (int64_t)d->start_realtime_ns;
-    assert_true(conv < 5 * (int64_t)SEC_NS && conv > -5 * (int64_t)SEC_NS);
+    assert_true(conv < 5 * (int64_t)PB_NS_PER_SEC && conv > -5 * (int64_t)PB_NS_PER_SEC);
     /* state_since_ns: the exec (or fork), not before the start, not in the future */
     assert_true(d->state_since_ns + 100000000ull >= d->start_realtime_ns);
-    assert_true(d->state_since_ns <= clock_ns(CLOCK_REALTIME) + SEC_NS);
+    assert_true(d->state_since_ns <= pb_now_ns(CLOCK_REALTIME) + PB_NS_PER_SEC);
 }
 
 /* ---- the event-ring follower (a thread with its own reader) ---- */
@@ -719,10 +694,10 @@ static uint64_t ld(const uint64_t *p)
 static void follow_settle(struct follower *f, uint64_t want_add, uint64_t want_exited,
                           uint64_t want_exec, int idle_ms, int cap_ms)
 {
-    long t0 = now_ms(), last = t0;
+    long t0 = pbt_now_ms(), last = t0;
     uint64_t seen = ld(&f->n_events);
 
-    while (now_ms() - t0 < cap_ms && now_ms() - last < idle_ms) {
+    while (pbt_now_ms() - t0 < cap_ms && pbt_now_ms() - last < idle_ms) {
         if (ld(&f->n_add) >= want_add && ld(&f->n_exited) >= want_exited &&
             ld(&f->n_exec_named) >= want_exec) {
             usleep(300 * 1000);
@@ -731,7 +706,7 @@ static void follow_settle(struct follower *f, uint64_t want_add, uint64_t want_e
         usleep(50 * 1000);
         if (ld(&f->n_events) != seen) {
             seen = ld(&f->n_events);
-            last = now_ms();
+            last = pbt_now_ms();
         }
     }
 }
@@ -1205,7 +1180,7 @@ static void test_fork_storm(void **state)
     start(&h, body);
     prog = program(&h, "storm");
     follow_start(&f, &h, prog.id, NULL);
-    t0 = now_ms();
+    t0 = pbt_now_ms();
     cli(&h, "start storm"); /* it may be done before the CLI sees RUNNING */
     if (pbt_wait_state(&h, "storm", PROCBUS_STATE_EXITED, 120000, &prog) != 0) {
         daemon_check(&h, "the storm ran");
@@ -1216,7 +1191,7 @@ static void test_fork_storm(void **state)
     follow_settle(&f, n, n, 0, 5000, 60000);
     follow_stop(&f);
     daemon_check(&h, "the storm ran");
-    check_storm(&h, &f, prog.id, n, now_ms() - t0, "fork storm");
+    check_storm(&h, &f, prog.id, n, pbt_now_ms() - t0, "fork storm");
     follow_free(&f);
     stop_daemon(&h);
 }
@@ -1232,7 +1207,6 @@ static void test_observe(void **state)
     char marker[32], argv_c[64], comm[32] = "";
     size_t len;
     pid_t pid;
-    FILE *cf;
     int st;
     (void)state;
 
@@ -1247,11 +1221,7 @@ static void test_observe(void **state)
     assert_int_equal(me.name[0], '\0');
     assert_int_equal(me.state, PROCBUS_STATE_RUNNING);
     assert_int_equal(me.ppid, getppid());
-    cf = fopen("/proc/self/comm", "r");
-    assert_non_null(cf);
-    assert_non_null(fgets(comm, sizeof(comm), cf));
-    fclose(cf);
-    comm[strcspn(comm, "\n")] = '\0';
+    assert_non_null(pbt_proc_comm(0, comm, sizeof(comm)));
     assert_string_equal(me.comm, comm);
 
     /* a child: appears with its argv, then exits 0 (its events followed as they come: with
@@ -1327,8 +1297,8 @@ static void test_retention(void **state)
     track_kill(d.pid);
     assert_int_equal(kill(d.pid, SIGKILL), 0);
     /* right after the exit the record is there, EXITED (reads are loads: a tight loop) */
-    t0 = now_ms();
-    while (now_ms() - t0 < 10000) {
+    t0 = pbt_now_ms();
+    while (pbt_now_ms() - t0 < 10000) {
         if (procbus_get_pid(&h.r, d.pid, &x) == 0 && x.id == d.id &&
             x.state == PROCBUS_STATE_EXITED) {
             seen_exited = 1;
@@ -1496,7 +1466,7 @@ static int stale_running(struct daemon_h *h, int *running, int say)
             print_message("loss: record %llu (program %llu) pid %d '%s' RUNNING since %.3f s "
                           "ago, but the process is %s\n",
                           (unsigned long long)p->id, (unsigned long long)p->program_id, (int)p->pid,
-                          p->comm, (double)(clock_ns(CLOCK_REALTIME) - p->state_since_ns) / 1e9,
+                          p->comm, (double)(pb_now_ns(CLOCK_REALTIME) - p->state_since_ns) / 1e9,
                           st == 'Z' ? "a zombie" : "gone");
         stale++;
     }
@@ -1544,8 +1514,8 @@ static void test_loss_then_reconciliation(void **state)
     fd = open(go, O_WRONLY | O_CREAT, 0600);
     assert_true(fd >= 0);
     close(fd);
-    t0 = now_ms();
-    while (alive(prog.pid) && now_ms() - t0 < 60000) {
+    t0 = pbt_now_ms();
+    while (alive(prog.pid) && pbt_now_ms() - t0 < 60000) {
         if (sleeper == 0)
             sleeper = proc_find(ARGV_LIT("sleep\0"
                                          "3091"),
@@ -1592,8 +1562,8 @@ static void test_loss_then_reconciliation(void **state)
     assert_int_equal(cli(&h, "start lossy"), 0);
     assert_int_equal(procbus_get_name(&h.r, "lossy", &prog), 0);
     track_kill(prog.pid);
-    t0 = now_ms();
-    while (alive(prog.pid) && now_ms() - t0 < 60000) {
+    t0 = pbt_now_ms();
+    while (alive(prog.pid) && pbt_now_ms() - t0 < 60000) {
         kill(h.pid, SIGSTOP);
         usleep(20 * 1000);
         kill(h.pid, SIGCONT);
@@ -1675,8 +1645,8 @@ static void test_loss_zombies_exited(void **state)
     fd = open(go, O_WRONLY | O_CREAT, 0600);
     assert_true(fd >= 0);
     close(fd);
-    t0 = now_ms();
-    while (zombie_children(prog.pid) < k && now_ms() - t0 < 60000)
+    t0 = pbt_now_ms();
+    while (zombie_children(prog.pid) < k && pbt_now_ms() - t0 < 60000)
         usleep(20 * 1000);
     assert_int_equal(kill(h.pid, SIGCONT), 0);
     unlink(go);
@@ -1821,8 +1791,8 @@ static void test_trace_off(void **state)
                  "trace=off: the pipeline did not start");
     for (int i = 0; i < proc_children(prog.pid, kids, 8); i++)
         track_kill(kids[i]);
-    t0 = now_ms(); /* several sample periods (200 ms): nothing may show up */
-    while (now_ms() - t0 < 1500) {
+    t0 = pbt_now_ms(); /* several sample periods (200 ms): nothing may show up */
+    while (pbt_now_ms() - t0 < 1500) {
         assert_int_equal(count_flag(&h, PROCBUS_F_DESCENDANT), 0);
         usleep(100 * 1000);
     }
@@ -1942,9 +1912,9 @@ static void test_unprivileged_fallback(void **state)
     fclose(f);
     pid = run_unprivileged(conf, errpath, pw);
     pbt_track_bg(pid, 1);
-    for (t0 = now_ms(); procbus_open(&r, seg) != 0; usleep(20000))
-        assert_true(now_ms() - t0 < 30000);
-    for (t0 = now_ms(); now_ms() - t0 < 20000 && found < 2; usleep(50000)) {
+    for (t0 = pbt_now_ms(); procbus_open(&r, seg) != 0; usleep(20000))
+        assert_true(pbt_now_ms() - t0 < 30000);
+    for (t0 = pbt_now_ms(); pbt_now_ms() - t0 < 20000 && found < 2; usleep(50000)) {
         found = 0;
         if (procbus_list(&r, list, 16, &n) == 0)
             for (size_t i = 0; i < n; i++)
