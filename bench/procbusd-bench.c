@@ -885,7 +885,8 @@ static int bench_peer(int nprog, int ctl_runs, int pb_runs, int xml_calls, long 
         }
         pid0 = p.pid;
         for (c = 0; c < 100000; c++) { /* warm-up */
-            procbus_get_name(&r, "p000", &p);
+            if (procbus_get_name(&r, "p000", &p) < 0)
+                break;
             __asm__ __volatile__("" : : "r"(&p) : "memory");
         }
         t0 = mono();

@@ -86,9 +86,14 @@ int main(int argc, char **argv)
         rec.rss_bytes = (uint64_t)i * 4096u;
         snprintf(rec.name, sizeof(rec.name), "program-%04d", i);
         snprintf(rec.comm, sizeof(rec.comm), "prog%d", i);
-        procbus_pub_upsert(p, &rec);
+        if ((rc = procbus_pub_upsert(p, &rec)) < 0)
+            break;
     }
-    procbus_pub_commit(p);
+    if (rc < 0 || (rc = procbus_pub_commit(p)) < 0) {
+        fprintf(stderr, "scrape-bench: cannot publish: %s\n", strerror(-rc));
+        procbus_pub_close(p, PROCBUS_PUB_UNLINK);
+        return 1;
+    }
     procbus_pub_heartbeat(p);
 
     if (pipe2(pfd, O_CLOEXEC) < 0)

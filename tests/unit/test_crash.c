@@ -147,7 +147,8 @@ static void crash_child(const char *segment, enum procbus_failpoint fp, enum fat
     if (stage_fatal(p, b) != 0)
         _exit(5);
     procbus_pub_heartbeat(p); /* the heartbeat the readers will see age */
-    procbus_pub_commit(p);
+    if (procbus_pub_commit(p) < 0)
+        _exit(7);
     _exit(6); /* the failpoint did not fire */
 }
 

@@ -60,21 +60,21 @@ static void test_order_and_kinds(void **state)
     assert_int_equal(missed, 0);
 
     pbt_fill(&rec, 7, 700, "svc", PROCBUS_STATE_STARTING);
-    procbus_pub_upsert(p, &rec);
-    procbus_pub_commit(p);
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    assert_int_equal(procbus_pub_commit(p), 0);
     g = procbus_pub_generation(p);
     rec.state = PROCBUS_STATE_RUNNING;
-    procbus_pub_upsert(p, &rec);
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
     rec.cpu_ns = 5; /* no state change: no event */
-    procbus_pub_upsert(p, &rec);
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
     rec.state = PROCBUS_STATE_EXITED;
     rec.exit_kind = PROCBUS_EXIT_SIGNAL;
     rec.exit_code = SIGSEGV;
     rec.flags |= PROCBUS_F_CORE_DUMPED;
-    procbus_pub_upsert(p, &rec);
-    procbus_pub_commit(p);
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    assert_int_equal(procbus_pub_commit(p), 0);
     procbus_pub_remove(p, 7);
-    procbus_pub_commit(p);
+    assert_int_equal(procbus_pub_commit(p), 0);
 
     expect_event(&r, PROCBUS_EV_ADD, PROCBUS_STATE_UNKNOWN, PROCBUS_STATE_STARTING, 7);
     expect_event(&r, PROCBUS_EV_STATE, PROCBUS_STATE_STARTING, PROCBUS_STATE_RUNNING, 7);
@@ -103,7 +103,7 @@ static void test_order_and_kinds(void **state)
     /* explicit events */
     assert_int_equal(procbus_pub_event(p, PROCBUS_EV_EXEC, &rec), 0);
     assert_int_equal(procbus_pub_event(p, 99, &rec), -EINVAL);
-    procbus_pub_commit(p);
+    assert_int_equal(procbus_pub_commit(p), 0);
     assert_int_equal(procbus_next_event(&r, &ev, &missed), 0);
     assert_int_equal(ev.kind, PROCBUS_EV_EXEC);
 
@@ -121,11 +121,11 @@ static void churn(struct procbus_pub *p, int n, int commit_every)
     for (i = 0; i < n; i++) {
         st = st == PROCBUS_STATE_RUNNING ? PROCBUS_STATE_BACKOFF : PROCBUS_STATE_RUNNING;
         pbt_fill(&rec, 1, 10, "c", st);
-        procbus_pub_upsert(p, &rec);
+        assert_int_equal(procbus_pub_upsert(p, &rec), 0);
         if ((i + 1) % commit_every == 0)
-            procbus_pub_commit(p);
+            assert_int_equal(procbus_pub_commit(p), 0);
     }
-    procbus_pub_commit(p);
+    assert_int_equal(procbus_pub_commit(p), 0);
 }
 
 static void test_lap_counts_exact(void **state)

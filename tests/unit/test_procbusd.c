@@ -169,9 +169,8 @@ static void test_autorestart_variants(void **state)
     /* wait until the restarting ones have restarted a few times */
     for (int i = 0; i < 100; i++) {
         struct procbus_proc a, u;
-        procbus_get_name(&h.r, "always", &a);
-        procbus_get_name(&h.r, "unexpected", &u);
-        if (a.restarts >= 3 && u.restarts >= 3)
+        if (procbus_get_name(&h.r, "always", &a) == 0 &&
+            procbus_get_name(&h.r, "unexpected", &u) == 0 && a.restarts >= 3 && u.restarts >= 3)
             break;
         usleep(100000);
     }

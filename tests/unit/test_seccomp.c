@@ -217,14 +217,17 @@ static int publish_until_exit(struct procbus_pub *p, pid_t pid, uint64_t *commit
         }
         /* a state change of two records (events flow), and key 0 comes and goes */
         key_record(&rec, k, round);
-        procbus_pub_upsert(p, &rec);
+        if (procbus_pub_upsert(p, &rec) < 0)
+            return -1;
         key_record(&rec, (k + NKEYS / 2) % NKEYS, round);
-        procbus_pub_upsert(p, &rec);
+        if (procbus_pub_upsert(p, &rec) < 0)
+            return -1;
         if (round % 16 == 0) {
             procbus_pub_remove(p, 1);
         } else if (round % 16 == 1) {
             key_record(&rec, 0, round);
-            procbus_pub_upsert(p, &rec);
+            if (procbus_pub_upsert(p, &rec) < 0)
+                return -1;
         }
         if (procbus_pub_commit(p) == 0)
             (*commits)++;
