@@ -250,6 +250,7 @@ fuzz-ci: ## the fuzzer for 20 s (what CI runs)
 
 # Regenerate tests/fuzz/seeds: tiny valid segments written by the real publisher (deterministic).
 $(O)/tests/fuzz/make_seeds: $(OBJ)/tests/fuzz/make_seeds.o $(PUB_LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU)
 fuzz-seeds: $(O)/tests/fuzz/make_seeds ## regenerate tests/fuzz/seeds (small valid segments)
 	$(O)/tests/fuzz/make_seeds tests/fuzz/seeds
