@@ -247,8 +247,8 @@ int pbd_program_same(const struct pbd_program *a, const struct pbd_program *b)
     return !strcmp(a->name, b->name) && !strcmp(a->group, b->group) &&
            a->process_num == b->process_num && vec_eq(a->argv, b->argv) && a->shell == b->shell &&
            str_eq(a->command, b->command) && str_eq(a->directory, b->directory) &&
-           env_eq(a->env, b->env) && str_eq(a->user, b->user) && a->umask == b->umask &&
-           a->redirect_stderr == b->redirect_stderr && log_eq(&a->out, &b->out) &&
-           log_eq(&a->err, &b->err) && a->ready_fd == b->ready_fd &&
+           env_eq(a->env, b->env) && a->clean_env == b->clean_env && str_eq(a->user, b->user) &&
+           a->umask == b->umask && a->redirect_stderr == b->redirect_stderr &&
+           log_eq(&a->out, &b->out) && log_eq(&a->err, &b->err) && a->ready_fd == b->ready_fd &&
            str_eq(a->ready_log, b->ready_log);
 }

@@ -67,7 +67,8 @@ struct pbd_program {
     char *command;   /* the command line as written (after expansions) */
     char *directory; /* NULL: inherit */
     char **env;      /* extra "KEY=VALUE" entries, NULL-terminated; NULL: none */
-    char *user;      /* NULL: do not change */
+    int clean_env;   /* clean_environment: start from PATH only, not procbusd's; default 0 */
+    char *user;      /* NULL: do not change (a name or a uid: pbd_user_lookup) */
     mode_t umask;    /* (mode_t)-1: inherit */
     int autostart;   /* default 1 */
     enum pbd_autorestart autorestart; /* default unexpected */
@@ -88,6 +89,8 @@ struct pbd_program {
     char *ready_log;          /* POSIX extended regex matched against output lines; NULL: none */
     enum pbd_backoff backoff; /* default linear (supervisord: 1s, 2s, 3s ...) */
     int backoff_max;          /* seconds, default 60 */
+    int startlimit_burst;     /* at most this many starts ... */
+    int startlimit_interval;  /* ... within this many seconds (0: no limit); default 5 in 10 */
     char *source_file;        /* where it was defined, for messages */
     int source_line;
 };
@@ -131,6 +134,16 @@ struct pbd_config {
 int pbd_config_load(struct pbd_config *cfg, const char *path, char **env, char *err, size_t errlen,
                     void (*warn)(void *arg, const char *msg), void *arg);
 
+/*
+ * The checks that depend on who runs the configuration, made by procbusd
+ * (start, --check, reload), not by every reader of the file: every `user`
+ * exists (a name or a uid), and when procbusd is not root (euid != 0) each is
+ * procbusd's own user, since it cannot switch users (supervisord refuses too).
+ * Returns 0, or -EINVAL / -EPERM with one message "FILE:LINE: [program:x]
+ * user: reason" in err[errlen].
+ */
+int pbd_config_check_runner(const struct pbd_config *cfg, uid_t euid, char *err, size_t errlen);
+
 /* Free everything pbd_config_load allocated. Safe on a zeroed struct. */
 void pbd_config_free(struct pbd_config *cfg);
 
@@ -148,11 +161,13 @@ const struct pbd_program *pbd_config_find(const struct pbd_config *cfg, const ch
  * 1 if a and b would run the same way (command, env, user, directory, umask,
  * logs, readiness ...), so a reload may leave the running instance alone.
  * Compared: name, group, process_num, argv, shell, command, directory, env
- * (as a set), user, umask, redirect_stderr, out, err, ready_fd, ready_log.
+ * (as a set), clean_env, user, umask, redirect_stderr, out, err, ready_fd,
+ * ready_log.
  * Not compared (they only steer supervision; apply them to the running
  * instance): priority, autostart, autorestart, exitcodes, startsecs,
  * startretries, stopsignal, stopwaitsecs, stopasgroup, killasgroup, deps,
- * backoff, backoff_max, numprocs, source_file/line.
+ * backoff, backoff_max, startlimit_burst, startlimit_interval, numprocs,
+ * source_file/line.
  */
 int pbd_program_same(const struct pbd_program *a, const struct pbd_program *b);
 

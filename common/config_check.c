@@ -1,9 +1,12 @@
-/* config_check.c - checks across programs: unique names, known dependencies, no cycle. */
+/* config_check.c - checks across programs: unique names, dependencies, capacity, users. */
 #define _GNU_SOURCE
 #include "config_int.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <unistd.h>
+
+#include "userdb.h"
 
 struct name_ix {
     const char *name;
@@ -187,12 +190,84 @@ out:
     return r;
 }
 
+/* Where [procbusd] capacity is set (its line), else the main file. */
+static struct loc capacity_loc(const struct loader *L)
+{
+    struct loc at = {L->n_files ? L->files[0].path : "?", 0, "procbusd", "capacity"};
+    for (size_t si = 0; si < L->n_secs; si++) {
+        const struct section *S = &L->secs[si];
+        if (strcmp(S->name, "procbusd"))
+            continue;
+        for (size_t k = 0; k < S->n_kv; k++) {
+            if (!strcmp(S->kv[k].key, "capacity")) {
+                at.file = L->files[S->file].path;
+                at.line = S->kv[k].line;
+            }
+        }
+    }
+    return at;
+}
+
+/*
+ * Every program instance needs a record of its own in the segment, which holds
+ * `capacity` records: more instances than that is an error (they would run
+ * unseen); with tracing, descendants need records too, so less headroom than
+ * one record per instance is worth a warning.
+ */
+static int check_capacity(struct loader *L, const struct pbd_config *cfg)
+{
+    uint64_t cap = cfg->daemon.capacity, n = cfg->n_progs;
+    struct loc at;
+
+    if (n <= cap && (cfg->daemon.trace == PBD_TRACE_OFF || 2 * n <= cap))
+        return 0;
+    at = capacity_loc(L);
+    if (n > cap)
+        return pbd_cfg_fail(L, -EINVAL, &at,
+                            "%llu program instances need %llu records, but capacity is %llu: "
+                            "raise [procbusd] capacity (each instance needs one record, each "
+                            "traced descendant one more)",
+                            (unsigned long long)n, (unsigned long long)n, (unsigned long long)cap);
+    pbd_cfg_warn(L, &at,
+                 "%llu leaves room for %llu traced descendants of %llu program instances: "
+                 "descendants beyond that are not published (raise [procbusd] capacity)",
+                 (unsigned long long)cap, (unsigned long long)(cap - n), (unsigned long long)n);
+    return 0;
+}
+
+int pbd_config_check_runner(const struct pbd_config *cfg, uid_t euid, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_progs; i++) {
+        const struct pbd_program *p = &cfg->progs[i];
+        struct pbd_user u;
+        int rc;
+        if (p->user == NULL)
+            continue;
+        rc = pbd_user_lookup(p->user, &u);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s:%d: [program:%s] user: '%s': %s", p->source_file,
+                     p->source_line, p->group, p->user,
+                     rc == -ENOENT ? "no such user" : strerror(-rc));
+            return -EINVAL;
+        }
+        if (euid != 0 && u.uid != euid) {
+            snprintf(err, errlen,
+                     "%s:%d: [program:%s] user: procbusd runs as uid %u, not root, so it cannot "
+                     "run programs as '%s' (uid %u): remove the key, or run procbusd as root",
+                     p->source_file, p->source_line, p->group, (unsigned)euid, p->user,
+                     (unsigned)u.uid);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
 int pbd_cfg_check_programs(struct loader *L, const struct pbd_config *cfg, const struct pmeta *meta)
 {
     struct name_ix *ix;
-    int r;
-    if (!cfg->n_progs)
-        return 0;
+    int r = check_capacity(L, cfg);
+    if (r || !cfg->n_progs)
+        return r;
     ix = calloc(cfg->n_progs, sizeof(*ix));
     if (!ix)
         return pbd_cfg_oom(L);

@@ -297,7 +297,8 @@ int pbd_cfg_load_program(struct loader *L, size_t si, struct pbd_config *cfg,
 
 /* ------------------------------------------ checks across programs (config_check.c) */
 
-/* Unique instance names; every dependency known, "ready" ones possible, no cycle. 0 or L->rc. */
+/* Unique instance names; every dependency known, "ready" ones possible, no cycle; no more
+ * instances than [procbusd] capacity records. 0 or L->rc. */
 int pbd_cfg_check_programs(struct loader *L, const struct pbd_config *cfg,
                            const struct pmeta *meta);
 

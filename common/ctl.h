@@ -33,4 +33,16 @@ int pbd_ctl_fill_addr(struct sockaddr_un *sa, const char *path);
  */
 int pbd_ctl_request(const char *path, int argc, char **argv, void *out, void *err);
 
+/*
+ * pbd_ctl_request, bounded: at most timeout_ms (< 0: no bound) for connecting
+ * (a full listen backlog is retried), sending and the whole reply, after which
+ * it returns -ETIMEDOUT (a stopped or hung daemon). Never raises SIGPIPE: when
+ * the daemon refuses a connection and closes it before reading the request
+ * ("ERR busy", "ERR permission denied"), its reason is still read, printed to
+ * `err` and 1 returned; without any reply, the send error (-EPIPE,
+ * -ECONNRESET) is returned.
+ */
+int pbd_ctl_request_timeout(const char *path, int argc, char **argv, void *out, void *err,
+                            int timeout_ms);
+
 #endif /* PROCBUS_CTL_H */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,10 @@
 struct pbd_log {
     int fd;      /* -1: discarding, or lost after a failed reopen */
     int regular; /* fd is a regular file (rotation applies) */
+    int device;  /* a device path (pbd_log_open): opened as given, links followed */
+    int as_set;  /* open and rotate with the filesystem ids as_uid/as_gid */
+    uid_t as_uid;
+    gid_t as_gid;
     int backups;
     int deferred;      /* negative errno for pbd_log_take_error, 0 if none */
     uint64_t maxbytes; /* 0: never rotate */
@@ -32,17 +37,156 @@ struct pbd_log {
 
 /* ---- rotated log files ---- */
 
-static int open_path(const char *path, int extra_flags, int *regular, uint64_t *size)
+/* /dev/NAME, /dev/fd/N, /proc/self/fd/N: procbusd's own descriptors and devices, in folders
+ * only root can change. */
+static int device_path(const char *p)
+{
+    return (strncmp(p, "/dev/", 5) == 0 && strchr(p + 5, '/') == NULL) ||
+           strncmp(p, "/dev/fd/", 8) == 0 || strncmp(p, "/proc/self/fd/", 14) == 0;
+}
+
+/* A user whose files and folders procbusd may write to for this log: root, procbusd's own
+ * user, and the program's user (as). */
+static int trusted_uid(const struct pbd_log *l, uid_t uid)
+{
+    return uid == 0 || uid == geteuid() || (l->as_set && uid == l->as_uid);
+}
+
+/* Filesystem ids of the program's user while touching its log in a folder that user can
+ * change (setfsuid is per thread and keeps procbusd's other ids: only the permission checks
+ * of open/rename change). `as_user`: check_folder's verdict. */
+static void fsid_enter(const struct pbd_log *l, int as_user)
+{
+    if (as_user && l->as_set) {
+        setfsgid(l->as_gid);
+        setfsuid(l->as_uid);
+    }
+}
+
+static void fsid_leave(const struct pbd_log *l, int as_user)
+{
+    if (as_user && l->as_set) {
+        setfsuid(geteuid());
+        setfsgid(getegid());
+    }
+}
+
+/* One folder on the way to a log (lstat'ed): a trusted user's, and not writable by others
+ * unless sticky (others then cannot replace what is in it). Symbolic links: a trusted user's
+ * (their target is checked through the resolved path). 0: only root or procbusd's user can
+ * change it; 1: the program's user can; -EPERM: someone else can (or lstat's error). */
+static int safe_entry(const struct pbd_log *l, const char *path)
 {
     struct stat st;
-    int fd = open(path, LOG_FLAGS | extra_flags, LOG_MODE);
-    if (fd < 0)
+
+    if (lstat(path, &st) < 0)
         return -errno;
-    if (fstat(fd, &st) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
+    if (!trusted_uid(l, st.st_uid))
+        return -EPERM;
+    if (!S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (S_ISDIR(st.st_mode) && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+        return -EPERM;
+    return st.st_uid != 0 && st.st_uid != geteuid();
+}
+
+/* Every folder from / down to `folder` (absolute) passes safe_entry; the worst verdict. */
+static int safe_folders(const struct pbd_log *l, char *folder)
+{
+    size_t n = strlen(folder);
+    int rc = safe_entry(l, "/"), as_user = 0;
+
+    for (size_t i = 1; i <= n && rc >= 0; i++) {
+        as_user |= rc;
+        if (folder[i] == '/' || folder[i] == '\0') {
+            char c = folder[i];
+            folder[i] = '\0';
+            rc = safe_entry(l, folder);
+            folder[i] = c;
+        }
     }
+    return rc < 0 ? rc : (as_user | rc);
+}
+
+/*
+ * The folder of `path`, as written and resolved, is one nobody but a trusted user can change:
+ * a file procbusd then opens there without following a link cannot be swapped for a link to
+ * somewhere else, nor can a folder on the way. 0 (root's or procbusd's user's folders), 1 (the
+ * program's user can change one of them: open and rename as that user), -EPERM (another user
+ * can), or lstat/realpath's error.
+ */
+static int check_folder(const struct pbd_log *l, const char *path)
+{
+    char abs[PATH_MAX], real[PATH_MAX], *slash;
+    int rc;
+
+    if (path[0] == '/') {
+        if ((size_t)snprintf(abs, sizeof(abs), "%s", path) >= sizeof(abs))
+            return -ENAMETOOLONG;
+    } else {
+        size_t n;
+        if (getcwd(abs, sizeof(abs)) == NULL)
+            return -errno;
+        n = strlen(abs);
+        if ((size_t)snprintf(abs + n, sizeof(abs) - n, "/%s", path) >= sizeof(abs) - n)
+            return -ENAMETOOLONG;
+    }
+    slash = strrchr(abs, '/');
+    if (slash == abs)
+        slash[1] = '\0'; /* a file in / */
+    else
+        *slash = '\0';
+    rc = safe_folders(l, abs);
+    if (rc >= 0 && realpath(abs, real) == NULL)
+        rc = -errno;
+    if (rc >= 0) {
+        int rc2 = safe_folders(l, real);
+        rc = rc2 < 0 ? rc2 : (rc | rc2);
+    }
+    return rc;
+}
+
+/* An opened log a trusted user owns; a regular file with no other name (no hard link to a
+ * file elsewhere). 0 or -EPERM. */
+static int check_opened(const struct pbd_log *l, const struct stat *st)
+{
+    if (!trusted_uid(l, st->st_uid))
+        return -EPERM;
+    if (S_ISREG(st->st_mode) && st->st_nlink > 1)
+        return -EPERM;
+    return 0;
+}
+
+/* Open l->path; truncate: empty it, once it is known to be the log's own file. */
+static int open_path(const struct pbd_log *l, int truncate, int *regular, uint64_t *size)
+{
+    struct stat st;
+    int fd, rc;
+
+    if (l->device) {
+        fd = open(l->path, LOG_FLAGS, LOG_MODE);
+        if (fd < 0)
+            return -errno;
+    } else {
+        int as_user = check_folder(l, l->path);
+        if (as_user < 0)
+            return as_user;
+        fsid_enter(l, as_user);
+        fd = open(l->path, LOG_FLAGS | O_NOFOLLOW, LOG_MODE);
+        rc = fd < 0 ? -errno : 0;
+        fsid_leave(l, as_user);
+        if (fd < 0)
+            return rc;
+    }
+    rc = fstat(fd, &st) < 0 ? -errno : l->device ? 0 : check_opened(l, &st);
+    if (rc == 0 && truncate && S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    if (truncate)
+        st.st_size = 0;
     *regular = S_ISREG(st.st_mode);
     *size = *regular ? (uint64_t)st.st_size : 0;
     if (*regular) {
@@ -57,6 +201,12 @@ static int open_path(const char *path, int extra_flags, int *regular, uint64_t *
 
 int pbd_log_open(struct pbd_log **out, const char *path, uint64_t maxbytes, int backups)
 {
+    return pbd_log_open_as(out, path, maxbytes, backups, NULL);
+}
+
+int pbd_log_open_as(struct pbd_log **out, const char *path, uint64_t maxbytes, int backups,
+                    const struct pbd_log_as *as)
+{
     struct pbd_log *l;
     int fd;
 
@@ -69,7 +219,13 @@ int pbd_log_open(struct pbd_log **out, const char *path, uint64_t maxbytes, int 
     l->fd = -1;
     l->maxbytes = maxbytes;
     l->backups = backups;
+    if (as != NULL && geteuid() == 0 && as->uid != 0) {
+        l->as_set = 1;
+        l->as_uid = as->uid;
+        l->as_gid = as->gid;
+    }
     if (path != NULL) {
+        l->device = device_path(path);
         l->path_len = strlen(path);
         l->path = strdup(path);
         l->from = malloc(l->path_len + SUFFIX_MAX);
@@ -78,7 +234,7 @@ int pbd_log_open(struct pbd_log **out, const char *path, uint64_t maxbytes, int 
             pbd_log_close(l);
             return -ENOMEM;
         }
-        fd = open_path(path, 0, &l->regular, &l->size);
+        fd = open_path(l, 0, &l->regular, &l->size);
         if (fd < 0) {
             pbd_log_close(l);
             return fd;
@@ -100,7 +256,7 @@ static int swap_fd(struct pbd_log *l, int truncate)
 {
     int regular;
     uint64_t size;
-    int fd = open_path(l->path, truncate ? O_TRUNC : 0, &regular, &size);
+    int fd = open_path(l, truncate, &regular, &size);
     if (fd < 0)
         return fd;
     if (l->fd >= 0)
@@ -114,20 +270,28 @@ static int swap_fd(struct pbd_log *l, int truncate)
 /* Rotate (or truncate when backups == 0). On failure the old descriptor stays. */
 static int rotate(struct pbd_log *l)
 {
-    int i, rc;
+    int i, rc, as_user;
 
     if (l->backups == 0)
         return swap_fd(l, 1);
-    for (i = l->backups - 1; i >= 1; i--) {
+    as_user = l->device ? 0 : check_folder(l, l->path);
+    if (as_user < 0)
+        return as_user;
+    rc = 0;
+    fsid_enter(l, as_user); /* rename(2) follows no link in the last component */
+    for (i = l->backups - 1; i >= 1 && rc == 0; i--) {
         backup_name(l, l->from, i);
         backup_name(l, l->to, i + 1);
         if (rename(l->from, l->to) < 0 && errno != ENOENT)
-            return -errno;
+            rc = -errno;
     }
     backup_name(l, l->to, 1);
     /* ENOENT: the file was moved away behind our back; start a new one anyway. */
-    if (rename(l->path, l->to) < 0 && errno != ENOENT)
-        return -errno;
+    if (rc == 0 && rename(l->path, l->to) < 0 && errno != ENOENT)
+        rc = -errno;
+    fsid_leave(l, as_user);
+    if (rc < 0)
+        return rc;
     rc = swap_fd(l, 0);
     return rc;
 }

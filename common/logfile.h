@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * ---- Rotated log files (supervisord's RotatingFileHandler semantics) ----
@@ -35,14 +36,43 @@ struct pbd_log;
  * Open (O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0640 before umask) `path`.
  * path NULL: a discarding log (writes succeed and go nowhere).
  * Returns 0 and sets *out (malloc'd; release with pbd_log_close), or a negative
- * errno: -EINVAL (out NULL, backups < 0, empty path), -ENOMEM, or open(2)'s error.
+ * errno: -EINVAL (out NULL, backups < 0, empty path), -ENOMEM, open(2)'s error,
+ * or one of the refusals below.
  * An existing file is appended to; its current size counts toward maxbytes.
  * The open never blocks (O_NONBLOCK; a FIFO without a reader fails -ENXIO).
  * A path that is not a regular file (/dev/stdout, a tty, a pipe) is written
  * without rotation and stays non-blocking: a write that would block fails
  * with -EAGAIN and those bytes are dropped.
+ *
+ * Safe for a root daemon (every open, also on rotation and reopen): procbusd's
+ * own devices and descriptors (/dev/NAME, /dev/fd/N, /proc/self/fd/N) are opened
+ * as given. Any other path:
+ *   - every folder from / to the file's, as written and as resolved, belongs to
+ *     root or procbusd's user (or the program's user, see pbd_log_open_as) and is
+ *     not writable by others unless sticky (/tmp); else -EPERM;
+ *   - the file itself is opened without following a symbolic link (-ELOOP);
+ *   - what was opened belongs to one of those users (-EPERM), and a regular file
+ *     has no second name, i.e. is no hard link to a file elsewhere (-EPERM).
+ * Truncation (backups == 0) happens after these checks, with ftruncate.
  */
 int pbd_log_open(struct pbd_log **out, const char *path, uint64_t maxbytes, int backups);
+
+/* The account a program runs as (its `user =`), for pbd_log_open_as. */
+struct pbd_log_as {
+    uid_t uid;
+    gid_t gid;
+};
+
+/*
+ * pbd_log_open for a program that runs as `as` (NULL: as procbusd; ignored
+ * unless procbusd runs as root and as->uid is not 0). Folders and files of that
+ * user are trusted too, and where that user can change a folder on the way, the
+ * file is opened (created, so owned by that user) and rotated with that user's
+ * filesystem ids (setfsuid/setfsgid, this thread only): root then writes nothing
+ * there that the program's user could not.
+ */
+int pbd_log_open_as(struct pbd_log **out, const char *path, uint64_t maxbytes, int backups,
+                    const struct pbd_log_as *as);
 
 /*
  * Append buf[n], rotating first if needed (see above). Retries EINTR and

@@ -14,6 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util.h"
+
 int pbd_ctl_listen(struct pbd_ctl *c, const char *path)
 {
     struct sockaddr_un sa;
@@ -106,10 +108,13 @@ int pbd_ctl_accept(struct pbd_ctl *c)
     }
     /* replies are small; a peer that does not read cannot stall us for long */
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    for (i = 0; i < PBD_CTL_MAX_CONN; i++) {
+    /* the last slot only for root */
+    for (i = 0; i < PBD_CTL_MAX_CONN - (cred.uid != 0); i++) {
         if (c->conns[i].fd < 0) {
             c->conns[i].fd = fd;
             c->conns[i].len = 0;
+            c->conns[i].deadline =
+                pb_now_ns(CLOCK_MONOTONIC) + (uint64_t)PBD_CTL_REQUEST_MS * 1000000u;
             return i;
         }
     }
@@ -167,4 +172,22 @@ void pbd_ctl_finish(struct pbd_ctl *c, int slot)
         close(c->conns[slot].fd);
     c->conns[slot].fd = -1;
     c->conns[slot].len = 0;
+}
+
+uint64_t pbd_ctl_next_deadline(const struct pbd_ctl *c)
+{
+    uint64_t next = UINT64_MAX;
+
+    for (int i = 0; i < PBD_CTL_MAX_CONN; i++)
+        if (c->conns[i].fd >= 0 && c->conns[i].deadline < next)
+            next = c->conns[i].deadline;
+    return next;
+}
+
+int pbd_ctl_expired(const struct pbd_ctl *c, int slot, uint64_t now)
+{
+    for (int i = slot < 0 ? 0 : slot; i < PBD_CTL_MAX_CONN; i++)
+        if (c->conns[i].fd >= 0 && c->conns[i].deadline <= now)
+            return i;
+    return -1;
 }

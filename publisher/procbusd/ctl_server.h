@@ -7,10 +7,16 @@
 
 #include "ctl.h"
 
+#include <stdint.h>
+
 #define PBD_CTL_MAX_CONN 16
+/* A connection that has not sent a whole request line this long after it was accepted is
+ * closed ("ERR timeout"): idle or half-sent requests cannot hold the slots. */
+#define PBD_CTL_REQUEST_MS 5000
 
 struct pbd_ctl_conn {
     int fd;
+    uint64_t deadline; /* CLOCK_MONOTONIC ns: accepted + PBD_CTL_REQUEST_MS */
     size_t len;
     char buf[PBD_CTL_LINE_MAX];
 };
@@ -36,9 +42,18 @@ void pbd_ctl_close(struct pbd_ctl *c);
  * (>= 0) whose fd the caller adds to its poll set, -EAGAIN when none is
  * pending, or another negative errno. A refused peer is answered and closed
  * here (returns -EPERM). When all slots are busy the newcomer gets
- * "ERR busy" (-EBUSY).
+ * "ERR busy" (-EBUSY); the last slot is kept for root (uid 0), so that the
+ * daemon's own non-root user cannot lock root out. The slot must receive its
+ * whole request line within PBD_CTL_REQUEST_MS (pbd_ctl_expired).
  */
 int pbd_ctl_accept(struct pbd_ctl *c);
+
+/* The earliest request deadline of an open connection (CLOCK_MONOTONIC ns), or UINT64_MAX. */
+uint64_t pbd_ctl_next_deadline(const struct pbd_ctl *c);
+
+/* The first open connection from `slot` on whose deadline is at or before `now`; -1 if none.
+ * The caller answers and closes it (pbd_ctl_finish), then asks again from slot + 1. */
+int pbd_ctl_expired(const struct pbd_ctl *c, int slot, uint64_t now);
 
 /*
  * Read what connection `slot` sent. Returns 1 when a whole request line is in

@@ -150,6 +150,10 @@ void pbd_control_accept(struct pbd_daemon *d);
  */
 void pbd_control_serve(struct pbd_daemon *d, int slot);
 
+/* Answer "ERR timeout" to and close every connection past its request deadline (ctl_server.h);
+ * the loop calls it every turn and wakes for pbd_ctl_next_deadline. */
+void pbd_control_expire(struct pbd_daemon *d);
+
 /* ---- reload.c ---- */
 
 /*
@@ -160,6 +164,18 @@ void pbd_control_serve(struct pbd_daemon *d, int slot);
  * Returns 0, or a negative errno with the reason in err (nothing changed).
  */
 int pbd_reload(struct pbd_daemon *d, char *err, size_t errlen);
+
+/* pbd_reload_flags: a reload to a configuration without any program, which stops and removes
+ * every program, is refused (-ENOENT) unless this flag is given. */
+#define PBD_RELOAD_ALLOW_EMPTY 0x1u
+
+/*
+ * pbd_reload with flags (PBD_RELOAD_ALLOW_EMPTY). Also refused, nothing changed:
+ * a `user` procbusd cannot run as (-EPERM, pbd_config_check_runner), more
+ * instances than the segment's capacity (-ENOSPC). Configurations replaced by
+ * earlier reloads are freed once no instance refers to them.
+ */
+int pbd_reload_flags(struct pbd_daemon *d, unsigned flags, char *err, size_t errlen);
 
 /* ---- sample.c ---- */
 

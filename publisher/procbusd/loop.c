@@ -94,6 +94,8 @@ static void arm_timerfd(struct pbd_daemon *d)
     trace_next = pbd_trace_next_deadline(d->trace);
     if (trace_next < next)
         next = trace_next;
+    if (pbd_ctl_next_deadline(&d->ctl) < next) /* control requests' deadlines */
+        next = pbd_ctl_next_deadline(&d->ctl);
     memset(&its, 0, sizeof(its));
     its.it_value.tv_sec = (time_t)(next / PB_NS_PER_SEC);
     its.it_value.tv_nsec = (long)(next % PB_NS_PER_SEC);
@@ -264,6 +266,7 @@ int pbd_daemon_run(struct pbd_daemon *d)
         for (i = 0; i < n; i++)
             dispatch(d, evs[i].data.ptr);
         run_timers(d);
+        pbd_control_expire(d);
         if (d->trace != NULL)
             pbd_trace_glue_staged(d,
                                   pbd_trace_tick(d->trace, pb_now_ns(CLOCK_MONOTONIC),

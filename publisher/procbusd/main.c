@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "spawn_setup.h"
 
 static void usage(FILE *f)
 {
@@ -38,6 +39,18 @@ static void print_warning(void *arg, const char *msg)
 {
     (void)arg;
     fprintf(stderr, "procbusd: warning: %s\n", msg);
+}
+
+/* Soft RLIMIT_NOFILE up to the hard one: every program costs procbusd descriptors (pidfd,
+ * pipes, logs), and 1,024 (systemd's default soft limit) runs out at a few hundred programs.
+ * The programs get the old soft limit back (spawn_setup.h). */
+static void raise_fd_limit(void)
+{
+    long long n = pbd_nofile_raise();
+
+    if (n < 0)
+        fprintf(stderr, "procbusd: warning: cannot raise the open-file limit: %s\n",
+                strerror((int)-n));
 }
 
 static const char *default_config(void)
@@ -113,6 +126,8 @@ int main(int argc, char **argv)
             path = "/dev/null";
     }
     rc = pbd_config_load(&cfg, path, NULL, err, sizeof(err), print_warning, NULL);
+    if (rc == 0 && (rc = pbd_config_check_runner(&cfg, geteuid(), err, sizeof(err))) < 0)
+        pbd_config_free(&cfg);
     if (rc < 0) {
         fprintf(stderr, "procbusd: %s\n", err);
         return 1;
@@ -149,6 +164,7 @@ int main(int argc, char **argv)
         pbd_config_free(&cfg);
         return 0;
     }
+    raise_fd_limit();
     rc = pbd_daemon_init(&d, &cfg, path);
     if (rc == 0)
         rc = pbd_daemon_run(&d);

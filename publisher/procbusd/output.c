@@ -6,11 +6,48 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "userdb.h"
+
+/* Why a log was refused, for the errors pbd_log_open_as adds to open(2)'s. */
+static const char *refusal_hint(int rc)
+{
+    if (rc == -ELOOP)
+        return " (a symbolic link: procbusd does not follow links to log files)";
+    if (rc == -EPERM)
+        return " (refused: a folder on the way or the file belongs to, or can be changed by, "
+               "a user other than root, procbusd's or the program's; or the file is a hard "
+               "link: see procbusd(8), SECURITY)";
+    return "";
+}
+
+/* Open one log of `in` as its program's user says (logfile.h); a failure is logged. */
+static void open_log(struct pbd_daemon *d, struct pbd_inst *in, const struct pbd_logconf *lc,
+                     const char *which, struct pbd_log **out)
+{
+    const struct pbd_program *p = in->prog;
+    struct pbd_log_as as, *asp = NULL;
+    struct pbd_user u;
+    int rc;
+
+    if (p->user != NULL && geteuid() == 0) {
+        rc = pbd_user_lookup(p->user, &u);
+        if (rc < 0) {
+            pbd_say(d, PBD_L_ERR, "%s: %s log %s: user %s: %s", p->name, which, lc->path, p->user,
+                    strerror(-rc));
+            return;
+        }
+        as = (struct pbd_log_as){u.uid, u.gid};
+        asp = &as;
+    }
+    rc = pbd_log_open_as(out, lc->path, lc->maxbytes, lc->backups, asp);
+    if (rc < 0)
+        pbd_say(d, PBD_L_ERR, "%s: %s log %s: %s%s", p->name, which, lc->path, strerror(-rc),
+                refusal_hint(rc));
+}
 
 void pbd_inst_open_logs(struct pbd_daemon *d, struct pbd_inst *in)
 {
     const struct pbd_program *p = in->prog;
-    int rc;
 
     pbd_log_close(in->out_log);
     pbd_log_close(in->err_log);
@@ -18,12 +55,10 @@ void pbd_inst_open_logs(struct pbd_daemon *d, struct pbd_inst *in)
     if (in->has_re)
         regfree(&in->ready_re);
     in->has_re = 0;
-    if (p->out.path != NULL &&
-        (rc = pbd_log_open(&in->out_log, p->out.path, p->out.maxbytes, p->out.backups)) < 0)
-        pbd_say(d, PBD_L_ERR, "%s: stdout log %s: %s", p->name, p->out.path, strerror(-rc));
-    if (p->err.path != NULL && !p->redirect_stderr &&
-        (rc = pbd_log_open(&in->err_log, p->err.path, p->err.maxbytes, p->err.backups)) < 0)
-        pbd_say(d, PBD_L_ERR, "%s: stderr log %s: %s", p->name, p->err.path, strerror(-rc));
+    if (p->out.path != NULL)
+        open_log(d, in, &p->out, "stdout", &in->out_log);
+    if (p->err.path != NULL && !p->redirect_stderr)
+        open_log(d, in, &p->err, "stderr", &in->err_log);
     if (p->ready_log != NULL) {
         if (in->lines == NULL) /* 8 KiB, only for programs that match their output */
             in->lines = calloc(2, sizeof(*in->lines));

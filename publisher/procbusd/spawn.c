@@ -4,8 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "spawn_setup.h"
 
 /* What the child reports through the status pipe when setup or exec fails. */
 struct child_error {
@@ -43,73 +41,33 @@ static int move_fd(int from, int to)
     return dup2(from, to) < 0 ? -1 : 0;
 }
 
-/* environ + the program's additions (later entries of the same KEY win). */
-static char **build_env(const struct pbd_program *prog, char *namebuf, char *groupbuf)
-{
-    size_t n = 0, extra = 0, i, j;
-    char **env;
-
-    while (environ[n] != NULL)
-        n++;
-    while (prog->env != NULL && prog->env[extra] != NULL)
-        extra++;
-    env = calloc(n + extra + 3, sizeof(*env));
-    if (env == NULL)
-        return NULL;
-    for (i = 0; i < n; i++)
-        env[i] = environ[i];
-    for (j = 0; j < extra; j++) {
-        const char *eq = strchr(prog->env[j], '=');
-        size_t klen = eq ? (size_t)(eq - prog->env[j]) + 1 : strlen(prog->env[j]);
-        size_t k;
-        for (k = 0; k < n; k++)
-            if (env[k] != NULL && strncmp(env[k], prog->env[j], klen) == 0)
-                env[k] = prog->env[j];
-        if (k == n) {
-            size_t m;
-            for (m = 0; m < n; m++)
-                if (env[m] == prog->env[j])
-                    break;
-            if (m == n)
-                env[n++] = prog->env[j];
-        }
-    }
-    env[n++] = namebuf;
-    env[n++] = groupbuf;
-    env[n] = NULL;
-    return env;
-}
-
 int pbd_spawn(const struct pbd_program *prog, struct pbd_spawned *out, char *why, size_t whylen)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, readyp[2] = {-1, -1}, st[2] = {-1, -1};
     int capture_out = prog->out.path != NULL || prog->ready_log != NULL;
     int capture_err = !prog->redirect_stderr && (prog->err.path != NULL || prog->ready_log);
-    char namebuf[96], groupbuf[96], **env;
+    char **env;
     struct child_error ce;
-    struct passwd *pw = NULL;
+    struct pbd_creds creds;
     sigset_t all;
     ssize_t n;
     pid_t pid;
     int rc;
 
-    snprintf(namebuf, sizeof(namebuf), "PROCBUS_PROCESS_NAME=%s", prog->name);
-    snprintf(groupbuf, sizeof(groupbuf), "PROCBUS_GROUP_NAME=%s", prog->group);
-    if (prog->user != NULL && geteuid() == 0) {
-        pw = getpwnam(prog->user);
-        if (pw == NULL) {
-            snprintf(why, whylen, "user %s: no such user", prog->user);
-            return -ENOENT;
-        }
-    }
-    env = build_env(prog, namebuf, groupbuf);
-    if (env == NULL)
+    rc = pbd_creds_resolve(prog, &creds, why, whylen);
+    if (rc < 0)
+        return rc;
+    env = pbd_env_build(prog, &creds);
+    if (env == NULL) {
+        pbd_creds_free(&creds);
         return -ENOMEM;
+    }
     if (pipe2(st, O_CLOEXEC) < 0 || (capture_out && pipe2(outp, O_CLOEXEC) < 0) ||
         (capture_err && pipe2(errp, O_CLOEXEC) < 0) ||
         (prog->ready_fd >= 3 && pipe2(readyp, O_CLOEXEC) < 0)) {
         rc = -errno;
         snprintf(why, whylen, "pipe: %s", strerror(errno));
+        pbd_spawn_hint(why, whylen, -rc);
         goto fail;
     }
     pid = fork();
@@ -120,19 +78,26 @@ int pbd_spawn(const struct pbd_program *prog, struct pbd_spawned *out, char *why
     }
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int devnull_err = errno; /* kept: what follows may change errno (EMFILE must show) */
+        const char *step = "";
         struct sigaction dfl;
         int s;
 
         memset(&dfl, 0, sizeof(dfl));
         dfl.sa_handler = SIG_DFL;
         for (s = 1; s < NSIG; s++)
-            sigaction(s, &dfl, NULL);
+            if (s != SIGKILL && s != SIGSTOP)
+                sigaction(s, &dfl, NULL);
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
         if (setsid() < 0)
             child_fail(st[1], "setsid", errno);
+        if (devnull < 0)
+            child_fail(st[1], "stdin", devnull_err);
+        /* only 0-2 and the readiness fd reach the program; its old RLIMIT_NOFILE */
+        pbd_child_fds_and_limits();
         /* fds 0-2 first; the readiness fd last so it may not clobber them */
-        if (devnull < 0 || move_fd(devnull, 0) < 0)
+        if (move_fd(devnull, 0) < 0)
             child_fail(st[1], "stdin", errno);
         if (move_fd(capture_out ? outp[1] : devnull, 1) < 0)
             child_fail(st[1], "stdout", errno);
@@ -144,17 +109,14 @@ int pbd_spawn(const struct pbd_program *prog, struct pbd_spawned *out, char *why
             umask(prog->umask);
         if (prog->directory != NULL && chdir(prog->directory) < 0)
             child_fail(st[1], "chdir", errno);
-        if (pw != NULL) {
-            if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0)
-                child_fail(st[1], "setgid", errno);
-            if (setuid(pw->pw_uid) < 0)
-                child_fail(st[1], "setuid", errno);
-        }
+        if (pbd_creds_apply(&creds, &step) < 0)
+            child_fail(st[1], step, errno);
         execvpe(prog->argv[0], prog->argv, env);
         child_fail(st[1], "exec", errno);
     }
-    free(env);
+    pbd_env_free(env);
     env = NULL;
+    pbd_creds_free(&creds);
     close(st[1]);
     st[1] = -1;
     /* EOF: exec succeeded (the pipe was close-on-exec); data: it failed */
@@ -166,8 +128,11 @@ int pbd_spawn(const struct pbd_program *prog, struct pbd_spawned *out, char *why
     if (n == (ssize_t)sizeof(ce)) {
         waitpid(pid, NULL, 0);
         rc = -ce.err;
-        snprintf(why, whylen, "%s %s: %s", ce.step, strcmp(ce.step, "exec") ? "" : prog->argv[0],
-                 strerror(ce.err));
+        if (strcmp(ce.step, "exec") == 0)
+            snprintf(why, whylen, "exec %s: %s", prog->argv[0], strerror(ce.err));
+        else
+            snprintf(why, whylen, "%s: %s", ce.step, strerror(ce.err));
+        pbd_spawn_hint(why, whylen, ce.err);
         goto fail;
     }
     out->pid = pid;
@@ -197,7 +162,8 @@ int pbd_spawn(const struct pbd_program *prog, struct pbd_spawned *out, char *why
     }
     return 0;
 fail:
-    free(env);
+    pbd_env_free(env);
+    pbd_creds_free(&creds);
     for (int i = 0; i < 2; i++) {
         if (outp[i] >= 0)
             close(outp[i]);

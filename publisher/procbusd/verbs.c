@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 
 #include "daemon_int.h"
+#include "util.h"
 
 /* One request being answered (ctl.h: detail lines at once, then one final OK/ERR line). */
 struct req {
@@ -121,8 +122,16 @@ static enum target_rc signal_one(struct pbd_daemon *d, struct req *rq, struct pb
 static void run_reload(struct pbd_daemon *d, struct req *rq)
 {
     char err[512];
+    unsigned flags = 0;
 
-    if (pbd_reload(d, err, sizeof(err)) < 0)
+    if (rq->argc > 1) {
+        if (strcmp(rq->argv[1], "allow-empty") != 0) {
+            snprintf(rq->final, rq->flen, "ERR usage: reload [allow-empty]\n");
+            return;
+        }
+        flags |= PBD_RELOAD_ALLOW_EMPTY;
+    }
+    if (pbd_reload_flags(d, flags, err, sizeof(err)) < 0)
         snprintf(rq->final, rq->flen, "ERR %s\n", err);
     else
         snprintf(rq->final, rq->flen, "OK\n");
@@ -151,7 +160,8 @@ static const struct verb verbs[] = {
                  NULL, restart_one},
     {"signal",   2, -1, 1,      "SIGNAL " TARGETS, "send a signal to programs' main processes",
                  NULL, signal_one},
-    {"reload",   0,  0, 0,      "",                "re-read the configuration, apply changes",
+    {"reload",   0,  1, 0,      "[allow-empty]",   "re-read the configuration, apply changes "
+                                                       "(allow-empty: even one with no program)",
                  run_reload, NULL},
     {"shutdown", 0,  0, 0,      "",                "stop every program (dependents first), exit",
                  run_shutdown, NULL},
@@ -287,5 +297,19 @@ void pbd_control_accept(struct pbd_daemon *d)
             continue;
         d->w_conn[slot] = (struct pbd_watch){.kind = PBD_W_CONN, .slot = slot};
         pbd_watch_add(d, d->ctl.conns[slot].fd, &d->w_conn[slot]);
+    }
+}
+
+void pbd_control_expire(struct pbd_daemon *d)
+{
+    uint64_t now = pb_now_ns(CLOCK_MONOTONIC);
+    int slot = 0;
+
+    while ((slot = pbd_ctl_expired(&d->ctl, slot, now)) >= 0) {
+        pbd_ctl_reply(&d->ctl, slot, "ERR timeout: no whole request line within %d ms\n",
+                      PBD_CTL_REQUEST_MS);
+        epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->ctl.conns[slot].fd, NULL);
+        pbd_ctl_finish(&d->ctl, slot);
+        slot++;
     }
 }

@@ -96,17 +96,36 @@ static int control_idle(void *ctx)
     return CLI_FOLLOW_DONE;
 }
 
-/* Say that procbusd could not be reached (pbd_ctl_request's negative errno rc). */
-static void say_unreachable(const struct cli_opts *o, int rc)
+/* How long a control request (connect, send, the whole reply) may take: -t, else 30 s. */
+#define CONTROL_REQUEST_DEFAULT_S 30
+
+static int request_seconds(const struct cli_opts *o)
 {
+    return o->timeout_s > 0 ? o->timeout_s : CONTROL_REQUEST_DEFAULT_S;
+}
+
+/* Say that procbusd could not be reached or did not answer (pbd_ctl_request_timeout's negative
+ * errno rc); the exit code. */
+static int say_unreachable(const struct cli_opts *o, int rc)
+{
+    const char *sock = o->socket;
     char def[108];
 
-    if (o->socket == NULL)
+    if (sock == NULL) {
         pbd_ctl_default_path(def, sizeof(def));
+        sock = def;
+    }
+    if (rc == -ETIMEDOUT) {
+        fprintf(stderr,
+                "procbus: procbusd at %s did not answer within %d s (stopped or hung? -t sets "
+                "the time)\n",
+                sock, request_seconds(o));
+        return CLI_EX_TIMEOUT;
+    }
     fprintf(stderr,
-            "procbus: cannot reach procbusd at %s: %s (is it running? -S sets the "
-            "socket)\n",
-            o->socket ? o->socket : def, strerror(-rc));
+            "procbus: cannot reach procbusd at %s: %s (is it running? -S sets the socket)\n", sock,
+            strerror(-rc));
+    return CLI_EX_NOSEG;
 }
 
 /* The reply's detail lines: "NAME: start queued" / "NAME: ERROR (...)" / "NAME: killing N
@@ -190,14 +209,17 @@ static int control(const struct cli_opts *o, int argc, char **argv, enum settle 
             procbus_close(&c.r);
         return CLI_EX_FAIL;
     }
-    rc = pbd_ctl_request(o->socket, argc, argv, mem, stderr); /* 0 OK, 1 ERR, or -errno */
+    /* a daemon that refuses and closes at once must not kill us before we print why */
+    signal(SIGPIPE, SIG_IGN);
+    rc = pbd_ctl_request_timeout(o->socket, argc, argv, mem, stderr,
+                                 request_seconds(o) * 1000); /* 0 OK, 1 ERR, or -errno */
     fclose(mem);
     if (rc < 0) {
-        say_unreachable(o, rc);
+        int ex = say_unreachable(o, rc);
         free(reply);
         if (have_reader)
             procbus_close(&c.r);
-        return CLI_EX_NOSEG;
+        return ex;
     }
     read_reply(&c, reply, have_reader);
     free(reply);

@@ -46,9 +46,9 @@ static const struct cli_command commands[] = {
     {"restart", cli_cmd_restart, "NAME|GROUP:*|all ...",
      "stop, then start and wait until RUNNING (or failed)", CMD_DAEMON},
     {"signal", cli_cmd_send, "SIG NAME ...", "send a signal to the main process", CMD_DAEMON},
-    {"reload", cli_cmd_send, "",
+    {"reload", cli_cmd_send, "[allow-empty]",
      "re-read the configuration: apply added, removed and\nchanged programs, leave the others "
-     "alone",
+     "alone\n(one with no program only with allow-empty)",
      CMD_DAEMON},
     {"shutdown", cli_cmd_send, "", "stop everything and exit procbusd", CMD_DAEMON},
     {"help", cmd_help, NULL, NULL, 0},
