@@ -33,6 +33,11 @@ struct pbd_log {
     char *path;        /* NULL: discarding */
     size_t path_len;
     char *from, *to; /* rename buffers: path + SUFFIX_MAX */
+    /* lost output (pbd_log_news) */
+    uint64_t lost_total;  /* bytes pbd_log_write could not write, ever */
+    uint64_t lost_run;    /* of them, since writing last went well */
+    uint64_t last_news;   /* when pbd_log_news last had something to say (ns) */
+    int losing, last_err; /* in a run of losses; its latest errno (positive) */
 };
 
 /* ---- rotated log files ---- */
@@ -320,6 +325,15 @@ static void maybe_rotate(struct pbd_log *l, size_t n)
     }
 }
 
+/* n bytes could not be written (errno err): count them; -err. */
+static int lost(struct pbd_log *l, size_t n, int err)
+{
+    l->lost_total += n;
+    l->lost_run += n;
+    l->last_err = err;
+    return -err;
+}
+
 int pbd_log_write(struct pbd_log *l, const void *buf, size_t n)
 {
     const char *p = buf;
@@ -330,21 +344,52 @@ int pbd_log_write(struct pbd_log *l, const void *buf, size_t n)
         return 0;
     maybe_rotate(l, n);
     if (l->fd < 0)
-        return -EBADF;
+        return lost(l, n, EBADF);
     while (n > 0) {
         ssize_t w = write(l->fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return -errno;
+            return lost(l, n, errno);
         }
         if (w == 0)
-            return -EIO;
+            return lost(l, n, EIO);
         p += w;
         n -= (size_t)w;
         l->size += (uint64_t)w;
     }
     return 0;
+}
+
+enum pbd_log_news pbd_log_news(struct pbd_log *l, int rc, uint64_t now_ns, uint64_t every_ns,
+                               uint64_t *lost_run, int *err)
+{
+    if (l == NULL)
+        return PBD_LOG_NEWS_NONE;
+    *lost_run = l->lost_run;
+    *err = l->last_err;
+    if (rc == 0) {
+        if (!l->losing)
+            return PBD_LOG_NEWS_NONE;
+        l->losing = 0;
+        l->lost_run = 0;
+        l->last_news = now_ns;
+        return PBD_LOG_NEWS_RECOVERED;
+    }
+    if (!l->losing) {
+        l->losing = 1;
+        l->last_news = now_ns;
+        return PBD_LOG_NEWS_LOSING;
+    }
+    if (now_ns - l->last_news < every_ns)
+        return PBD_LOG_NEWS_NONE;
+    l->last_news = now_ns;
+    return PBD_LOG_NEWS_STILL;
+}
+
+uint64_t pbd_log_lost(const struct pbd_log *l)
+{
+    return l != NULL ? l->lost_total : 0;
 }
 
 int pbd_log_reopen(struct pbd_log *l)

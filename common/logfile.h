@@ -90,6 +90,29 @@ int pbd_log_open_as(struct pbd_log **out, const char *path, uint64_t maxbytes, i
  */
 int pbd_log_write(struct pbd_log *l, const void *buf, size_t n);
 
+/* What pbd_log_news has to say about lost output. */
+enum pbd_log_news {
+    PBD_LOG_NEWS_NONE = 0,  /* nothing (all is well, or said recently) */
+    PBD_LOG_NEWS_LOSING,    /* output is lost, after writes went well: say so, with the error */
+    PBD_LOG_NEWS_STILL,     /* still losing, every_ns after the last news: say how much */
+    PBD_LOG_NEWS_RECOVERED, /* a write went well after losses: say how much was lost */
+};
+
+/*
+ * Rate-limited news about lost output (a full disk, a FIFO nobody reads), for
+ * the caller to log after each pbd_log_write that returned rc: one line when
+ * losses start, then at most one every every_ns while they go on, and one when
+ * writing works again. *lost_run: the bytes lost since writing last went well
+ * (for RECOVERED: in the run just ended); *err: the latest write error
+ * (positive errno). Bytes are counted by pbd_log_write (those it could not
+ * write of each call). No allocation, no syscall.
+ */
+enum pbd_log_news pbd_log_news(struct pbd_log *l, int rc, uint64_t now_ns, uint64_t every_ns,
+                               uint64_t *lost_run, int *err);
+
+/* Bytes pbd_log_write could not write since the log was opened (0 for NULL). */
+uint64_t pbd_log_lost(const struct pbd_log *l);
+
 /*
  * Close and reopen path (SIGHUP after logrotate moved the file away): the new
  * file is opened before the old descriptor is closed, so on failure writing

@@ -50,8 +50,11 @@ struct pbd_inst {
     struct pbd_lines *lines; /* [0] stdout, [1] stderr: allocated only with ready_log */
     regex_t ready_re;
     int has_re;
-    int failures;      /* failed starts in a row (supervisord's backoff count) */
-    uint32_t restarts; /* spawns after the first */
+    int failures;         /* failed starts in a row (supervisord's backoff count) */
+    uint64_t limit_start; /* the start limit's window: its first start (CLOCK_MONOTONIC ns) */
+    int limit_count;      /* starts in that window */
+    int unpublished;      /* its record was refused (segment full): it must not run */
+    uint32_t restarts;    /* spawns after the first */
     int ever_started;
     enum pbd_timer timer;
     uint64_t deadline; /* CLOCK_MONOTONIC ns */

@@ -24,7 +24,8 @@ enum pbd_event {
  * each one out, and the comment of each says all it does. Some actions choose
  * between two outcomes themselves, which the table notes as "next" alternatives:
  *   PBD_A_START_FAILED: BACKOFF (retry later) or FATAL (startretries exhausted)
- *   PBD_A_EXITED: EXITED, then a new start when autorestart says so
+ *   PBD_A_EXITED: EXITED, then a new start when autorestart says so (or BACKOFF until
+ *                 the start limit's window has passed, then a start by PBD_EV_RETRY)
  */
 enum pbd_action {
     PBD_A_IGNORE = 0,   /* nothing to do (the event is stale or irrelevant) */

@@ -1,5 +1,6 @@
 /* inst.c - procbusd's program instances: the table of them and the records they publish. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,9 @@ void pbd_inst_publish(struct pbd_daemon *d, struct pbd_inst *in)
     base = strrchr(in->prog->argv[0], '/');
     snprintf(rec.comm, sizeof(rec.comm), "%s", base ? base + 1 : in->prog->argv[0]);
     fill_cmdline(&rec, in->prog->argv);
-    pbd_pub_upsert(d->pub, &rec, 0); /* a failure is logged there; the state lives on here */
+    /* a failure is logged there; the state lives on here, but a program without a record is
+     * not started (supervise.c) */
+    in->unpublished = pbd_pub_upsert(d->pub, &rec, 0) == -ENOSPC;
     d->staged = 1;
 }
 

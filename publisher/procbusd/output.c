@@ -7,6 +7,7 @@
 
 #include "daemon_int.h"
 #include "userdb.h"
+#include "util.h"
 
 /* Why a log was refused, for the errors pbd_log_open_as adds to open(2)'s. */
 static const char *refusal_hint(int rc)
@@ -82,6 +83,37 @@ static void on_line(void *arg, const char *line, size_t len)
     }
 }
 
+/* How often a log that keeps losing output says so again. */
+#define LOSS_NEWS_EVERY_NS (60 * PB_NS_PER_SEC)
+
+/* A log's lost output, rate-limited (logfile.h, pbd_log_news): when losses start, once a
+ * minute while they go on, and when writing works again, each time with the bytes lost. */
+static void say_losses(struct pbd_daemon *d, struct pbd_inst *in, struct pbd_log *log, int rc)
+{
+    uint64_t run;
+    int err;
+
+    switch (pbd_log_news(log, rc, pb_now_ns(CLOCK_MONOTONIC), LOSS_NEWS_EVERY_NS, &run, &err)) {
+    case PBD_LOG_NEWS_NONE:
+        break;
+    case PBD_LOG_NEWS_LOSING:
+        pbd_say(d, PBD_L_WARN,
+                "%s: log %s: output lost: %s (%llu bytes; further losses are counted and "
+                "reported once a minute)",
+                in->prog->name, pbd_log_path(log), strerror(err), (unsigned long long)run);
+        break;
+    case PBD_LOG_NEWS_STILL:
+        pbd_say(d, PBD_L_WARN, "%s: log %s: still losing output: %s (%llu bytes lost so far)",
+                in->prog->name, pbd_log_path(log), strerror(err), (unsigned long long)run);
+        break;
+    case PBD_LOG_NEWS_RECOVERED:
+        pbd_say(d, PBD_L_WARN, "%s: log %s: writing again; %llu bytes were lost (%llu in all)",
+                in->prog->name, pbd_log_path(log), (unsigned long long)run,
+                (unsigned long long)pbd_log_lost(log));
+        break;
+    }
+}
+
 void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream which)
 {
     int *fd = which == PBD_STDOUT ? &in->sp.out_fd : &in->sp.err_fd;
@@ -105,10 +137,10 @@ void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream w
         }
         if (log != NULL) {
             int lost = pbd_log_write(log, buf, (size_t)n), rot = pbd_log_take_error(log);
-            if (lost < 0 || rot < 0)
-                pbd_say(d, PBD_L_WARN, "%s: log %s: %s%s", in->prog->name, pbd_log_path(log),
-                        lost < 0 ? "output lost: " : "rotation failed: ",
-                        strerror(lost < 0 ? -lost : -rot));
+            say_losses(d, in, log, lost);
+            if (rot < 0)
+                pbd_say(d, PBD_L_WARN, "%s: log %s: rotation failed: %s", in->prog->name,
+                        pbd_log_path(log), strerror(-rot));
         }
         if (in->has_re)
             pbd_lines_feed(lines, buf, (size_t)n, on_line, pair);

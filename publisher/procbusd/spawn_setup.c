@@ -27,8 +27,7 @@ static rlim_t nofile_for_programs = RLIM_INFINITY;
 
 /* ---- credentials ---- */
 
-int pbd_creds_resolve(const struct pbd_program *prog, struct pbd_creds *c, char *why,
-                      size_t whylen)
+int pbd_creds_resolve(const struct pbd_program *prog, struct pbd_creds *c, char *why, size_t whylen)
 {
     int rc, n = 64;
 
@@ -205,9 +204,8 @@ void pbd_child_fds_and_limits(void)
 {
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) {
         struct rlimit rl;
-        long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1u << 20
-                       ? (long)rl.rlim_cur
-                       : 1L << 20;
+        long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1u << 20 ? (long)rl.rlim_cur
+                                                                                : 1L << 20;
         for (long fd = 3; fd < max; fd++)
             (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
     }

@@ -16,7 +16,7 @@
  * fork (the passwd and group databases are not async-signal-safe).
  */
 struct pbd_creds {
-    int change;          /* 1: switch to uid/gid/groups in the child (procbusd is root) */
+    int change;           /* 1: switch to uid/gid/groups in the child (procbusd is root) */
     struct pbd_user user; /* valid when the program has user= */
     int has_user;
     gid_t *groups; /* supplementary groups (getgrouplist), malloc'd */

@@ -16,11 +16,70 @@ static void arm(struct pbd_inst *in, enum pbd_timer t, uint64_t after_ns)
     in->deadline = t == PBD_T_NONE ? 0 : pb_now_ns(CLOCK_MONOTONIC) + after_ns;
 }
 
+/* Count a start in the start limit's window (startlimit_burst within startlimit_interval_secs),
+ * opening a new window when the last one has passed. */
+static void start_limit_count(struct pbd_inst *in)
+{
+    uint64_t now = pb_now_ns(CLOCK_MONOTONIC);
+    uint64_t win = (uint64_t)in->prog->startlimit_interval * PB_NS_PER_SEC;
+
+    if (in->limit_count == 0 || now - in->limit_start >= win) {
+        in->limit_start = now;
+        in->limit_count = 0;
+    }
+    in->limit_count++;
+}
+
+/*
+ * An automatic restart now would be one start too many for the window: wait in
+ * BACKOFF until the window has passed (PBD_EV_RETRY then starts it, as after a
+ * failed start; a stop cancels it). Returns 1 if so, 0 when it may start now.
+ */
+static int start_limit_hold(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    const struct pbd_program *p = in->prog;
+    uint64_t now = pb_now_ns(CLOCK_MONOTONIC), end;
+
+    if (p->startlimit_interval <= 0 || in->limit_count < p->startlimit_burst)
+        return 0;
+    end = in->limit_start + (uint64_t)p->startlimit_interval * PB_NS_PER_SEC;
+    if (now >= end)
+        return 0;
+    pbd_say(d, PBD_L_WARN,
+            "%s: started %d times within %d s (startlimit_burst, startlimit_interval_secs): "
+            "next start in %.1f s",
+            p->name, in->limit_count, p->startlimit_interval, (double)(end - now) / 1e9);
+    pbd_inst_set_state(d, in, PROCBUS_STATE_BACKOFF);
+    arm(in, PBD_T_RETRY, end - now);
+    return 1;
+}
+
+/* A program whose record the segment refused (full) is not started: nobody could see it. 1 if
+ * so (logged once per attempt). */
+static int refuse_unpublished(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    if (!in->unpublished)
+        return 0;
+    pbd_inst_publish(d, in); /* room may have been made meanwhile */
+    if (!in->unpublished)
+        return 0;
+    pbd_say(d, PBD_L_ERR,
+            "%s: not started: the segment has no room for its record (raise [procbusd] "
+            "capacity and restart procbusd)",
+            in->prog->name);
+    in->want_start = 0;
+    return 1;
+}
+
 /* PBD_A_SPAWN: a new run. A failed fork/exec fires PBD_EV_SPAWN_FAILED from STARTING. */
 static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
 {
     char why[256] = "";
     int rc;
+
+    if (refuse_unpublished(d, in))
+        return;
+    start_limit_count(in);
 
     /* fork+exec may take a while: what already happened (an EXITED before its
      * restart, say) is published first, not held back behind the new child */
@@ -128,7 +187,8 @@ void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
         pbd_inst_set_state(d, in, PROCBUS_STATE_EXITED);
         if (!d->shutting_down && !in->removing &&
             (p->autorestart == PBD_RESTART_TRUE ||
-             (p->autorestart == PBD_RESTART_UNEXPECTED && !pbd_inst_expected_exit(in))))
+             (p->autorestart == PBD_RESTART_UNEXPECTED && !pbd_inst_expected_exit(in))) &&
+            !start_limit_hold(d, in))
             pbd_inst_fire(d, in, PBD_EV_START);
         return;
     case PBD_A_SIGNAL_STOP:
