@@ -290,7 +290,8 @@ static void test_user_by_uid_and_non_root_refusal(void **state)
 
     if (nb == NULL)
         skip(); /* needs root and a "nobody" user */
-    snprintf(body, sizeof(body), "[program:byuid]\ncommand = sleep 1000\nuser = %u\nstartsecs = 0\n",
+    snprintf(body, sizeof(body),
+             "[program:byuid]\ncommand = sleep 1000\nuser = %u\nstartsecs = 0\n",
              (unsigned)nb->pw_uid);
     pbt_start_daemon(&h, "/tmp/pbd-test", body);
     assert_int_equal(pbt_wait_state(&h, "byuid", PROCBUS_STATE_RUNNING, 20000, &p), 0);
