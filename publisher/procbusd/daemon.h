@@ -92,8 +92,9 @@ struct pbd_daemon {
     uint64_t next_heartbeat, next_sample;
     const char *config_path;
     char *segment_override, *socket_override;
-    int observe_override; /* --observe */
-    char io_buf[65536];   /* programs' output is read through it (output.c) */
+    int observe_override;             /* --observe */
+    struct pbd_spawn_opts spawn_opts; /* set by main before init (the programs' fd limit) */
+    char io_buf[65536];               /* programs' output is read through it (output.c) */
 };
 
 /*

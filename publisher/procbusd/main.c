@@ -44,13 +44,12 @@ static void print_warning(void *arg, const char *msg)
 /* Soft RLIMIT_NOFILE up to the hard one: every program costs procbusd descriptors (pidfd,
  * pipes, logs), and 1,024 (systemd's default soft limit) runs out at a few hundred programs.
  * The programs get the old soft limit back (spawn_setup.h). */
-static void raise_fd_limit(void)
+static void raise_fd_limit(struct pbd_daemon *d)
 {
-    long long n = pbd_nofile_raise();
+    int rc = pbd_nofile_raise(&d->spawn_opts.nofile);
 
-    if (n < 0)
-        fprintf(stderr, "procbusd: warning: cannot raise the open-file limit: %s\n",
-                strerror((int)-n));
+    if (rc < 0)
+        fprintf(stderr, "procbusd: warning: cannot raise the open-file limit: %s\n", strerror(-rc));
 }
 
 static const char *default_config(void)
@@ -164,7 +163,7 @@ int main(int argc, char **argv)
         pbd_config_free(&cfg);
         return 0;
     }
-    raise_fd_limit();
+    raise_fd_limit(&d);
     rc = pbd_daemon_init(&d, &cfg, path);
     if (rc == 0)
         rc = pbd_daemon_run(&d);

@@ -41,7 +41,8 @@ static int move_fd(int from, int to)
     return dup2(from, to) < 0 ? -1 : 0;
 }
 
-int pbd_spawn(const struct pbd_program *prog, struct pbd_spawned *out, char *why, size_t whylen)
+int pbd_spawn(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
+              struct pbd_spawned *out, char *why, size_t whylen)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, readyp[2] = {-1, -1}, st[2] = {-1, -1};
     int capture_out = prog->out.path != NULL || prog->ready_log != NULL;
@@ -95,7 +96,7 @@ int pbd_spawn(const struct pbd_program *prog, struct pbd_spawned *out, char *why
         if (devnull < 0)
             child_fail(st[1], "stdin", devnull_err);
         /* only 0-2 and the readiness fd reach the program; its old RLIMIT_NOFILE */
-        pbd_child_fds_and_limits();
+        pbd_child_fds_and_limits(opts->nofile);
         /* fds 0-2 first; the readiness fd last so it may not clobber them */
         if (move_fd(devnull, 0) < 0)
             child_fail(st[1], "stdin", errno);

@@ -18,13 +18,6 @@
 
 extern char **environ;
 
-/*
- * The RLIMIT_NOFILE soft limit procbusd started with, for its programs: the one
- * value this file keeps, written once by pbd_nofile_raise (main, before the loop
- * and any fork) and only read afterwards. RLIM_INFINITY: nothing to put back.
- */
-static rlim_t nofile_for_programs = RLIM_INFINITY;
-
 /* ---- credentials ---- */
 
 int pbd_creds_resolve(const struct pbd_program *prog, struct pbd_creds *c, char *why, size_t whylen)
@@ -200,7 +193,7 @@ void pbd_env_free(char **env)
 
 /* ---- descriptors and limits ---- */
 
-void pbd_child_fds_and_limits(void)
+void pbd_child_fds_and_limits(unsigned long long nofile)
 {
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) {
         struct rlimit rl;
@@ -209,30 +202,31 @@ void pbd_child_fds_and_limits(void)
         for (long fd = 3; fd < max; fd++)
             (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
     }
-    if (nofile_for_programs != RLIM_INFINITY) {
+    if (nofile != PBD_NOFILE_KEEP && nofile != 0) { /* 0: not set (a zeroed struct) */
         struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > nofile_for_programs) {
-            rl.rlim_cur = nofile_for_programs;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > nofile) {
+            rl.rlim_cur = (rlim_t)nofile;
             (void)setrlimit(RLIMIT_NOFILE, &rl);
         }
     }
 }
 
-long long pbd_nofile_raise(void)
+int pbd_nofile_raise(unsigned long long *programs)
 {
     struct rlimit rl;
 
+    *programs = PBD_NOFILE_KEEP;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return -errno;
     if (rl.rlim_cur >= rl.rlim_max)
-        return (long long)rl.rlim_cur;
-    nofile_for_programs = rl.rlim_cur;
+        return 0;
+    *programs = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        nofile_for_programs = RLIM_INFINITY;
+        *programs = PBD_NOFILE_KEEP;
         return -errno;
     }
-    return (long long)rl.rlim_cur;
+    return 0;
 }
 
 long long pbd_nofile_current(void)

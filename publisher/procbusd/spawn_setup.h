@@ -55,25 +55,28 @@ char **pbd_env_build(const struct pbd_program *prog, const struct pbd_creds *c);
 
 void pbd_env_free(char **env);
 
+/* pbd_child_fds_and_limits' nofile: leave RLIMIT_NOFILE as procbusd has it. */
+#define PBD_NOFILE_KEEP (~0ULL)
+
 /*
  * Child side, before exec: mark every descriptor >= 3 close-on-exec
  * (close_range(CLOSE_RANGE_CLOEXEC), else one fcntl each up to the fd limit),
  * so the program gets only 0-2 and what is moved into place afterwards (its
- * ready_fd), while the exec-status pipe still works. Then put back the
- * RLIMIT_NOFILE soft limit procbusd had before raising its own
- * (pbd_nofile_raise). Async-signal-safe; errors are ignored (best effort
- * before exec; a descriptor that stays open is reported by no one).
+ * ready_fd), while the exec-status pipe still works. Then lower the soft
+ * RLIMIT_NOFILE to `nofile`, the one procbusd was started with before raising
+ * its own (pbd_nofile_raise; PBD_NOFILE_KEEP: leave it). Async-signal-safe;
+ * errors are ignored (best effort before exec).
  */
-void pbd_child_fds_and_limits(void);
+void pbd_child_fds_and_limits(unsigned long long nofile);
 
 /*
  * procbusd's start-up (main, once, before any spawn): raise the soft
- * RLIMIT_NOFILE to the hard limit, remembering the old soft limit for the
- * programs (pbd_child_fds_and_limits puts it back: programs that use select()
- * keep FD_SETSIZE's limit). Returns the new soft limit, or a negative errno
- * (the limit then stays as it was).
+ * RLIMIT_NOFILE to the hard limit. *programs gets the old soft limit, which
+ * programs should get back (pbd_child_fds_and_limits: programs that use
+ * select() keep FD_SETSIZE's limit), or PBD_NOFILE_KEEP when nothing was
+ * raised. Returns 0, or a negative errno (the limit then stays as it was).
  */
-long long pbd_nofile_raise(void);
+int pbd_nofile_raise(unsigned long long *programs);
 
 /* The soft RLIMIT_NOFILE procbusd runs with now (for messages), or -1. */
 long long pbd_nofile_current(void);

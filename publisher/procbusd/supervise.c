@@ -102,7 +102,7 @@ static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
     in->exit_kind = PROCBUS_EXIT_NONE; /* the exit fields describe this run's end */
     in->exit_code = 0;
     in->core = 0;
-    rc = pbd_spawn(in->prog, &in->sp, why, sizeof(why));
+    rc = pbd_spawn(in->prog, &d->spawn_opts, &in->sp, why, sizeof(why));
     if (rc < 0) {
         in->sp.pid = 0;
         in->sp.pidfd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
