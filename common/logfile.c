@@ -103,7 +103,7 @@ static int safe_folders(const struct pbd_log *l, char *folder)
 
     for (size_t i = 1; i <= n && rc >= 0; i++) {
         as_user |= rc;
-        if (folder[i] == '/' || folder[i] == '\0') {
+        if (i > 1 && (folder[i] == '/' || folder[i] == '\0')) { /* "/" was checked */
             char c = folder[i];
             folder[i] = '\0';
             rc = safe_entry(l, folder);
