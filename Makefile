@@ -199,14 +199,22 @@ $(O)/examples/%: $(OBJ)/examples/%.o $(PUB_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU)
 
-# The reader header must stay C99- and C++-clean.
-check-headers: $(O)/.headers-ok ## check procbus.h compiles as C99 -pedantic and C++17
-$(O)/.headers-ok: include/procbus/procbus.h include/procbus/procbus_abi.h
-	@mkdir -p $(O)
-	printf '#include "procbus.h"\nint main(void){struct procbus_reader r; return procbus_open(&r, 0) == 0;}\n' > $(O)/hdr_c99.c
-	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr_c99.c
-	cp $(O)/hdr_c99.c $(O)/hdr_cxx.cc
-	$(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr_cxx.cc
+# The public headers must stay C99- and C++-clean: each one compiles on its own (it includes what
+# it needs), as C99 -pedantic and as C++17, and procbus.h and procbus_pub.h are used from both.
+PUBLIC_HEADERS := $(wildcard include/procbus/*.h)
+check-headers: $(O)/.headers-ok ## check every public header compiles alone as C99 -pedantic and C++17
+$(O)/.headers-ok: $(PUBLIC_HEADERS)
+	@mkdir -p $(O)/hdr
+	for h in $(notdir $(PUBLIC_HEADERS)); do \
+	  printf '#include "%s"\nint pb_hdr_%s;\n' $$h $$(echo $$h | tr -c 'a-z0-9_\n' _) > $(O)/hdr/$$h.c && \
+	  $(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/$$h.c && \
+	  cp $(O)/hdr/$$h.c $(O)/hdr/$$h.cc && \
+	  $(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/$$h.cc \
+	  || exit 1; done
+	printf '#include "procbus.h"\n#include "procbus_pub.h"\nint main(void){struct procbus_reader r; struct procbus_pub *p; struct procbus_pub_opts o; memset(&o, 0, sizeof(o)); return procbus_open(&r, 0) == 0 && procbus_pub_open(&p, &o) == 0;}\n' > $(O)/hdr/both.c
+	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/both.c
+	cp $(O)/hdr/both.c $(O)/hdr/both.cc
+	$(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/both.cc
 	@touch $@
 
 test: $(DEPS_STAMP) ## install what is missing, build and run the whole cmocka suite
