@@ -1,4 +1,5 @@
-/* procbus_core.h - the reader's types, the segment-name rule, state names: included by procbus.h. */
+/* procbus_core.h - the reader's types, the segment-name rule, state names: included by procbus.h.
+ */
 #ifndef PROCBUS_CORE_H
 #define PROCBUS_CORE_H
 
@@ -31,7 +32,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
 
 /* Liveness verdicts (procbus_liveness). */
 enum procbus_liveness {

@@ -241,7 +241,6 @@ static inline int procbus__lookup(struct procbus_reader *r, int by_pid, uint32_t
 
 /* ---- the API: snapshots ---- */
 
-
 /*
  * procbus_attach - validate a segment already in memory (a mapping or a copy
  * of one), `len` bytes at `base`, and set `r` up to read it. Used by tests and
