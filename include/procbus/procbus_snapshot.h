@@ -141,6 +141,11 @@ static inline int procbus__still(const unsigned char *snap, uint64_t gen)
      * `gen = 0` store of commit step 2 (and with the one in a forced lap,
      * reclaim_early in publisher.c). If step 3's plain loads saw any byte
      * written after that fence, the load below sees 0 or a newer gen.
+     * The record copy (procbus__copy's memcpy) races by design with the
+     * publisher's staging of a recycled record: a seqlock read; a copy that
+     * overlapped a write is discarded here. Index words and counts are
+     * loaded with __atomic loads and stored with relaxed atomic stores
+     * (publisher.c copy_entry), so they are not data races.
      */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     return PROCBUS__LD(&((const struct procbus_snap *)(const void *)snap)->gen) == gen;

@@ -434,20 +434,51 @@ int procbus_pub_get(const struct procbus_pub *p, uint64_t id, struct procbus_pro
 
 /* ---- commit ---- */
 
+/*
+ * Index words and the snapshot count are stored with relaxed atomic stores: readers load them
+ * with __atomic loads (PROCBUS__LD in procbus_snapshot.h) while a slot may be rewritten under
+ * them, and a C11 data race would be undefined behaviour even though the seqlock (commit steps
+ * 2 and 4, read steps 2 and 4) discards every such read. Relaxed stores compile to plain moves.
+ */
+static void store_u32(uint32_t *dst, uint32_t v)
+{
+    __atomic_store_n(dst, v, __ATOMIC_RELAXED);
+}
+
+static void store_u64(uint64_t *dst, uint64_t v)
+{
+    __atomic_store_n(dst, v, __ATOMIC_RELAXED);
+}
+
+static void copy_u32s(uint32_t *dst, const uint32_t *src, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        store_u32(&dst[i], src[i]);
+}
+
+static void copy_u64s(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        store_u64(&dst[i], src[i]);
+}
+
 static void copy_entry(struct procbus_pub *p, unsigned char *snap, uint32_t item)
 {
     uint32_t i = PB_DIRTY_INDEX(item);
 
     switch (PB_DIRTY_REGION(item)) {
     case PB_DENSE:
-        ((uint32_t *)(snap + PROCBUS_SNAP_DENSE_OFF))[i] = p->ix.dense[i];
+        store_u32(&((uint32_t *)(snap + PROCBUS_SNAP_DENSE_OFF))[i], p->ix.dense[i]);
         break;
     case PB_BY_PID:
-        ((uint64_t *)(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity)))[i] = p->ix.by_pid[i];
+        store_u64(&((uint64_t *)(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity)))[i],
+                  p->ix.by_pid[i]);
         break;
     default:
-        ((uint64_t *)(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets)))[i] =
-            p->ix.by_name[i];
+        store_u64(&((uint64_t *)(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets)))[i],
+                  p->ix.by_name[i]);
         break;
     }
 }
@@ -475,15 +506,15 @@ static void rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
         full = 1; /* a plain copy is cheaper */
     if (full) {
         size_t half = p->ix.count / 2;
-        memcpy(snap + PROCBUS_SNAP_DENSE_OFF, p->ix.dense, half * sizeof(uint32_t));
+        uint32_t *dense = (uint32_t *)(snap + PROCBUS_SNAP_DENSE_OFF);
+        copy_u32s(dense, p->ix.dense, half);
         if (p->fp == PROCBUS_FP_MID_SNAPSHOT)
             failpoint(p, PROCBUS_FP_MID_SNAPSHOT);
-        memcpy(snap + PROCBUS_SNAP_DENSE_OFF + half * sizeof(uint32_t), p->ix.dense + half,
-               (p->ix.count - half) * sizeof(uint32_t));
-        memcpy(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity), p->ix.by_pid,
-               (size_t)p->geo.buckets * sizeof(uint64_t));
-        memcpy(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets), p->ix.by_name,
-               (size_t)p->geo.buckets * sizeof(uint64_t));
+        copy_u32s(dense + half, p->ix.dense + half, p->ix.count - half);
+        copy_u64s((uint64_t *)(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity)), p->ix.by_pid,
+                  p->geo.buckets);
+        copy_u64s((uint64_t *)(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets)),
+                  p->ix.by_name, p->geo.buckets);
     } else {
         size_t done = 0;
         for (c = g - K + 1; c <= g; c++) {
@@ -495,7 +526,7 @@ static void rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
             }
         }
     }
-    ((struct procbus_snap *)snap)->count = p->ix.count;
+    store_u32(&((struct procbus_snap *)snap)->count, p->ix.count);
     p->written[t] = g;
 }
 
@@ -544,7 +575,11 @@ int procbus_pub_commit(struct procbus_pub *p)
     /* Step 2: seqlock-open the oldest slot. The release fence pairs with the
      * acquire fence of read step 4 (procbus__still): a reader still in this
      * slot that sees any byte stored after it (step 3, or a record recycled
-     * later) sees gen 0 or a newer gen when it re-checks, and retries. */
+     * later) sees gen 0 or a newer gen when it re-checks, and retries.
+     * By design a reader's memcpy of an arena record may overlap the staging
+     * of a recycled record here (plain stores against plain loads: a data race
+     * in C11 terms, as in every seqlock); the copy is then discarded by read
+     * step 4. The index words and count are relaxed atomics (copy_entry). */
     __atomic_store_n(&s->gen, 0, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     /* Step 3: the changed index entries and count, plain stores. */
