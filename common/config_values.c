@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
 #include <pwd.h>
 #include <regex.h>
 #include <stdint.h>
@@ -343,6 +344,29 @@ int pbd_cfg_get_user(const char *v, char *why, size_t wl)
         snprintf(why, wl, "unknown user: '" SHOW "'", v);
         return -EINVAL;
     }
+    return 0;
+}
+
+int pbd_cfg_get_group(const char *v, long long *gid, char *why, size_t wl)
+{
+    struct group gr, *res = NULL;
+    char buf[4096];
+    long long n;
+    int found;
+    if (!strcasecmp(v, "none")) {
+        *gid = -1;
+        return 0;
+    }
+    if (pbd_cfg_parse_ll(v, &n) == 0)
+        found = n >= 0 && n < UINT32_MAX &&
+                getgrgid_r((gid_t)n, &gr, buf, sizeof(buf), &res) == 0 && res;
+    else
+        found = getgrnam_r(v, &gr, buf, sizeof(buf), &res) == 0 && res;
+    if (!found) {
+        snprintf(why, wl, "unknown group (a group name, a gid, or none): '" SHOW "'", v);
+        return -EINVAL;
+    }
+    *gid = (long long)res->gr_gid;
     return 0;
 }
 

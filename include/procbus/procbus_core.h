@@ -42,10 +42,16 @@ enum procbus_liveness {
 };
 
 /*
- * The heartbeat age past which tools call a publisher stale when they have no
- * better figure: 5 s. procbusd beats every heartbeat_ms (default 500 ms).
+ * The stale threshold: the one rule is procbus_stale_after_ns (procbus_open.h).
+ * A publisher that states its heartbeat period (heartbeat_interval_ns, ABI 1.1)
+ * is stale after PROCBUS_STALE_BEATS periods without a beat, and never sooner
+ * than PROCBUS_STALE_MIN_NS; one that does not (a 1.0 publisher, or a library
+ * user that left it 0) after PROCBUS_STALE_AFTER_NS. procbusd states
+ * heartbeat_ms (default 500 ms: 5 s, as before).
  */
 #define PROCBUS_STALE_AFTER_NS 5000000000ull
+#define PROCBUS_STALE_BEATS    10u
+#define PROCBUS_STALE_MIN_NS   1000000000ull
 
 /*
  * The name of a state (enum procbus_state): "STOPPED", "RUNNING", ...; "UNKNOWN"
@@ -83,13 +89,18 @@ static inline int procbus_state_from_name(const char *name)
  *     through the two rules below;
  *   - a spec containing '/': a path, used as it is (relative to the current
  *     directory unless it starts with '/');
- *   - any other spec: a name, meaning the file /dev/shm/NAME (where
- *     shm_open(3) puts it); NAME must not be "." or ".." and must be at most
- *     NAME_MAX (255) bytes.
+ *   - any other spec: a name. NAME must not be "." or ".." and must be at
+ *     most NAME_MAX (255) bytes. It means /run/procbus/NAME (PROCBUS_RUN_DIR)
+ *     for root (euid 0), and for anyone else when that file exists (a root
+ *     publisher's segment: only root creates names there, so nobody can
+ *     squat them); otherwise /dev/shm/NAME (PROCBUS_SHM_DIR, where
+ *     shm_open(3) puts it). Root never resolves a name into the
+ *     world-writable /dev/shm.
  * The path is written NUL-terminated into buf[cap]; a buffer of
  * PROCBUS_PATH_MAX bytes always suffices.
  * Context: any thread. Reads the environment (not safe against a concurrent
- * setenv). No system call.
+ * setenv). System calls, for a name only: geteuid, and when not root one
+ * lstat of /run/procbus/NAME.
  * Returns: 0; -EINVAL (buf NULL or cap 0; NAME "." or ".."); -ENAMETOOLONG
  * (NAME longer than NAME_MAX, or a path of PROCBUS_PATH_MAX bytes or more, or
  * longer than cap - 1). On error buf holds "" (when cap > 0).
@@ -97,7 +108,8 @@ static inline int procbus_state_from_name(const char *name)
  */
 PROCBUS_MUST_CHECK static inline int procbus_segment_path(const char *spec, char *buf, size_t cap)
 {
-    static const char dir[] = "/dev/shm/";
+    static const char run[] = PROCBUS_RUN_DIR "/", shm[] = PROCBUS_SHM_DIR "/";
+    const char *dir = "";
     size_t n, pre = 0;
 
     if (buf == NULL || cap == 0)
@@ -109,17 +121,60 @@ PROCBUS_MUST_CHECK static inline int procbus_segment_path(const char *spec, char
         spec = PROCBUS_DEFAULT_SEGMENT;
     n = strlen(spec);
     if (strchr(spec, '/') == NULL) {
+        char probe[sizeof(run) + NAME_MAX];
+        struct stat st;
+
         if (strcmp(spec, ".") == 0 || strcmp(spec, "..") == 0)
             return -EINVAL;
         if (n > NAME_MAX)
             return -ENAMETOOLONG;
-        pre = sizeof(dir) - 1;
+        memcpy(probe, run, sizeof(run) - 1);
+        memcpy(probe + sizeof(run) - 1, spec, n + 1);
+        dir = geteuid() == 0 || lstat(probe, &st) == 0 ? run : shm;
+        pre = strlen(dir);
     }
     if (pre + n >= PROCBUS_PATH_MAX || pre + n >= cap)
         return -ENAMETOOLONG;
     memcpy(buf, dir, pre);
     memcpy(buf + pre, spec, n + 1);
     return 0;
+}
+
+/*
+ * procbus_strerror - what an error of procbus_open, procbus_attach or
+ * procbus_follow means, in words a person can act on ("a directory, not a
+ * segment", "owned by an untrusted user ..."); strerror's text for others.
+ * `err` may be negative or positive. Context: any thread (strerror for the
+ * others). No system call. Returns a static string, never NULL.
+ */
+static inline const char *procbus_strerror(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case ENOENT:
+        return "no such segment";
+    case ELOOP:
+        return "a symbolic link (segments are opened without following links)";
+    case EISDIR:
+        return "a directory, not a segment";
+    case EPROTO:
+        return "not a procbus segment (not a regular file, wrong magic, or another ABI major "
+               "version)";
+    case EINPROGRESS:
+        return "its publisher has not finished creating it (version 0)";
+    case EBADMSG:
+        return "a corrupt segment (fails validation)";
+    case EPERM:
+        return "not trusted: owned by a user other than root, you or $" PROCBUS_OWNER_ENV
+               ", or in a folder such a user can change";
+    case EACCES:
+        return "permission denied (segment_mode and segment_group decide who may read it)";
+    case ENAMETOOLONG:
+        return "segment name or path too long";
+    case EINVAL:
+        return "invalid argument (a segment name may not be \".\" or \"..\")";
+    default:
+        return strerror(err < 0 ? -err : err);
+    }
 }
 
 /* Caller-owned reader state. Treat the fields as private. */
@@ -168,6 +223,36 @@ static inline int procbus__pow2(uint64_t v)
 static inline int procbus__within(uint64_t off, uint64_t size, uint64_t lo, uint64_t hi)
 {
     return off >= lo && off <= hi && size <= hi - off;
+}
+
+/*
+ * The owners a reader trusts: root, the caller's effective uid, and the
+ * decimal uid in $PROCBUS_SEGMENT_OWNER (to read another user's publisher).
+ */
+static inline int procbus__trusted_uid(uint64_t uid)
+{
+    const char *e;
+    uint64_t v = 0;
+
+    if (uid == 0 || uid == (uint64_t)geteuid())
+        return 1;
+    e = getenv(PROCBUS_OWNER_ENV);
+    if (e == NULL || *e == '\0')
+        return 0;
+    for (; *e >= '0' && *e <= '9' && v < (1ull << 40); e++)
+        v = v * 10 + (uint64_t)(*e - '0');
+    return *e == '\0' && v == uid;
+}
+
+/*
+ * A folder whose entries only trusted users can replace: owned by a trusted
+ * uid, and writable by group or others only with the sticky bit (as /dev/shm
+ * and /tmp: there a file can be renamed or removed only by its owner).
+ */
+static inline int procbus__trusted_dir(const struct stat *st)
+{
+    return S_ISDIR(st->st_mode) && procbus__trusted_uid((uint64_t)st->st_uid) &&
+           (!(st->st_mode & (S_IWGRP | S_IWOTH)) || (st->st_mode & S_ISVTX));
 }
 
 #ifdef __cplusplus

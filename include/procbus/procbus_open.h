@@ -9,24 +9,61 @@ extern "C" {
 #endif
 
 /*
+ * Check the folder `path` is in (procbus__trusted_dir). 0, -EPERM, or the
+ * errno of stat. The path is not modified; `buf` holds a copy of its folder.
+ */
+static inline int procbus__check_folder(const char *path, char *buf, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 0 : (size_t)(slash - path);
+    struct stat st;
+
+    if (slash == NULL)
+        memcpy(buf, ".", 2);
+    else if (n == 0)
+        memcpy(buf, "/", 2);
+    else if (n < cap) {
+        memcpy(buf, path, n);
+        buf[n] = '\0';
+    } else
+        return -ENAMETOOLONG;
+    if (stat(buf, &st) < 0)
+        return -errno;
+    return procbus__trusted_dir(&st) ? 0 : -EPERM;
+}
+
+/*
  * procbus_open - map a segment read-only and validate it. name_or_path is
  * resolved by procbus_segment_path (NULL or "": $PROCBUS_SEGMENT, else
- * "procbus"; a spec with '/' is a path; else /dev/shm/NAME). The file is
- * opened with O_NOFOLLOW and must be a regular file; the descriptor is closed
- * before returning. The event cursor starts at the newest event.
+ * "procbus"; a spec with '/' is a path; else /run/procbus/NAME or
+ * /dev/shm/NAME). Before trusting a byte of it:
+ *   - the file is opened with O_NOFOLLOW (a symlink: -ELOOP) and O_NONBLOCK
+ *     (a FIFO someone put at the name cannot block the open);
+ *   - it must be a regular file (a directory: -EISDIR; a FIFO, socket or
+ *     device: -EPROTO);
+ *   - its owner must be trusted: root, the caller's effective uid, or the
+ *     uid in $PROCBUS_SEGMENT_OWNER (else -EPERM: another local user could
+ *     otherwise publish fake states under the name);
+ *   - its folder must be owned by a trusted uid and, if group- or
+ *     world-writable, sticky (else -EPERM).
+ * The descriptor is closed before returning; reads never make a system
+ * call. The event cursor starts at the newest event.
  * Context: `r` is overwritten (an open reader must be closed first, or its
- * mapping leaks). System calls: open, fstat, mmap, close (and munmap when
- * validation fails).
+ * mapping leaks). System calls: those of procbus_segment_path, open, fstat,
+ * geteuid, stat (the folder), mmap, close (and munmap when validation fails).
  * Returns: 0; -EINVAL (r NULL, name "." or ".."); -ENAMETOOLONG; -ENOENT (no
- * such segment); -ELOOP (a symlink); -EACCES; -EINPROGRESS (publisher still
- * initialising); -EPROTO (not a procbus segment: wrong magic, not a regular
- * file, empty; or another ABI major); -EBADMSG (fails validation, or the
- * file size differs from segment_size); another errno from open or mmap.
+ * such segment); -ELOOP (a symlink); -EACCES; -EISDIR; -EPERM (untrusted
+ * owner or folder); -EINPROGRESS (publisher still initialising); -EPROTO
+ * (not a procbus segment: not a regular file, wrong magic, empty; or
+ * another ABI major); -EBADMSG (fails validation, or the file size differs
+ * from segment_size); another errno from open or mmap. procbus_strerror says
+ * each in words.
  * Ordering: as procbus_attach.
  */
 PROCBUS_MUST_CHECK static inline int procbus_open(struct procbus_reader *r,
                                                   const char *name_or_path)
 {
+    char folder[PROCBUS_PATH_MAX];
     struct stat st;
     void *base;
     int fd, rc;
@@ -37,7 +74,7 @@ PROCBUS_MUST_CHECK static inline int procbus_open(struct procbus_reader *r,
     rc = procbus_segment_path(name_or_path, r->spec, sizeof(r->spec));
     if (rc < 0)
         return rc;
-    fd = open(r->spec, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    fd = open(r->spec, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return -errno;
     if (fstat(fd, &st) < 0) {
@@ -45,13 +82,17 @@ PROCBUS_MUST_CHECK static inline int procbus_open(struct procbus_reader *r,
         close(fd);
         return rc;
     }
-    if (!S_ISREG(st.st_mode)) {
+    rc = S_ISDIR(st.st_mode)                          ? -EISDIR
+         : !S_ISREG(st.st_mode)                       ? -EPROTO
+         : !procbus__trusted_uid((uint64_t)st.st_uid) ? -EPERM
+                                                      : 0;
+    if (rc == 0)
+        rc = procbus__check_folder(r->spec, folder, sizeof(folder));
+    if (rc == 0 && (uint64_t)st.st_size < PROCBUS_HEADER_SIZE)
+        rc = st.st_size == 0 ? -EPROTO : -EBADMSG;
+    if (rc < 0) {
         close(fd);
-        return -EPROTO;
-    }
-    if ((uint64_t)st.st_size < PROCBUS_HEADER_SIZE) {
-        close(fd);
-        return st.st_size == 0 ? -EPROTO : -EBADMSG;
+        return rc;
     }
     base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     rc = -errno;
@@ -89,8 +130,33 @@ static inline void procbus_close(struct procbus_reader *r)
 }
 
 /*
+ * procbus_stale_after_ns - the heartbeat age past which this segment's
+ * publisher counts as stale: the one definition every tool uses. With a
+ * stated period (heartbeat_interval_ns, ABI 1.1; clamped to
+ * PROCBUS_MAX_HEARTBEAT_NS), PROCBUS_STALE_BEATS periods, at least
+ * PROCBUS_STALE_MIN_NS; without one, PROCBUS_STALE_AFTER_NS.
+ * Context: an open reader (NULL or not open: PROCBUS_STALE_AFTER_NS). No
+ * system call. Cannot fail. Ordering: relaxed load (the period only steers
+ * the verdict; procbus_liveness orders the heartbeat itself).
+ */
+static inline uint64_t procbus_stale_after_ns(const struct procbus_reader *r)
+{
+    uint64_t iv;
+
+    if (r == NULL || r->base == NULL)
+        return PROCBUS_STALE_AFTER_NS;
+    iv = PROCBUS__LD(&procbus__hdr(r)->heartbeat_interval_ns);
+    if (iv == 0)
+        return PROCBUS_STALE_AFTER_NS;
+    if (iv > PROCBUS_MAX_HEARTBEAT_NS)
+        iv = PROCBUS_MAX_HEARTBEAT_NS;
+    iv *= PROCBUS_STALE_BEATS;
+    return iv < PROCBUS_STALE_MIN_NS ? PROCBUS_STALE_MIN_NS : iv;
+}
+
+/*
  * procbus_liveness - publisher liveness from the heartbeat: PROCBUS_ALIVE when
- * it is younger than stale_after_ns (PROCBUS_STALE_AFTER_NS is the usual
+ * it is younger than stale_after_ns (procbus_stale_after_ns(r) is the usual
  * figure), else PROCBUS_STALE; PROCBUS_SHUTDOWN after a clean close;
  * PROCBUS_GONE when the segment was superseded or removed (see procbus_follow).
  * Context: an open reader. System call: clock_gettime(CLOCK_MONOTONIC),

@@ -40,6 +40,7 @@ struct procbus_pub {
     uint64_t *changed; /* ids to sync into the registry at commit */
     size_t nchanged, chcap;
     struct procbus_registry *reg;
+    uint64_t hb_interval; /* heartbeat_interval_ns stated at open */
     int thread_registered;
     enum procbus_failpoint fp;
     uint64_t forced_laps; /* times reclaim_early invalidated the older snapshot slots */
@@ -103,7 +104,7 @@ static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *p
 {
     struct procbus_pub *p = arg;
     struct procbus_header *h = (struct procbus_header *)seg->base;
-    uint64_t g0 = pred->present ? pred->generation + 1 : 1;
+    uint64_t g0 = pred->inherit ? pred->generation + 1 : 1;
     uint32_t t = (uint32_t)(g0 % p->geo.snap_slots);
     uint64_t off = p->geo.snap_off + (uint64_t)t * p->geo.snap_slot_size;
     struct procbus_snap *s = (struct procbus_snap *)(seg->base + off);
@@ -119,12 +120,14 @@ static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *p
     __atomic_store_n(&s->gen, g0, __ATOMIC_RELEASE);
     h->current = PROCBUS_CUR_PACK(g0, off);
     h->generation = g0;
+    h->heartbeat_interval_ns = p->hb_interval;
     p->gen = g0;
     p->written[t] = g0;
 
     memset(&ev, 0, sizeof(ev));
     ev.seq = h->ring_first;
     ev.kind = PROCBUS_EV_EPOCH;
+    ev.record_id = h->epoch; /* ABI 1.1: which segment began */
     ev.pid = (int32_t)getpid();
     ev.time_ns = pb_now_real();
     write_event(p, &ev, g0);
@@ -157,7 +160,8 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     if (o.mode == 0)
         o.mode = 0640;
     if (o.ring_capacity > PROCBUS_MAX_RING || o.reserve > 0xfffffff0u - o.capacity ||
-        (o.mode & ~07777u))
+        (o.mode & ~0644u) || (o.mode & 0600u) != 0600u ||
+        o.heartbeat_interval_ns > PROCBUS_MAX_HEARTBEAT_NS)
         return -EINVAL;
     while (ring < o.ring_capacity)
         ring <<= 1;
@@ -169,6 +173,7 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     if (p == NULL)
         return -ENOMEM;
     p->seg.fd = -1;
+    p->hb_interval = o.heartbeat_interval_ns;
     p->geo.capacity = o.capacity;
     p->geo.arena_slots = o.capacity + o.reserve;
     p->geo.snap_slots = o.snap_slots;
@@ -195,7 +200,8 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
         goto fail;
     p->thread_registered = procbus_registry_thread_online();
 
-    rc = pb_segment_create(&p->seg, path, o.mode, &p->geo, init_snapshot, p);
+    rc = pb_segment_create(&p->seg, path, o.mode, o.set_group ? (long long)o.group : -1, &p->geo,
+                           init_snapshot, p);
     if (rc < 0)
         goto fail;
     p->hdr = (struct procbus_header *)p->seg.base;
@@ -623,6 +629,17 @@ void procbus_pub_heartbeat(struct procbus_pub *p)
      * heartbeat_ns in procbus_liveness (and procbus_wait); orders the commits
      * made before this beat before it. */
     __atomic_store_n(&p->hdr->heartbeat_ns, pb_now_mono(), __ATOMIC_RELEASE);
+}
+
+void procbus_pub_set_heartbeat_interval(struct procbus_pub *p, uint64_t interval_ns)
+{
+    if (interval_ns > PROCBUS_MAX_HEARTBEAT_NS)
+        interval_ns = PROCBUS_MAX_HEARTBEAT_NS;
+    if (p->hb_interval == interval_ns)
+        return;
+    p->hb_interval = interval_ns;
+    /* steers readers' stale threshold only (procbus_stale_after_ns): relaxed */
+    __atomic_store_n(&p->hdr->heartbeat_interval_ns, interval_ns, __ATOMIC_RELAXED);
 }
 
 void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint64_t events_dropped)

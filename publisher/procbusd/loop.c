@@ -160,6 +160,10 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
 
     o.segment = d->segment_override ? d->segment_override : d->cfg.daemon.segment;
     o.capacity = d->cfg.daemon.capacity;
+    o.heartbeat_interval_ns = (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
+    o.mode = d->cfg.daemon.segment_mode;
+    o.set_group = d->cfg.daemon.segment_gid >= 0;
+    o.group = o.set_group ? (uint32_t)d->cfg.daemon.segment_gid : 0;
     rc = procbus_pub_open(&d->pub, &o);
     if (rc < 0) {
         fprintf(stderr, "procbusd: cannot create the segment %s: %s%s\n",
