@@ -189,6 +189,29 @@ PROCBUS_MUST_CHECK int procbus_pub_commit(struct procbus_pub *p);
 void procbus_pub_heartbeat(struct procbus_pub *p);
 
 /*
+ * procbus_pub_keep_name - make sure the segment is still at its name, and put
+ * it back when it is not. A segment file can be removed behind the publisher
+ * (rm, a tmp cleaner, systemd-logind's RemoveIPC= removing a non-root user's
+ * /dev/shm files at logout); readers would then find no segment, and a second
+ * publisher could start on the name. A removed file cannot be linked again,
+ * so the segment is re-created at the name as a takeover of itself: a new
+ * file with the same records, snapshots and events, epoch + 1, an EPOCH event
+ * after the last one; the old file is marked GONE, so readers that still map
+ * it follow to the new one (procbus_follow). Call it from a timer (procbusd:
+ * every heartbeat).
+ * Context: the owning thread, between commits. System calls: stat, fstat;
+ * when the name is gone, the file calls of creation (as procbus_pub_open).
+ * Returns: 0 (the name is ours); 1 (it was re-created: compare
+ * procbus_pub_epoch); -EBUSY (another live publisher has the name now: ours
+ * stays readable only by path); -EEXIST/-EPERM (something else is at the
+ * name, left alone); or another negative errno of creation. On error the
+ * publisher carries on in its current file.
+ * Ordering: the new file is complete before its name appears (creation steps
+ * 1-3); the GONE store on the old one follows (release).
+ */
+PROCBUS_MUST_CHECK int procbus_pub_keep_name(struct procbus_pub *p);
+
+/*
  * procbus_pub_set_heartbeat_interval - state a new heartbeat period (e.g. after
  * a reload), as procbus_pub_opts.heartbeat_interval_ns does at open; values
  * above PROCBUS_MAX_HEARTBEAT_NS are stored as that. Call it before the first

@@ -621,6 +621,72 @@ int procbus_pub_commit(struct procbus_pub *p)
     return 0;
 }
 
+/* ---- keeping the name ---- */
+
+/*
+ * The init of a re-created segment (procbus_pub_keep_name): the same geometry,
+ * so every region is copied as it stands after the last commit (snapshot
+ * slots with their generations, arena, ring); then this file's own identity:
+ * epoch + 1 (past the predecessor's too, if one was at the name), the
+ * counters, and an EPOCH event after the last event, where ring_first starts.
+ */
+static void relink_init(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg)
+{
+    struct procbus_pub *p = arg;
+    struct procbus_header *h = (struct procbus_header *)seg->base;
+    const struct procbus_header *old = p->hdr;
+    uint64_t epoch = old->epoch;
+    struct procbus_event ev;
+
+    if (pred->inherit && pred->epoch > epoch)
+        epoch = pred->epoch;
+    memcpy(seg->base + PROCBUS_HEADER_SIZE, (const unsigned char *)old + PROCBUS_HEADER_SIZE,
+           p->geo.size - PROCBUS_HEADER_SIZE);
+    h->epoch = epoch + 1;
+    h->current = old->current;
+    h->generation = old->generation;
+    h->heartbeat_interval_ns = p->hb_interval;
+    h->publishes = old->publishes;
+    h->records_dropped = old->records_dropped;
+    h->events_dropped = old->events_dropped;
+    h->tracer_drops = old->tracer_drops;
+    p->ring = (struct procbus_event *)(seg->base + p->geo.ring_off);
+    memset(&ev, 0, sizeof(ev));
+    ev.seq = p->ring_head;
+    ev.kind = PROCBUS_EV_EPOCH;
+    ev.record_id = h->epoch;
+    ev.pid = (int32_t)getpid();
+    ev.time_ns = pb_now_real();
+    write_event(p, &ev, p->gen);
+    h->ring_first = ev.seq;
+    h->ring_head = ev.seq + 1;
+}
+
+int procbus_pub_keep_name(struct procbus_pub *p)
+{
+    struct pb_segment next;
+    int rc = pb_segment_at_name(&p->seg);
+
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    memset(&next, 0, sizeof(next));
+    next.fd = -1;
+    rc = pb_segment_create(&next, p->seg.path, p->seg.mode, p->seg.gid, &p->geo, relink_init, p);
+    if (rc < 0) {
+        p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
+        return rc;
+    }
+    p->ring_head++; /* the EPOCH event */
+    pb_segment_retire(&p->seg);
+    p->seg = next;
+    p->hdr = (struct procbus_header *)p->seg.base;
+    p->snaps = p->seg.base + p->geo.snap_off;
+    p->arena = p->seg.base + p->geo.arena_off;
+    p->ix.arena = p->arena;
+    p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
+    return 1;
+}
+
 /* ---- the rest ---- */
 
 void procbus_pub_heartbeat(struct procbus_pub *p)

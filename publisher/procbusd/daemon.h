@@ -90,6 +90,7 @@ struct pbd_daemon {
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override; /* --observe */
+    int seg_name_state;   /* the last procbus_pub_keep_name result logged (segment.c) */
     char io_buf[65536];   /* programs' output is read through it (output.c) */
 };
 

@@ -72,6 +72,7 @@ static void run_timers(struct pbd_daemon *d)
                                            : PBD_EV_STOP_TIMEOUT);
     }
     if (now >= d->next_heartbeat) {
+        pbd_segment_tick(d);
         procbus_pub_heartbeat(d->pub);
         d->next_heartbeat = now + (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
     }
@@ -168,7 +169,12 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     if (rc < 0) {
         fprintf(stderr, "procbusd: cannot create the segment %s: %s%s\n",
                 o.segment ? o.segment : "(default)", strerror(-rc),
-                rc == -EBUSY ? " (another procbusd owns it)" : "");
+                rc == -EBUSY    ? " (another procbusd owns it)"
+                : rc == -EEXIST ? " (something that is not a procbus segment is at the name: "
+                                  "left alone)"
+                : rc == -EPERM  ? " (another user's file is at the name, or its folder can be "
+                                  "changed by other users: not used)"
+                                : "");
         return rc;
     }
     rc = pbd_ctl_listen(&d->ctl, d->socket_override ? d->socket_override : d->cfg.daemon.socket);
