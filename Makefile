@@ -1,7 +1,7 @@
 # Makefile - builds procbus; `make help` lists the targets (from the `## ` notes below).
 #
 # Layout (HACKING.md): include/procbus/ public headers (installed as they are) | shm/ + publisher/lib/
-# libprocbus-pub | common/ libprocbus-common (what procbusd and the CLI share) | publisher/procbusd/
+# libprocbus-pub | common/ libprocbus-common (what procbusd and the tools share) | publisher/procbusd/
 # the supervisor | readers/cli/, readers/exporter/ the tools | ebpf/ the tracer | tests/ | bench/.
 # Programs link libraries, never another program's objects; each folder's include path is below.
 CC      ?= cc
@@ -28,7 +28,7 @@ INC_publisher/lib      := -Ishm -Ipublisher/lib -Icommon
 INC_common             := -Icommon
 INC_publisher/procbusd := -Icommon -Ipublisher/procbusd -Iebpf -I$(O)/ebpf
 INC_readers/cli        := -Icommon -Ireaders/cli
-INC_readers/exporter   := -Ireaders/exporter
+INC_readers/exporter   := -Ireaders/exporter -Icommon
 INC_ebpf               := -Iebpf -I$(O)/ebpf
 INC_tests/support      := -Itests/support -Icommon
 INC_tests/unit         := -Itests/support -Icommon -Ishm -Ipublisher/lib -Iebpf
@@ -135,8 +135,8 @@ $(BIN_PROCBUSD): $(OBJ)/publisher/procbusd/main.o $(PBD_LIB) $(COMMON_LIB) $(PUB
 $(BIN_PROCBUS): $(CLI_SRCS:%.c=$(OBJ)/%.o) $(COMMON_LIB)
 	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_CLI)
 
-$(BIN_EXPORTER): $(EXP_SRCS:%.c=$(OBJ)/%.o)
-	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_EXP)
+$(BIN_EXPORTER): $(EXP_SRCS:%.c=$(OBJ)/%.o) $(COMMON_LIB)
+	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_EXP) $(LDLIBS_COMMON)
 
 # --- eBPF tracer (ebpf/): vmlinux.h and the skeleton are generated into $(O)/ebpf, never committed.
 BPF_CLANG   ?= clang

@@ -143,15 +143,14 @@ PROCBUS_MUST_CHECK static inline int procbus_segment_path(const char *spec, char
 /*
  * procbus_strerror - what an error of procbus_open, procbus_attach or
  * procbus_follow means, in words a person can act on ("a directory, not a
- * segment", "owned by an untrusted user ..."); strerror's text for others.
+ * segment", "not trusted: owned by ..."); strerror's text for the others
+ * (ENOENT: "No such file or directory").
  * `err` may be negative or positive. Context: any thread (strerror for the
  * others). No system call. Returns a static string, never NULL.
  */
 static inline const char *procbus_strerror(int err)
 {
     switch (err < 0 ? -err : err) {
-    case ENOENT:
-        return "no such segment";
     case ELOOP:
         return "a symbolic link (segments are opened without following links)";
     case EISDIR:
@@ -167,7 +166,7 @@ static inline const char *procbus_strerror(int err)
         return "not trusted: owned by a user other than root, you or $" PROCBUS_OWNER_ENV
                ", or in a folder such a user can change";
     case EACCES:
-        return "permission denied (segment_mode and segment_group decide who may read it)";
+        return "Permission denied (segment_mode and segment_group decide who may read it)";
     case ENAMETOOLONG:
         return "segment name or path too long";
     case EINVAL:

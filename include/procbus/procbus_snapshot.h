@@ -370,6 +370,19 @@ procbus_list(struct procbus_reader *r, struct procbus_proc *out, size_t cap, siz
 }
 
 /*
+ * procbus_read_generation - the generation of the snapshot the last
+ * successful procbus_get_pid, procbus_get_name or procbus_list of `r` read:
+ * what to label that data with (procbus_generation, read afterwards, may
+ * already be newer). 0 before any successful read.
+ * Context: an open reader (0 for NULL). No system call. Ordering: none (the
+ * reader's own memory).
+ */
+static inline uint64_t procbus_read_generation(const struct procbus_reader *r)
+{
+    return r == NULL ? 0 : r->last_gen;
+}
+
+/*
  * procbus_generation - the generation of the current snapshot: it changes on
  * every commit. One load.
  * Context: an open reader (returns 0 for NULL or not open). No system call.

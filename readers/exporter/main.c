@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "exporter.h"
+#include "segguard.h"
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
@@ -145,6 +146,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "procbus-exporter: cannot listen on %s: %s\n", listen_arg, strerror(errno));
         return 1;
     }
+    pb_guard_install(); /* a segment truncated under a scrape: publisher_up 0, not a crash */
     if (exp_init(&s, segment, 256) < 0) {
         fprintf(stderr, "procbus-exporter: out of memory\n");
         return 1;
