@@ -71,6 +71,14 @@ static void put_hex(struct out *o, unsigned char b)
 
 static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
 
+/* Invisible format characters that can disguise text on a terminal (bidi overrides, zero-width
+ * characters, the soft hyphen, the BOM). */
+static int invisible(uint32_t cp)
+{
+    return cp == 0xad || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff;
+}
+
 size_t pb_text_safe(char *dst, size_t cap, const char *src, size_t len, enum pb_text_target target)
 {
     const unsigned char *s = (const unsigned char *)src;
@@ -109,7 +117,11 @@ size_t pb_text_safe(char *dst, size_t cap, const char *src, size_t len, enum pb_
             else if (control)
                 for (size_t k = 0; k < n; k++)
                     put_hex(&o, s[i + k]);
-            else
+            else if (invisible(cp)) {
+                char esc[16];
+                snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)(cp & 0xffff));
+                put(&o, esc, 6);
+            } else
                 put(&o, (const char *)s + i, n);
         } else if (target == PB_TEXT_JSON) {
             if (cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
@@ -133,4 +145,27 @@ size_t pb_text_safe(char *dst, size_t cap, const char *src, size_t len, enum pb_
     if (dst != NULL && cap > 0)
         dst[o.used] = '\0';
     return o.need;
+}
+
+/* A code point that may not be in a published name (see textsafe.h). */
+static int unsafe_in_name(uint32_t cp)
+{
+    return cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0xa0) || invisible(cp) ||
+           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || (cp >= 0x2028 && cp <= 0x202f) ||
+           cp == 0x205f || cp == 0x3000 || cp == ':' || cp == '/';
+}
+
+const char *pb_text_unsafe_in_name(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s), i = 0;
+
+    while (i < len) {
+        uint32_t cp = 0;
+        size_t n = utf8_len(p + i, len - i, &cp);
+        if (n == 0 || unsafe_in_name(cp))
+            return s + i;
+        i += n;
+    }
+    return NULL;
 }
