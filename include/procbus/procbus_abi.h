@@ -210,7 +210,8 @@ PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, new_state) == 44, "ev.new_s
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, exit_kind) == 46, "ev.exit_kind");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, flags) == 47, "ev.flags");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, name) == 48, "ev.name");
-PROCBUS_STATIC_ASSERT(sizeof(struct procbus_event) == 64, "event size");
+#define PROCBUS_EVENT_SIZE 64u
+PROCBUS_STATIC_ASSERT(sizeof(struct procbus_event) == PROCBUS_EVENT_SIZE, "event size");
 
 /*
  * Snapshot slot. snap_slots of them, each snap_slot_size bytes, at
@@ -325,24 +326,29 @@ PROCBUS_STATIC_ASSERT(sizeof(struct procbus_header) <= PROCBUS_HEADER_SIZE, "hea
 #define PROCBUS_MAX_HEARTBEAT_NS (3600ULL * 1000000000ULL)
 
 /*
- * Index hashing: both sides must compute exactly these. A key (a pid, or the
- * name hash below) is looked up from bucket procbus_key_home(key, buckets - 1)
- * onwards, linear probing, until an empty bucket.
+ * Index hashing: both sides must compute exactly these (docs/ABI.md "Index
+ * hashing", with a worked example). A key (a pid, or the name hash below) is
+ * looked up from bucket procbus_key_home(key, buckets - 1) onwards, linear
+ * probing, until an empty bucket.
  */
+#define PROCBUS_HOME_MULT 0x9E3779B1u /* Fibonacci hashing: 2^32 / golden ratio */
+#define PROCBUS_FNV_BASIS 2166136261u /* 32-bit FNV-1a offset basis */
+#define PROCBUS_FNV_PRIME 16777619u   /* 32-bit FNV prime */
+
 static inline uint32_t procbus_key_home(uint32_t key, uint32_t mask)
 {
-    uint32_t h = key * 0x9E3779B1u;
+    uint32_t h = key * PROCBUS_HOME_MULT;
     return (h ^ (h >> 16)) & mask;
 }
 
-/* FNV-1a over the name up to its NUL or PROCBUS_NAME_LEN bytes. */
+/* FNV-1a (32 bits) over the name's bytes up to its first NUL or maxlen (PROCBUS_NAME_LEN). */
 static inline uint32_t procbus_name_hash(const char *name, size_t maxlen)
 {
-    uint32_t h = 2166136261u;
+    uint32_t h = PROCBUS_FNV_BASIS;
     size_t i;
     for (i = 0; i < maxlen && name[i] != '\0'; i++) {
         h ^= (unsigned char)name[i];
-        h *= 16777619u;
+        h *= PROCBUS_FNV_PRIME;
     }
     return h;
 }
