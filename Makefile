@@ -173,6 +173,7 @@ TEST_LIBS_test_cli       := -ljson-c
 TEST_OBJS_test_trace     := $(PROCTRACE_OBJ)
 TEST_LIBS_test_trace     := $(LDLIBS_BPF)
 TEST_OBJS_test_proctrace := $(PROCTRACE_OBJ)
+TEST_OBJS_test_doc_reader := $(OBJ)/tests/support/doc_reader.o # written from docs/ABI.md alone
 TEST_LIBS_test_proctrace := $(LDLIBS_BPF)
 CFLAGS_tests/support     := -DPROCBUS_BUILD_DIR='"$(O)"'
 CFLAGS_tests/unit        := -DPROCBUS_BUILD_DIR='"$(O)"'
