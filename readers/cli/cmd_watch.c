@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_cmds.h"
@@ -43,6 +44,7 @@ struct watch {
     int json;
     char **names; /* the NAMEs given (nnames of them): only their transitions */
     int nnames;
+    int truncated; /* watch_idle found the file shorter than the mapping */
 };
 
 /* A record's label, raw (made safe where it is printed): its name; a traced process has none:
@@ -83,6 +85,15 @@ static const char *name_of(struct procbus_reader *r, struct names *nm,
     }
     snprintf(nm->label, sizeof(nm->label), "%.*s", PROCBUS_COMM_LEN, ev->name);
     return nm->label; /* removed meanwhile: the event's (possibly truncated) name */
+}
+
+/* Record ids are only unique within a segment (an epoch): forget the names of the last one. */
+static void names_forget(struct names *nm)
+{
+    free(nm->list);
+    nm->list = NULL;
+    nm->n = 0;
+    nm->gen = 0;
 }
 
 static int name_wanted(const struct watch *w, const char *name)
@@ -203,9 +214,18 @@ static int watch_event(void *ctx, const struct procbus_event *ev)
 static int watch_idle(void *ctx)
 {
     struct watch *w = ctx;
+    struct stat st;
 
+    /* A file shrunk under the mapping faults only when the lost pages are read (the next
+     * event): find it out now, while idle, and reopen (one stat per idle round). */
+    if (stat(w->r.spec, &st) == 0 && (uint64_t)st.st_ino == w->r.ino &&
+        (uint64_t)st.st_dev == w->r.dev && (uint64_t)st.st_size < w->r.len) {
+        w->truncated = 1;
+        return CLI_FOLLOW_DONE;
+    }
     if (procbus_liveness(&w->r, procbus_stale_after_ns(&w->r)) == PROCBUS_GONE &&
         procbus_follow(&w->r) == 1) {
+        names_forget(&w->nm);
         print_note_epoch("epoch", "following the new segment", w->r.epoch, w->json);
         return CLI_FOLLOW_AGAIN;
     }
@@ -217,6 +237,7 @@ static int watch_ended(void *ctx)
     struct watch *w = ctx;
 
     if (procbus_follow(&w->r) == 1) { /* superseded rather than shut down */
+        names_forget(&w->nm);
         print_note_epoch("epoch", "following the new segment", w->r.epoch, w->json);
         return CLI_FOLLOW_AGAIN;
     }
@@ -252,6 +273,7 @@ static int watch_reopen(struct watch *w, const char *segment)
         usleep(200000);
     }
     w->r.cursor = cursor;
+    names_forget(&w->nm);
     print_note_epoch("reopened", "segment reopened", w->r.epoch, w->json);
     return 0;
 }
@@ -303,8 +325,12 @@ int cli_cmd_watch(const struct cli_opts *o, int argc, char **argv)
     f.r = &w.r;
     /* until interrupted or procbusd shut down (both a normal end); a segment truncated under
      * it is reopened */
-    while (cli_guarded(&w.r, follow_fn, &f) == -EFAULT && watch_reopen(&w, o->segment) == 0)
-        ;
+    for (;;) {
+        int rc = cli_guarded(&w.r, follow_fn, &f);
+        if ((rc != -EFAULT && !w.truncated) || watch_reopen(&w, o->segment) < 0)
+            break;
+        w.truncated = 0;
+    }
     free(w.nm.list);
     procbus_close(&w.r);
     return CLI_EX_OK;

@@ -152,8 +152,10 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!s.open)
-        fprintf(stderr, "procbus-exporter: segment %s not readable yet; retrying on each scrape\n",
-                segment ? segment : "(default)");
+        fprintf(stderr,
+                "procbus-exporter: segment %s not readable yet: %s (publisher_up 0; retrying on "
+                "each scrape)\n",
+                segment ? segment : "(default)", procbus_strerror(s.last_err));
     /* one internal polling thread: scrapes are serialised, so s needs no lock */
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handler,
                          &s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,

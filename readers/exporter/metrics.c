@@ -184,7 +184,9 @@ int exp_init(struct exp_state *s, const char *segment, size_t initial_records)
         procbus_close(&s->r);
         s->open = 0;
     } else {
-        s->open = procbus_open(&s->r, segment) == 0;
+        int rc = procbus_open(&s->r, segment);
+        s->open = rc == 0;
+        s->last_err = -rc; /* main says it; the first scrape does not repeat it */
         pb_guard_disarm(&g);
     }
     return 0;

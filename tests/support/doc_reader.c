@@ -61,10 +61,25 @@ const struct docr_const docr_constants[] = {
 
 /* Header offsets ("Header block"). */
 enum {
-    H_MAGIC = 0, H_VERSION = 8, H_HEADER_SIZE = 12, H_SEGMENT_SIZE = 16, H_EPOCH = 40,
-    H_RING_FIRST = 56, H_RECORD_SIZE = 64, H_CAPACITY = 68, H_ARENA_SLOTS = 72,
-    H_SNAP_SLOTS = 76, H_SNAP_SLOT_SIZE = 80, H_BUCKETS = 84, H_SNAP_OFF = 88, H_ARENA_OFF = 96,
-    H_RING_OFF = 104, H_RING_CAP = 112, H_EVENT_SIZE = 116, H_CURRENT = 128, H_RING_HEAD = 144
+    H_MAGIC = 0,
+    H_VERSION = 8,
+    H_HEADER_SIZE = 12,
+    H_SEGMENT_SIZE = 16,
+    H_EPOCH = 40,
+    H_RING_FIRST = 56,
+    H_RECORD_SIZE = 64,
+    H_CAPACITY = 68,
+    H_ARENA_SLOTS = 72,
+    H_SNAP_SLOTS = 76,
+    H_SNAP_SLOT_SIZE = 80,
+    H_BUCKETS = 84,
+    H_SNAP_OFF = 88,
+    H_ARENA_OFF = 96,
+    H_RING_OFF = 104,
+    H_RING_CAP = 112,
+    H_EVENT_SIZE = 116,
+    H_CURRENT = 128,
+    H_RING_HEAD = 144
 };
 /* Record offsets ("Record"), event offsets ("Event"). */
 enum { R_SIZE = 0, R_PID = 24, R_CMDLINE_LEN = 76, R_COMM = 96, R_NAME = 112 };
@@ -172,8 +187,7 @@ static int validate(struct docr *d, const unsigned char *b, size_t len)
     ring_end = (uint64_t)ring * DR_EVENT_SIZE;
     if (so % 64 || ao % 64 || ro % 64 || !within(so, snap_end, DR_HEADER_SIZE, seg) ||
         !within(ao, arena_end, DR_HEADER_SIZE, seg) || !within(ro, ring_end, DR_HEADER_SIZE, seg) ||
-        so + snap_end > ao || ao + arena_end > ro ||
-        so + snap_end > (1ull << DR_CUR_OFF_BITS) * 64)
+        so + snap_end > ao || ao + arena_end > ro || so + snap_end > (1ull << DR_CUR_OFF_BITS) * 64)
         return -EBADMSG;
     d->base = b;
     d->len = len;
@@ -308,8 +322,8 @@ int docr_list(struct docr *d, struct docr_proc *out, size_t cap, size_t *n, uint
 }
 
 /* A lookup in one index (by_pid: match the pid, else the name). */
-static int lookup(struct docr *d, int by_pid, uint32_t key, const char *name,
-                  struct docr_proc *out, uint64_t *gen)
+static int lookup(struct docr *d, int by_pid, uint32_t key, const char *name, struct docr_proc *out,
+                  uint64_t *gen)
 {
     for (int attempt = 0; attempt < DR_READ_RETRIES; attempt++) {
         const unsigned char *slot, *tbl, *best = NULL;

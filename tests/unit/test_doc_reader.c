@@ -337,7 +337,8 @@ static void test_doc_reader_agrees(void **state)
 
         /* lists at equal generation */
         if (procbus_list(&r, a, CHURN_CAP, &na) == 0 &&
-            docr_list(&d, b, CHURN_CAP, &nb, &gb) == 0 && (ga = procbus_read_generation(&r)) == gb) {
+            docr_list(&d, b, CHURN_CAP, &nb, &gb) == 0 &&
+            (ga = procbus_read_generation(&r)) == gb) {
             assert_int_equal(na, nb);
             qsort(a, na, sizeof(a[0]), rec_cmp);
             qsort(b, nb, sizeof(b[0]), drec_cmp);
