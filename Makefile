@@ -166,7 +166,7 @@ endif
 
 # ---- tests ----
 # Per test: TEST_PRE_x (binaries it runs), TEST_OBJS_x (extra objects), TEST_LIBS_x (libraries).
-DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_upkeep
+DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_upkeep test_squat
 $(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
 TEST_PRE_test_exporter += $(BIN_EXPORTER)
 TEST_LIBS_test_cli       := -ljson-c

@@ -73,9 +73,11 @@ static int terminal_safe(const char *s)
     const unsigned char *p = (const unsigned char *)s;
 
     while (*p != '\0') {
-        int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
-                                                      : (*p & 0xf8) == 0xf0 ? 4
-                                                                            : 0;
+        int n = *p < 0x80             ? 1
+                : (*p & 0xe0) == 0xc0 ? 2
+                : (*p & 0xf0) == 0xe0 ? 3
+                : (*p & 0xf8) == 0xf0 ? 4
+                                      : 0;
         if (n == 0)
             return 0;
         if (n == 1 && ((*p < 0x20 && *p != '\n') || *p == 0x7f))
@@ -451,8 +453,9 @@ static void test_not_a_segment_every_tool(void **state)
         {"folder", "a directory, not a segment"},
         {"version0", "has not finished creating it"},
     };
-    static const char *const cmds[] = {"ps", "ps --json", "get alpha", "status", "watch",
-                                       "wait alpha --state RUNNING --timeout 1s"};
+    static const char *const cmds[] = {"ps",        "ps --json",
+                                       "get alpha", "status",
+                                       "watch",     "wait alpha --state RUNNING --timeout 1s"};
     (void)state;
 
     make_dir();
@@ -575,8 +578,8 @@ static void test_shrinking_segment_long_running_tools(void **state)
             free(j);
         }
         shrink(path, phase == 0 ? 4096 : 0);
-        assert_int_equal(file_wait_after(watch_out, seen_text, "-- segment truncated: reopening --"),
-                         0);
+        assert_int_equal(
+            file_wait_after(watch_out, seen_text, "-- segment truncated: reopening --"), 0);
         assert_int_equal(file_wait_after(watch_json, seen_json, "\"kind\":\"truncated\""), 0);
         if (have_top)
             assert_int_equal(top_wait("segment truncated: reopening"), 0);
@@ -639,8 +642,8 @@ static void fill_many(struct procbus_pub *p, uint64_t round)
 
 static void test_shrinking_segment_one_shot_tools(void **state)
 {
-    static const char *const cmds[] = {"ps --all", "ps --json", "get svc-7", "get 4007", "status",
-                                       "status svc-3"};
+    static const char *const cmds[] = {"ps --all", "ps --json", "get svc-7",
+                                       "get 4007", "status",    "status svc-3"};
     char path[128], *out;
     unsigned char *img;
     size_t len;
@@ -694,7 +697,8 @@ static void test_shrinking_segment_one_shot_tools(void **state)
 
 static void fill_hostile(struct procbus_pub *p, uint64_t round)
 {
-    static const char cmd[] = "echo\0\x1b]0;pwned\x07\0ar\xc3g\0\xc2\x9b" "6n";
+    static const char cmd[] = "echo\0\x1b]0;pwned\x07\0ar\xc3g\0\xc2\x9b"
+                              "6n";
     struct procbus_proc rec;
 
     (void)round;
@@ -742,7 +746,7 @@ static int json_ok(const char *text, const char *jq_filter)
 static void test_hostile_names_every_tool(void **state)
 {
     static const char *const text_cmds[] = {"ps --all", "ps --all --tree", "ps -o name,comm,cmd",
-                                            "get 5001", "get 5003", "status"};
+                                            "get 5001", "get 5003",        "status"};
     char path[128], *out, watch_out[160], watch_json[160], exe[256], *body, errfile[160];
     pid_t pub, w_text, w_json, ex;
     int port;
@@ -761,7 +765,7 @@ static void test_hostile_names_every_tool(void **state)
     }
     assert_int_equal(tool(path, "ps --all", &out), 0);
     assert_non_null(strstr(out, "ev\\x1b[31mil\\nname\\xff")); /* shown escaped */
-    assert_non_null(strstr(out, "\\x1b[2J\\u202e"));          /* a traced process's comm */
+    assert_non_null(strstr(out, "\\x1b[2J\\u202e"));           /* a traced process's comm */
     free(out);
     assert_int_equal(tool(path, "get 5001", &out), 0);
     assert_non_null(strstr(out, "co\\x07mm\\x1b"));
