@@ -249,13 +249,20 @@ tsan: $(DEPS_STAMP) ## build and run the threaded tests under ThreadSanitizer (b
 	  PROCBUS_TEST_SCALE=asan tests/run.sh build/tsan/run
 
 FUZZ_SECONDS ?= 60
-fuzz: $(DEPS_STAMP) ## libFuzzer over the reader's validation (FUZZ_SECONDS=60)
+# Two targets, FUZZ_SECONDS each: the reader's validation (fuzz_reader: no file, no syscall),
+# and a publisher taking over a hostile predecessor (fuzz_takeover: files in a temp folder,
+# the publisher library built into it with the same sanitizers).
+fuzz: $(DEPS_STAMP) ## libFuzzer over the reader's validation and the takeover path (FUZZ_SECONDS=60 each)
 	@scripts/deps.sh fuzz
-	@mkdir -p $(O)/fuzz/corpus
+	@mkdir -p $(O)/fuzz/corpus $(O)/fuzz/corpus-takeover
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude/procbus tests/fuzz/fuzz_reader.c \
 	  -o $(O)/fuzz/fuzz_reader
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude/procbus -Ishm -Ipublisher/lib \
+	  -Icommon tests/fuzz/fuzz_takeover.c $(PUB_SRCS) -o $(O)/fuzz/fuzz_takeover $(LDLIBS_URCU)
 	$(O)/fuzz/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
 	  $(O)/fuzz/corpus tests/fuzz/seeds
+	$(O)/fuzz/fuzz_takeover -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	  $(O)/fuzz/corpus-takeover tests/fuzz/seeds
 fuzz-ci: ## the fuzzer for 20 s (what CI runs)
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
