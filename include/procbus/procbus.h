@@ -13,19 +13,28 @@
  *
  * System calls - the one list; each function's block repeats its own entry,
  * and docs/ABI.md ("System calls on the reader side") says the same:
- *   procbus_open      open, fstat, mmap, close (munmap when validation fails)
+ *   procbus_open      for a name: geteuid, and lstat when not root (the name
+ *                     rule); open, fstat, geteuid, stat (the folder), mmap,
+ *                     close (munmap when validation fails)
  *   procbus_close     munmap (only when procbus_open mapped the segment)
  *   procbus_follow    clock_gettime, stat; procbus_open's calls when the name
  *                     moved on
  *   procbus_wait      futex(FUTEX_WAIT); clock_gettime when timeout_ms > 0
  *   procbus_liveness  clock_gettime(CLOCK_MONOTONIC)
  * clock_gettime goes through the vDSO: no system call with a vDSO clocksource
- * (the TSC, the usual case), a real clock_gettime otherwise. Every other
- * function (procbus_attach, procbus_segment_path, procbus_get_pid,
- * procbus_get_name, procbus_list, procbus_generation, procbus_info,
- * procbus_seek_events, procbus_next_event, procbus_state_name,
- * procbus_state_from_name) makes none: loads from the read-only mapping, plus
- * copies into memory the caller owns.
+ * (the TSC, the usual case), a real clock_gettime otherwise.
+ * procbus_segment_path makes the name rule's geteuid/lstat for a name. Every
+ * other function (procbus_attach, procbus_get_pid, procbus_get_name,
+ * procbus_list, procbus_generation, procbus_read_generation, procbus_info,
+ * procbus_stale_after_ns, procbus_seek_events, procbus_next_event,
+ * procbus_state_name, procbus_state_from_name, procbus_strerror) makes none:
+ * loads from the read-only mapping, plus copies into memory the caller owns.
+ *
+ * Trust: procbus_open maps only a regular file owned by root, the caller or
+ * $PROCBUS_SEGMENT_OWNER, in a folder only such users can change (the open
+ * path checks it; reads stay system-call free). Strings in records are
+ * untrusted bytes: escape them before a terminal, make them valid UTF-8
+ * before JSON (docs/ABI.md, "Record").
  *
  * Consistency: a read copies from one snapshot and then re-checks that
  * snapshot's generation stamp (a seqlock; docs/ABI.md "Read (reader)", steps
@@ -46,6 +55,9 @@
  *             step 3); a temporary file opened by path or a copy can.
  *   -EPROTO   not a procbus segment (wrong magic, not a regular file, empty)
  *             or an incompatible ABI major
+ *   -EISDIR   (open) a directory where the segment should be
+ *   -EPERM    (open) a file of an untrusted owner, or in a folder others can
+ *             change (docs/ABI.md "Who can read the segment")
  *   -EBADMSG  the segment fails validation (corrupt or hostile)
  *   -ENOSPC   (list) the caller's array is too small; *count says how many
  *   -EINVAL   a bad argument (NULL pointer, unopened reader, "." or ".." as a
@@ -54,9 +66,9 @@
  *             (get_name) the name cannot be in the table
  */
 
-#include "procbus_core.h"     /* types, segment names, state names */
-#include "procbus_snapshot.h" /* attach, get_pid, get_name, list, generation, info */
+#include "procbus_core.h"     /* types, segment names, state names, procbus_strerror */
+#include "procbus_snapshot.h" /* attach, get_pid, get_name, list, generations, info */
 #include "procbus_events.h"   /* seek_events, next_event, wait */
-#include "procbus_open.h"     /* open, close, liveness, follow */
+#include "procbus_open.h"     /* open, close, stale threshold, liveness, follow */
 
 #endif /* PROCBUS_H */
