@@ -27,13 +27,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(cond)                                                                      \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz_takeover: contract violated: %s (line %d)\n", #cond,     \
-                    __LINE__);                                                             \
-            abort();                                                                       \
-        }                                                                                  \
+#define REQUIRE(cond)                                                                             \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "fuzz_takeover: contract violated: %s (line %d)\n", #cond, __LINE__); \
+            abort();                                                                              \
+        }                                                                                         \
     } while (0)
 
 static char g_dir[64], g_path[128];

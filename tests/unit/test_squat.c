@@ -94,10 +94,10 @@ static int squat_teardown(void **state)
     return 0;
 }
 
-#define NEED_NOBODY()                                                   \
-    do {                                                                \
-        if (geteuid() != 0 || g_dir[0] == '\0')                         \
-            skip(); /* the reason was printed by the group setup */     \
+#define NEED_NOBODY()                                               \
+    do {                                                            \
+        if (geteuid() != 0 || g_dir[0] == '\0')                     \
+            skip(); /* the reason was printed by the group setup */ \
     } while (0)
 
 static int cli_as_root(const char *seg, const char *args, char **out)
@@ -159,8 +159,7 @@ static void test_squatted_names_do_not_reach_root(void **state)
         chmod(conf, 0644);
     }
     /* nobody's own procbusd, publishing a fake "web" under root's future name */
-    snprintf(cmd, sizeof(cmd), "%s -c %s & sleep 0.1", pbt_bin("procbusd", exe, sizeof(exe)),
-             conf);
+    snprintf(cmd, sizeof(cmd), "%s -c %s & sleep 0.1", pbt_bin("procbusd", exe, sizeof(exe)), conf);
     assert_int_equal(as_nobody(cmd), 0);
     snprintf(shm_c, sizeof(shm_c), "%s/%s", PROCBUS_SHM_DIR, seg_c);
     for (long t0 = pbt_now_ms(); stat(shm_c, &st) != 0; usleep(20000))
@@ -177,7 +176,8 @@ static void test_squatted_names_do_not_reach_root(void **state)
     o.capacity = 8;
     o.segment = seg_b;
     assert_int_equal(procbus_pub_open(&pb, &o), 0);
-    assert_int_equal(strncmp(procbus_pub_path(pb), PROCBUS_RUN_DIR "/", strlen(PROCBUS_RUN_DIR) + 1), 0);
+    assert_int_equal(
+        strncmp(procbus_pub_path(pb), PROCBUS_RUN_DIR "/", strlen(PROCBUS_RUN_DIR) + 1), 0);
     o.segment = seg_c;
     assert_int_equal(procbus_pub_open(&pc, &o), 0); /* not "busy": nobody's is elsewhere */
     procbus_pub_close(pb, PROCBUS_PUB_UNLINK);
@@ -208,8 +208,8 @@ static void test_squatted_names_do_not_reach_root(void **state)
     assert_true(as_nobody(cmd) != 0);
     assert_true(stat(PROCBUS_RUN_DIR, &st) == 0 && st.st_uid == 0 && (st.st_mode & 0777) == 0755);
 
-    snprintf(cmd, sizeof(cmd), "%s -S %s/nobody.sock shutdown", pbt_bin("procbus", exe, sizeof(exe)),
-             g_dir);
+    snprintf(cmd, sizeof(cmd), "%s -S %s/nobody.sock shutdown",
+             pbt_bin("procbus", exe, sizeof(exe)), g_dir);
     as_nobody(cmd);
     pbt_stop_daemon(&h);
     snprintf(cmd, sizeof(cmd), "rm -f /dev/shm/%s /dev/shm/%s %s", h.seg, seg_b, shm_c);
@@ -307,8 +307,8 @@ static void test_crafted_predecessor(void **state)
         uint64_t epoch; /* of the successor */
         int fresh;      /* its sequence starts at 0 */
     } cases[] = {
-        {epoch_max, 1, 1}, {seq_near_busy, 1, 1}, {gen_max, 1, 1}, {corrupt_geometry, 1, 1},
-        {epoch_five, 6, 0},
+        {epoch_max, 1, 1},        {seq_near_busy, 1, 1}, {gen_max, 1, 1},
+        {corrupt_geometry, 1, 1}, {epoch_five, 6, 0},
     };
     char name[64], path[128], src[160], cmd[512];
     struct procbus_pub_opts o = {0};
@@ -384,8 +384,8 @@ static void test_segment_group_lets_a_monitoring_user_read(void **state)
     free(out);
     pbt_stop_daemon(&h);
 
-    snprintf(cmd, sizeof(cmd), "[procbusd]\nsegment_group = %s\n[program:web]\ncommand = sleep 1000\n",
-             gr->gr_name);
+    snprintf(cmd, sizeof(cmd),
+             "[procbusd]\nsegment_group = %s\n[program:web]\ncommand = sleep 1000\n", gr->gr_name);
     pbt_start_daemon(&h, "/tmp/pbt-squat-g", cmd);
     assert_int_equal(stat(pbt_path(h.seg, path), &st), 0);
     assert_int_equal(st.st_gid, g_gid);
