@@ -233,12 +233,13 @@ asan: $(DEPS_STAMP) ## build and run the suite under ASan+UBSan (build/asan)
 	  PROCBUS_TEST_SCALE=asan tests/run.sh build/asan/tests
 
 # ThreadSanitizer over the threaded parts: the registry's lookups from other threads
-# (test_registry), the publisher beside liburcu's own threads (test_events, test_torn). TSAN sees
-# one process: the readers test_torn forks are checked by its model, not by TSAN.
+# (test_registry), the publisher beside liburcu's own threads (test_events, test_torn), and a
+# reader thread on the publisher's own mapping (test_races: the seqlock's words are atomics on
+# both sides). TSAN sees one process: the readers test_torn forks are checked by its model.
 # tests/support/tsan.supp names the orderings TSAN cannot see inside Debian's uninstrumented
 # liburcu; suppress_equal_addresses=0 because TSAN's per-address dedupe of those (suppressed)
 # reports is quadratic: test_torn took over 10 minutes with it, seconds without.
-TSAN_TESTS := test_registry test_torn test_events
+TSAN_TESTS := test_registry test_torn test_events test_races
 TSAN_SUPP  := $(abspath tests/support/tsan.supp)
 tsan: $(DEPS_STAMP) ## build and run the threaded tests under ThreadSanitizer (build/tsan)
 	@$(MAKE) --no-print-directory O=build/tsan OPT=-O1 SAN="-fsanitize=thread" \

@@ -181,6 +181,19 @@ static inline int procbus__copy(const struct procbus_reader *r, const struct pro
 }
 
 /*
+ * Does arena record `p` really carry the key (its pid, or its name over
+ * PROCBUS_NAME_LEN bytes)? A read of record bytes, like procbus__copy's: it
+ * may overlap the staging of a recycled record (by design; read step 4 then
+ * discards the lookup).
+ */
+static inline int procbus__rec_carries(const struct procbus_proc *p, int by_pid, uint32_t key,
+                                       const char *name)
+{
+    return by_pid ? PROCBUS__LD(&p->pid) == (int32_t)key
+                  : strncmp(p->name, name, PROCBUS_NAME_LEN) == 0;
+}
+
+/*
  * Look a key up in one index of the current snapshot. pid_key: match on pid,
  * else on name. Returns 0 (copied), -ENOENT, -EAGAIN or -EBADMSG.
  */
@@ -222,8 +235,7 @@ static inline int procbus__lookup(struct procbus_reader *r, int by_pid, uint32_t
                 break;
             }
             p = procbus__rec(r, slot);
-            if (by_pid ? PROCBUS__LD(&p->pid) != (int32_t)key
-                       : strncmp(p->name, name, PROCBUS_NAME_LEN) != 0)
+            if (!procbus__rec_carries(p, by_pid, key, name))
                 continue;
             best = p; /* one entry per key: the publisher indexes the newest holder */
             break;

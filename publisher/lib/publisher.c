@@ -350,6 +350,16 @@ static void sanitize(struct procbus_proc *dst, const struct procbus_proc *src)
         dst->cmdline_len = PROCBUS_CMDLINE_LEN;
 }
 
+/*
+ * Write a record into arena slot `slot` (staging: no snapshot refers to it yet). A reader still
+ * in an older snapshot slot may be reading these bytes if the slot was recycled (a seqlock race,
+ * by design: read step 4 discards what it read; tests/support/tsan.supp names this function).
+ */
+static void stage_record(struct procbus_pub *p, uint32_t slot, const struct procbus_proc *rec)
+{
+    *arena_rec(p, slot) = *rec;
+}
+
 static int dropped(struct procbus_pub *p)
 {
     __atomic_fetch_add(&p->hdr->records_dropped, 1, __ATOMIC_RELAXED);
@@ -378,7 +388,7 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
             p->nchanged--;
             return dropped(p);
         }
-        *arena_rec(p, slot) = tmp;
+        stage_record(p, slot, &tmp);
         pb_index_add(&p->ix, tmp.id, slot);
         stage_event(p, PROCBUS_EV_ADD, PROCBUS_STATE_UNKNOWN, &tmp);
     } else {
@@ -394,7 +404,7 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
             }
             release_slot(p, old_slot);
         }
-        *arena_rec(p, slot) = tmp;
+        stage_record(p, slot, &tmp);
         pb_index_replace(&p->ix, (uint32_t)pos, old_slot, &old, slot);
         if (old.state != tmp.state)
             stage_event(p, PROCBUS_EV_STATE, old.state, &tmp);
