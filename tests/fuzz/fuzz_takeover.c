@@ -37,12 +37,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char g_dir[64], g_path[128];
 
+static void cleanup(void)
+{
+    unlink(g_path);
+    rmdir(g_dir);
+}
+
 static void setup(void)
 {
     snprintf(g_dir, sizeof(g_dir), "/tmp/pbfuzz-takeover-XXXXXX");
     if (mkdtemp(g_dir) == NULL)
         abort();
     snprintf(g_path, sizeof(g_path), "%s/seg", g_dir);
+    atexit(cleanup);
 }
 
 /* The predecessor's epoch as the takeover may read it (only if it validates). */
