@@ -1,7 +1,7 @@
 # Makefile - builds procbus; `make help` lists the targets (from the `## ` notes below).
 #
 # Layout (HACKING.md): include/procbus/ public headers (installed as they are) | shm/ + publisher/lib/
-# libprocbus-pub | common/ libprocbus-common (what procbusd and the CLI share) | publisher/procbusd/
+# libprocbus-pub | common/ libprocbus-common (what procbusd and the tools share) | publisher/procbusd/
 # the supervisor | readers/cli/, readers/exporter/ the tools | ebpf/ the tracer | tests/ | bench/.
 # Programs link libraries, never another program's objects; each folder's include path is below.
 CC      ?= cc
@@ -28,7 +28,7 @@ INC_publisher/lib      := -Ishm -Ipublisher/lib -Icommon
 INC_common             := -Icommon
 INC_publisher/procbusd := -Icommon -Ipublisher/procbusd -Iebpf -I$(O)/ebpf
 INC_readers/cli        := -Icommon -Ireaders/cli
-INC_readers/exporter   := -Ireaders/exporter
+INC_readers/exporter   := -Ireaders/exporter -Icommon
 INC_ebpf               := -Iebpf -I$(O)/ebpf
 INC_tests/support      := -Itests/support -Icommon
 INC_tests/unit         := -Itests/support -Icommon -Ishm -Ipublisher/lib -Iebpf
@@ -135,8 +135,8 @@ $(BIN_PROCBUSD): $(OBJ)/publisher/procbusd/main.o $(PBD_LIB) $(COMMON_LIB) $(PUB
 $(BIN_PROCBUS): $(CLI_SRCS:%.c=$(OBJ)/%.o) $(COMMON_LIB)
 	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_CLI)
 
-$(BIN_EXPORTER): $(EXP_SRCS:%.c=$(OBJ)/%.o)
-	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_EXP)
+$(BIN_EXPORTER): $(EXP_SRCS:%.c=$(OBJ)/%.o) $(COMMON_LIB)
+	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS_EXP) $(LDLIBS_COMMON)
 
 # --- eBPF tracer (ebpf/): vmlinux.h and the skeleton are generated into $(O)/ebpf, never committed.
 BPF_CLANG   ?= clang
@@ -166,13 +166,17 @@ endif
 
 # ---- tests ----
 # Per test: TEST_PRE_x (binaries it runs), TEST_OBJS_x (extra objects), TEST_LIBS_x (libraries).
-DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_harden test_limits
+DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_harden test_limits \
+                test_upkeep test_squat
 $(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
 TEST_PRE_test_exporter += $(BIN_EXPORTER)
 TEST_LIBS_test_cli       := -ljson-c
+TEST_PRE_test_readers_hostile  := $(BIN_PROCBUS) $(BIN_EXPORTER)
+TEST_LIBS_test_readers_hostile := -ljson-c
 TEST_OBJS_test_trace     := $(PROCTRACE_OBJ)
 TEST_LIBS_test_trace     := $(LDLIBS_BPF)
 TEST_OBJS_test_proctrace := $(PROCTRACE_OBJ)
+TEST_OBJS_test_doc_reader := $(OBJ)/tests/support/doc_reader.o # written from docs/ABI.md alone
 TEST_LIBS_test_proctrace := $(LDLIBS_BPF)
 CFLAGS_tests/support     := -DPROCBUS_BUILD_DIR='"$(O)"'
 CFLAGS_tests/unit        := -DPROCBUS_BUILD_DIR='"$(O)"'
@@ -199,14 +203,22 @@ $(O)/examples/%: $(OBJ)/examples/%.o $(PUB_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU)
 
-# The reader header must stay C99- and C++-clean.
-check-headers: $(O)/.headers-ok ## check procbus.h compiles as C99 -pedantic and C++17
-$(O)/.headers-ok: include/procbus/procbus.h include/procbus/procbus_abi.h
-	@mkdir -p $(O)
-	printf '#include "procbus.h"\nint main(void){struct procbus_reader r; return procbus_open(&r, 0) == 0;}\n' > $(O)/hdr_c99.c
-	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr_c99.c
-	cp $(O)/hdr_c99.c $(O)/hdr_cxx.cc
-	$(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr_cxx.cc
+# The public headers must stay C99- and C++-clean: each one compiles on its own (it includes what
+# it needs), as C99 -pedantic and as C++17, and procbus.h and procbus_pub.h are used from both.
+PUBLIC_HEADERS := $(wildcard include/procbus/*.h)
+check-headers: $(O)/.headers-ok ## check every public header compiles alone as C99 -pedantic and C++17
+$(O)/.headers-ok: $(PUBLIC_HEADERS)
+	@mkdir -p $(O)/hdr
+	for h in $(notdir $(PUBLIC_HEADERS)); do \
+	  printf '#include "%s"\nint pb_hdr_%s;\n' $$h $$(echo $$h | tr -c 'a-z0-9_\n' _) > $(O)/hdr/$$h.c && \
+	  $(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/$$h.c && \
+	  cp $(O)/hdr/$$h.c $(O)/hdr/$$h.cc && \
+	  $(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/$$h.cc \
+	  || exit 1; done
+	printf '#include "procbus.h"\n#include "procbus_pub.h"\nint main(void){struct procbus_reader r; struct procbus_pub *p; struct procbus_pub_opts o; memset(&o, 0, sizeof(o)); return procbus_open(&r, 0) == 0 && procbus_pub_open(&p, &o) == 0;}\n' > $(O)/hdr/both.c
+	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/both.c
+	cp $(O)/hdr/both.c $(O)/hdr/both.cc
+	$(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror -Iinclude/procbus -fsyntax-only $(O)/hdr/both.cc
 	@touch $@
 
 test: $(DEPS_STAMP) ## install what is missing, build and run the whole cmocka suite
@@ -222,12 +234,13 @@ asan: $(DEPS_STAMP) ## build and run the suite under ASan+UBSan (build/asan)
 	  PROCBUS_TEST_SCALE=asan tests/run.sh build/asan/tests
 
 # ThreadSanitizer over the threaded parts: the registry's lookups from other threads
-# (test_registry), the publisher beside liburcu's own threads (test_events, test_torn). TSAN sees
-# one process: the readers test_torn forks are checked by its model, not by TSAN.
+# (test_registry), the publisher beside liburcu's own threads (test_events, test_torn), and a
+# reader thread on the publisher's own mapping (test_races: the seqlock's words are atomics on
+# both sides). TSAN sees one process: the readers test_torn forks are checked by its model.
 # tests/support/tsan.supp names the orderings TSAN cannot see inside Debian's uninstrumented
 # liburcu; suppress_equal_addresses=0 because TSAN's per-address dedupe of those (suppressed)
 # reports is quadratic: test_torn took over 10 minutes with it, seconds without.
-TSAN_TESTS := test_registry test_torn test_events
+TSAN_TESTS := test_registry test_torn test_events test_races
 TSAN_SUPP  := $(abspath tests/support/tsan.supp)
 tsan: $(DEPS_STAMP) ## build and run the threaded tests under ThreadSanitizer (build/tsan)
 	@$(MAKE) --no-print-directory O=build/tsan OPT=-O1 SAN="-fsanitize=thread" \
@@ -238,13 +251,20 @@ tsan: $(DEPS_STAMP) ## build and run the threaded tests under ThreadSanitizer (b
 	  PROCBUS_TEST_SCALE=asan tests/run.sh build/tsan/run
 
 FUZZ_SECONDS ?= 60
-fuzz: $(DEPS_STAMP) ## libFuzzer over the reader's validation (FUZZ_SECONDS=60)
+# Two targets, FUZZ_SECONDS each: the reader's validation (fuzz_reader: no file, no syscall),
+# and a publisher taking over a hostile predecessor (fuzz_takeover: files in a temp folder,
+# the publisher library built into it with the same sanitizers).
+fuzz: $(DEPS_STAMP) ## libFuzzer over the reader's validation and the takeover path (FUZZ_SECONDS=60 each)
 	@scripts/deps.sh fuzz
-	@mkdir -p $(O)/fuzz/corpus
+	@mkdir -p $(O)/fuzz/corpus $(O)/fuzz/corpus-takeover
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude/procbus tests/fuzz/fuzz_reader.c \
 	  -o $(O)/fuzz/fuzz_reader
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude/procbus -Ishm -Ipublisher/lib \
+	  -Icommon tests/fuzz/fuzz_takeover.c $(PUB_SRCS) -o $(O)/fuzz/fuzz_takeover $(LDLIBS_URCU)
 	$(O)/fuzz/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
 	  $(O)/fuzz/corpus tests/fuzz/seeds
+	$(O)/fuzz/fuzz_takeover -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	  $(O)/fuzz/corpus-takeover tests/fuzz/seeds
 fuzz-ci: ## the fuzzer for 20 s (what CI runs)
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 

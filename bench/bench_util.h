@@ -21,6 +21,7 @@
 #define BENCH_MAX_ROWS 256
 #endif
 
+#include "procbus.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -733,18 +734,21 @@ static inline void forget_seg(const char *seg)
             g_segs[i][0] = '\0';
 }
 
-/* Unlink /dev/shm/seg and, if owner > 0, the temp files a publisher killed while creating its
- * segment leaves; then forget seg. */
+/* Unlink segment seg's file (procbus_segment_path: /run/procbus/seg as root, else /dev/shm/seg)
+ * and, if owner > 0, the temp files a publisher killed while creating its segment leaves beside
+ * it; then forget seg. */
 static inline void unlink_seg(const char *seg, pid_t owner)
 {
-    char path[160];
+    char path[PROCBUS_PATH_MAX + 64], *slash;
     glob_t g;
     size_t i;
 
-    snprintf(path, sizeof(path), "/dev/shm/%.100s", seg);
+    if (procbus_segment_path(seg, path, PROCBUS_PATH_MAX) < 0)
+        return;
     unlink(path);
-    if (owner > 0) {
-        snprintf(path, sizeof(path), "/dev/shm/.procbus-tmp.%d.*", (int)owner);
+    slash = strrchr(path, '/');
+    if (owner > 0 && slash != NULL) {
+        snprintf(slash, sizeof(path) - (size_t)(slash - path), "/.procbus-tmp.%d.*", (int)owner);
         if (glob(path, 0, NULL, &g) == 0) {
             for (i = 0; i < g.gl_pathc; i++)
                 unlink(g.gl_pathv[i]);

@@ -519,7 +519,8 @@ static int verbose;    /* --verbose: per-run batch distributions on stderr */
 static void seg_name(char *buf, size_t cap)
 {
     snprintf(buf, cap, "pbbench-%d-%u", (int)getpid(), seg_counter++);
-    snprintf(cur_seg_path, sizeof(cur_seg_path), "/dev/shm/%s", buf);
+    if (procbus_segment_path(buf, cur_seg_path, sizeof(cur_seg_path)) < 0)
+        cur_seg_path[0] = '\0';
 }
 
 /* ---- publisher child ---- */

@@ -629,8 +629,7 @@ static int bench_rss(int n)
     anon = proc_status_kb(d.pid, "RssAnon");
     file = proc_status_kb(d.pid, "RssFile");
     shm = proc_status_kb(d.pid, "RssShmem");
-    snprintf(seg, sizeof(seg), "/dev/shm/%s", d.seg);
-    if (rss < 0 || stat(seg, &sb) < 0) {
+    if (rss < 0 || procbus_segment_path(d.seg, seg, sizeof(seg)) < 0 || stat(seg, &sb) < 0) {
         say("cannot read procbusd's memory or segment");
         goto out;
     }
@@ -649,7 +648,7 @@ static int bench_rss(int n)
     snprintf(key, sizeof(key), "procbusd_hwm_%d_kib", n);
     add(key, key, (double)hwm, "KiB", T_NONE, 0, 0);
     snprintf(key, sizeof(key), "segment_size_%d_kib", n);
-    snprintf(label, sizeof(label), "segment file size, capacity %d (shared, /dev/shm)", n);
+    snprintf(label, sizeof(label), "segment file size, capacity %d (shared, tmpfs)", n);
     add(key, label, (double)sb.st_size / 1024.0, "KiB", T_NONE, 0, 1);
     snprintf(key, sizeof(key), "segment_resident_%d_kib", n);
     snprintf(label, sizeof(label), "segment pages allocated, capacity %d", n);

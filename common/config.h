@@ -107,6 +107,8 @@ struct pbd_daemon_conf {
     uint32_t keep_exited_secs; /* exited descendant/observed records stay; default 60 */
     uint32_t trace_ring_kb;    /* eBPF ring buffer, KiB, power of two >= 4; default 256 */
     uint32_t trace_batch_ms;   /* 0 (default): read each tracer event at once; N: every N ms */
+    mode_t segment_mode;       /* the segment file's mode, within 0644; default 0640 */
+    long long segment_gid;     /* the segment file's group; -1 (default): procbusd's */
 };
 
 struct pbd_config {
@@ -207,6 +209,8 @@ enum pbd_key_type {
     PBD_KT_NAME,       /* a process name (1-63 bytes, no space, ':' or '/'): char[64] */
     PBD_KT_GLOBS,      /* globs separated by whitespace */
     PBD_KT_IGNORED,    /* a supervisord key procbusd accepts with a warning and ignores */
+    PBD_KT_MODE,       /* an octal file mode within the bits of `max` (0644), with `min` (0600) */
+    PBD_KT_GROUP,      /* an existing group name or gid, or "none": long long gid, -1 for none */
     PBD_KT__COUNT
 };
 

@@ -256,6 +256,8 @@ int pbd_cfg_get_bytes(const char *s, uint64_t *out, char *why, size_t wl);
 int pbd_cfg_get_umask(const char *s, mode_t *out, char *why, size_t wl);
 int pbd_cfg_get_exitcodes(const char *s, int *codes, int *n, char *why, size_t wl);
 int pbd_cfg_get_user(const char *v, char *why, size_t wl);
+/* An existing group name or gid, or "none" (*gid = -1). 0 or -EINVAL with why. */
+int pbd_cfg_get_group(const char *v, long long *gid, char *why, size_t wl);
 int pbd_cfg_get_regex(const char *v, char *why, size_t wl);
 int pbd_cfg_get_deps(const char *v, struct pbd_program *p, char *why, size_t wl);
 int pbd_cfg_get_logfile(struct pbd_key_ctx *c, const char *v, char **path);

@@ -70,7 +70,7 @@ static const struct pbd_config_key daemon_keys[] = {
      .type = PBD_KT_STRING,
      DAEMON(segment),
      .expect = "empty (remove the line for the default)",
-     .doc = "shared-memory segment name (/dev/shm/NAME) or a path with '/'; "
+     .doc = "segment name (/run/procbus/NAME as root, else /dev/shm/NAME) or a path with '/'; "
             "default $PROCBUS_SEGMENT, else procbus"},
     {.name = "socket",
      .type = PBD_KT_STRING,
@@ -89,9 +89,10 @@ static const struct pbd_config_key daemon_keys[] = {
      .type = PBD_KT_INT,
      DAEMON(heartbeat_ms),
      .min = 1,
-     .max = INT_MAX,
+     .max = 3600000,
      .def = "500",
-     .doc = "publisher heartbeat period, ms"},
+     .doc = "publisher heartbeat period, ms (stated in the segment: readers call procbusd "
+            "stale after 10 periods, at least 1 s)"},
     {.name = "sample_ms",
      .type = PBD_KT_INT,
      DAEMON(sample_ms),
@@ -142,6 +143,19 @@ static const struct pbd_config_key daemon_keys[] = {
      .max = UINT32_MAX,
      .def = "4096",
      .doc = "segment capacity, in process records"},
+    {.name = "segment_mode",
+     .type = PBD_KT_MODE,
+     DAEMON(segment_mode),
+     .min = 0600,
+     .max = 0644,
+     .def = "0640",
+     .doc = "the segment file's mode, octal: 0600, 0640 or 0644 (who may read the segment)"},
+    {.name = "segment_group",
+     .type = PBD_KT_GROUP,
+     DAEMON(segment_gid),
+     .def = "none",
+     .doc = "the segment file's group (name or gid), e.g. a monitoring group with "
+            "segment_mode = 0640; none: procbusd's"},
 };
 
 static const struct pbd_config_key program_keys[] = {
@@ -414,7 +428,7 @@ static const char *const type_names[PBD_KT__COUNT] = {
     [PBD_KT_UMASK] = "umask",       [PBD_KT_USER] = "user",           [PBD_KT_LOGFILE] = "logfile",
     [PBD_KT_REGEX] = "regex",       [PBD_KT_EXITCODES] = "exitcodes", [PBD_KT_ENV] = "environment",
     [PBD_KT_DEPS] = "dependencies", [PBD_KT_NAME] = "name",           [PBD_KT_GLOBS] = "globs",
-    [PBD_KT_IGNORED] = "ignored",
+    [PBD_KT_IGNORED] = "ignored",   [PBD_KT_MODE] = "mode",           [PBD_KT_GROUP] = "group",
 };
 
 const struct pbd_config_key *pbd_config_keys(enum pbd_config_section section, size_t *n)
@@ -549,6 +563,26 @@ static int apply_by_type(const struct pbd_config_key *k, struct pbd_key_ctx *c, 
         if (!r)
             snprintf(field(k, base), k->size, "%s", v);
         return r;
+    case PBD_KT_MODE: {
+        mode_t m = 0;
+        r = pbd_cfg_get_umask(v, &m, c->why, c->wl);
+        if (!r && ((m & ~(mode_t)k->max) || (m & (mode_t)k->min) != (mode_t)k->min)) {
+            snprintf(c->why, c->wl,
+                     "not an octal mode within %04llo that includes %04llo: '" SHOW "'",
+                     (unsigned long long)k->max, (unsigned long long)k->min, v);
+            r = -EINVAL;
+        }
+        if (!r)
+            memcpy(field(k, base), &m, sizeof(m));
+        return r;
+    }
+    case PBD_KT_GROUP: {
+        long long gid = -1;
+        r = pbd_cfg_get_group(v, &gid, c->why, c->wl);
+        if (!r)
+            memcpy(field(k, base), &gid, sizeof(gid));
+        return r;
+    }
     case PBD_KT_EXITCODES: /* these have their own apply */
     case PBD_KT_ENV:
     case PBD_KT_DEPS:

@@ -1,9 +1,11 @@
 /* config_values.c - the value syntaxes of configuration keys: text -> C values, with reasons. */
 #define _GNU_SOURCE
 #include "config_int.h"
+#include "textsafe.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
 #include <pwd.h>
 #include <regex.h>
 #include <stdint.h>
@@ -303,22 +305,34 @@ static char *expand_user(const struct loader *L, const char *path)
 }
 
 /* A valid program or process name (what: "program name" ...): not empty, < 64 bytes, no ' ', ':'
- * or '/' (as supervisord). */
+ * or '/' (as supervisord), and nothing outside the safe set names are published with
+ * (pb_text_unsafe_in_name: UTF-8, no control, space or invisible format character), so that no
+ * name procbusd publishes can drive a terminal or break JSON or a Prometheus label. The name is
+ * shown escaped in the message (it may hold what a terminal must not get). */
 int pbd_cfg_check_name(const char *name, const char *what, char *why, size_t wl)
 {
+    char shown[PB_TEXT_ROOM(64)];
     const char *bad;
     if (!*name) {
         snprintf(why, wl, "empty %s", what);
         return -EINVAL;
     }
+    pb_text_safe(shown, sizeof(shown), name, 63, PB_TEXT_TERMINAL);
     if (strlen(name) >= 64) {
-        snprintf(why, wl, "%s longer than 63 bytes: '" SHOW "'", what, name);
+        snprintf(why, wl, "%s longer than 63 bytes: '" SHOW "'", what, shown);
         return -EINVAL;
     }
-    bad = strpbrk(name, " \t\n:/");
+    bad = strpbrk(name, " :/");
     if (bad) {
-        snprintf(why, wl, "invalid %s '" SHOW "': '%c' is not allowed", what, name,
-                 *bad == '\n' || *bad == '\t' ? ' ' : *bad);
+        snprintf(why, wl, "invalid %s '" SHOW "': '%c' is not allowed", what, shown, *bad);
+        return -EINVAL;
+    }
+    bad = pb_text_unsafe_in_name(name);
+    if (bad) {
+        snprintf(why, wl,
+                 "invalid %s '" SHOW "': byte %d (0x%02x) is not allowed (names are UTF-8 "
+                 "without control characters, spaces or invisible format characters)",
+                 what, shown, (int)(bad - name) + 1, (unsigned)(unsigned char)*bad);
         return -EINVAL;
     }
     return 0;
@@ -343,6 +357,29 @@ int pbd_cfg_get_user(const char *v, char *why, size_t wl)
         snprintf(why, wl, "unknown user: '" SHOW "'", v);
         return -EINVAL;
     }
+    return 0;
+}
+
+int pbd_cfg_get_group(const char *v, long long *gid, char *why, size_t wl)
+{
+    struct group gr, *res = NULL;
+    char buf[4096];
+    long long n;
+    int found;
+    if (!strcasecmp(v, "none")) {
+        *gid = -1;
+        return 0;
+    }
+    if (pbd_cfg_parse_ll(v, &n) == 0)
+        found = n >= 0 && n < UINT32_MAX &&
+                getgrgid_r((gid_t)n, &gr, buf, sizeof(buf), &res) == 0 && res;
+    else
+        found = getgrnam_r(v, &gr, buf, sizeof(buf), &res) == 0 && res;
+    if (!found) {
+        snprintf(why, wl, "unknown group (a group name, a gid, or none): '" SHOW "'", v);
+        return -EINVAL;
+    }
+    *gid = (long long)res->gr_gid;
     return 0;
 }
 

@@ -21,7 +21,8 @@ pbd=$!
 stop=0
 trap 'stop=1' INT TERM
 echo "procbusd (pid $pbd) supervises web, db, api (waits for db to be ready) and flaky."
-echo "Segment /dev/shm/$seg, logs in $PROCBUS_DEMO_DIR. Ctrl-C stops it cleanly."
+if [ "$(id -u)" -eq 0 ]; then segdir=/run/procbus; else segdir=/dev/shm; fi
+echo "Segment $segdir/$seg, logs in $PROCBUS_DEMO_DIR. Ctrl-C stops it cleanly."
 start=$SECONDS
 while [ $stop -eq 0 ] && kill -0 $pbd 2>/dev/null; do
     sleep 2 || true
@@ -43,5 +44,5 @@ wait $pbd
 rc=$?
 "$bin/procbus" -s "$seg" status
 echo "procbusd exited with status $rc"
-rm -rf "/dev/shm/$seg" "$PROCBUS_DEMO_DIR"
+rm -rf "${segdir:?}/$seg" "$PROCBUS_DEMO_DIR"
 exit $rc

@@ -49,10 +49,10 @@ int main(int argc, char **argv)
             printf("  event #%llu %-8s %s -> %s\n", (unsigned long long)ev.seq, ev.name,
                    procbus_state_name(ev.old_state), procbus_state_name(ev.new_state));
         }
-        gen = procbus_generation(&r);
         if (procbus_list(&r, procs, 64, &n) != 0)
             continue;
-        rc = procbus_liveness(&r, 3000000000ull);
+        gen = procbus_read_generation(&r); /* the snapshot the list came from */
+        rc = procbus_liveness(&r, procbus_stale_after_ns(&r));
         printf("generation %llu, publisher %s\n", (unsigned long long)gen,
                rc == PROCBUS_ALIVE      ? "alive"
                : rc == PROCBUS_STALE    ? "STALE"

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "segment.h"
 
+#include "procbus.h" /* procbus_attach (validating a predecessor), the trust rules */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -107,25 +110,46 @@ void pb_segment_wake(struct pb_segment *seg)
 
 /*
  * Open and lock the current owner of `path`. Returns 1 with *fd_out locked and
- * *pred filled in (a procbus segment whose publisher is gone), 0 if nothing is
- * at `path`, or a negative errno (-EBUSY: live publisher; -EEXIST: not ours).
+ * *pred filled in (a procbus segment of ours whose publisher is gone), 0 if
+ * nothing is at `path`, or a negative errno (-EBUSY: live publisher; -EEXIST:
+ * not a procbus segment; -EPERM: another user's file).
  */
 static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor *pred,
                             unsigned char **map_out, size_t *len_out)
 {
+    struct procbus_reader r;
     struct procbus_header *h;
     struct stat st;
     void *m;
-    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC), rc;
+    int rc, fd;
 
-    if (fd < 0)
+    /* O_NONBLOCK: a FIFO at the name must not block us. Before opening for writing, make sure
+     * the file is ours: lstat first (O_NOFOLLOW still guards the open), fstat after. */
+    if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : -errno;
+    if (S_ISLNK(st.st_mode))
+        return -ELOOP;
+    if (!S_ISREG(st.st_mode))
+        return -EEXIST; /* a FIFO, folder, device: never ours, never opened */
+    if (st.st_uid != geteuid())
+        return -EPERM;
+    fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : errno == ENXIO ? -EEXIST : -errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EEXIST;
+    }
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        return -EPERM;
+    }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
         close(fd);
         return rc;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < PROCBUS_HEADER_SIZE) {
+    if ((size_t)st.st_size < PROCBUS_HEADER_SIZE) {
         close(fd);
         return -EEXIST;
     }
@@ -141,24 +165,96 @@ static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor
         close(fd);
         return -EEXIST;
     }
+    memset(pred, 0, sizeof(*pred));
     pred->present = 1;
-    pred->epoch = h->epoch;
-    /* Pair with the dead publisher's release stores of commit step 5. The
-     * flock we hold already orders us after its owner's exit; these acquire
-     * loads say what we rely on: its last generation and event sequence. */
-    pred->generation = __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
-    pred->ring_head = __atomic_load_n(&h->ring_head, __ATOMIC_ACQUIRE);
+    /* Validate what is inherited: the reader's whole validation, the size the header claims,
+     * and room to continue each number (an epoch of 2^64-1 would wrap to 0, a ring_head near
+     * PROCBUS_SEQ_BUSY would run into the busy marker). The acquire loads inside
+     * procbus_attach pair with the dead publisher's release stores (creation step 2, commit
+     * step 5); the flock we hold already orders us after its owner's exit. */
+    if (procbus_attach(&r, m, (size_t)st.st_size) == 0 && r.len == (size_t)st.st_size) {
+        pred->epoch = h->epoch;
+        pred->generation = __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
+        pred->ring_head = __atomic_load_n(&h->ring_head, __ATOMIC_ACQUIRE);
+        pred->inherit = pred->epoch >= 1 && pred->epoch < PB_INHERIT_MAX && pred->generation >= 1 &&
+                        pred->generation < PB_INHERIT_MAX && pred->ring_head >= r.ring_first &&
+                        pred->ring_head < PB_INHERIT_MAX;
+    }
+    if (!pred->inherit)
+        pred->epoch = pred->generation = pred->ring_head = 0;
     *fd_out = fd;
     *map_out = m;
     *len_out = (size_t)st.st_size;
     return 1;
 }
 
-int pb_segment_create(
-    struct pb_segment *seg, const char *path, unsigned mode, const struct pb_geometry *g,
-    void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg), void *arg)
+/*
+ * The folder `path` is in must be one only trusted users can change (procbus__trusted_dir:
+ * owned by root or us; group/world-writable only when sticky). PROCBUS_RUN_DIR, the home of a
+ * root publisher's names, is created 0755 when missing and opened up to 0755 when it is ours
+ * (other users' readers must reach their segments; each file's mode says who may read it).
+ */
+static int check_folder(const char *path)
+{
+    char dir[PROCBUS_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = (size_t)(slash - path);
+    struct stat st;
+
+    if (n == 0)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)n, path);
+    if (strcmp(dir, PROCBUS_RUN_DIR) == 0) {
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        if (lstat(dir, &st) < 0)
+            return -errno;
+        if (!S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        if (st.st_uid == geteuid() && (st.st_mode & 07777) != 0755 && !(st.st_mode & 022) &&
+            chmod(dir, 0755) < 0)
+            return -errno;
+    } else if (stat(dir, &st) < 0) {
+        return -errno;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    return procbus__trusted_dir(&st) ? 0 : -EPERM;
+}
+
+/* A temporary name beside `path`: ".procbus-tmp.PID.RANDOM" (64 random bits). */
+static void tmp_name(char *buf, size_t cap, const char *path, const char *slash)
 {
     static unsigned counter;
+    uint64_t rnd = 0;
+
+    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+        rnd = pb_now_mono() ^ ((uint64_t)__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) << 40);
+    snprintf(buf, cap, "%.*s/.procbus-tmp.%d.%016llx", (int)(slash - path), path, (int)getpid(),
+             (unsigned long long)rnd);
+}
+
+/* Create the temporary file (O_EXCL), trying other random names when one is taken. */
+static int create_tmp(char *tmp, size_t cap, const char *path, const char *slash)
+{
+    int i, fd = -1;
+
+    for (i = 0; i < 16; i++) {
+        tmp_name(tmp, cap, path, slash);
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            break;
+    }
+    return fd >= 0 ? fd : -errno;
+}
+
+int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode, long long gid,
+                      const struct pb_geometry *g,
+                      void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred,
+                                   void *arg),
+                      void *arg)
+{
     char tmp[sizeof(seg->path) + 64];
     const char *slash = strrchr(path, '/');
     struct procbus_header *h;
@@ -166,6 +262,9 @@ int pb_segment_create(
 
     if (slash == NULL || strlen(path) >= sizeof(seg->path))
         return -EINVAL;
+    rc = check_folder(path);
+    if (rc < 0)
+        return rc;
     for (attempt = 0; attempt < 8; attempt++) {
         struct pb_predecessor pred = {0};
         unsigned char *old_map = NULL;
@@ -175,15 +274,13 @@ int pb_segment_create(
         rc = lock_predecessor(path, &old_fd, &pred, &old_map, &old_len);
         if (rc < 0)
             return rc;
-        snprintf(tmp, sizeof(tmp), "%.*s/.procbus-tmp.%d.%u", (int)(slash - path), path,
-                 (int)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
-        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = create_tmp(tmp, sizeof(tmp), path, slash);
         if (fd < 0) {
-            rc = -errno;
+            rc = fd;
             goto fail_old;
         }
-        if (fchmod(fd, mode) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 ||
-            ftruncate(fd, (off_t)g->size) < 0) {
+        if ((gid >= 0 && fchown(fd, (uid_t)-1, (gid_t)gid) < 0) || fchmod(fd, mode) < 0 ||
+            flock(fd, LOCK_EX | LOCK_NB) < 0 || ftruncate(fd, (off_t)g->size) < 0) {
             rc = -errno;
             goto fail_tmp;
         }
@@ -197,6 +294,8 @@ int pb_segment_create(
         }
         seg->fd = fd;
         seg->size = g->size;
+        seg->mode = mode;
+        seg->gid = gid;
         snprintf(seg->path, sizeof(seg->path), "%s", path);
 
         h = (struct procbus_header *)seg->base;
@@ -205,9 +304,9 @@ int pb_segment_create(
         h->segment_size = g->size;
         h->publisher_pid = (int32_t)getpid();
         h->publisher_start_ns = self_start_ns();
-        h->epoch = pred.present ? pred.epoch + 1 : 1;
+        h->epoch = pred.inherit ? pred.epoch + 1 : 1;
         h->created_ns = pb_now_real();
-        h->ring_first = pred.present ? pred.ring_head : 0;
+        h->ring_first = pred.inherit ? pred.ring_head : 0;
         h->record_size = sizeof(struct procbus_proc);
         h->record_capacity = g->capacity;
         h->arena_slots = g->arena_slots;
@@ -295,6 +394,34 @@ void pb_segment_close(struct pb_segment *seg, int unlink_it)
         __atomic_store_n(&h->heartbeat_ns, PROCBUS_HB_SHUTDOWN, __ATOMIC_RELEASE);
     }
     pb_segment_wake(seg); /* commit step 6's wake-up, for waiters of the last commit */
+    munmap(seg->base, seg->size);
+    close(seg->fd);
+    seg->base = NULL;
+    seg->fd = -1;
+}
+
+int pb_segment_at_name(const struct pb_segment *seg)
+{
+    struct stat a, b;
+
+    if (stat(seg->path, &a) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (fstat(seg->fd, &b) < 0)
+        return -errno;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+void pb_segment_retire(struct pb_segment *seg)
+{
+    struct procbus_header *h = (struct procbus_header *)seg->base;
+
+    if (seg->base == NULL)
+        return;
+    /* As pb_segment_close: pairs with the acquire loads of heartbeat_ns in procbus_liveness
+     * and procbus_wait; a reader that sees GONE sees the last commit made into this file, and
+     * procbus_follow then maps the successor at the name. */
+    __atomic_store_n(&h->heartbeat_ns, PROCBUS_HB_GONE, __ATOMIC_RELEASE);
+    pb_segment_wake(seg);
     munmap(seg->base, seg->size);
     close(seg->fd);
     seg->base = NULL;

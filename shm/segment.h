@@ -13,11 +13,19 @@ struct pb_geometry {
     uint64_t snap_off, arena_off, ring_off, size;
 };
 
-/* What the previous owner of the name left, when the segment replaces one. */
+/*
+ * What the previous owner of the name left, when the segment replaces one.
+ * `inherit` is set only when the predecessor passed the reader's validation
+ * (procbus_attach) and its numbers leave room to continue (each below
+ * PB_INHERIT_MAX): a crafted or corrupt predecessor is replaced as if the name
+ * were fresh (epoch 1), never continued into a wrapped epoch or a sequence
+ * that runs into PROCBUS_SEQ_BUSY.
+ */
 struct pb_predecessor {
-    int present;
+    int present, inherit;
     uint64_t epoch, generation, ring_head;
 };
+#define PB_INHERIT_MAX (1ULL << 62)
 
 /*
  * The segment file of one publisher. Paths are resolved by the one
@@ -29,6 +37,8 @@ struct pb_segment {
     int fd; /* holds LOCK_EX for the publisher's lifetime */
     unsigned char *base;
     size_t size;
+    unsigned mode; /* file mode */
+    long long gid; /* file group, -1: the creator's */
     char path[PROCBUS_PATH_MAX];
 };
 
@@ -41,27 +51,56 @@ struct pb_segment {
 PROCBUS_MUST_CHECK int pb_segment_layout(struct pb_geometry *g);
 
 /*
- * Build a segment at a temporary name beside `path` (".procbus-tmp.PID.N" in
- * the same directory), fully allocated, locked and zeroed, with the header's
- * geometry and identity filled in but not the version word (ABI.md creation
- * step 1). `init` is then called to write the initial snapshot; the version
- * word is stored with release order (creation step 2) and the file is
+ * Build a segment at a temporary name beside `path` (".procbus-tmp.PID.RANDOM"
+ * in the same directory, O_EXCL: a file someone put there is skipped for
+ * another random name), fully allocated, locked and zeroed, with the
+ * header's geometry and identity filled in but not the version word (ABI.md
+ * creation step 1). `init` is then called to write the initial snapshot; the
+ * version word is stored with release order (creation step 2) and the file is
  * installed at `path` (creation step 3: link, or rename over a dead
  * predecessor, which is first marked GONE with release order and whose
  * waiters are woken after the rename).
+ * The folder must be one only trusted users can change (owned by root or the
+ * caller, not group/world-writable unless sticky: procbus__trusted_dir);
+ * PROCBUS_RUN_DIR is created (0755, the caller's) when missing, and made
+ * 0755 when it is ours with less (readers of other users must reach it).
+ * A predecessor must be a regular file of the caller's own user (another
+ * user's file at the name is never opened for writing nor continued); one
+ * that fails validation is replaced without inheriting (struct
+ * pb_predecessor).
+ * The file gets `mode` and, when gid >= 0, group `gid` (fchown).
  * Context: the publisher's thread; `path` resolved by procbus_segment_path
  * and containing '/'. `init` runs before any reader can see the file.
  * Returns: 0 with *seg filled in (fd locked, base mapped); on error *seg's
  * fields are unspecified but it holds no resource (nothing mapped, no
  * descriptor) and the temporary file is gone. Errors: -EINVAL (path without
  * '/' or too long), -EBUSY (the name is held by a live publisher, or
- * installation lost eight races), -EEXIST (the name is not a procbus segment),
- * -ENOSPC (the file system is full), and any errno from the file calls
- * (-EACCES, -ELOOP for a symlink at the name, ...).
+ * installation lost eight races), -EEXIST (the name is not a procbus
+ * segment), -EPERM (the name is another user's file, or the folder is not
+ * safe), -ENOTDIR, -ENOSPC (the file system is full), and any errno from the
+ * file calls (-EACCES, -ELOOP for a symlink at the name, ...).
  */
-PROCBUS_MUST_CHECK int pb_segment_create(
-    struct pb_segment *seg, const char *path, unsigned mode, const struct pb_geometry *g,
-    void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg), void *arg);
+PROCBUS_MUST_CHECK int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode,
+                                         long long gid, const struct pb_geometry *g,
+                                         void (*init)(struct pb_segment *seg,
+                                                      const struct pb_predecessor *pred, void *arg),
+                                         void *arg);
+
+/*
+ * Is the file at seg->path still this segment? 1 yes, 0 no (removed, or
+ * another file there), or a negative errno of stat other than ENOENT.
+ * Context: the publisher's thread. System calls: stat, fstat.
+ */
+int pb_segment_at_name(const struct pb_segment *seg);
+
+/*
+ * Retire a segment that is no longer at its name (pb_segment_at_name said
+ * 0, and a successor was installed): mark it GONE (release), wake its
+ * waiters, unmap and release the lock, without touching the name.
+ * Context: the publisher's thread, after its last commit into `seg`.
+ * Ordering: as pb_segment_close.
+ */
+void pb_segment_retire(struct pb_segment *seg);
 
 /*
  * Mark the segment shut down (heartbeat PROCBUS_HB_SHUTDOWN), or with

@@ -50,10 +50,13 @@
 /* "PROCBUS" followed by a zero byte, read as a little-endian u64. */
 #define PROCBUS_MAGIC                  0x00535542434f5250ULL
 #define PROCBUS_ABI_MAJOR              1u
-#define PROCBUS_ABI_MINOR              0u
+#define PROCBUS_ABI_MINOR              1u /* 1.1: heartbeat_interval_ns; EPOCH record_id */
 #define PROCBUS_VERSION_WORD(maj, min) (((uint32_t)(maj) << 16) | (uint32_t)(min))
 #define PROCBUS_DEFAULT_SEGMENT        "procbus"
 #define PROCBUS_SEGMENT_ENV            "PROCBUS_SEGMENT"
+#define PROCBUS_OWNER_ENV              "PROCBUS_SEGMENT_OWNER" /* a uid readers also trust */
+#define PROCBUS_RUN_DIR                "/run/procbus"          /* names of a root publisher */
+#define PROCBUS_SHM_DIR                "/dev/shm"              /* names of any other publisher */
 #define PROCBUS_PATH_MAX               4096 /* bytes of a segment path, with its NUL (PATH_MAX) */
 #define PROCBUS_HEADER_SIZE            4096u
 
@@ -171,7 +174,8 @@ enum procbus_event_kind {
     PROCBUS_EV_STATE = 2,  /* a record's state changed old_state -> new_state */
     PROCBUS_EV_REMOVE = 3, /* a record left the table */
     PROCBUS_EV_EXEC = 4,   /* a process exec'd (tracer) */
-    PROCBUS_EV_EPOCH = 5,  /* a new publisher took over the segment name */
+    PROCBUS_EV_EPOCH = 5,  /* a segment began (first event of every segment): record_id is
+                              its epoch (1.1; 0 from a 1.0 publisher), pid its publisher's */
 };
 
 /*
@@ -206,7 +210,8 @@ PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, new_state) == 44, "ev.new_s
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, exit_kind) == 46, "ev.exit_kind");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, flags) == 47, "ev.flags");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_event, name) == 48, "ev.name");
-PROCBUS_STATIC_ASSERT(sizeof(struct procbus_event) == 64, "event size");
+#define PROCBUS_EVENT_SIZE 64u
+PROCBUS_STATIC_ASSERT(sizeof(struct procbus_event) == PROCBUS_EVENT_SIZE, "event size");
 
 /*
  * Snapshot slot. snap_slots of them, each snap_slot_size bytes, at
@@ -269,8 +274,9 @@ struct procbus_header {
     uint32_t reserved2;    /* 156 */
     uint64_t reserved3[4]; /* 160 */
     /* --- heartbeat (cache line 3) --- */
-    uint64_t heartbeat_ns; /* 192 CLOCK_MONOTONIC, or PROCBUS_HB_SHUTDOWN / _GONE */
-    uint64_t reserved4[7]; /* 200 */
+    uint64_t heartbeat_ns;          /* 192 CLOCK_MONOTONIC, or PROCBUS_HB_SHUTDOWN / _GONE */
+    uint64_t heartbeat_interval_ns; /* 200 (1.1) period of heartbeat_ns stores; 0: not said */
+    uint64_t reserved4[6];          /* 208 */
     /* --- counters (cache line 4), relaxed stores by the publisher --- */
     uint64_t publishes;       /* 256 commits made by this publisher */
     uint64_t records_dropped; /* 264 upserts refused because the table was full */
@@ -303,6 +309,7 @@ PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, generation) == 136, "hdr.g
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, ring_head) == 144, "hdr.ring_head");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, futex) == 152, "hdr.futex");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, heartbeat_ns) == 192, "hdr.heartbeat");
+PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, heartbeat_interval_ns) == 200, "hdr.hb_iv");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, publishes) == 256, "hdr.publishes");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, records_dropped) == 264, "hdr.rec_drop");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, events_dropped) == 272, "hdr.ev_drop");
@@ -315,26 +322,33 @@ PROCBUS_STATIC_ASSERT(sizeof(struct procbus_header) <= PROCBUS_HEADER_SIZE, "hea
 #define PROCBUS_MAX_SNAP_SLOTS 64u
 #define PROCBUS_MAX_RING       (1u << 24)
 #define PROCBUS_MAX_SEGMENT    (1ULL << 36)
+/* Longest heartbeat_interval_ns a publisher states (1 hour); readers clamp larger values. */
+#define PROCBUS_MAX_HEARTBEAT_NS (3600ULL * 1000000000ULL)
 
 /*
- * Index hashing: both sides must compute exactly these. A key (a pid, or the
- * name hash below) is looked up from bucket procbus_key_home(key, buckets - 1)
- * onwards, linear probing, until an empty bucket.
+ * Index hashing: both sides must compute exactly these (docs/ABI.md "Index
+ * hashing", with a worked example). A key (a pid, or the name hash below) is
+ * looked up from bucket procbus_key_home(key, buckets - 1) onwards, linear
+ * probing, until an empty bucket.
  */
+#define PROCBUS_HOME_MULT 0x9E3779B1u /* Fibonacci hashing: 2^32 / golden ratio */
+#define PROCBUS_FNV_BASIS 2166136261u /* 32-bit FNV-1a offset basis */
+#define PROCBUS_FNV_PRIME 16777619u   /* 32-bit FNV prime */
+
 static inline uint32_t procbus_key_home(uint32_t key, uint32_t mask)
 {
-    uint32_t h = key * 0x9E3779B1u;
+    uint32_t h = key * PROCBUS_HOME_MULT;
     return (h ^ (h >> 16)) & mask;
 }
 
-/* FNV-1a over the name up to its NUL or PROCBUS_NAME_LEN bytes. */
+/* FNV-1a (32 bits) over the name's bytes up to its first NUL or maxlen (PROCBUS_NAME_LEN). */
 static inline uint32_t procbus_name_hash(const char *name, size_t maxlen)
 {
-    uint32_t h = 2166136261u;
+    uint32_t h = PROCBUS_FNV_BASIS;
     size_t i;
     for (i = 0; i < maxlen && name[i] != '\0'; i++) {
         h ^= (unsigned char)name[i];
-        h *= 16777619u;
+        h *= PROCBUS_FNV_PRIME;
     }
     return h;
 }

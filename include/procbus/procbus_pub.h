@@ -39,15 +39,23 @@ struct procbus_pub;
 struct procbus_registry;
 
 struct procbus_pub_opts {
-    const char *segment;    /* resolved by procbus_segment_path (procbus.h): NULL or "":
-                               $PROCBUS_SEGMENT, else "procbus"; a path if it contains '/';
-                               else /dev/shm/NAME */
-    uint32_t capacity;      /* max records in a snapshot; 0: PROCBUS_PUB_DEFAULT_CAPACITY */
-    uint32_t reserve;       /* extra arena records for copy-on-write; 0: same as capacity */
-    uint32_t snap_slots;    /* snapshot slots (a reader is lapped after this many commits
-                               during one read); 0: PROCBUS_PUB_DEFAULT_SLOTS */
-    uint32_t ring_capacity; /* events, rounded up to a power of two; 0: 4096 */
-    unsigned mode;          /* file mode; 0: 0640 */
+    const char *segment;            /* resolved by procbus_segment_path (procbus.h): NULL or "":
+                                       $PROCBUS_SEGMENT, else "procbus"; a path if it contains '/';
+                                       else /dev/shm/NAME */
+    uint32_t capacity;              /* max records in a snapshot; 0: PROCBUS_PUB_DEFAULT_CAPACITY */
+    uint32_t reserve;               /* extra arena records for copy-on-write; 0: same as capacity */
+    uint32_t snap_slots;            /* snapshot slots (a reader is lapped after this many commits
+                                       during one read); 0: PROCBUS_PUB_DEFAULT_SLOTS */
+    uint32_t ring_capacity;         /* events, rounded up to a power of two; 0: 4096 */
+    unsigned mode;                  /* file mode: 0600, 0640 or 0644 (never writable by others, who
+                                       could forge states or truncate it); 0: 0640 */
+    int set_group;                  /* 1: give the file group `group` (fchown; the caller must be
+                                       allowed to, e.g. root or a member); 0: the caller's group */
+    uint32_t group;                 /* the gid, with set_group */
+    uint64_t heartbeat_interval_ns; /* how often the caller will call procbus_pub_heartbeat,
+                                       stated in the header for readers' stale threshold
+                                       (procbus_stale_after_ns); 0: not stated (readers use
+                                       PROCBUS_STALE_AFTER_NS); at most PROCBUS_MAX_HEARTBEAT_NS */
 };
 
 #define PROCBUS_PUB_DEFAULT_CAPACITY 4096u
@@ -70,7 +78,8 @@ struct procbus_pub_opts {
  * thread unless it already was). System calls: the file calls of creation.
  * Returns: 0 with *out set; on error *out is untouched and nothing is left
  * behind. Errors: -EINVAL (out NULL, bad options, ring or geometry beyond the
- * ABI's limits, name "." or ".."), -ENAMETOOLONG (name or path too long),
+ * ABI's limits, heartbeat_interval_ns above PROCBUS_MAX_HEARTBEAT_NS, name "."
+ * or ".."), -ENAMETOOLONG (name or path too long),
  * -EBUSY, -EEXIST, -ENOMEM, -ENOSPC, -ELOOP (a symlink at the name), -EACCES,
  * or another errno of the file calls.
  */
@@ -178,6 +187,41 @@ PROCBUS_MUST_CHECK int procbus_pub_commit(struct procbus_pub *p);
  * procbus_liveness (ABI.md "Heartbeat and liveness").
  */
 void procbus_pub_heartbeat(struct procbus_pub *p);
+
+/*
+ * procbus_pub_keep_name - make sure the segment is still at its name, and put
+ * it back when it is not. A segment file can be removed behind the publisher
+ * (rm, a tmp cleaner, systemd-logind's RemoveIPC= removing a non-root user's
+ * /dev/shm files at logout); readers would then find no segment, and a second
+ * publisher could start on the name. A removed file cannot be linked again,
+ * so the segment is re-created at the name as a takeover of itself: a new
+ * file with the same records, snapshots and events, epoch + 1, an EPOCH event
+ * after the last one; the old file is marked GONE, so readers that still map
+ * it follow to the new one (procbus_follow). Call it from a timer (procbusd:
+ * every heartbeat).
+ * Context: the owning thread, between commits. System calls: stat, fstat;
+ * when the name is gone, the file calls of creation (as procbus_pub_open).
+ * Returns: 0 (the name is ours); 1 (it was re-created: compare
+ * procbus_pub_epoch); -EBUSY (another live publisher has the name now: ours
+ * stays readable only by path); -EEXIST/-EPERM (something else is at the
+ * name, left alone); or another negative errno of creation. On error the
+ * publisher carries on in its current file.
+ * Ordering: the new file is complete before its name appears (creation steps
+ * 1-3); the GONE store on the old one follows (release).
+ */
+PROCBUS_MUST_CHECK int procbus_pub_keep_name(struct procbus_pub *p);
+
+/*
+ * procbus_pub_set_heartbeat_interval - state a new heartbeat period (e.g. after
+ * a reload), as procbus_pub_opts.heartbeat_interval_ns does at open; values
+ * above PROCBUS_MAX_HEARTBEAT_NS are stored as that. Call it before the first
+ * beat at the new period when the period grows, so no reader calls the
+ * publisher stale in between.
+ * Context: the owning thread. No system call. Cannot fail.
+ * Ordering: a relaxed store (readers load it relaxed: it only steers their
+ * verdict); no-op when the value does not change.
+ */
+void procbus_pub_set_heartbeat_interval(struct procbus_pub *p, uint64_t interval_ns);
 
 /*
  * Add to the header's tracer_drops / events_dropped counters.

@@ -40,6 +40,7 @@ struct procbus_pub {
     uint64_t *changed; /* ids to sync into the registry at commit */
     size_t nchanged, chcap;
     struct procbus_registry *reg;
+    uint64_t hb_interval; /* heartbeat_interval_ns stated at open */
     int thread_registered;
     enum procbus_failpoint fp;
     uint64_t forced_laps; /* times reclaim_early invalidated the older snapshot slots */
@@ -103,7 +104,7 @@ static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *p
 {
     struct procbus_pub *p = arg;
     struct procbus_header *h = (struct procbus_header *)seg->base;
-    uint64_t g0 = pred->present ? pred->generation + 1 : 1;
+    uint64_t g0 = pred->inherit ? pred->generation + 1 : 1;
     uint32_t t = (uint32_t)(g0 % p->geo.snap_slots);
     uint64_t off = p->geo.snap_off + (uint64_t)t * p->geo.snap_slot_size;
     struct procbus_snap *s = (struct procbus_snap *)(seg->base + off);
@@ -119,12 +120,14 @@ static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *p
     __atomic_store_n(&s->gen, g0, __ATOMIC_RELEASE);
     h->current = PROCBUS_CUR_PACK(g0, off);
     h->generation = g0;
+    h->heartbeat_interval_ns = p->hb_interval;
     p->gen = g0;
     p->written[t] = g0;
 
     memset(&ev, 0, sizeof(ev));
     ev.seq = h->ring_first;
     ev.kind = PROCBUS_EV_EPOCH;
+    ev.record_id = h->epoch; /* ABI 1.1: which segment began */
     ev.pid = (int32_t)getpid();
     ev.time_ns = pb_now_real();
     write_event(p, &ev, g0);
@@ -157,7 +160,8 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     if (o.mode == 0)
         o.mode = 0640;
     if (o.ring_capacity > PROCBUS_MAX_RING || o.reserve > 0xfffffff0u - o.capacity ||
-        (o.mode & ~07777u))
+        (o.mode & ~0644u) || (o.mode & 0600u) != 0600u ||
+        o.heartbeat_interval_ns > PROCBUS_MAX_HEARTBEAT_NS)
         return -EINVAL;
     while (ring < o.ring_capacity)
         ring <<= 1;
@@ -169,6 +173,7 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     if (p == NULL)
         return -ENOMEM;
     p->seg.fd = -1;
+    p->hb_interval = o.heartbeat_interval_ns;
     p->geo.capacity = o.capacity;
     p->geo.arena_slots = o.capacity + o.reserve;
     p->geo.snap_slots = o.snap_slots;
@@ -195,7 +200,8 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
         goto fail;
     p->thread_registered = procbus_registry_thread_online();
 
-    rc = pb_segment_create(&p->seg, path, o.mode, &p->geo, init_snapshot, p);
+    rc = pb_segment_create(&p->seg, path, o.mode, o.set_group ? (long long)o.group : -1, &p->geo,
+                           init_snapshot, p);
     if (rc < 0)
         goto fail;
     p->hdr = (struct procbus_header *)p->seg.base;
@@ -344,6 +350,16 @@ static void sanitize(struct procbus_proc *dst, const struct procbus_proc *src)
         dst->cmdline_len = PROCBUS_CMDLINE_LEN;
 }
 
+/*
+ * Write a record into arena slot `slot` (staging: no snapshot refers to it yet). A reader still
+ * in an older snapshot slot may be reading these bytes if the slot was recycled (a seqlock race,
+ * by design: read step 4 discards what it read; tests/support/tsan.supp names this function).
+ */
+static void stage_record(struct procbus_pub *p, uint32_t slot, const struct procbus_proc *rec)
+{
+    *arena_rec(p, slot) = *rec;
+}
+
 static int dropped(struct procbus_pub *p)
 {
     __atomic_fetch_add(&p->hdr->records_dropped, 1, __ATOMIC_RELAXED);
@@ -372,7 +388,7 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
             p->nchanged--;
             return dropped(p);
         }
-        *arena_rec(p, slot) = tmp;
+        stage_record(p, slot, &tmp);
         pb_index_add(&p->ix, tmp.id, slot);
         stage_event(p, PROCBUS_EV_ADD, PROCBUS_STATE_UNKNOWN, &tmp);
     } else {
@@ -388,7 +404,7 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
             }
             release_slot(p, old_slot);
         }
-        *arena_rec(p, slot) = tmp;
+        stage_record(p, slot, &tmp);
         pb_index_replace(&p->ix, (uint32_t)pos, old_slot, &old, slot);
         if (old.state != tmp.state)
             stage_event(p, PROCBUS_EV_STATE, old.state, &tmp);
@@ -434,20 +450,51 @@ int procbus_pub_get(const struct procbus_pub *p, uint64_t id, struct procbus_pro
 
 /* ---- commit ---- */
 
+/*
+ * Index words and the snapshot count are stored with relaxed atomic stores: readers load them
+ * with __atomic loads (PROCBUS__LD in procbus_snapshot.h) while a slot may be rewritten under
+ * them, and a C11 data race would be undefined behaviour even though the seqlock (commit steps
+ * 2 and 4, read steps 2 and 4) discards every such read. Relaxed stores compile to plain moves.
+ */
+static void store_u32(uint32_t *dst, uint32_t v)
+{
+    __atomic_store_n(dst, v, __ATOMIC_RELAXED);
+}
+
+static void store_u64(uint64_t *dst, uint64_t v)
+{
+    __atomic_store_n(dst, v, __ATOMIC_RELAXED);
+}
+
+static void copy_u32s(uint32_t *dst, const uint32_t *src, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        store_u32(&dst[i], src[i]);
+}
+
+static void copy_u64s(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        store_u64(&dst[i], src[i]);
+}
+
 static void copy_entry(struct procbus_pub *p, unsigned char *snap, uint32_t item)
 {
     uint32_t i = PB_DIRTY_INDEX(item);
 
     switch (PB_DIRTY_REGION(item)) {
     case PB_DENSE:
-        ((uint32_t *)(snap + PROCBUS_SNAP_DENSE_OFF))[i] = p->ix.dense[i];
+        store_u32(&((uint32_t *)(snap + PROCBUS_SNAP_DENSE_OFF))[i], p->ix.dense[i]);
         break;
     case PB_BY_PID:
-        ((uint64_t *)(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity)))[i] = p->ix.by_pid[i];
+        store_u64(&((uint64_t *)(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity)))[i],
+                  p->ix.by_pid[i]);
         break;
     default:
-        ((uint64_t *)(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets)))[i] =
-            p->ix.by_name[i];
+        store_u64(&((uint64_t *)(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets)))[i],
+                  p->ix.by_name[i]);
         break;
     }
 }
@@ -475,15 +522,15 @@ static void rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
         full = 1; /* a plain copy is cheaper */
     if (full) {
         size_t half = p->ix.count / 2;
-        memcpy(snap + PROCBUS_SNAP_DENSE_OFF, p->ix.dense, half * sizeof(uint32_t));
+        uint32_t *dense = (uint32_t *)(snap + PROCBUS_SNAP_DENSE_OFF);
+        copy_u32s(dense, p->ix.dense, half);
         if (p->fp == PROCBUS_FP_MID_SNAPSHOT)
             failpoint(p, PROCBUS_FP_MID_SNAPSHOT);
-        memcpy(snap + PROCBUS_SNAP_DENSE_OFF + half * sizeof(uint32_t), p->ix.dense + half,
-               (p->ix.count - half) * sizeof(uint32_t));
-        memcpy(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity), p->ix.by_pid,
-               (size_t)p->geo.buckets * sizeof(uint64_t));
-        memcpy(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets), p->ix.by_name,
-               (size_t)p->geo.buckets * sizeof(uint64_t));
+        copy_u32s(dense + half, p->ix.dense + half, p->ix.count - half);
+        copy_u64s((uint64_t *)(snap + PROCBUS_SNAP_PID_OFF(p->geo.capacity)), p->ix.by_pid,
+                  p->geo.buckets);
+        copy_u64s((uint64_t *)(snap + PROCBUS_SNAP_NAME_OFF(p->geo.capacity, p->geo.buckets)),
+                  p->ix.by_name, p->geo.buckets);
     } else {
         size_t done = 0;
         for (c = g - K + 1; c <= g; c++) {
@@ -495,7 +542,7 @@ static void rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
             }
         }
     }
-    ((struct procbus_snap *)snap)->count = p->ix.count;
+    store_u32(&((struct procbus_snap *)snap)->count, p->ix.count);
     p->written[t] = g;
 }
 
@@ -544,7 +591,11 @@ int procbus_pub_commit(struct procbus_pub *p)
     /* Step 2: seqlock-open the oldest slot. The release fence pairs with the
      * acquire fence of read step 4 (procbus__still): a reader still in this
      * slot that sees any byte stored after it (step 3, or a record recycled
-     * later) sees gen 0 or a newer gen when it re-checks, and retries. */
+     * later) sees gen 0 or a newer gen when it re-checks, and retries.
+     * By design a reader's memcpy of an arena record may overlap the staging
+     * of a recycled record here (plain stores against plain loads: a data race
+     * in C11 terms, as in every seqlock); the copy is then discarded by read
+     * step 4. The index words and count are relaxed atomics (copy_entry). */
     __atomic_store_n(&s->gen, 0, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     /* Step 3: the changed index entries and count, plain stores. */
@@ -580,6 +631,72 @@ int procbus_pub_commit(struct procbus_pub *p)
     return 0;
 }
 
+/* ---- keeping the name ---- */
+
+/*
+ * The init of a re-created segment (procbus_pub_keep_name): the same geometry,
+ * so every region is copied as it stands after the last commit (snapshot
+ * slots with their generations, arena, ring); then this file's own identity:
+ * epoch + 1 (past the predecessor's too, if one was at the name), the
+ * counters, and an EPOCH event after the last event, where ring_first starts.
+ */
+static void relink_init(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg)
+{
+    struct procbus_pub *p = arg;
+    struct procbus_header *h = (struct procbus_header *)seg->base;
+    const struct procbus_header *old = p->hdr;
+    uint64_t epoch = old->epoch;
+    struct procbus_event ev;
+
+    if (pred->inherit && pred->epoch > epoch)
+        epoch = pred->epoch;
+    memcpy(seg->base + PROCBUS_HEADER_SIZE, (const unsigned char *)old + PROCBUS_HEADER_SIZE,
+           p->geo.size - PROCBUS_HEADER_SIZE);
+    h->epoch = epoch + 1;
+    h->current = old->current;
+    h->generation = old->generation;
+    h->heartbeat_interval_ns = p->hb_interval;
+    h->publishes = old->publishes;
+    h->records_dropped = old->records_dropped;
+    h->events_dropped = old->events_dropped;
+    h->tracer_drops = old->tracer_drops;
+    p->ring = (struct procbus_event *)(seg->base + p->geo.ring_off);
+    memset(&ev, 0, sizeof(ev));
+    ev.seq = p->ring_head;
+    ev.kind = PROCBUS_EV_EPOCH;
+    ev.record_id = h->epoch;
+    ev.pid = (int32_t)getpid();
+    ev.time_ns = pb_now_real();
+    write_event(p, &ev, p->gen);
+    h->ring_first = ev.seq;
+    h->ring_head = ev.seq + 1;
+}
+
+int procbus_pub_keep_name(struct procbus_pub *p)
+{
+    struct pb_segment next;
+    int rc = pb_segment_at_name(&p->seg);
+
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    memset(&next, 0, sizeof(next));
+    next.fd = -1;
+    rc = pb_segment_create(&next, p->seg.path, p->seg.mode, p->seg.gid, &p->geo, relink_init, p);
+    if (rc < 0) {
+        p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
+        return rc;
+    }
+    p->ring_head++; /* the EPOCH event */
+    pb_segment_retire(&p->seg);
+    p->seg = next;
+    p->hdr = (struct procbus_header *)p->seg.base;
+    p->snaps = p->seg.base + p->geo.snap_off;
+    p->arena = p->seg.base + p->geo.arena_off;
+    p->ix.arena = p->arena;
+    p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
+    return 1;
+}
+
 /* ---- the rest ---- */
 
 void procbus_pub_heartbeat(struct procbus_pub *p)
@@ -588,6 +705,17 @@ void procbus_pub_heartbeat(struct procbus_pub *p)
      * heartbeat_ns in procbus_liveness (and procbus_wait); orders the commits
      * made before this beat before it. */
     __atomic_store_n(&p->hdr->heartbeat_ns, pb_now_mono(), __ATOMIC_RELEASE);
+}
+
+void procbus_pub_set_heartbeat_interval(struct procbus_pub *p, uint64_t interval_ns)
+{
+    if (interval_ns > PROCBUS_MAX_HEARTBEAT_NS)
+        interval_ns = PROCBUS_MAX_HEARTBEAT_NS;
+    if (p->hb_interval == interval_ns)
+        return;
+    p->hb_interval = interval_ns;
+    /* steers readers' stale threshold only (procbus_stale_after_ns): relaxed */
+    __atomic_store_n(&p->hdr->heartbeat_interval_ns, interval_ns, __ATOMIC_RELAXED);
 }
 
 void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint64_t events_dropped)

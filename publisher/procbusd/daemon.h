@@ -93,6 +93,7 @@ struct pbd_daemon {
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override;             /* --observe */
+    int seg_name_state;               /* the last procbus_pub_keep_name result logged (segment.c) */
     struct pbd_spawn_opts spawn_opts; /* set by main before init (the programs' fd limit) */
     char io_buf[65536];               /* programs' output is read through it (output.c) */
 };

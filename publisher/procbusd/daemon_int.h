@@ -21,7 +21,8 @@
  * state machine's actions: spawn, signals, exits), output.c (program output:
  * logs, ready_log, ready_fd), sched.c (dependencies, start and shutdown
  * order), verbs.c (the control verbs), reload.c (SIGHUP / `procbus reload`),
- * sample.c (CPU and memory per program), trace_glue.c (the trace module's glue).
+ * sample.c (CPU and memory per program), trace_glue.c (the trace module's glue),
+ * segment.c (the segment's upkeep: heartbeat period, keeping its name).
  */
 
 /* ---- loop.c ---- */
@@ -43,6 +44,18 @@ void pbd_watch_close(struct pbd_daemon *d, int *fd);
  * else happens (a spawn, a control reply).
  */
 void pbd_commit_staged(struct pbd_daemon *d);
+
+/* ---- segment.c ---- */
+
+/*
+ * The segment's upkeep, at every heartbeat (before the beat): state the
+ * current heartbeat_ms in the header (a reload may change it) and keep the
+ * segment at its name (procbus_pub_keep_name): a removed file is re-created
+ * at once and said in a warning naming the likely remover (rm, a tmp cleaner,
+ * logind's RemoveIPC=); a name taken by another publisher is said once as an
+ * error. Makes system calls (stat; file calls when re-creating).
+ */
+void pbd_segment_tick(struct pbd_daemon *d);
 
 /* ---- inst.c ---- */
 

@@ -72,6 +72,7 @@ static void run_timers(struct pbd_daemon *d)
                                            : PBD_EV_STOP_TIMEOUT);
     }
     if (now >= d->next_heartbeat) {
+        pbd_segment_tick(d);
         procbus_pub_heartbeat(d->pub);
         d->next_heartbeat = now + (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
     }
@@ -162,11 +163,20 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
 
     o.segment = d->segment_override ? d->segment_override : d->cfg.daemon.segment;
     o.capacity = d->cfg.daemon.capacity;
+    o.heartbeat_interval_ns = (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
+    o.mode = d->cfg.daemon.segment_mode;
+    o.set_group = d->cfg.daemon.segment_gid >= 0;
+    o.group = o.set_group ? (uint32_t)d->cfg.daemon.segment_gid : 0;
     rc = procbus_pub_open(&d->pub, &o);
     if (rc < 0) {
         fprintf(stderr, "procbusd: cannot create the segment %s: %s%s\n",
                 o.segment ? o.segment : "(default)", strerror(-rc),
-                rc == -EBUSY ? " (another procbusd owns it)" : "");
+                rc == -EBUSY    ? " (another procbusd owns it)"
+                : rc == -EEXIST ? " (something that is not a procbus segment is at the name: "
+                                  "left alone)"
+                : rc == -EPERM  ? " (another user's file is at the name, or its folder can be "
+                                  "changed by other users: not used)"
+                                : "");
         return rc;
     }
     rc = pbd_ctl_listen(&d->ctl, d->socket_override ? d->socket_override : d->cfg.daemon.socket);

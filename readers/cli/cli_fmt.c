@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli_proc.h"
+#include "textsafe.h"
 #include "util.h"
 
 void cli_fmt_duration(char *buf, size_t len, uint64_t ns)
@@ -99,16 +100,22 @@ void cli_fmt_uptime(char *buf, size_t len, const struct procbus_proc *p, uint64_
 
 void cli_fmt_cmdline(char *buf, size_t len, const struct procbus_proc *p)
 {
-    size_t n = p->cmdline_len < len - 1 ? p->cmdline_len : len - 1;
+    size_t i = 0, n = p->cmdline_len < PROCBUS_CMDLINE_LEN ? p->cmdline_len : PROCBUS_CMDLINE_LEN,
+           used = 0;
 
-    memcpy(buf, p->cmdline, n);
-    while (n > 0 && buf[n - 1] == '\0')
-        n--;
-    buf[n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] == '\0' || (unsigned char)buf[i] < 0x20)
-            buf[i] = ' ';
-    if (p->flags & PROCBUS_F_CMDLINE_TRUNCATED && n + 4 < len)
+    buf[0] = '\0';
+    while (i < n && used + 1 < len) { /* NUL-separated arguments, one space between */
+        size_t arg = strnlen(p->cmdline + i, n - i);
+        if (arg > 0) {
+            if (used > 0)
+                buf[used++] = ' ';
+            pb_text_safe(buf + used, len - used, p->cmdline + i, arg, PB_TEXT_TERMINAL);
+            used += strlen(buf + used);
+        }
+        i += arg + 1;
+    }
+    buf[used < len ? used : len - 1] = '\0';
+    if (p->flags & PROCBUS_F_CMDLINE_TRUNCATED && used + 4 < len)
         strcat(buf, "...");
 }
 

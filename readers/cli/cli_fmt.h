@@ -31,7 +31,10 @@ void cli_fmt_cpu(char *buf, size_t len, uint64_t cpu_ns);
 void cli_fmt_pid(char *buf, size_t len, const struct procbus_proc *p);
 /* The uptime column at wall time `now_ns`: cli_fmt_short_duration of the current run, or "-". */
 void cli_fmt_uptime(char *buf, size_t len, const struct procbus_proc *p, uint64_t now_ns);
-/* The command line with its NULs and control characters as spaces ("..." if truncated). */
+/* The command line: its arguments separated by spaces, each made safe for a terminal
+ * (pb_text_safe: control characters and stray bytes escaped), "..." if truncated. buf should
+ * hold CLI_CMDLINE_MAX bytes. */
+#define CLI_CMDLINE_MAX (4 * PROCBUS_CMDLINE_LEN + 8)
 void cli_fmt_cmdline(char *buf, size_t len, const struct procbus_proc *p);
 
 /* "30s", "500ms", "2m", "1h", "10" (seconds) -> milliseconds; -1 if malformed or negative. */

@@ -6,13 +6,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "textsafe.h"
+
+const char *cli_safe(char *buf, size_t len, const char *s, size_t max)
+{
+    pb_text_safe(buf, len, s, max, PB_TEXT_TERMINAL);
+    return buf;
+}
+
 const char *cli_label(char *buf, size_t len, const struct procbus_proc *p)
 {
     if (p->name[0] != '\0')
-        snprintf(buf, len, "%.*s", PROCBUS_NAME_LEN, p->name);
-    else
-        snprintf(buf, len, "%.*s", PROCBUS_COMM_LEN, p->comm);
-    return buf;
+        return cli_safe(buf, len, p->name, PROCBUS_NAME_LEN);
+    return cli_safe(buf, len, p->comm, PROCBUS_COMM_LEN);
 }
 
 int cli_live(const struct procbus_proc *p)
@@ -84,6 +90,15 @@ size_t cli_tree_build(const struct procbus_proc *const *recs, size_t n, int with
             if (is_descendant(recs[k]) && recs[k]->program_id == recs[i]->id &&
                 (shown || match(recs[k], ctx)))
                 out[nrows++] = (struct cli_tree_row){k, 1};
+    }
+    for (size_t k = 0; with_kids && k < n && nrows < n; k++) { /* descendants of no program here */
+        int has_program = 0;
+        if (!is_descendant(recs[k]))
+            continue;
+        for (size_t i = 0; i < n && !has_program; i++)
+            has_program = !is_descendant(recs[i]) && recs[i]->id == recs[k]->program_id;
+        if (!has_program && (match == NULL || match(recs[k], ctx)))
+            out[nrows++] = (struct cli_tree_row){k, 0};
     }
     return nrows;
 }

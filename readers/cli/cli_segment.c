@@ -1,13 +1,16 @@
-/* cli_segment.c - opening procbusd's segment for a command, and reading it whole. */
+/* cli_segment.c - opening procbusd's segment for a command, and reading it whole, guarded. */
 #define _GNU_SOURCE
 #include "cli_segment.h"
 
 #include <errno.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "segguard.h"
 #include "util.h"
 
 const char *cli_segment_name(const char *segment)
@@ -17,36 +20,79 @@ const char *cli_segment_name(const char *segment)
     return segment != NULL && segment[0] != '\0' ? segment : PROCBUS_DEFAULT_SEGMENT;
 }
 
+/* What is at `path` when it is not a segment: " (a FIFO)", " (owned by uid N)" ... or "". */
+static void describe(const char *path, int err, char *buf, size_t len)
+{
+    struct stat st;
+
+    buf[0] = '\0';
+    if (lstat(path, &st) < 0)
+        return;
+    if (err == -EPROTO && !S_ISREG(st.st_mode))
+        snprintf(buf, len, " (%s)",
+                 S_ISFIFO(st.st_mode)   ? "a FIFO"
+                 : S_ISSOCK(st.st_mode) ? "a socket"
+                 : S_ISCHR(st.st_mode)  ? "a character device"
+                 : S_ISBLK(st.st_mode)  ? "a block device"
+                                        : "not a regular file");
+    else if (err == -EPERM && S_ISREG(st.st_mode))
+        snprintf(buf, len, " (the file is owned by uid %u; set %s=%u to trust it)",
+                 (unsigned)st.st_uid, PROCBUS_OWNER_ENV, (unsigned)st.st_uid);
+}
+
+void cli_say_open_error(const char *segment, int err)
+{
+    char path[PROCBUS_PATH_MAX], what[128];
+
+    if (procbus_segment_path(segment, path, sizeof(path)) < 0)
+        snprintf(path, sizeof(path), "%s", cli_segment_name(segment));
+    if (err == -ENOENT) {
+        fprintf(stderr,
+                "procbus: no segment %s (%s): is procbusd running? set PROCBUS_SEGMENT or -s\n",
+                cli_segment_name(segment), path);
+        return;
+    }
+    describe(path, err, what, sizeof(what));
+    fprintf(stderr, "procbus: cannot read segment %s: %s%s\n", path, procbus_strerror(err), what);
+}
+
 int cli_open_segment(const char *segment, struct procbus_reader *r)
 {
     int rc = procbus_open(r, segment);
 
-    if (rc == 0)
-        return 0;
-    if (rc == -ENOENT)
-        fprintf(stderr,
-                "procbus: no segment named %s: is procbusd running? set PROCBUS_SEGMENT or -s\n",
-                cli_segment_name(segment));
-    else
-        fprintf(stderr, "procbus: cannot read segment %s: %s\n", cli_segment_name(segment),
-                strerror(-rc));
+    if (rc < 0)
+        cli_say_open_error(segment, rc);
     return rc;
 }
 
 int cli_warn_liveness(const struct procbus_reader *r)
 {
-    int l = procbus_liveness(r, PROCBUS_STALE_AFTER_NS);
+    uint64_t stale = procbus_stale_after_ns(r);
+    int l = procbus_liveness(r, stale);
 
     if (l == PROCBUS_SHUTDOWN)
         fprintf(stderr, "procbus: procbusd has shut down; showing its last state\n");
     else if (l == PROCBUS_STALE)
         fprintf(stderr,
-                "procbus: procbusd is not responding (heartbeat older than %llu s); "
+                "procbus: procbusd is not responding (no heartbeat for over %.1f s); "
                 "showing its last state\n",
-                (unsigned long long)(PROCBUS_STALE_AFTER_NS / PB_NS_PER_SEC));
+                (double)stale / (double)PB_NS_PER_SEC);
     else if (l == PROCBUS_GONE)
         fprintf(stderr, "procbus: this segment was replaced; run the command again\n");
     return l;
+}
+
+int cli_guarded(struct procbus_reader *r, int (*fn)(struct procbus_reader *r, void *arg), void *arg)
+{
+    struct pb_guard g;
+    volatile int rc = -EFAULT;
+
+    pb_guard_arm(&g, r->base, r->len);
+    if (sigsetjmp(g.env, 1) == 0) {
+        rc = fn(r, arg);
+        pb_guard_disarm(&g);
+    }
+    return rc;
 }
 
 int cli_list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *count)
@@ -69,7 +115,7 @@ int cli_list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *co
         cap = n + 64;
     }
     if (rc < 0) {
-        fprintf(stderr, "procbus: cannot read the process table: %s\n", strerror(-rc));
+        fprintf(stderr, "procbus: cannot read the process table: %s\n", procbus_strerror(rc));
         free(list);
         return rc;
     }

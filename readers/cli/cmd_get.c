@@ -43,7 +43,7 @@ static int find_record(struct procbus_reader *r, const char *key, struct procbus
         fprintf(stderr, "procbus: no program or process '%s' (see procbus status)\n", key);
         return CLI_EX_NOSEG;
     }
-    fprintf(stderr, "procbus: cannot read the segment: %s\n", strerror(-rc));
+    fprintf(stderr, "procbus: cannot read the segment: %s\n", procbus_strerror(rc));
     return CLI_EX_FAIL;
 }
 
@@ -57,17 +57,21 @@ static void program_of(struct procbus_reader *r, const struct procbus_proc *p, c
     if (p->program_id == 0 || cli_list_all(r, &l, &n) != 0)
         return;
     for (size_t i = 0; i < n; i++)
-        if (l[i].id == p->program_id)
-            snprintf(prog, len, " (%.*s)", PROCBUS_NAME_LEN, l[i].name);
+        if (l[i].id == p->program_id) {
+            char lab[CLI_LABEL_MAX];
+            snprintf(prog, len, " (%s)", cli_label(lab, sizeof(lab), &l[i]));
+        }
     free(l);
 }
 
 static void print_record(const struct procbus_proc *p, const char *prog)
 {
-    char a[128], b[128], cmd[PROCBUS_CMDLINE_LEN + 8];
+    char a[128], b[128], cmd[CLI_CMDLINE_MAX], safe[CLI_LABEL_MAX];
     uint64_t now = pb_now_ns(CLOCK_REALTIME);
 
-    printf("name:          %s\n", p->name[0] ? p->name : "- (a traced process)");
+    printf("name:          %s\n", p->name[0]
+                                      ? cli_safe(safe, sizeof(safe), p->name, PROCBUS_NAME_LEN)
+                                      : "- (a traced process)");
     printf("id:            %llu%s%s\n", (unsigned long long)p->id,
            (p->flags & PROCBUS_F_DESCENDANT) ? " (descendant)" : "",
            (p->flags & PROCBUS_F_PREEXISTING) ? " (there before procbusd)" : "");
@@ -106,7 +110,7 @@ static void print_record(const struct procbus_proc *p, const char *prog)
         cli_fmt_bytes(a, sizeof(a), p->rss_bytes);
         printf("rss:           %s (%llu bytes)\n", a, (unsigned long long)p->rss_bytes);
     }
-    printf("comm:          %s\n", p->comm);
+    printf("comm:          %s\n", cli_safe(safe, sizeof(safe), p->comm, PROCBUS_COMM_LEN));
     cli_fmt_cmdline(cmd, sizeof(cmd), p);
     printf("cmdline:       %s\n", cmd);
 }
@@ -118,7 +122,7 @@ int cli_cmd_get(const struct cli_opts *o, int argc, char **argv)
     struct procbus_reader r;
     struct procbus_proc p;
     int json = 0, opt, rc;
-    char prog[PROCBUS_NAME_LEN + 4] = "";
+    char prog[CLI_LABEL_MAX + 4] = "";
 
     optind = 0;
     while ((opt = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {

@@ -49,8 +49,8 @@ static const char *const sort_keys[] = {
     [CLI_SORT_NAME] = "name", [CLI_SORT_PID] = "pid",           [CLI_SORT_CPU] = "cpu",
     [CLI_SORT_RSS] = "rss",   [CLI_SORT_RESTARTS] = "restarts", [CLI_SORT_AGE] = "age"};
 
-#define CELL_MAX 256
-#define SEL_MAX  (C_COUNT * 2) /* -o may repeat a column */
+#define CELL_MAX CLI_CMDLINE_MAX /* the longest cell: an escaped command line */
+#define SEL_MAX  (C_COUNT * 2)   /* -o may repeat a column */
 
 static void ps_usage(FILE *f)
 {
@@ -70,7 +70,7 @@ static void ps_usage(FILE *f)
 /* One cell of the table (`depth`: tree indentation of the name). */
 static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p, int depth)
 {
-    char tmp[96];
+    char tmp[CLI_LABEL_MAX];
 
     buf[0] = '\0';
     switch (c) {
@@ -121,7 +121,7 @@ static void cell(char *buf, size_t len, enum col c, const struct procbus_proc *p
         cli_fmt_time(buf, len, p->state_since_ns, 0);
         break;
     case C_COMM:
-        snprintf(buf, len, "%s", p->comm);
+        cli_safe(buf, len, p->comm, PROCBUS_COMM_LEN);
         break;
     case C_CMD:
         cli_fmt_cmdline(buf, len, p);
@@ -207,10 +207,11 @@ static void print_json(struct procbus_reader *r, const struct procbus_proc *list
 {
     struct json_object *root = json_object_new_object(), *arr = json_object_new_array();
     struct procbus_info info = {0};
-    int l = procbus_liveness(r, PROCBUS_STALE_AFTER_NS);
+    int l = procbus_liveness(r, procbus_stale_after_ns(r));
 
     procbus_info(r, &info);
-    json_object_object_add(root, "generation", json_object_new_uint64(procbus_generation(r)));
+    /* the snapshot the list came from (procbus_generation may have moved on since) */
+    json_object_object_add(root, "generation", json_object_new_uint64(procbus_read_generation(r)));
     json_object_object_add(root, "publisher_pid", json_object_new_int(info.publisher_pid));
     json_object_object_add(root, "liveness",
                            json_object_new_string(l == PROCBUS_ALIVE      ? "alive"

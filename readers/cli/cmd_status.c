@@ -7,6 +7,7 @@
 
 #include "cli_cmds.h"
 #include "cli_fmt.h"
+#include "cli_proc.h"
 #include "cli_segment.h"
 #include "util.h"
 
@@ -18,7 +19,7 @@ static int is_program(const struct procbus_proc *p)
 
 static void print_status_line(const struct procbus_proc *p, int width)
 {
-    char detail[160], tmp[96], when[32];
+    char detail[160], tmp[96], when[32], name[CLI_LABEL_MAX];
     time_t t = (time_t)(p->state_since_ns / PB_NS_PER_SEC);
     struct tm tm;
 
@@ -51,7 +52,8 @@ static void print_status_line(const struct procbus_proc *p, int width)
     if (p->restarts > 0)
         snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), ", restarts %u",
                  p->restarts);
-    printf("%-*s %-9s %s\n", width, p->name, procbus_state_name(p->state), detail);
+    printf("%-*s %-9s %s\n", width, cli_label(name, sizeof(name), p), procbus_state_name(p->state),
+           detail);
 }
 
 static int by_name(const void *a, const void *b)
@@ -83,9 +85,11 @@ int cli_cmd_status(const struct cli_opts *o, int argc, char **argv)
     if (rc != 0)
         return rc;
     qsort(list, n, sizeof(*list), by_name);
-    for (i = 0; i < n; i++)
-        if (is_program(&list[i]) && (int)strlen(list[i].name) > width)
-            width = (int)strlen(list[i].name);
+    for (i = 0; i < n; i++) {
+        char name[CLI_LABEL_MAX];
+        if (is_program(&list[i]) && (int)strlen(cli_label(name, sizeof(name), &list[i])) > width)
+            width = (int)strlen(name);
+    }
     width = width < 32 ? 32 : width;
     if (argc <= 1) {
         for (i = 0; i < n; i++)

@@ -72,7 +72,12 @@ struct top {
     enum top_sort sort;
     int tree, colour, editing;
     char filter[FILTER_MAX], edit[FILTER_MAX];
-    const char *segment;
+    const char *segment;     /* -s, for reopening */
+    const char *title;       /* the segment's name, for the header */
+    struct procbus_info inf; /* header facts read with the last snapshot */
+    int live;                /* procbus_liveness then */
+    uint64_t stale_ns;       /* procbus_stale_after_ns then */
+    int broken;              /* the segment shrank under top (SIGBUS): reopening */
 };
 
 /* ---- the waiter thread: turns procbus_wait into a readable pipe ---- */
@@ -81,22 +86,26 @@ struct waiter {
     struct procbus_reader r; /* attached to the same mapping: a reader per thread */
     int fd;                  /* write end of the pipe */
     volatile sig_atomic_t stop;
+    int running;
     pthread_t tid;
 };
+
+#define WAKE_COMMIT    1 /* a byte on the pipe: the table moved (or a tick passed) */
+#define WAKE_TRUNCATED 2 /* the segment shrank under the waiter: it has stopped */
 
 static void on_wake(int sig)
 {
     (void)sig;
 }
 
-static void *waiter_main(void *arg)
+static int waiter_loop(struct procbus_reader *r, void *arg)
 {
     struct waiter *w = arg;
-    uint64_t gen = procbus_generation(&w->r);
+    uint64_t gen = procbus_generation(r);
 
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
-        int rc = procbus_wait(&w->r, gen, TOP_TICK_MS);
-        char c = 1;
+        int rc = procbus_wait(r, gen, TOP_TICK_MS);
+        char c = WAKE_COMMIT;
 
         if (rc == -EINTR)
             continue;
@@ -107,11 +116,54 @@ static void *waiter_main(void *arg)
             if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE))
                 break;
         }
-        gen = procbus_generation(&w->r);
+        gen = procbus_generation(r);
         if (write(w->fd, &c, 1) < 0 && errno != EAGAIN && errno != EINTR)
             break;
     }
+    return 0;
+}
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    char c = WAKE_TRUNCATED;
+
+    /* the segment shrank under the wait: tell the main thread, which reopens and restarts us */
+    if (cli_guarded(&w->r, waiter_loop, w) == -EFAULT && write(w->fd, &c, 1) < 0) {
+        /* the main thread is gone or its pipe is full of wake-ups: it reads the segment next */
+    }
     return NULL;
+}
+
+/* Start the waiter on t's current mapping. 0, or -1 (nothing started). */
+static int waiter_start(struct top *t, struct waiter *w)
+{
+    sigset_t all, old;
+    int rc;
+
+    /* the waiter's own view of the mapping t->r validated (attach checks it again) */
+    if (procbus_attach(&w->r, t->r.base, t->r.len) < 0)
+        return -1;
+    __atomic_store_n(&w->stop, 0, __ATOMIC_RELEASE);
+    sigfillset(&all);
+    sigdelset(&all, SIGUSR1);
+    sigdelset(&all, SIGBUS);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: SIGWINCH etc. stay here */
+    rc = pthread_create(&w->tid, NULL, waiter_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    w->running = rc == 0;
+    return rc == 0 ? 0 : -1;
+}
+
+/* Stop the waiter (SIGUSR1, no SA_RESTART, interrupts its futex wait) and wait for it. */
+static void waiter_stop(struct waiter *w)
+{
+    if (!w->running)
+        return;
+    __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+    pthread_kill(w->tid, SIGUSR1);
+    pthread_join(w->tid, NULL);
+    w->running = 0;
 }
 
 /* ---- the rows ---- */
@@ -191,7 +243,7 @@ static int row_cmp(const void *a, const void *b, void *sort)
 static int name_matches(const struct procbus_proc *p, const void *ctx)
 {
     const struct top *t = ctx;
-    char lab[PROCBUS_NAME_LEN + 1];
+    char lab[CLI_LABEL_MAX];
 
     return t->filter[0] == '\0' || strstr(cli_label(lab, sizeof(lab), p), t->filter) != NULL;
 }
@@ -257,19 +309,19 @@ static void put_line(int y, const char *s)
 
 static void draw(struct top *t)
 {
-    struct procbus_info inf;
-    char line[512], liv[96], up[32], cpu[32], pct[16], rss[16], pid[16];
-    int l = procbus_liveness(&t->r, PROCBUS_STALE_AFTER_NS), namew = 12, y;
+    const struct procbus_info inf = t->inf;
+    char line[1024], liv[96], up[32], cpu[32], pct[16], rss[16], pid[16];
+    int l = t->live, namew = 12, y;
     size_t running = 0;
     uint64_t now = pb_now_ns(CLOCK_REALTIME);
 
-    memset(&inf, 0, sizeof(inf));
-    procbus_info(&t->r, &inf);
-    if (l == PROCBUS_ALIVE)
+    if (t->broken)
+        snprintf(liv, sizeof(liv), "segment truncated: reopening (last state)");
+    else if (l == PROCBUS_ALIVE)
         snprintf(liv, sizeof(liv), "alive");
     else if (l == PROCBUS_STALE)
-        snprintf(liv, sizeof(liv), "STALE (no heartbeat for over %llu s)",
-                 (unsigned long long)(PROCBUS_STALE_AFTER_NS / PB_NS_PER_SEC));
+        snprintf(liv, sizeof(liv), "STALE (no heartbeat for over %.1f s)",
+                 (double)t->stale_ns / (double)PB_NS_PER_SEC);
     else if (l == PROCBUS_SHUTDOWN)
         snprintf(liv, sizeof(liv), "procbusd has shut down (last state)");
     else
@@ -278,7 +330,7 @@ static void draw(struct top *t)
         if (!(t->list[i].flags & PROCBUS_F_DESCENDANT) && cli_live(&t->list[i]))
             running++;
     for (size_t i = 0; i < t->nrows; i++) {
-        char lab[PROCBUS_NAME_LEN + 1];
+        char lab[CLI_LABEL_MAX];
         int w = (int)strlen(cli_label(lab, sizeof(lab), t->rows[i].p)) + 2 * t->rows[i].depth;
         if (w > namew)
             namew = w;
@@ -288,7 +340,7 @@ static void draw(struct top *t)
 
     erase();
     snprintf(line, sizeof(line), "procbus top - %s  procbusd: %s  pid %d  epoch %llu  gen %llu",
-             t->segment, liv, inf.publisher_pid, (unsigned long long)inf.epoch,
+             t->title, liv, inf.publisher_pid, (unsigned long long)inf.epoch,
              (unsigned long long)inf.generation);
     if (t->colour && l != PROCBUS_ALIVE)
         attron(COLOR_PAIR(l == PROCBUS_STALE ? PAIR_YELLOW : PAIR_RED) | A_BOLD);
@@ -410,10 +462,35 @@ static int on_key(struct top *t, int ch)
     return 0;
 }
 
-/* Re-read the table and redraw. */
-static void refresh_view(struct top *t)
+/* One snapshot (kept when it cannot be read) and the header facts; guarded by the caller. */
+static int reread(struct procbus_reader *r, void *arg)
 {
+    struct top *t = arg;
+
     snapshot(t); /* on failure the last good snapshot stays on screen */
+    t->stale_ns = procbus_stale_after_ns(r);
+    t->live = procbus_liveness(r, t->stale_ns);
+    memset(&t->inf, 0, sizeof(t->inf));
+    procbus_info(r, &t->inf);
+    return 0;
+}
+
+/*
+ * Re-read the table (guarded: a segment that shrank under top is dropped and reopened on the
+ * next calls, the last snapshot staying on screen meanwhile) and redraw.
+ */
+static void refresh_view(struct top *t, struct waiter *w)
+{
+    if (t->broken && procbus_open(&t->r, t->segment) == 0) {
+        t->broken = 0;
+        if (waiter_start(t, w) < 0)
+            t->broken = 1; /* retried on the next tick */
+    }
+    if (!t->broken && cli_guarded(&t->r, reread, t) == -EFAULT) {
+        t->broken = 1;
+        waiter_stop(w);
+        procbus_close(&t->r);
+    }
     update_cpu(t);
     build_rows(t);
     draw(t);
@@ -425,8 +502,7 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
     struct top t;
     struct waiter w;
     struct sigaction sa;
-    sigset_t all, old;
-    int opt, pfd[2], quit = 0, arc;
+    int opt, pfd[2], quit = 0;
     SCREEN *scr;
 
     optind = 0;
@@ -448,9 +524,9 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
     }
     memset(&t, 0, sizeof(t));
     memset(&w, 0, sizeof(w));
-    arc = 0;
     t.sort = T_NAME;
-    t.segment = cli_segment_name(o->segment);
+    t.segment = o->segment;
+    t.title = cli_segment_name(o->segment);
     if (cli_open_segment(o->segment, &t.r) < 0)
         return CLI_EX_NOSEG;
     if (snapshot(&t) < 0) {
@@ -490,19 +566,13 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
         init_pair(PAIR_TITLE, COLOR_BLACK, COLOR_CYAN);
     }
 
-    /* The waiter thread: SIGUSR1 (no SA_RESTART) interrupts its futex wait at exit. */
+    /* The waiter thread: SIGUSR1 (no SA_RESTART) interrupts its futex wait when it must stop. */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_wake;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
-    /* the waiter's own view of the mapping t.r validated (attach checks it again) */
-    arc = procbus_attach(&w.r, t.r.base, t.r.len);
     w.fd = pfd[1];
-    sigfillset(&all);
-    sigdelset(&all, SIGUSR1);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: SIGWINCH etc. stay here */
-    if (arc < 0 || pthread_create(&w.tid, NULL, waiter_main, &w) != 0) {
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (waiter_start(&t, &w) < 0) {
         endwin();
         delscreen(scr);
         fprintf(stderr, "procbus: cannot start the waiter thread\n");
@@ -511,20 +581,28 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
         procbus_close(&t.r);
         return CLI_EX_FAIL;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-    refresh_view(&t);
+    refresh_view(&t, &w);
     while (!quit) {
         struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {pfd[0], POLLIN, 0}};
-        int redraw = 0, ch;
+        int redraw = 0, ch, n;
 
-        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+        /* while the segment is being reopened, a tick retries it */
+        n = poll(fds, 2, t.broken ? TOP_TICK_MS / 2 : -1);
+        if (n < 0 && errno != EINTR)
             break;
         if (fds[1].revents & POLLIN) {
             char buf[64];
-            while (read(pfd[0], buf, sizeof(buf)) > 0)
-                ;
-            refresh_view(&t);
+            ssize_t got;
+            while ((got = read(pfd[0], buf, sizeof(buf))) > 0)
+                if (memchr(buf, WAKE_TRUNCATED, (size_t)got) != NULL && !t.broken) {
+                    waiter_stop(&w); /* it has ended: joined here */
+                    procbus_close(&t.r);
+                    t.broken = 1;
+                }
+            refresh_view(&t, &w);
+        } else if (n == 0 && t.broken) {
+            refresh_view(&t, &w);
         }
         /* keys, and KEY_RESIZE after SIGWINCH interrupted the poll */
         while (!quit && (ch = getch()) != ERR) {
@@ -543,9 +621,7 @@ int cli_cmd_top(const struct cli_opts *o, int argc, char **argv)
         }
     }
 
-    __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
-    pthread_kill(w.tid, SIGUSR1);
-    pthread_join(w.tid, NULL);
+    waiter_stop(&w);
     endwin();
     delscreen(scr);
     close(pfd[0]);

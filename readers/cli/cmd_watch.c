@@ -7,12 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli_cmds.h"
 #include "cli_fmt.h"
 #include "cli_follow.h"
 #include "cli_json.h"
+#include "cli_proc.h"
 #include "cli_segment.h"
+#include "textsafe.h"
 #include "util.h"
 
 /* ---- watch ---- */
@@ -40,9 +44,11 @@ struct watch {
     int json;
     char **names; /* the NAMEs given (nnames of them): only their transitions */
     int nnames;
+    int truncated; /* watch_idle found the file shorter than the mapping */
 };
 
-/* A record's label: its name; a traced process has none: "PROGRAM/comm", or its comm. */
+/* A record's label, raw (made safe where it is printed): its name; a traced process has none:
+ * "PROGRAM/comm", or its comm. */
 static const char *label_of(struct names *nm, const struct procbus_proc *p)
 {
     if (p->name[0] != '\0')
@@ -81,6 +87,15 @@ static const char *name_of(struct procbus_reader *r, struct names *nm,
     return nm->label; /* removed meanwhile: the event's (possibly truncated) name */
 }
 
+/* Record ids are only unique within a segment (an epoch): forget the names of the last one. */
+static void names_forget(struct names *nm)
+{
+    free(nm->list);
+    nm->list = NULL;
+    nm->n = 0;
+    nm->gen = 0;
+}
+
 static int name_wanted(const struct watch *w, const char *name)
 {
     if (w->nnames == 0)
@@ -91,18 +106,27 @@ static int name_wanted(const struct watch *w, const char *name)
     return 0;
 }
 
-static void print_note(const char *kind, const char *text, int json)
+/* A note from watch itself (not an event): "-- text --", or a JSON object of `kind` with its
+ * message (and `epoch` when not 0). `text` is watch's own (safe) words. */
+static void print_note_epoch(const char *kind, const char *text, uint64_t epoch, int json)
 {
     if (json) {
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "kind", json_object_new_string(kind));
         json_object_object_add(o, "time_ns", json_object_new_uint64(pb_now_ns(CLOCK_REALTIME)));
         json_object_object_add(o, "message", json_object_new_string(text));
+        if (epoch != 0)
+            json_object_object_add(o, "epoch", json_object_new_uint64(epoch));
         cli_json_print(o, 0);
         json_object_put(o);
     } else {
         printf("-- %s --\n", text);
     }
+}
+
+static void print_note(const char *kind, const char *text, int json)
+{
+    print_note_epoch(kind, text, 0, json);
 }
 
 static int watch_missed(void *ctx, uint64_t missed)
@@ -121,11 +145,13 @@ static int watch_missed(void *ctx, uint64_t missed)
     return CLI_FOLLOW_MORE;
 }
 
-static void print_event_text(const struct procbus_event *ev, const char *name)
+static void print_event_text(const struct procbus_event *ev, const char *raw_name)
 {
-    char when[64], ex[96] = "";
+    char when[64], ex[96] = "", name[PB_TEXT_ROOM(PROCBUS_NAME_LEN + PROCBUS_COMM_LEN + 2)];
+    char comm[PB_TEXT_ROOM(PROCBUS_COMM_LEN)];
     const char *from = procbus_state_name(ev->old_state), *to = procbus_state_name(ev->new_state);
 
+    cli_safe(name, sizeof(name), raw_name, strlen(raw_name));
     cli_fmt_time(when, sizeof(when), ev->time_ns, 1);
     if (ev->exit_kind != PROCBUS_EXIT_NONE &&
         (ev->new_state == PROCBUS_STATE_EXITED || ev->new_state == PROCBUS_STATE_BACKOFF ||
@@ -141,7 +167,8 @@ static void print_event_text(const struct procbus_event *ev, const char *name)
     else if (ev->kind == PROCBUS_EV_REMOVE)
         printf("%s %s removed\n", when, name);
     else if (ev->kind == PROCBUS_EV_EXEC) /* ev->name: the new image's comm */
-        printf("%s %s exec %.*s pid %d\n", when, name, PROCBUS_COMM_LEN, ev->name, ev->pid);
+        printf("%s %s exec %s pid %d\n", when, name,
+               cli_safe(comm, sizeof(comm), ev->name, PROCBUS_COMM_LEN), ev->pid);
 }
 
 static int watch_event(void *ctx, const struct procbus_event *ev)
@@ -150,17 +177,33 @@ static int watch_event(void *ctx, const struct procbus_event *ev)
     const char *name;
 
     if (ev->kind == PROCBUS_EV_EPOCH) {
-        if (w->nnames == 0) /* NAMEs given: only their transitions */
-            print_note("epoch", "a new procbusd took over the segment", w->json);
+        char text[128];
+        if (w->nnames > 0) /* NAMEs given: only their transitions */
+            return CLI_FOLLOW_MORE;
+        /* record_id: the epoch that began (ABI 1.1; 0 from an older publisher) */
+        if (ev->record_id == 1)
+            snprintf(text, sizeof(text), "procbusd (pid %d) created the segment (epoch 1)",
+                     (int)ev->pid);
+        else if (ev->record_id > 1)
+            snprintf(text, sizeof(text),
+                     "a new segment took the name over (epoch %llu, procbusd pid %d)",
+                     (unsigned long long)ev->record_id, (int)ev->pid);
+        else
+            snprintf(text, sizeof(text), "a new segment began (procbusd pid %d)", (int)ev->pid);
+        print_note_epoch("epoch", text, ev->record_id, w->json);
         return CLI_FOLLOW_MORE;
     }
+    if (ev->kind < PROCBUS_EV_ADD || ev->kind > PROCBUS_EV_EXEC)
+        return CLI_FOLLOW_MORE; /* a kind a newer publisher added: skipped (text and JSON) */
     name = name_of(&w->r, &w->nm, ev);
     if (!name_wanted(w, name))
         return CLI_FOLLOW_MORE;
     if (w->json) {
         struct json_object *obj = cli_json_event(ev, name);
-        cli_json_print(obj, 0);
-        json_object_put(obj);
+        if (obj != NULL) {
+            cli_json_print(obj, 0);
+            json_object_put(obj);
+        }
     } else {
         print_event_text(ev, name);
     }
@@ -171,10 +214,19 @@ static int watch_event(void *ctx, const struct procbus_event *ev)
 static int watch_idle(void *ctx)
 {
     struct watch *w = ctx;
+    struct stat st;
 
-    if (procbus_liveness(&w->r, PROCBUS_STALE_AFTER_NS) == PROCBUS_GONE &&
+    /* A file shrunk under the mapping faults only when the lost pages are read (the next
+     * event): find it out now, while idle, and reopen (one stat per idle round). */
+    if (stat(w->r.spec, &st) == 0 && (uint64_t)st.st_ino == w->r.ino &&
+        (uint64_t)st.st_dev == w->r.dev && (uint64_t)st.st_size < w->r.len) {
+        w->truncated = 1;
+        return CLI_FOLLOW_DONE;
+    }
+    if (procbus_liveness(&w->r, procbus_stale_after_ns(&w->r)) == PROCBUS_GONE &&
         procbus_follow(&w->r) == 1) {
-        print_note("epoch", "following the new segment", w->json);
+        names_forget(&w->nm);
+        print_note_epoch("epoch", "following the new segment", w->r.epoch, w->json);
         return CLI_FOLLOW_AGAIN;
     }
     return CLI_FOLLOW_MORE;
@@ -185,11 +237,45 @@ static int watch_ended(void *ctx)
     struct watch *w = ctx;
 
     if (procbus_follow(&w->r) == 1) { /* superseded rather than shut down */
-        print_note("epoch", "following the new segment", w->json);
+        names_forget(&w->nm);
+        print_note_epoch("epoch", "following the new segment", w->r.epoch, w->json);
         return CLI_FOLLOW_AGAIN;
     }
     print_note("shutdown", "procbusd has shut down", w->json);
     return CLI_FOLLOW_DONE;
+}
+
+static int follow_fn(struct procbus_reader *r, void *arg)
+{
+    (void)r;
+    return cli_follow(arg);
+}
+
+/*
+ * The segment shrank under watch (SIGBUS, cli_guarded): say so, drop the mapping and open the
+ * name again until it works or watch is stopped, keeping the event cursor (events lost meanwhile
+ * are reported as missed). 0 when reopened, -1 when stopped.
+ */
+static int watch_reopen(struct watch *w, const char *segment)
+{
+    uint64_t cursor = w->r.cursor;
+    int rc, said = 0;
+
+    print_note("truncated", "segment truncated: reopening", w->json);
+    procbus_close(&w->r);
+    while ((rc = procbus_open(&w->r, segment)) < 0) {
+        if (!said) {
+            cli_say_open_error(segment, rc);
+            said = 1;
+        }
+        if (cli_stop_requested)
+            return -1;
+        usleep(200000);
+    }
+    w->r.cursor = cursor;
+    names_forget(&w->nm);
+    print_note_epoch("reopened", "segment reopened", w->r.epoch, w->json);
+    return 0;
 }
 
 int cli_cmd_watch(const struct cli_opts *o, int argc, char **argv)
@@ -237,7 +323,14 @@ int cli_cmd_watch(const struct cli_opts *o, int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     f.r = &w.r;
-    cli_follow(&f); /* until interrupted or procbusd shut down: both are a normal end */
+    /* until interrupted or procbusd shut down (both a normal end); a segment truncated under
+     * it is reopened */
+    for (;;) {
+        int rc = cli_guarded(&w.r, follow_fn, &f);
+        if ((rc != -EFAULT && !w.truncated) || watch_reopen(&w, o->segment) < 0)
+            break;
+        w.truncated = 0;
+    }
     free(w.nm.list);
     procbus_close(&w.r);
     return CLI_EX_OK;

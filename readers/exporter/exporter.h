@@ -38,16 +38,14 @@ void exp_fini(struct exp_state *s);
  * Read one snapshot and render the whole exposition into s->out (s->out_len
  * bytes, NUL-terminated). System calls only when the segment is not open yet,
  * was superseded or removed (procbus_follow/procbus_open), or a buffer must
- * grow. Errors are reported on stderr once per change, and publisher_up is 0.
+ * grow. Errors are reported on stderr once per change, and publisher_up is 0:
+ * no segment, one that is not a segment or not trusted (procbus_open), one
+ * that fails validation, one still being created, and one that shrank under
+ * the scrape (SIGBUS, caught by a guard: segguard.h; it is mapped again on
+ * the next scrape). Labels are made valid (pb_text_safe, PROM). Needs
+ * pb_guard_install (main does it).
  * Returns 0, or -ENOMEM when a buffer could not grow (s->out is then unusable).
  */
 int exp_render(struct exp_state *s);
-
-/*
- * Append `v` to dst as a Prometheus label value (escapes \ " and newline),
- * at most `cap` bytes including a NUL. Returns the length it needs (like
- * snprintf: >= cap means truncated).
- */
-size_t exp_escape_label(char *dst, size_t cap, const char *v);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "exporter.h"
+#include "segguard.h"
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
@@ -145,13 +146,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "procbus-exporter: cannot listen on %s: %s\n", listen_arg, strerror(errno));
         return 1;
     }
+    pb_guard_install(); /* a segment truncated under a scrape: publisher_up 0, not a crash */
     if (exp_init(&s, segment, 256) < 0) {
         fprintf(stderr, "procbus-exporter: out of memory\n");
         return 1;
     }
     if (!s.open)
-        fprintf(stderr, "procbus-exporter: segment %s not readable yet; retrying on each scrape\n",
-                segment ? segment : "(default)");
+        fprintf(stderr,
+                "procbus-exporter: segment %s not readable yet: %s (publisher_up 0; retrying on "
+                "each scrape)\n",
+                segment ? segment : "(default)", procbus_strerror(s.last_err));
     /* one internal polling thread: scrapes are serialised, so s needs no lock */
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handler,
                          &s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,

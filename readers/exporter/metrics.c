@@ -2,8 +2,12 @@
 #define _GNU_SOURCE
 #include "exporter.h"
 
+#include "segguard.h"
+#include "textsafe.h"
+
 #include <errno.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,28 +39,6 @@ static void put(struct sink *k, const char *fmt, ...)
     k->len += (size_t)n;
 }
 
-size_t exp_escape_label(char *dst, size_t cap, const char *v)
-{
-    size_t n = 0;
-
-    for (; *v != '\0'; v++) {
-        const char *rep = NULL;
-        size_t rl = 1;
-        if (*v == '\\')
-            rep = "\\\\", rl = 2;
-        else if (*v == '"')
-            rep = "\\\"", rl = 2;
-        else if (*v == '\n')
-            rep = "\\n", rl = 2;
-        if (n + rl < cap)
-            memcpy(dst + n, rep ? rep : v, rl);
-        n += rl;
-    }
-    if (cap > 0)
-        dst[n < cap ? n : cap - 1] = '\0';
-    return n;
-}
-
 static void header(struct sink *k, const char *name, const char *type, const char *help)
 {
     put(k, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -70,14 +52,15 @@ static int is_program(const struct procbus_proc *p)
 
 static void render_programs(struct exp_state *s, struct sink *k, size_t n)
 {
-    /* escaped names: 64 bytes can double, plus NUL */
-    char lab[2 * PROCBUS_NAME_LEN + 1];
+    /* names made label-safe (textsafe.h, PROM): up to 3 bytes per input byte, plus NUL */
+    char lab[PB_TEXT_ROOM(PROCBUS_NAME_LEN)];
     size_t i;
     unsigned st;
 
-#define EACH_PROGRAM        \
-    for (i = 0; i < n; i++) \
-        if (is_program(&s->recs[i]) && (exp_escape_label(lab, sizeof(lab), s->recs[i].name), 1))
+#define EACH_PROGRAM                   \
+    for (i = 0; i < n; i++)            \
+        if (is_program(&s->recs[i]) && \
+            (pb_text_safe(lab, sizeof(lab), s->recs[i].name, PROCBUS_NAME_LEN, PB_TEXT_PROM), 1))
 
     header(k, "procbus_program_state", "gauge",
            "Current state of a supervised program: 1 for its state, 0 for the others.");
@@ -155,7 +138,9 @@ static void report(struct exp_state *s, int err, const char *what)
                 s->segment ? s->segment : "(default)");
     else
         fprintf(stderr, "procbus-exporter: %s %s: %s (publisher_up 0; retrying on each scrape)\n",
-                what, s->segment ? s->segment : "(default)", strerror(err));
+                what, s->segment ? s->segment : "(default)",
+                err == EFAULT ? "it shrank while being read (truncated by its writer: SIGBUS)"
+                              : procbus_strerror(err));
 }
 
 /* Grow the record buffers to hold `need` records. 0 or -ENOMEM. */
@@ -181,6 +166,8 @@ static int grow_recs(struct exp_state *s, size_t need)
 
 int exp_init(struct exp_state *s, const char *segment, size_t initial_records)
 {
+    struct pb_guard g;
+
     memset(s, 0, sizeof(*s));
     s->segment = segment;
     s->recs_cap = initial_records ? initial_records : 256;
@@ -192,8 +179,16 @@ int exp_init(struct exp_state *s, const char *segment, size_t initial_records)
         exp_fini(s);
         return -ENOMEM;
     }
-    if (procbus_open(&s->r, segment) == 0)
-        s->open = 1;
+    pb_guard_arm(&g, NULL, 0); /* a file shrinking while it is validated: not open */
+    if (sigsetjmp(g.env, 1) != 0) {
+        procbus_close(&s->r);
+        s->open = 0;
+    } else {
+        int rc = procbus_open(&s->r, segment);
+        s->open = rc == 0;
+        s->last_err = -rc; /* main says it; the first scrape does not repeat it */
+        pb_guard_disarm(&g);
+    }
     return 0;
 }
 
@@ -223,42 +218,75 @@ static int attach(struct exp_state *s)
         }
         s->open = 1;
     }
-    l = procbus_liveness(&s->r, PROCBUS_STALE_AFTER_NS);
+    l = procbus_liveness(&s->r, procbus_stale_after_ns(&s->r));
     if (l == PROCBUS_GONE) { /* superseded or removed: map the new one if there is one */
         rc = procbus_follow(&s->r);
         if (rc < 0) {
             report(s, -rc, "segment gone, cannot reopen");
             return l;
         }
-        l = procbus_liveness(&s->r, PROCBUS_STALE_AFTER_NS);
+        l = procbus_liveness(&s->r, procbus_stale_after_ns(&s->r));
     }
     return l;
 }
 
-int exp_render(struct exp_state *s)
-{
+/* What one scrape read from the segment. */
+struct scrape {
+    int l, rc, have_info;
+    size_t n;
     struct procbus_info info;
-    struct timespec ts;
-    struct sink k;
-    size_t n = 0;
-    int l, rc = -ENOENT, up;
-    uint64_t now;
+};
 
-    l = attach(s);
-    if (l > 0) {
-        while ((rc = procbus_list(&s->r, s->recs, s->recs_cap, &n)) == -ENOSPC)
-            if (grow_recs(s, n) < 0)
+/* Every read of the segment a scrape makes (guarded by exp_render). 0 or -ENOMEM. */
+static int read_segment(struct exp_state *s, struct scrape *sc)
+{
+    sc->l = attach(s);
+    if (sc->l > 0) {
+        while ((sc->rc = procbus_list(&s->r, s->recs, s->recs_cap, &sc->n)) == -ENOSPC)
+            if (grow_recs(s, sc->n) < 0)
                 return -ENOMEM;
-        if (rc < 0) {
-            report(s, -rc, "cannot read segment");
-            n = 0;
-        } else if (l == PROCBUS_ALIVE) {
+        if (sc->rc < 0) {
+            report(s, -sc->rc, "cannot read segment");
+            sc->n = 0;
+        } else if (sc->l == PROCBUS_ALIVE) {
             report(s, 0, NULL);
         }
     }
-    if (rc == 0)
-        count_descendants(s, n);
-    up = rc == 0 && l == PROCBUS_ALIVE;
+    if (sc->rc == 0)
+        count_descendants(s, sc->n);
+    sc->have_info = s->open && procbus_info(&s->r, &sc->info) == 0;
+    return 0;
+}
+
+int exp_render(struct exp_state *s)
+{
+    struct scrape sc = {.rc = -ENOENT};
+    const struct procbus_info *info = &sc.info;
+    struct pb_guard g;
+    struct timespec ts;
+    struct sink k;
+    size_t n;
+    int rc, up;
+    uint64_t now;
+
+    /* A segment shrunk under the scrape (its writer truncated it) faults with SIGBUS: the
+     * scrape then serves publisher_up 0 and the next one maps the segment again. */
+    pb_guard_arm(&g, NULL, 0);
+    if (sigsetjmp(g.env, 1) != 0) {
+        report(s, EFAULT, "cannot read segment");
+        procbus_close(&s->r);
+        s->open = 0;
+        memset(&sc, 0, sizeof(sc));
+        sc.rc = -EFAULT;
+    } else {
+        rc = read_segment(s, &sc);
+        pb_guard_disarm(&g);
+        if (rc < 0)
+            return rc;
+    }
+    n = sc.n;
+    rc = sc.rc;
+    up = rc == 0 && sc.l == PROCBUS_ALIVE;
     for (;;) {
         k.buf = s->out;
         k.cap = s->out_cap;
@@ -267,11 +295,12 @@ int exp_render(struct exp_state *s)
         header(&k, "procbus_publisher_up", "gauge",
                "1 when the segment is readable and the publisher's heartbeat is fresh.");
         put(&k, "procbus_publisher_up %d\n", up);
-        if (s->open && procbus_info(&s->r, &info) == 0) {
+        if (sc.have_info) {
             clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
             now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-            if (info.heartbeat_ns != PROCBUS_HB_GONE && info.heartbeat_ns != PROCBUS_HB_SHUTDOWN) {
-                uint64_t age = now > info.heartbeat_ns ? now - info.heartbeat_ns : 0;
+            if (info->heartbeat_ns != PROCBUS_HB_GONE &&
+                info->heartbeat_ns != PROCBUS_HB_SHUTDOWN) {
+                uint64_t age = now > info->heartbeat_ns ? now - info->heartbeat_ns : 0;
                 header(&k, "procbus_publisher_heartbeat_age_seconds", "gauge",
                        "Seconds since the publisher's last heartbeat.");
                 put(&k, "procbus_publisher_heartbeat_age_seconds %" PRIu64 ".%09" PRIu64 "\n",
@@ -279,16 +308,16 @@ int exp_render(struct exp_state *s)
             }
             header(&k, "procbus_publisher_epoch", "gauge",
                    "Segment epoch: 1 for a fresh name, +1 on each publisher takeover.");
-            put(&k, "procbus_publisher_epoch %" PRIu64 "\n", info.epoch);
+            put(&k, "procbus_publisher_epoch %" PRIu64 "\n", info->epoch);
             header(&k, "procbus_events_lost_total", "counter",
                    "State transitions the publisher lost before the event ring.");
-            put(&k, "procbus_events_lost_total %" PRIu64 "\n", info.events_dropped);
+            put(&k, "procbus_events_lost_total %" PRIu64 "\n", info->events_dropped);
             header(&k, "procbus_tracer_drops_total", "counter",
                    "Kernel-side tracer reserve failures.");
-            put(&k, "procbus_tracer_drops_total %" PRIu64 "\n", info.tracer_drops);
+            put(&k, "procbus_tracer_drops_total %" PRIu64 "\n", info->tracer_drops);
             header(&k, "procbus_records_dropped_total", "counter",
                    "Record upserts refused because the process table was full.");
-            put(&k, "procbus_records_dropped_total %" PRIu64 "\n", info.records_dropped);
+            put(&k, "procbus_records_dropped_total %" PRIu64 "\n", info->records_dropped);
         }
         if (rc == 0)
             render_programs(s, &k, n);

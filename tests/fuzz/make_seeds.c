@@ -8,13 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "procbus_abi.h"
+#include "procbus.h"
 #include "procbus_pub.h"
 
 /*
  * Usage: make_seeds OUTDIR
  *
- * Each seed is built by the publisher library in /dev/shm under a unique
+ * Each seed is built by the publisher library under a unique segment
  * name, copied out byte for byte, and removed. Capacities and rings are tiny
  * so that every seed is 12-16 KiB. Clock readings and pids are then replaced
  * by fixed values, so regenerating gives identical files (no churn in git).
@@ -140,7 +140,8 @@ static void save_as(const char *name, const char *out, uint32_t stride)
     size_t got = 0;
     int fd;
 
-    snprintf(src, sizeof(src), "/dev/shm/%s", name);
+    if (procbus_segment_path(name, src, sizeof(src)) < 0)
+        must(-EINVAL, name);
     snprintf(dst, sizeof(dst), "%s/%s", g_outdir, out);
     fd = open(src, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0)
@@ -206,7 +207,8 @@ static void seed_small(void)
     must(procbus_pub_remove(p, 3), "remove");
     must(procbus_pub_commit(p), "commit");
     save(name, "small");
-    save_as(name, "small-minor1-stride448", 448); /* records as a v1.1 publisher writes them */
+    save_as(name, "small-minor1-stride448",
+            448); /* records as a newer minor (stride 448) writes them */
     procbus_pub_close(p, PROCBUS_PUB_UNLINK);
 }
 
@@ -280,8 +282,8 @@ static void seed_shutdown(void)
     must(procbus_pub_commit(p), "commit");
     procbus_pub_close(p, 0);
     save(name, "shutdown");
-    snprintf(path, sizeof(path), "/dev/shm/%s", name);
-    unlink(path);
+    if (procbus_segment_path(name, path, sizeof(path)) == 0)
+        unlink(path);
 }
 
 /* A second publisher took the name over: epoch 2, ring_first > 0, generation continued. */
@@ -302,8 +304,8 @@ static void seed_takeover(void)
     must(procbus_pub_commit(p), "commit");
     save(name, "takeover");
     procbus_pub_close(p, PROCBUS_PUB_UNLINK);
-    snprintf(path, sizeof(path), "/dev/shm/%s", name);
-    unlink(path);
+    if (procbus_segment_path(name, path, sizeof(path)) == 0)
+        unlink(path);
 }
 
 int main(int argc, char **argv)

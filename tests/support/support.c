@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "procbus.h"
 #include "procbus_pub.h"
 
 const char *pbt_name(char buf[64])
@@ -23,7 +24,8 @@ const char *pbt_name(char buf[64])
 
 const char *pbt_path(const char *name, char buf[128])
 {
-    snprintf(buf, 128, "/dev/shm/%s", name);
+    if (procbus_segment_path(name, buf, 128) < 0)
+        buf[0] = '\0';
     return buf;
 }
 

@@ -15,10 +15,11 @@ struct procbus_pub;
 /* A segment name unique to this process and call ("pbt-<pid>-<n>"), in buf[64]. */
 const char *pbt_name(char buf[64]);
 
-/* /dev/shm/<name> into buf[128]. */
+/* The file segment name <name> means (procbus_segment_path: /run/procbus/<name> as root, else
+ * /dev/shm/<name>) into buf[128]. */
 const char *pbt_path(const char *name, char buf[128]);
 
-/* Remove /dev/shm/<name> if present (test cleanup). */
+/* Remove the file of segment <name> if present (test cleanup). */
 void pbt_unlink(const char *name);
 
 /* A record with every field set from (id, pid, name, state). */

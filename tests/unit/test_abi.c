@@ -150,12 +150,17 @@ static void test_reader_argument_errors(void **state)
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
     assert_int_equal(procbus_open(&r, longname), -ENAMETOOLONG);
-    assert_int_equal(procbus_open(&r, "/"), -EPROTO); /* a directory */
-    fd = open("/dev/shm/pbt-empty-file", O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(procbus_open(&r, "pbt-empty-file"), -EPROTO);
-    unlink("/dev/shm/pbt-empty-file");
+    assert_int_equal(procbus_open(&r, "/"), -EISDIR); /* a directory: said so (issue 11) */
+    {
+        struct procbus_pub *p = pbt_pub(pbt_name(name), 4, 0); /* makes the names' folder */
+        char path[128];
+        procbus_pub_close(p, PROCBUS_PUB_UNLINK);
+        fd = open(pbt_path("pbt-empty-file", path), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(procbus_open(&r, "pbt-empty-file"), -EPROTO);
+        unlink(path);
+    }
 
     memset(&r, 0, sizeof(r));
     assert_int_equal(procbus_get_pid(&r, 1, &out), -EINVAL);

@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include "procbus.h"
@@ -29,10 +30,10 @@
  */
 enum want {
     W_NONE,      /* an error: no path */
-    W_DEFAULT,   /* /dev/shm/procbus */
-    W_SHM_SPEC,  /* /dev/shm/<spec> */
+    W_DEFAULT,   /* /run/procbus/procbus (root) or /dev/shm/procbus */
+    W_SHM_SPEC,  /* /run/procbus/<spec> (root) or /dev/shm/<spec> */
     W_PATH_SPEC, /* <spec> as it is */
-    W_SHM_ENV,   /* /dev/shm/<$PROCBUS_SEGMENT> */
+    W_SHM_ENV,   /* the same for <$PROCBUS_SEGMENT> */
     W_PATH_ENV,  /* <$PROCBUS_SEGMENT> as it is */
 };
 
@@ -103,21 +104,28 @@ static const char *expand(const char *s, size_t len, char *out)
     return out;
 }
 
+/* Where a name lives for this process: root's names in /run/procbus, anyone else's (when root
+ * has no segment of that name: the table's names are fresh) in /dev/shm. */
+static const char *names_dir(void)
+{
+    return geteuid() == 0 ? PROCBUS_RUN_DIR : PROCBUS_SHM_DIR;
+}
+
 /* The path a row's rule must give, into out. */
 static void expected_path(enum want w, const char *spec, const char *env, char *out, size_t cap)
 {
     switch (w) {
     case W_DEFAULT:
-        snprintf(out, cap, "/dev/shm/%s", PROCBUS_DEFAULT_SEGMENT);
+        snprintf(out, cap, "%s/%s", names_dir(), PROCBUS_DEFAULT_SEGMENT);
         break;
     case W_SHM_SPEC:
-        snprintf(out, cap, "/dev/shm/%s", spec);
+        snprintf(out, cap, "%s/%s", names_dir(), spec);
         break;
     case W_PATH_SPEC:
         snprintf(out, cap, "%s", spec);
         break;
     case W_SHM_ENV:
-        snprintf(out, cap, "/dev/shm/%s", env);
+        snprintf(out, cap, "%s/%s", names_dir(), env);
         break;
     case W_PATH_ENV:
         snprintf(out, cap, "%s", env);
@@ -204,19 +212,33 @@ static void test_rule_table(void **state)
     unsetenv(PROCBUS_SEGMENT_ENV);
     assert_int_equal(procbus_segment_path("x", NULL, 10), -EINVAL);
     assert_int_equal(procbus_segment_path("x", buf, 0), -EINVAL);
-    assert_int_equal(procbus_segment_path("abc", buf, sizeof("/dev/shm/abc")), 0);
-    assert_string_equal(buf, "/dev/shm/abc");
-    assert_int_equal(procbus_segment_path("abc", buf, sizeof("/dev/shm/abc") - 1), -ENAMETOOLONG);
+    snprintf(msg, sizeof(msg), "%s/abc", names_dir());
+    assert_int_equal(procbus_segment_path("abc", buf, strlen(msg) + 1), 0);
+    assert_string_equal(buf, msg);
+    assert_int_equal(procbus_segment_path("abc", buf, strlen(msg)), -ENAMETOOLONG);
     assert_string_equal(buf, "");
     assert_int_equal(procbus_segment_path("/a/b", buf, 5), 0);
     assert_int_equal(procbus_segment_path("/a/b", buf, 4), -ENAMETOOLONG);
 }
 
+/* In a child: a private mount namespace with fresh tmpfs folders on /dev/shm (1777) and
+ * /run/procbus (0755), so the default name "procbus" and the short names cannot meet a real
+ * procbusd or another test. 0, or -1 (not root: no CAP_SYS_ADMIN). */
+static int private_name_folders(void)
+{
+    if (mkdir(PROCBUS_RUN_DIR, 0755) < 0 && errno != EEXIST)
+        return -1;
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=64m,mode=1777") < 0 ||
+        mount("tmpfs", PROCBUS_RUN_DIR, "tmpfs", 0, "size=64m,mode=0755") < 0)
+        return -1;
+    return 0;
+}
+
 /*
- * Every row through both sides, with files: in a child with its own mount
- * namespace and a private tmpfs on /dev/shm, so the default name "procbus"
- * and the short names cannot meet a real procbusd or another test. Needs
- * root (CAP_SYS_ADMIN); skipped otherwise.
+ * Every row through both sides, with files: in a child with private name
+ * folders (private_name_folders). Needs root (CAP_SYS_ADMIN); skipped
+ * otherwise.
  */
 static void test_both_sides_agree(void **state)
 {
@@ -234,8 +256,7 @@ static void test_both_sides_agree(void **state)
         size_t i;
 
         close(pfd[0]);
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-            mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=64m,mode=1777") < 0)
+        if (private_name_folders() < 0)
             _exit(77);
         snprintf(g_tmp, sizeof(g_tmp), "%s", dir);
         if (chdir(dir) < 0)
@@ -261,6 +282,93 @@ static void test_both_sides_agree(void **state)
         fail_msg("%s (child status %d)", msg[0] ? msg : "no message", WEXITSTATUS(status));
 }
 
+/* The check of one child step: on failure, write `what` to fd and exit 1. */
+#define CHILD_CHECK(fd, cond, what)                    \
+    do {                                               \
+        if (!(cond)) {                                 \
+            if (write((fd), (what), strlen(what)) < 0) \
+                _exit(3);                              \
+            _exit(1);                                  \
+        }                                              \
+    } while (0)
+
+/*
+ * Where a name lives depends on who asks (issue 10 item 3): root's names are
+ * in /run/procbus, where nobody else creates names; another user's name is
+ * /run/procbus/NAME when root has that segment (so a monitoring user reads
+ * root's), else /dev/shm/NAME. Such a user cannot take a name root has, and
+ * a file of another user at a path is neither replaced nor read by root.
+ * In a child with private name folders, as root then as nobody (65534).
+ */
+static void test_names_by_user(void **state)
+{
+    char msg[512] = "", buf[PROCBUS_PATH_MAX];
+    int pfd[2], status = 0;
+    ssize_t n;
+    pid_t pid;
+    (void)state;
+
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct procbus_pub_opts o = {0};
+        struct procbus_pub *p = NULL, *q = NULL;
+        struct procbus_reader r;
+        struct stat st;
+        int fd = pfd[1];
+
+        close(pfd[0]);
+        if (private_name_folders() < 0)
+            _exit(77);
+        unsetenv(PROCBUS_SEGMENT_ENV);
+        unsetenv(PROCBUS_OWNER_ENV);
+        CHILD_CHECK(fd,
+                    procbus_segment_path("rootseg", buf, sizeof(buf)) == 0 &&
+                        strcmp(buf, PROCBUS_RUN_DIR "/rootseg") == 0,
+                    "root: a name is in /run/procbus");
+        o.segment = "rootseg";
+        o.capacity = 4;
+        CHILD_CHECK(fd, procbus_pub_open(&p, &o) == 0, "root: publisher on rootseg");
+        CHILD_CHECK(
+            fd, stat(PROCBUS_RUN_DIR, &st) == 0 && st.st_uid == 0 && (st.st_mode & 07777) == 0755,
+            "root: /run/procbus is root's, 0755");
+        procbus_pub_close(p, 0); /* stays at the name, SHUTDOWN */
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            _exit(78);
+        CHILD_CHECK(fd,
+                    procbus_segment_path("rootseg", buf, sizeof(buf)) == 0 &&
+                        strcmp(buf, PROCBUS_RUN_DIR "/rootseg") == 0,
+                    "nobody: root's name resolves to /run/procbus");
+        CHILD_CHECK(fd,
+                    procbus_segment_path("mine", buf, sizeof(buf)) == 0 &&
+                        strcmp(buf, PROCBUS_SHM_DIR "/mine") == 0,
+                    "nobody: a fresh name resolves to /dev/shm");
+        CHILD_CHECK(fd, procbus_open(&r, "rootseg") == -EACCES,
+                    "nobody: root's 0640 segment is not readable");
+        o.segment = "rootseg";
+        CHILD_CHECK(fd, procbus_pub_open(&q, &o) == -EPERM,
+                    "nobody: cannot take over root's name (-EPERM)");
+        o.segment = "mine";
+        CHILD_CHECK(fd, procbus_pub_open(&q, &o) == 0, "nobody: publisher on its own name");
+        CHILD_CHECK(fd, procbus_open(&r, "mine") == 0, "nobody: reads its own segment");
+        procbus_close(&r);
+        procbus_pub_close(q, PROCBUS_PUB_UNLINK);
+        _exit(0);
+    }
+    close(pfd[1]);
+    n = read(pfd[0], msg, sizeof(msg) - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(pfd[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77 || WEXITSTATUS(status) == 78)
+        skip(); /* not root: no private mount namespace, or cannot become nobody */
+    if (WEXITSTATUS(status) != 0)
+        fail_msg("%s (child status %d)", msg[0] ? msg : "no message", WEXITSTATUS(status));
+}
+
 /* The error rows need no file: both sides refuse them, on any machine. */
 static void test_both_sides_refuse(void **state)
 {
@@ -279,6 +387,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         /* first: the child must be forked before any publisher started liburcu threads */
         cmocka_unit_test(test_both_sides_agree),
+        cmocka_unit_test(test_names_by_user),
         cmocka_unit_test(test_rule_table),
         cmocka_unit_test(test_both_sides_refuse),
     };

@@ -1859,6 +1859,7 @@ static pid_t run_unprivileged(const char *conf, const char *errpath, const struc
 static void test_unprivileged_fallback(void **state)
 {
     char dir[] = "/tmp/pbd-trace-unpriv-XXXXXX", conf[160], errpath[160], seg[64], text[2048];
+    char shm_seg[128], owner[16];
     const struct passwd *pw = geteuid() == 0 ? getpwnam("nobody") : NULL;
     struct procbus_reader r;
     struct procbus_proc list[16];
@@ -1901,6 +1902,8 @@ static void test_unprivileged_fallback(void **state)
     assert_int_equal(st, 1);
     assert_non_null(strstr(text, "the eBPF tracer cannot run: "));
     pbt_unlink(seg);
+    snprintf(text, sizeof(text), "%s/%s", PROCBUS_SHM_DIR, seg);
+    unlink(text);
 
     /* trace = auto: one line saying why, then /proc polling finds the pipeline */
     f = fopen(conf, "w");
@@ -1912,8 +1915,14 @@ static void test_unprivileged_fallback(void **state)
     fclose(f);
     pid = run_unprivileged(conf, errpath, pw);
     pbt_track_bg(pid, 1);
-    for (t0 = pbt_now_ms(); procbus_open(&r, seg) != 0; usleep(20000))
+    /* nobody's name is /dev/shm/NAME; root reads it by path, trusting nobody's uid (a name
+     * would mean /run/procbus/NAME for root, and another user's file is refused by default) */
+    snprintf(shm_seg, sizeof(shm_seg), "%s/%s", PROCBUS_SHM_DIR, seg);
+    snprintf(owner, sizeof(owner), "%u", (unsigned)pw->pw_uid);
+    setenv(PROCBUS_OWNER_ENV, owner, 1);
+    for (t0 = pbt_now_ms(); procbus_open(&r, shm_seg) != 0; usleep(20000))
         assert_true(pbt_now_ms() - t0 < 30000);
+    unsetenv(PROCBUS_OWNER_ENV);
     for (t0 = pbt_now_ms(); pbt_now_ms() - t0 < 20000 && found < 2; usleep(50000)) {
         found = 0;
         if (procbus_list(&r, list, 16, &n) == 0)
@@ -1935,7 +1944,7 @@ static void test_unprivileged_fallback(void **state)
     assert_int_equal(pbt_wait_child(pid), 0);
     pbt_track_bg(pid, 0);
     procbus_close(&r);
-    pbt_unlink(seg);
+    unlink(shm_seg);
     snprintf(text, sizeof(text), "rm -rf %s", dir);
     assert_int_equal(system(text), 0);
     assert_int_equal(lines, 1); /* one line, saying why */
