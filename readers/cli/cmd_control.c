@@ -14,9 +14,6 @@
 #include "ctl.h"
 #include "util.h"
 
-/* While procbusd works on a request, a heartbeat may come late: twice the usual threshold. */
-#define CONTROL_STALE_NS (2 * PROCBUS_STALE_AFTER_NS)
-
 /* What the verb waits for once procbusd accepted it. */
 enum settle { SETTLE_NONE, SETTLE_STARTED, SETTLE_STOPPED };
 
@@ -89,7 +86,7 @@ static int control_idle(void *ctx)
 {
     struct control *c = ctx;
 
-    if (procbus_liveness(&c->r, CONTROL_STALE_NS) == PROCBUS_ALIVE)
+    if (procbus_liveness(&c->r, procbus_stale_after_ns(&c->r)) == PROCBUS_ALIVE)
         return CLI_FOLLOW_MORE;
     cli_warn_liveness(&c->r);
     c->result = CLI_EX_FAIL;
