@@ -345,32 +345,58 @@ static int is_pid_name(const char *n)
     return 1;
 }
 
-static int scan_proc(struct pbd_sampler *s)
+int pbd_sampler_scan_begin(struct pbd_sampler *s)
 {
+    if (s == NULL || !s->ready)
+        return -EINVAL;
     s->n_ents = 0;
+    s->dents_off = s->dents_len = 0;
+    s->scanned = 0;
+    s->scanning = 0;
     if (lseek(s->proc_fd, 0, SEEK_SET) < 0)
         return -errno;
-    for (;;) {
-        ssize_t got = getdents64(s->proc_fd, s->dents, s->dents_cap);
-        if (got < 0) {
-            if (errno == EINTR)
+    s->scanning = 1;
+    return 0;
+}
+
+int pbd_sampler_scan_step(struct pbd_sampler *s, size_t max_procs)
+{
+    size_t done = 0;
+
+    if (s == NULL || !s->ready || !s->scanning)
+        return -EINVAL;
+    while (done < max_procs) {
+        const struct dirent64 *d;
+        int rc;
+
+        if (s->dents_off >= s->dents_len) {
+            ssize_t got = getdents64(s->proc_fd, s->dents, s->dents_cap);
+            if (got < 0 && errno == EINTR)
                 continue;
-            return -errno;
+            if (got <= 0) {
+                s->scanning = 0;
+                if (got < 0)
+                    return -errno;
+                s->scanned = 1;
+                return 1;
+            }
+            s->dents_off = 0;
+            s->dents_len = (size_t)got;
         }
-        if (got == 0)
-            return 0;
-        for (ssize_t off = 0; off < got;) {
-            const struct dirent64 *d = (const struct dirent64 *)(s->dents + off);
-            off += d->d_reclen;
-            if (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN)
-                continue;
-            if (!is_pid_name(d->d_name))
-                continue;
-            int rc = scan_one(s, d->d_name);
-            if (rc < 0)
-                return rc;
+        d = (const struct dirent64 *)(s->dents + s->dents_off);
+        s->dents_off += d->d_reclen;
+        if (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN)
+            continue;
+        if (!is_pid_name(d->d_name))
+            continue;
+        done++;
+        rc = scan_one(s, d->d_name);
+        if (rc < 0) {
+            s->scanning = 0;
+            return rc;
         }
     }
+    return 0;
 }
 
 /* Nearest root on i's ppid chain (memoised with path compression), or ANC_NONE. */
@@ -411,8 +437,7 @@ static int32_t ancestry(struct pbd_sampler *s, long i)
 int pbd_sample_trees(const struct pbd_tree_root *roots, size_t n, struct pbd_tree_usage *out,
                      struct pbd_sampler *s)
 {
-    size_t nsids = 0, i;
-    int sorted = 1, rc;
+    int rc;
 
     if (s == NULL || !s->ready || (n > 0 && (roots == NULL || out == NULL)))
         return -EINVAL;
@@ -420,10 +445,32 @@ int pbd_sample_trees(const struct pbd_tree_root *roots, size_t n, struct pbd_tre
         memset(out, 0, n * sizeof(*out));
     if (n == 0)
         return 0;
-
-    rc = scan_proc(s);
+    rc = pbd_sampler_scan_begin(s);
+    if (rc == 0)
+        rc = pbd_sampler_scan_step(s, SIZE_MAX);
     if (rc < 0)
         return rc;
+    return pbd_sampler_attribute(roots, n, out, s);
+}
+
+int pbd_sampler_attribute(const struct pbd_tree_root *roots, size_t n, struct pbd_tree_usage *out,
+                          struct pbd_sampler *s)
+{
+    size_t nsids = 0, i;
+    int sorted = 1;
+
+    if (s == NULL || !s->ready || (n > 0 && (roots == NULL || out == NULL)))
+        return -EINVAL;
+    if (n > 0)
+        memset(out, 0, n * sizeof(*out));
+    if (n == 0)
+        return 0;
+    if (!s->scanned)
+        return -EINVAL;
+    for (i = 0; i < s->n_ents; i++) { /* a previous attribution's marks */
+        s->ents[i].root = -1;
+        s->ents[i].anc = ANC_UNVISITED;
+    }
     if (grow((void **)&s->stack, &s->stack_cap, s->n_ents, sizeof(*s->stack), &s->allocs) < 0 ||
         grow((void **)&s->sids, &s->sids_cap, n, sizeof(*s->sids), &s->allocs) < 0)
         return -ENOMEM;

@@ -81,6 +81,9 @@ struct pbd_sampler {
     size_t sids_cap;
     int32_t *stack;
     size_t stack_cap;
+    size_t dents_off, dents_len; /* the getdents64 chunk being walked (incremental scans) */
+    int scanning;                /* a scan is under way (pbd_sampler_scan_begin) */
+    int scanned;                 /* the last scan is complete: pbd_sampler_attribute may run */
     uint64_t allocs;
 };
 
@@ -116,9 +119,31 @@ void pbd_sampler_free(struct pbd_sampler *s);
  *  - Per-process totals have clock-tick resolution (usually 10 ms).
  *  - Only processes visible in this /proc (pid namespace, hidepid) count.
  * Cost: O(processes on the host) syscalls (open/read/close per process) and
- * O(processes * log) work, once per call whatever n is.
+ * O(processes * log) work, once per call whatever n is. It is
+ * pbd_sampler_scan_begin + pbd_sampler_scan_step(SIZE_MAX) + pbd_sampler_attribute.
  */
 int pbd_sample_trees(const struct pbd_tree_root *roots, size_t n, struct pbd_tree_usage *out,
                      struct pbd_sampler *s);
+
+/*
+ * The same pass in slices, for a caller that must not stop for a whole /proc walk
+ * (procbusd's loop reads a few processes per turn): begin, then step until it returns 1,
+ * then attribute. The scan is spread over time, so it is even less atomic than one pass:
+ * a process that starts after its pid's slot was passed is missed until the next scan, one
+ * that exits after being read is still counted once.
+ *
+ * pbd_sampler_scan_begin: start a new scan (a scan under way is dropped). 0, -EINVAL (not
+ * initialised) or lseek(2)'s error.
+ * pbd_sampler_scan_step: read up to max_procs more processes' stat files. Returns 0 when
+ * there is more to read, 1 when the scan is complete, or a negative errno (-EINVAL: no scan
+ * under way; -ENOMEM; getdents64(2)'s error), which ends the scan.
+ * pbd_sampler_attribute: pbd_sample_trees' attribution over the last complete scan (may be
+ * called again with other roots). Same returns; -EINVAL also when no scan is complete.
+ * Steady state: no allocation, like pbd_sample_trees.
+ */
+int pbd_sampler_scan_begin(struct pbd_sampler *s);
+int pbd_sampler_scan_step(struct pbd_sampler *s, size_t max_procs);
+int pbd_sampler_attribute(const struct pbd_tree_root *roots, size_t n, struct pbd_tree_usage *out,
+                          struct pbd_sampler *s);
 
 #endif /* PROCBUSD_SAMPLER_H */

@@ -502,6 +502,63 @@ static void test_many_roots(void **state)
     subreaper(0);
 }
 
+/* The pass in slices (procbusd reads a few processes per loop turn): begin, step until done,
+ * attribute. It finds what one pass finds, a slice of 1 process at a time included; its
+ * errors are the contract's. */
+static void test_incremental_scan(void **state)
+{
+    struct pbd_sampler s;
+    struct pbd_tree_usage whole[1], sliced[1];
+    struct tree t;
+    uint64_t allocs;
+    int rc, steps = 0;
+    (void)state;
+
+    subreaper(1);
+    assert_int_equal(pbd_sampler_init(&s), 0);
+    /* nothing under way yet */
+    assert_int_equal(pbd_sampler_scan_step(&s, 8), -EINVAL);
+    spawn_tree(&t, 2, 0);
+    struct pbd_tree_root roots[1] = {{.pid = t.root, .sid = t.root}};
+    assert_int_equal(pbd_sampler_attribute(roots, 1, sliced, &s), -EINVAL); /* no scan yet */
+    sample(&s, roots, 1, whole);
+    assert_int_equal(whole[0].nprocs, 3);
+
+    assert_int_equal(pbd_sampler_scan_begin(&s), 0);
+    while ((rc = pbd_sampler_scan_step(&s, 1)) == 0)
+        steps++;
+    assert_int_equal(rc, 1);
+    assert_true(steps >= 3); /* one process per step: at least the tree's three */
+    assert_int_equal(pbd_sampler_scan_step(&s, 1), -EINVAL); /* done: a new begin is needed */
+    assert_int_equal(pbd_sampler_attribute(roots, 1, sliced, &s), 0);
+    assert_int_equal(sliced[0].root_alive, 1);
+    assert_int_equal(sliced[0].nprocs, 3);
+    assert_true(sliced[0].cpu_ns >= whole[0].cpu_ns); /* read later: never less CPU */
+    assert_true(sliced[0].rss_bytes > 0);
+    /* attribute again with the same scan: the same answer */
+    assert_int_equal(pbd_sampler_attribute(roots, 1, whole, &s), 0);
+    assert_int_equal(whole[0].nprocs, sliced[0].nprocs);
+    assert_int_equal(whole[0].cpu_ns, sliced[0].cpu_ns);
+
+    /* a begin drops a scan under way; steady state does not allocate */
+    assert_int_equal(pbd_sampler_scan_begin(&s), 0);
+    assert_int_equal(pbd_sampler_scan_step(&s, 2), 0);
+    allocs = s.allocs;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pbd_sampler_scan_begin(&s), 0);
+        while ((rc = pbd_sampler_scan_step(&s, 16)) == 0)
+            ;
+        assert_int_equal(rc, 1);
+        assert_int_equal(pbd_sampler_attribute(roots, 1, sliced, &s), 0);
+        assert_int_equal(sliced[0].nprocs, 3);
+    }
+    assert_int_equal(s.allocs, allocs);
+    kill_tree(&t, 1);
+    pbd_sampler_free(&s);
+    assert_int_equal(pbd_sampler_scan_begin(&s), -EINVAL); /* freed */
+    subreaper(0);
+}
+
 #define T(t) cmocka_unit_test_teardown(t, kill_leftovers)
 
 int main(void)
@@ -515,6 +572,7 @@ int main(void)
         T(test_reaped_children),
         cmocka_unit_test(test_sampler_args),
         T(test_many_roots),
+        T(test_incremental_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
