@@ -26,12 +26,14 @@ enum pbd_watch_kind {
     PBD_W_OUT,
     PBD_W_ERR,
     PBD_W_READY,
-    PBD_W_TRACE
+    PBD_W_EXEC, /* the exec-status pipe of a run still setting up */
+    PBD_W_TRACE,
+    PBD_W_URGENT /* d->epfd_urgent, inside d->epfd: what it holds is ready */
 };
 
 struct pbd_watch {
     enum pbd_watch_kind kind;
-    struct pbd_inst *inst; /* PBD_W_PIDFD .. PBD_W_READY */
+    struct pbd_inst *inst; /* PBD_W_PIDFD .. PBD_W_EXEC */
     int slot;              /* PBD_W_CONN */
 };
 
@@ -45,7 +47,13 @@ struct pbd_inst {
     uint16_t state;                      /* enum procbus_state */
     struct pbd_spawned sp;               /* pid 0 / fds -1 when none */
     pid_t last_pid;                      /* the pid of the current or last run (published) */
-    struct pbd_watch w_pid, w_out, w_err, w_ready;
+    pid_t prev_pid;                      /* last_pid before this run's fork (a failed spawn
+                                          * puts it back: the program never ran) */
+    struct pbd_watch w_pid, w_out, w_err, w_ready, w_exec;
+    int spawn_failed;                 /* this run's child reported a failed step (spawn_err) */
+    struct pbd_spawn_error spawn_err; /* ... and which: acted on once the child is reaped */
+    int queued;                       /* waits in d->spawnq for the loop's spawn phase */
+    struct pbd_inst *q_prev, *q_next; /* its place in d->spawnq */
     struct pbd_log *out_log, *err_log;
     struct pbd_lines *lines; /* [0] stdout, [1] stderr: allocated only with ready_log */
     regex_t ready_re;
@@ -85,11 +93,19 @@ struct pbd_daemon {
     size_t *root_owner; /* sampling root -> program index (descendants add roots) */
     size_t sample_cap;
     int epfd, sigfd, timerfd;
-    struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN], w_trace;
+    int epfd_urgent; /* pidfds, the tracer, signals: drained and committed first each turn */
+    struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN], w_trace, w_urgent;
     struct pbd_tracing *trace; /* descendants / observed processes (NULL: trace off) */
     uint64_t trace_lost_logged, trace_lost_log_at;
     int shutting_down, done, staged, log_level;
     uint64_t next_heartbeat, next_sample;
+    struct pbd_inst *spawnq_head, *spawnq_tail; /* runs the state machine decided, not forked */
+    int start_backlog;       /* pbd_schedule stopped at its budget: programs still want to start */
+    int sampling;            /* a /proc scan is under way, a slice per loop turn (sample.c) */
+    uint64_t sample_started; /* ... since then (CLOCK_MONOTONIC) */
+    unsigned sample_slices;  /* ... in this many slices so far */
+    int reload_pending;      /* SIGHUP: reload once this turn's exits are published */
+    int reap_pending;        /* SIGCHLD: reap orphans once this turn's exits are published */
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override;             /* --observe */

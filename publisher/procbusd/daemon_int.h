@@ -14,15 +14,19 @@
  * pbd_daemon_init / pbd_daemon_free), with `d` the daemon's only mutable
  * state. Nothing here blocks on a program, except where a comment says so.
  * A function that changes a published record stages it (pbd_inst_publish)
- * and sets d->staged; the loop commits once per turn (pbd_commit_staged).
+ * and sets d->staged; the loop commits (pbd_commit_staged) at fixed points of
+ * each turn (loop.c): exits first, then the rest.
  *
  * Files: loop.c (epoll loop, dispatch, timers, heartbeat, signals, set-up and
  * tear-down), inst.c (the instance table and its records), supervise.c (the
- * state machine's actions: spawn, signals, exits), output.c (program output:
- * logs, ready_log, ready_fd), sched.c (dependencies, start and shutdown
- * order), verbs.c (the control verbs), reload.c (SIGHUP / `procbus reload`),
- * sample.c (CPU and memory per program), trace_glue.c (the trace module's glue),
- * segment.c (the segment's upkeep: heartbeat period, keeping its name).
+ * state machine's actions: spawn, signals, exits), spawn.c / spawn_child.c
+ * (fork without waiting; the child's setup) with spawn_setup.c (what a program
+ * inherits), output.c (program output: logs, ready_log, ready_fd), sched.c
+ * (dependencies, the spawn queue and its budget, start and shutdown order),
+ * verbs.c (the control verbs), reload.c (SIGHUP / `procbus reload`), sample.c
+ * (CPU and memory per program, a slice per turn), trace_glue.c (the trace
+ * module's glue), segment.c (the segment's upkeep: heartbeat period, keeping
+ * its name).
  */
 
 /* ---- loop.c ---- */
@@ -31,11 +35,21 @@
 void pbd_say(const struct pbd_daemon *d, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Watch `fd` for input (EPOLLIN) with `w` as the event's cookie. 0 or -1 (errno set). */
+/* Watch `fd` for input (EPOLLIN) with `w` as the event's cookie: in d->epfd_urgent for the
+ * kinds handled first each turn (PBD_W_PIDFD, PBD_W_TRACE, PBD_W_SIGNAL), else in d->epfd.
+ * 0 or -1 (errno set). */
 int pbd_watch_add(struct pbd_daemon *d, int fd, struct pbd_watch *w);
 
-/* Stop watching *fd, close it and set it to -1; nothing when *fd is already -1. */
+/* Stop watching *fd (in whichever set), close it and set it to -1; nothing when *fd is
+ * already -1. */
 void pbd_watch_close(struct pbd_daemon *d, int *fd);
+
+/*
+ * 1 when an urgent event (an exit, a tracer event, a signal) is waiting: a peek (poll(2) on
+ * d->epfd_urgent, nothing is consumed). Work done in slices (spawning, sampling) ends its
+ * slice early then, so that the event is handled and committed in the next turn.
+ */
+int pbd_urgent_pending(const struct pbd_daemon *d);
 
 /*
  * Commit what is staged (d->staged), through pbd_pub_commit. Clears d->staged
@@ -67,8 +81,8 @@ void pbd_segment_tick(struct pbd_daemon *d);
  */
 struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p);
 
-/* Close an instance's fds (unwatching them), logs and regex, and free it. Does not touch
- * d->inst, its record or its processes. */
+/* Take it off the spawn queue, close its fds (unwatching them), logs and regex, and free it.
+ * Does not touch d->inst, its record or its processes. */
 void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in);
 
 /* Sort d->inst by priority, then name (the start order; shutdown goes the other way). */
@@ -98,19 +112,41 @@ int pbd_inst_expected_exit(const struct pbd_inst *in);
 
 /*
  * Feed event `ev` to the instance's state machine (fsm.h) and carry out the
- * action the table gives: spawn, signal, arm or cancel its timer, change and
- * publish its state. May recurse once (an exit fires a restart; a spawn with
- * startsecs = 0 fires STARTSECS). A spawn commits what is staged first and
- * forks (pbd_spawn, bounded by the exec handshake).
+ * action the table gives: signal, arm or cancel its timer, change and publish
+ * its state. May recurse once (an exit fires a restart). PBD_A_SPAWN does not
+ * fork here: it puts the instance on the spawn queue (state unchanged), which
+ * the loop's spawn phase (pbd_schedule) forks within its budget, after the
+ * turn's exits are committed. A STOP takes the instance off that queue.
  */
 void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev);
+
+/*
+ * Fork a run of the instance now (pbd_spawn_start: never waits for the exec):
+ * drain and drop a previous run's pipes, reset the run's fields, watch the new
+ * fds and go STARTING (from the fork). A parent-side failure (no such user,
+ * pipe, fork) fires SPAWN_FAILED at once; the child's failures arrive on the
+ * exec-status pipe (pbd_inst_on_exec_status). Nothing when it has a process.
+ * Called by the spawn phase only.
+ */
+void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in);
+
+/*
+ * The exec-status pipe is readable: end of file without a report means the
+ * program exec'd (STARTING -> RUNNING at once with startsecs = 0, else the
+ * startsecs timer starts now); a report (step, errno) is kept until the child,
+ * which exits at once, is reaped: then the failure is logged with its step and
+ * errno and SPAWN_FAILED fires (pbd_inst_on_pidfd).
+ */
+void pbd_inst_on_exec_status(struct pbd_daemon *d, struct pbd_inst *in);
 
 /* Send `sig` to the main process, or to its process group when `group`; nothing without a
  * main process. */
 void pbd_inst_signal(struct pbd_inst *in, int sig, int group);
 
 /* The main process's pidfd is readable: reap it (waitid on the pidfd, never blocking) and,
- * if it exited, record its status, drain its output and fire PBD_EV_EXIT. */
+ * if it exited: a run that never exec'd fires SPAWN_FAILED (its step and errno logged);
+ * else its status is recorded and PBD_EV_EXIT fires (its output is read by the pipes' own
+ * events, except a ready_log's last lines, which are read first). */
 void pbd_inst_on_pidfd(struct pbd_daemon *d, struct pbd_inst *in);
 
 /* SIGCHLD: reap every exited child without blocking. Programs' main processes go through
@@ -144,16 +180,27 @@ void pbd_inst_on_ready_fd(struct pbd_daemon *d, struct pbd_inst *in);
 int pbd_deps_ready(struct pbd_daemon *d, const struct pbd_inst *in);
 
 /*
- * Once per loop turn. Normally: start every instance that wants to start and
- * whose dependencies hold, in priority order. Shutting down: stop the alive
- * instances nobody alive depends on, highest priority first; when none is
- * alive, kill what the tracer still attributes to programs and set d->done.
+ * The spawn phase, once per loop turn, after the turn's exits are committed.
+ * Normally: fork the queued runs (oldest first), then start the instances that
+ * want to start and whose dependencies hold, in priority order, within one
+ * turn's spawn budget (a count and a time, sched.c); what is left waits for
+ * the next turn (d->start_backlog, d->spawnq_head: the loop does not sleep
+ * then). Shutting down: the queue is emptied (nothing more starts); stop the
+ * alive instances nobody alive depends on, highest priority first; when none
+ * is alive, kill what the tracer still attributes to programs and set d->done.
  */
 void pbd_schedule(struct pbd_daemon *d);
 
+/* Queue the instance for the spawn phase (nothing if it is queued already). */
+void pbd_spawnq_add(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* Take the instance off the spawn queue (nothing if it is not on it). */
+void pbd_spawnq_remove(struct pbd_daemon *d, struct pbd_inst *in);
+
 /* ---- verbs.c ---- */
 
-/* The control socket is readable: accept every pending connection and watch it. */
+/* The control socket is readable: accept every pending connection, watch it, and serve
+ * its request at once when the whole line is already there. */
 void pbd_control_accept(struct pbd_daemon *d);
 
 /*
@@ -194,10 +241,15 @@ int pbd_reload_flags(struct pbd_daemon *d, unsigned flags, char *err, size_t err
 
 /*
  * CPU and memory of every program's whole tree (its session plus what the
- * tracer attributes to it), one pass over /proc; changed values are
- * published. Out of memory: this round is skipped.
+ * tracer attributes to it), from one pass over /proc done in slices: once per
+ * loop turn, after the turn's exits are committed, it starts a pass when one
+ * is due (every sample_ms) and reads a bounded slice of processes (sample.c);
+ * the pass's last slice attributes and publishes the changed values. Sets
+ * d->sampling while a pass is under way (the loop then sleeps 1 ms at most between
+ * slices).
+ * Out of memory or a /proc error: this round is skipped.
  */
-void pbd_sample_programs(struct pbd_daemon *d);
+void pbd_sample_slice(struct pbd_daemon *d, uint64_t now_mono);
 
 /* ---- trace_glue.c ---- */
 

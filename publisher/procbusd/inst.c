@@ -128,11 +128,12 @@ struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p)
     in->id = procbus_pub_new_id(d->pub);
     in->state = PROCBUS_STATE_STOPPED;
     in->since = pb_now_ns(CLOCK_REALTIME);
-    in->sp.pidfd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
+    in->sp.pidfd = in->sp.status_fd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
     in->w_pid = (struct pbd_watch){.kind = PBD_W_PIDFD, .inst = in};
     in->w_out = (struct pbd_watch){.kind = PBD_W_OUT, .inst = in};
     in->w_err = (struct pbd_watch){.kind = PBD_W_ERR, .inst = in};
     in->w_ready = (struct pbd_watch){.kind = PBD_W_READY, .inst = in};
+    in->w_exec = (struct pbd_watch){.kind = PBD_W_EXEC, .inst = in};
     in->want_start = p->autostart;
     pbd_inst_open_logs(d, in);
     d->inst[d->n_inst++] = in;
@@ -142,7 +143,9 @@ struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p)
 
 void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in)
 {
+    pbd_spawnq_remove(d, in);
     pbd_watch_close(d, &in->sp.pidfd);
+    pbd_watch_close(d, &in->sp.status_fd);
     pbd_watch_close(d, &in->sp.out_fd);
     pbd_watch_close(d, &in->sp.err_fd);
     pbd_watch_close(d, &in->sp.ready_fd);

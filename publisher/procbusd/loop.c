@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -18,6 +19,8 @@
 #include "procbus_pub.h"
 #include "pubcall.h"
 #include "util.h"
+
+#define PBD_EVENTS_PER_TURN 64
 
 /* ---- helpers the other files share ---- */
 
@@ -32,19 +35,32 @@ void pbd_say(const struct pbd_daemon *d, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The kinds whose events are handled first each turn, and committed before anything else. */
+static int is_urgent(const struct pbd_watch *w)
+{
+    return w->kind == PBD_W_PIDFD || w->kind == PBD_W_TRACE || w->kind == PBD_W_SIGNAL;
+}
+
 int pbd_watch_add(struct pbd_daemon *d, int fd, struct pbd_watch *w)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
-    return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+    return epoll_ctl(is_urgent(w) ? d->epfd_urgent : d->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 void pbd_watch_close(struct pbd_daemon *d, int *fd)
 {
     if (*fd >= 0) {
-        epoll_ctl(d->epfd, EPOLL_CTL_DEL, *fd, NULL);
+        if (epoll_ctl(d->epfd, EPOLL_CTL_DEL, *fd, NULL) < 0 && d->epfd_urgent >= 0)
+            epoll_ctl(d->epfd_urgent, EPOLL_CTL_DEL, *fd, NULL);
         close(*fd);
         *fd = -1;
     }
+}
+
+int pbd_urgent_pending(const struct pbd_daemon *d)
+{
+    struct pollfd p = {.fd = d->epfd_urgent, .events = POLLIN};
+    return d->epfd_urgent >= 0 && poll(&p, 1, 0) > 0;
 }
 
 void pbd_commit_staged(struct pbd_daemon *d)
@@ -75,10 +91,6 @@ static void run_timers(struct pbd_daemon *d)
         pbd_segment_tick(d);
         procbus_pub_heartbeat(d->pub);
         d->next_heartbeat = now + (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
-    }
-    if (now >= d->next_sample) { /* (with no program too: the deadline must move on) */
-        pbd_sample_programs(d);
-        d->next_sample = now + (uint64_t)d->cfg.daemon.sample_ms * 1000000ull;
     }
 }
 
@@ -117,14 +129,13 @@ static void on_signal(struct pbd_daemon *d)
                 pbd_say(d, PBD_L_INFO, "%s: stopping everything", strsignal((int)si.ssi_signo));
             d->shutting_down = 1;
             break;
-        case SIGHUP: {
-            char err[512];
-            pbd_say(d, PBD_L_INFO, "SIGHUP: reloading %s", d->config_path);
-            pbd_reload(d, err, sizeof(err));
+        case SIGHUP: /* after this turn's exits are published (pbd_daemon_run) */
+            d->reload_pending = 1;
             break;
-        }
-        case SIGCHLD:
-            pbd_reap_orphans(d);
+        case SIGCHLD: /* after this turn's exits are published: each waitid(P_ALL) walks
+                       * all of procbusd's children (programs' main processes are reaped
+                       * through their pidfds, without it) */
+            d->reap_pending = 1;
             break;
         }
     }
@@ -143,7 +154,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     memset(cfg, 0, sizeof(*cfg));
     d->config_path = config_path;
     d->log_level = d->cfg.daemon.log_level;
-    d->epfd = d->sigfd = d->timerfd = -1;
+    d->epfd = d->epfd_urgent = d->sigfd = d->timerfd = -1;
     d->ctl.listen_fd = -1;
     for (i = 0; i < PBD_CTL_MAX_CONN; i++)
         d->ctl.conns[i].fd = -1;
@@ -189,13 +200,20 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     if (rc < 0)
         return rc;
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    d->epfd_urgent = epoll_create1(EPOLL_CLOEXEC);
     d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (d->epfd < 0 || d->sigfd < 0 || d->timerfd < 0)
+    if (d->epfd < 0 || d->epfd_urgent < 0 || d->sigfd < 0 || d->timerfd < 0)
         return -errno;
     d->w_sig.kind = PBD_W_SIGNAL;
     d->w_timer.kind = PBD_W_TIMER;
     d->w_listen.kind = PBD_W_LISTEN;
+    d->w_urgent.kind = PBD_W_URGENT;
+    {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->w_urgent};
+        if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->epfd_urgent, &ev) < 0)
+            return -errno;
+    }
     pbd_watch_add(d, d->sigfd, &d->w_sig);
     pbd_watch_add(d, d->timerfd, &d->w_timer);
     pbd_watch_add(d, d->ctl.listen_fd, &d->w_listen);
@@ -212,6 +230,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     if (rc < 0)
         return rc;
     pbd_commit_staged(d);
+    d->start_backlog = 1; /* the first turn runs the spawn phase without waiting */
     pbd_say(d, PBD_L_INFO, "supervising %zu program(s); segment %s; control socket %s", d->n_inst,
             procbus_pub_path(d->pub), d->ctl.path);
     return 0;
@@ -249,38 +268,102 @@ static void dispatch(struct pbd_daemon *d, struct pbd_watch *w)
     case PBD_W_READY:
         pbd_inst_on_ready_fd(d, w->inst);
         break;
+    case PBD_W_EXEC:
+        pbd_inst_on_exec_status(d, w->inst);
+        break;
     case PBD_W_TRACE:
         pbd_trace_glue_staged(d, pbd_trace_consume(d->trace));
+        break;
+    case PBD_W_URGENT: /* drained at the start of each turn (drain_urgent) */
         break;
     }
 }
 
+/* Handle every urgent event waiting (a bounded number of rounds: a storm of exits still
+ * leaves room for the rest of the turn). */
+static void drain_urgent(struct pbd_daemon *d)
+{
+    struct epoll_event evs[PBD_EVENTS_PER_TURN];
+    int round, n, i;
+
+    for (round = 0; round < 4; round++) {
+        n = epoll_wait(d->epfd_urgent, evs, PBD_EVENTS_PER_TURN, 0);
+        for (i = 0; i < n; i++)
+            dispatch(d, evs[i].data.ptr);
+        if (n < PBD_EVENTS_PER_TURN)
+            return;
+    }
+}
+
+/*
+ * How long epoll_wait may sleep (ms; -1: until an event or the timer). Spawning goes on at
+ * once (0). A sampling pass sleeps 1 ms between its slices: a process that sleeps keeps the
+ * scheduler's favour on a busy machine (it is woken ahead of busy loops), which one that
+ * never sleeps loses; so an exit during a pass is not held back by the CPU's other users.
+ */
+static int wait_ms(const struct pbd_daemon *d)
+{
+    if (d->spawnq_head != NULL || d->start_backlog)
+        return 0;
+    return d->sampling ? 1 : -1;
+}
+
+/*
+ * One turn, in the order "publish first" (DESIGN.md: an exit is published before anything
+ * that can wait):
+ *   1. wait for events (not at all while spawning is under way, 1 ms between the slices
+ *      of a sampling pass: wait_ms);
+ *   2. every exit (pidfds), tracer event and signal waiting (they have an epoll set of their
+ *      own, d->epfd_urgent, so none waits behind a batch of other events), then a commit:
+ *      readers see them now;
+ *   3. the rest of the batch (control requests, output, readiness, exec status, the timer),
+ *      what the signals asked for (SIGCHLD: reaping orphans; SIGHUP: a reload) and the
+ *      timers (state timeouts, heartbeat, the tracer's periodic work), a commit;
+ *   4. work in bounded slices: the spawn phase (pbd_schedule: a few forks at most), a slice
+ *      of the /proc sampling pass, dropping removed programs; a commit. A slice ends early
+ *      when an urgent event is waiting (pbd_urgent_pending).
+ * So a 5,000-program start is a few hundred short turns, between which everything else is
+ * served, and an exit waits for at most one slice of step 4 (BENCHMARKS.md: procbusd).
+ */
 int pbd_daemon_run(struct pbd_daemon *d)
 {
-    struct epoll_event evs[64];
+    struct epoll_event evs[PBD_EVENTS_PER_TURN];
 
     while (!d->done) {
+        uint64_t now;
         int n, i;
 
-        pbd_schedule(d);
-        pbd_inst_drop_removed(d);
-        pbd_commit_staged(d);
-        if (d->done)
-            break;
         arm_timerfd(d);
-        n = epoll_wait(d->epfd, evs, 64, -1);
+        n = epoll_wait(d->epfd, evs, PBD_EVENTS_PER_TURN, wait_ms(d));
         if (n < 0 && errno != EINTR) {
             pbd_say(d, PBD_L_ERR, "epoll_wait: %s", strerror(errno));
             return 1;
         }
+        drain_urgent(d);
+        pbd_commit_staged(d);
         for (i = 0; i < n; i++)
             dispatch(d, evs[i].data.ptr);
+        if (d->reap_pending) {
+            d->reap_pending = 0;
+            pbd_reap_orphans(d);
+        }
+        if (d->reload_pending) {
+            char err[512];
+            d->reload_pending = 0;
+            pbd_say(d, PBD_L_INFO, "SIGHUP: reloading %s", d->config_path);
+            pbd_reload(d, err, sizeof(err));
+        }
         run_timers(d);
         pbd_control_expire(d);
+        now = pb_now_ns(CLOCK_MONOTONIC);
         if (d->trace != NULL)
-            pbd_trace_glue_staged(d,
-                                  pbd_trace_tick(d->trace, pb_now_ns(CLOCK_MONOTONIC),
-                                                 (uint64_t)d->cfg.daemon.sample_ms * 1000000ull));
+            pbd_trace_glue_staged(
+                d, pbd_trace_tick(d->trace, now, (uint64_t)d->cfg.daemon.sample_ms * 1000000ull));
+        pbd_commit_staged(d);
+        pbd_schedule(d);
+        pbd_sample_slice(d, now);
+        pbd_inst_drop_removed(d);
+        pbd_commit_staged(d);
     }
     pbd_say(d, PBD_L_INFO, "all programs stopped; exiting");
     return 0;
@@ -311,6 +394,8 @@ void pbd_daemon_free(struct pbd_daemon *d)
     pbd_sampler_free(&d->sampler);
     if (d->epfd >= 0)
         close(d->epfd);
+    if (d->epfd_urgent >= 0)
+        close(d->epfd_urgent);
     if (d->sigfd >= 0)
         close(d->sigfd);
     if (d->timerfd >= 0)

@@ -1,4 +1,4 @@
-/* spawn.c - start one program instance: fork, new session, fds, credentials, exec. */
+/* spawn.c - start one program instance without waiting for it: fork now, learn "exec'd" later. */
 #define _GNU_SOURCE
 #include "spawn.h"
 
@@ -6,63 +6,36 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "spawn_setup.h"
 
-/* What the child reports through the status pipe when setup or exec fails. */
-struct child_error {
-    int err;
-    char step[48];
-};
-
-static void child_fail(int fd, const char *step, int err)
+static void close_pair(int p[2])
 {
-    struct child_error ce;
-
-    memset(&ce, 0, sizeof(ce));
-    ce.err = err;
-    snprintf(ce.step, sizeof(ce.step), "%s", step);
-    if (write(fd, &ce, sizeof(ce)) < 0) {
-        /* nothing more to do */
-    }
-    _exit(127);
+    for (int i = 0; i < 2; i++)
+        if (p[i] >= 0) {
+            close(p[i]);
+            p[i] = -1;
+        }
 }
 
-static int move_fd(int from, int to)
-{
-    if (from == to)
-        return fcntl(to, F_SETFD, 0); /* keep it across exec */
-    return dup2(from, to) < 0 ? -1 : 0;
-}
-
-int pbd_spawn(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
-              struct pbd_spawned *out, char *why, size_t whylen)
+int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
+                    struct pbd_spawned *out, char *why, size_t whylen)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, readyp[2] = {-1, -1}, st[2] = {-1, -1};
     int capture_out = prog->out.path != NULL || prog->ready_log != NULL;
     int capture_err = !prog->redirect_stderr && (prog->err.path != NULL || prog->ready_log);
-    char **env;
-    struct child_error ce;
-    struct pbd_creds creds;
-    sigset_t all;
-    ssize_t n;
+    struct pbd_child_setup c;
     pid_t pid;
-    int rc;
+    int rc, pidfd;
 
-    rc = pbd_creds_resolve(prog, &creds, why, whylen);
+    memset(&c, 0, sizeof(c));
+    rc = pbd_child_prepare(prog, opts->nofile, &c, why, whylen);
     if (rc < 0)
         return rc;
-    env = pbd_env_build(prog, &creds);
-    if (env == NULL) {
-        pbd_creds_free(&creds);
-        return -ENOMEM;
-    }
     if (pipe2(st, O_CLOEXEC) < 0 || (capture_out && pipe2(outp, O_CLOEXEC) < 0) ||
         (capture_err && pipe2(errp, O_CLOEXEC) < 0) ||
         (prog->ready_fd >= 3 && pipe2(readyp, O_CLOEXEC) < 0)) {
@@ -71,109 +44,96 @@ int pbd_spawn(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
         pbd_spawn_hint(why, whylen, -rc);
         goto fail;
     }
+    c.status_fd = st[1];
+    c.out_fd = outp[1];
+    c.err_fd = errp[1];
+    c.ready_fd = readyp[1];
     pid = fork();
     if (pid < 0) {
         rc = -errno;
         snprintf(why, whylen, "fork: %s", strerror(errno));
+        pbd_spawn_hint(why, whylen, -rc);
         goto fail;
     }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        int devnull_err = errno; /* kept: what follows may change errno (EMFILE must show) */
-        const char *step = "";
-        struct sigaction dfl;
-        int s;
-
-        memset(&dfl, 0, sizeof(dfl));
-        dfl.sa_handler = SIG_DFL;
-        for (s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                sigaction(s, &dfl, NULL);
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        if (setsid() < 0)
-            child_fail(st[1], "setsid", errno);
-        if (devnull < 0)
-            child_fail(st[1], "stdin", devnull_err);
-        /* only 0-2 and the readiness fd reach the program; its old RLIMIT_NOFILE */
-        pbd_child_fds_and_limits(opts->nofile);
-        /* fds 0-2 first; the readiness fd last so it may not clobber them */
-        if (move_fd(devnull, 0) < 0)
-            child_fail(st[1], "stdin", errno);
-        if (move_fd(capture_out ? outp[1] : devnull, 1) < 0)
-            child_fail(st[1], "stdout", errno);
-        if (move_fd(prog->redirect_stderr ? 1 : capture_err ? errp[1] : devnull, 2) < 0)
-            child_fail(st[1], "stderr", errno);
-        if (prog->ready_fd >= 3 && move_fd(readyp[1], prog->ready_fd) < 0)
-            child_fail(st[1], "ready_fd", errno);
-        if (prog->umask != (mode_t)-1)
-            umask(prog->umask);
-        if (prog->directory != NULL && chdir(prog->directory) < 0)
-            child_fail(st[1], "chdir", errno);
-        if (pbd_creds_apply(&creds, &step) < 0)
-            child_fail(st[1], step, errno);
-        execvpe(prog->argv[0], prog->argv, env);
-        child_fail(st[1], "exec", errno);
-    }
-    pbd_env_free(env);
-    env = NULL;
-    pbd_creds_free(&creds);
+    if (pid == 0)
+        pbd_spawn_child(&c);
+    pbd_child_release(&c);
+    /* the child's ends: closed here before anything else is forked, so only the child holds
+     * the status pipe's write end (its end of file is the child's exec or exit) */
     close(st[1]);
     st[1] = -1;
-    /* EOF: exec succeeded (the pipe was close-on-exec); data: it failed */
-    do
-        n = read(st[0], &ce, sizeof(ce));
-    while (n < 0 && errno == EINTR);
-    close(st[0]);
-    st[0] = -1;
-    if (n == (ssize_t)sizeof(ce)) {
-        waitpid(pid, NULL, 0);
-        rc = -ce.err;
-        if (strcmp(ce.step, "exec") == 0)
-            snprintf(why, whylen, "exec %s: %s", prog->argv[0], strerror(ce.err));
-        else
-            snprintf(why, whylen, "%s: %s", ce.step, strerror(ce.err));
-        pbd_spawn_hint(why, whylen, ce.err);
+    if (outp[1] >= 0) {
+        close(outp[1]);
+        outp[1] = -1;
+    }
+    if (errp[1] >= 0) {
+        close(errp[1]);
+        errp[1] = -1;
+    }
+    if (readyp[1] >= 0) {
+        close(readyp[1]);
+        readyp[1] = -1;
+    }
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "pidfd_open: %s", strerror(errno));
+        pbd_spawn_hint(why, whylen, -rc);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0); /* SIGKILLed: returns at once */
         goto fail;
     }
     out->pid = pid;
-    out->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    out->pidfd = pidfd;
+    out->status_fd = st[0];
     out->out_fd = outp[0];
     out->err_fd = errp[0];
     out->ready_fd = readyp[0];
-    if (outp[1] >= 0)
-        close(outp[1]);
-    if (errp[1] >= 0)
-        close(errp[1]);
-    if (readyp[1] >= 0)
-        close(readyp[1]);
+    fcntl(out->status_fd, F_SETFL, O_NONBLOCK);
     if (out->out_fd >= 0)
         fcntl(out->out_fd, F_SETFL, O_NONBLOCK);
     if (out->err_fd >= 0)
         fcntl(out->err_fd, F_SETFL, O_NONBLOCK);
     if (out->ready_fd >= 0)
         fcntl(out->ready_fd, F_SETFL, O_NONBLOCK);
-    if (out->pidfd < 0) {
-        rc = -errno;
-        snprintf(why, whylen, "pidfd_open: %s", strerror(errno));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        out->pid = 0;
-        goto fail;
-    }
     return 0;
 fail:
-    pbd_env_free(env);
-    pbd_creds_free(&creds);
-    for (int i = 0; i < 2; i++) {
-        if (outp[i] >= 0)
-            close(outp[i]);
-        if (errp[i] >= 0)
-            close(errp[i]);
-        if (readyp[i] >= 0)
-            close(readyp[i]);
-        if (st[i] >= 0)
-            close(st[i]);
-    }
+    pbd_child_release(&c);
+    close_pair(outp);
+    close_pair(errp);
+    close_pair(readyp);
+    close_pair(st);
     return rc;
+}
+
+enum pbd_exec_status pbd_spawn_exec_status(struct pbd_spawned *sp, struct pbd_spawn_error *e)
+{
+    struct pbd_spawn_error got;
+    size_t have = 0;
+
+    if (sp->status_fd < 0)
+        return PBD_EXEC_DONE;
+    /* the child writes its report in one write (smaller than PIPE_BUF: atomic), then exits */
+    for (;;) {
+        ssize_t n = read(sp->status_fd, (char *)&got + have, sizeof(got) - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && have == 0)
+            return PBD_EXEC_PENDING;
+        if (n > 0) {
+            have += (size_t)n;
+            if (have < sizeof(got))
+                continue;
+            *e = got;
+            e->step[sizeof(e->step) - 1] = '\0';
+            return PBD_EXEC_FAILED;
+        }
+        if (n == 0 && have == 0)
+            return PBD_EXEC_DONE; /* end of file without a report: it exec'd */
+        /* a read error, or a truncated report: say so rather than guess */
+        memset(e, 0, sizeof(*e));
+        e->err = n < 0 ? errno : EPROTO;
+        snprintf(e->step, sizeof(e->step), "exec-status pipe");
+        return PBD_EXEC_FAILED;
+    }
 }

@@ -1,17 +1,21 @@
-/* spawn.h - start one program instance: fork, new session, fds, credentials, exec. */
+/* spawn.h - start one program instance without waiting for it: fork now, learn "exec'd" later. */
 #ifndef PROCBUSD_SPAWN_H
 #define PROCBUSD_SPAWN_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "config.h"
+#include "spawn_child.h"
 
 struct pbd_spawned {
     pid_t pid;
-    int pidfd;    /* pidfd_open(pid): readable when it exits */
-    int out_fd;   /* read end of its stdout pipe, non-blocking; -1 when not captured */
-    int err_fd;   /* read end of its stderr pipe; -1 when redirected to stdout or not captured */
-    int ready_fd; /* read end of the readiness pipe; -1 without ready_fd */
+    int pidfd;     /* pidfd_open(pid): readable when it exits */
+    int status_fd; /* read end of the exec-status pipe, non-blocking, until the exec's outcome
+                    * is known (pbd_spawn_exec_status); -1 after */
+    int out_fd;    /* read end of its stdout pipe, non-blocking; -1 when not captured */
+    int err_fd;    /* read end of its stderr pipe; -1 when redirected to stdout or not captured */
+    int ready_fd;  /* read end of the readiness pipe; -1 without ready_fd */
 };
 
 /* What every spawn of this procbusd shares (set once at start-up, in struct pbd_daemon). */
@@ -20,18 +24,30 @@ struct pbd_spawn_opts {
 };
 
 /*
- * Fork and exec `prog`. The child runs in a new session and process group
- * (setsid), with stdin on /dev/null, stdout/stderr on pipes when a log or a
- * ready_log wants them (else /dev/null), the readiness pipe on fd
- * prog->ready_fd, the configured directory, umask, user (when root),
- * environment additions plus PROCBUS_PROCESS_NAME / PROCBUS_GROUP_NAME, an
- * empty signal mask and default dispositions, only the descriptors above and
- * opts->nofile as its soft RLIMIT_NOFILE (spawn_setup.h). Returns 0 with *out filled, or
- * a negative errno: from fork/pipe, or the child's exec/setup error (the child
- * reports it through a close-on-exec pipe before it exits with 127), with a
- * reason in why[whylen] such as "exec /bin/nope: No such file or directory".
+ * Fork a child that sets itself up as pbd_spawn_child (spawn_child.h) says and execs
+ * `prog`, and return at once: the exec's outcome arrives later on out->status_fd (watch it
+ * for input, then call pbd_spawn_exec_status). Returns 0 with *out filled, or a negative
+ * errno from the parent's side with "STEP: reason" in why[whylen] ("user x: no such user",
+ * "pipe: ...", "fork: ...", "pidfd_open: ...", with pbd_spawn_hint's advice for EMFILE and
+ * ENFILE); then nothing is left open or running. The work done here is bounded: a few
+ * pipes, one fork, one pidfd_open; the child's setup and exec run on their own.
  */
-int pbd_spawn(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
-              struct pbd_spawned *out, char *why, size_t whylen);
+int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
+                    struct pbd_spawned *out, char *why, size_t whylen);
+
+/* What the exec-status pipe said so far. */
+enum pbd_exec_status {
+    PBD_EXEC_PENDING = 0, /* nothing decisive yet: the child is still setting up */
+    PBD_EXEC_DONE,        /* end of file without a report: the program exec'd */
+    PBD_EXEC_FAILED,      /* the child reported a failed step (*e filled); it exits 127 */
+};
+
+/*
+ * Read the exec-status pipe without blocking. After DONE or FAILED the pipe has nothing more
+ * to say: the caller unwatches and closes sp->status_fd (other children forked meanwhile may
+ * hold its read end until they exec, so a plain close would not end an epoll registration).
+ * Once the child has exited, the answer is DONE or FAILED. With status_fd -1: DONE.
+ */
+enum pbd_exec_status pbd_spawn_exec_status(struct pbd_spawned *sp, struct pbd_spawn_error *e);
 
 #endif /* PROCBUSD_SPAWN_H */

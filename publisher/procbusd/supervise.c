@@ -1,6 +1,7 @@
 /* supervise.c - procbusd's state-machine actions: spawn, stop signals, timers, exits, reaping. */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -71,21 +72,27 @@ static int refuse_unpublished(struct pbd_daemon *d, struct pbd_inst *in)
     return 1;
 }
 
-/* PBD_A_SPAWN: a new run. A failed fork/exec fires PBD_EV_SPAWN_FAILED from STARTING. */
-static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
+/* The program is running (its exec succeeded) while STARTING: RUNNING at once with
+ * startsecs = 0, else once startsecs have passed. */
+static void on_exec_done(struct pbd_daemon *d, struct pbd_inst *in)
 {
-    char why[256] = "";
-    int rc;
+    pbd_say(d, PBD_L_DEBUG, "%s: pid %d exec'd", in->prog->name, (int)in->sp.pid);
+    if (in->state != PROCBUS_STATE_STARTING)
+        return; /* a stop came first: its exit decides */
+    if (in->prog->startsecs == 0)
+        pbd_inst_fire(d, in, PBD_EV_STARTSECS);
+    else
+        arm(in, PBD_T_STARTSECS, (uint64_t)in->prog->startsecs * PB_NS_PER_SEC);
+}
 
-    if (refuse_unpublished(d, in))
-        return;
-    start_limit_count(in);
-
-    /* fork+exec may take a while: what already happened (an EXITED before its
-     * restart, say) is published first, not held back behind the new child */
-    pbd_commit_staged(d);
-
-    /* output of a previous run still held open by its leftovers is dropped */
+/* Output of a previous run still held open by its leftovers: what it wrote before this new
+ * run is read (bounded, as any drain), then its pipes are dropped. */
+static void drop_old_output(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    if (in->sp.out_fd >= 0)
+        pbd_inst_drain(d, in, PBD_STDOUT);
+    if (in->sp.err_fd >= 0)
+        pbd_inst_drain(d, in, PBD_STDERR);
     pbd_watch_close(d, &in->sp.out_fd);
     pbd_watch_close(d, &in->sp.err_fd);
     pbd_watch_close(d, &in->sp.ready_fd);
@@ -93,6 +100,19 @@ static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
         pbd_lines_init(&in->lines[0]);
         pbd_lines_init(&in->lines[1]);
     }
+}
+
+void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    char why[256] = "";
+    int rc;
+
+    if (pbd_state_has_process(in->state))
+        return; /* (defensive: a run is under way) */
+    if (refuse_unpublished(d, in))
+        return;
+    start_limit_count(in);
+    drop_old_output(d, in);
     if (in->ever_started)
         in->restarts++;
     in->ever_started = 1;
@@ -102,37 +122,87 @@ static void do_spawn(struct pbd_daemon *d, struct pbd_inst *in)
     in->exit_kind = PROCBUS_EXIT_NONE; /* the exit fields describe this run's end */
     in->exit_code = 0;
     in->core = 0;
-    rc = pbd_spawn(in->prog, &d->spawn_opts, &in->sp, why, sizeof(why));
+    in->spawn_failed = 0;
+    rc = pbd_spawn_start(in->prog, &d->spawn_opts, &in->sp, why, sizeof(why));
     if (rc < 0) {
+        const char *ename = strerrorname_np(-rc);
         in->sp.pid = 0;
-        in->sp.pidfd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
-        pbd_say(d, PBD_L_ERR, "%s: spawn failed: %s", in->prog->name, why);
+        in->sp.pidfd = in->sp.status_fd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
+        pbd_say(d, PBD_L_ERR, "%s: spawn failed at %s (errno %d%s%s)", in->prog->name, why, -rc,
+                ename ? ", " : "", ename ? ename : "");
         pbd_inst_set_state(d, in, PROCBUS_STATE_STARTING);
         pbd_inst_fire(d, in, PBD_EV_SPAWN_FAILED);
         return;
     }
     pbd_watch_add(d, in->sp.pidfd, &in->w_pid);
+    pbd_watch_add(d, in->sp.status_fd, &in->w_exec);
     if (in->sp.out_fd >= 0)
         pbd_watch_add(d, in->sp.out_fd, &in->w_out);
     if (in->sp.err_fd >= 0)
         pbd_watch_add(d, in->sp.err_fd, &in->w_err);
     if (in->sp.ready_fd >= 0)
         pbd_watch_add(d, in->sp.ready_fd, &in->w_ready);
+    in->prev_pid = in->last_pid;
     in->last_pid = in->sp.pid;
     pbd_trace_root(d->trace, in->sp.pid, in->start_boot, in->id);
-    pbd_say(d, PBD_L_DEBUG, "%s: spawned pid %d", in->prog->name, (int)in->sp.pid);
-    pbd_inst_set_state(d, in, PROCBUS_STATE_STARTING);
-    if (in->prog->startsecs == 0) {
-        pbd_inst_fire(d, in, PBD_EV_STARTSECS);
-    } else {
-        arm(in, PBD_T_STARTSECS, (uint64_t)in->prog->startsecs * PB_NS_PER_SEC);
+    pbd_say(d, PBD_L_DEBUG, "%s: forked pid %d", in->prog->name, (int)in->sp.pid);
+    pbd_inst_set_state(d, in, PROCBUS_STATE_STARTING); /* STARTING from the fork */
+}
+
+void pbd_inst_on_exec_status(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    struct pbd_spawn_error e;
+
+    if (in->sp.status_fd < 0)
+        return; /* settled earlier in this turn (its exit read it) */
+    switch (pbd_spawn_exec_status(&in->sp, &e)) {
+    case PBD_EXEC_PENDING:
+        return;
+    case PBD_EXEC_FAILED: /* acted on when the child (exiting now) is reaped: on_pidfd */
+        pbd_watch_close(d, &in->sp.status_fd);
+        in->spawn_failed = 1;
+        in->spawn_err = e;
+        return;
+    case PBD_EXEC_DONE:
+        pbd_watch_close(d, &in->sp.status_fd);
+        on_exec_done(d, in);
+        return;
     }
+}
+
+/* The child of a run that never exec'd is reaped: say at which step and why it failed, and
+ * fire SPAWN_FAILED (STARTING -> BACKOFF or FATAL), or EXIT when a stop came first. */
+static void on_spawn_failed(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    const struct pbd_spawn_error *e = &in->spawn_err;
+    const char *name = strerrorname_np(e->err);
+    char why[256];
+
+    snprintf(why, sizeof(why), "%s%s%s: %s", e->step, strcmp(e->step, "exec") == 0 ? " " : "",
+             strcmp(e->step, "exec") == 0 ? in->prog->argv[0] : "", strerror(e->err));
+    pbd_spawn_hint(why, sizeof(why), e->err); /* EMFILE, ENFILE: which limit to raise */
+    pbd_say(d, PBD_L_ERR, "%s: spawn failed at %s (errno %d%s%s)", in->prog->name, why, e->err,
+            name ? ", " : "", name ? name : "");
+    pbd_watch_close(d, &in->sp.pidfd);
+    pbd_watch_close(d, &in->sp.out_fd);
+    pbd_watch_close(d, &in->sp.err_fd);
+    pbd_watch_close(d, &in->sp.ready_fd);
+    pbd_trace_root_gone(d->trace, in->sp.pid);
+    in->sp.pid = 0;
+    in->last_pid = in->prev_pid; /* the record keeps the last run that did run */
+    in->spawn_failed = 0;
+    pbd_inst_fire(d, in, in->state == PROCBUS_STATE_STARTING ? PBD_EV_SPAWN_FAILED : PBD_EV_EXIT);
 }
 
 void pbd_inst_signal(struct pbd_inst *in, int sig, int group)
 {
-    if (in->sp.pid > 0)
-        kill(group ? -in->sp.pid : in->sp.pid, sig);
+    if (in->sp.pid <= 0)
+        return;
+    kill(group ? -in->sp.pid : in->sp.pid, sig);
+    /* a child still setting up may not have its own group yet (setsid): reach it by pid
+     * (its signals stay blocked until its dispositions are back to the defaults) */
+    if (group && in->sp.status_fd >= 0)
+        kill(in->sp.pid, sig);
 }
 
 /* Stopped: a reload that changed the program takes effect now. */
@@ -153,13 +223,16 @@ void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
 
     pbd_say(d, PBD_L_DEBUG, "%s: %s in %s", p->name, pbd_event_name(ev),
             procbus_state_name(in->state));
+    if (ev == PBD_EV_STOP)
+        pbd_spawnq_remove(d, in); /* a run decided but not forked yet: not any more */
     switch ((enum pbd_action)t.action) {
     case PBD_A_IGNORE:
     case PBD_A_REFUSE:
         return;
-    case PBD_A_SPAWN:
+    case PBD_A_SPAWN: /* forked by the loop's spawn phase (bounded per turn), after this
+                       * turn's exits are published */
         arm(in, PBD_T_NONE, 0);
-        do_spawn(d, in);
+        pbd_spawnq_add(d, in);
         return;
     case PBD_A_RUNNING:
     case PBD_A_READY:
@@ -222,7 +295,9 @@ void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
     }
 }
 
-/* The main process is gone: its status into the instance, its last output read, EXIT fired. */
+/* The main process is gone: its status into the instance, EXIT fired. Its output is left to
+ * the pipes' own events (after this turn's commit), except where a ready_log line still in
+ * the pipe may change the outcome (READY before EXITED rather than a failed start). */
 static void on_exit_status(struct pbd_daemon *d, struct pbd_inst *in, const siginfo_t *si)
 {
     pid_t pid = in->sp.pid;
@@ -237,8 +312,10 @@ static void on_exit_status(struct pbd_daemon *d, struct pbd_inst *in, const sigi
         in->core = si->si_code == CLD_DUMPED;
     }
     pbd_watch_close(d, &in->sp.pidfd);
-    pbd_inst_drain(d, in, PBD_STDOUT);
-    pbd_inst_drain(d, in, PBD_STDERR);
+    if (in->has_re && (in->state == PROCBUS_STATE_STARTING || in->state == PROCBUS_STATE_RUNNING)) {
+        pbd_inst_drain(d, in, PBD_STDOUT);
+        pbd_inst_drain(d, in, PBD_STDERR);
+    }
     pbd_say(d, PBD_L_DEBUG, "%s: pid %d %s %d%s", in->prog->name, (int)pid,
             in->exit_kind == PROCBUS_EXIT_CODE ? "exited with" : "killed by", in->exit_code,
             in->core ? " (core dumped)" : "");
@@ -253,8 +330,14 @@ void pbd_inst_on_pidfd(struct pbd_daemon *d, struct pbd_inst *in)
 
     memset(&si, 0, sizeof(si));
     if (waitid((idtype_t)P_PIDFD, (id_t)in->sp.pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-        return; /* not exited yet (spurious), or reaped by the SIGCHLD path */
-    on_exit_status(d, in, &si);
+        return;                /* not exited yet (spurious), or reaped by the SIGCHLD path */
+    if (in->sp.status_fd >= 0) /* dead: the pipe says at once whether it exec'd */
+        pbd_inst_on_exec_status(d, in);
+    pbd_watch_close(d, &in->sp.status_fd); /* (it always has by now) */
+    if (in->spawn_failed)
+        on_spawn_failed(d, in);
+    else
+        on_exit_status(d, in, &si);
 }
 
 void pbd_reap_orphans(struct pbd_daemon *d)

@@ -70,6 +70,7 @@ static enum target_rc stop_one(struct pbd_daemon *d, struct req *rq, struct pbd_
     const char *nm = in->prog->name;
 
     in->want_start = 0;
+    pbd_spawnq_remove(d, in); /* a start decided but not forked yet is dropped */
     if (!pbd_inst_alive(in)) {
         /* a daemon it double-forked, still attributed to it: stop that */
         int left = pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
@@ -297,6 +298,10 @@ void pbd_control_accept(struct pbd_daemon *d)
             continue;
         d->w_conn[slot] = (struct pbd_watch){.kind = PBD_W_CONN, .slot = slot};
         pbd_watch_add(d, d->ctl.conns[slot].fd, &d->w_conn[slot]);
+        /* a client writes its request as soon as it is connected: when it is here already,
+         * it is served in this turn rather than the next (a turn can be a few ms while
+         * thousands of programs start) */
+        pbd_control_serve(d, slot);
     }
 }
 
