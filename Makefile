@@ -34,6 +34,7 @@ INC_tests/support      := -Itests/support -Icommon
 INC_tests/unit         := -Itests/support -Icommon -Ishm -Ipublisher/lib -Iebpf
 INC_tests/fuzz         :=
 INC_bench              := -Ibench -Icommon
+INC_bench/procbusd     := -Ibench -Icommon
 INC_examples           :=
 folder_of = $(patsubst %/,%,$(dir $(1)))
 
@@ -87,7 +88,7 @@ TEST_BINS := $(filter-out $(O)/tests/test_proctrace $(O)/tests/test_trace,$(TEST
 endif
 TEST_SUPPORT := $(OBJ)/tests/support/support.o $(OBJ)/tests/support/daemon_harness.o
 BENCH_BINS   := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench \
-                $(O)/bench/scrape-bench
+                $(O)/bench/scrape-bench $(O)/bench/exit-floor
 EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
 PREFIX  ?= /usr/local
@@ -167,7 +168,7 @@ endif
 # ---- tests ----
 # Per test: TEST_PRE_x (binaries it runs), TEST_OBJS_x (extra objects), TEST_LIBS_x (libraries).
 DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_harden test_limits \
-                test_upkeep test_squat
+                test_upkeep test_squat test_loop
 $(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
 TEST_PRE_test_exporter += $(BIN_EXPORTER)
 TEST_LIBS_test_cli       := -ljson-c
@@ -193,10 +194,16 @@ $(O)/tests/%: $(OBJ)/tests/unit/%.o $(TEST_SUPPORT) $(COMMON_LIB) $(PUB_LIB) $$(
 
 # ---- benchmarks, examples ----
 # procbusd-bench and tracer-bench link libc only: they read through procbus.h and run the binaries.
-$(O)/bench/procbusd-bench $(O)/bench/tracer-bench: $(O)/bench/%: $(OBJ)/bench/%.o
+# procbusd-bench is every file of bench/procbusd/; exit-floor (its floor for exit-to-visible)
+# publishes with libprocbus-pub.
+$(O)/bench/tracer-bench: $(O)/bench/%: $(OBJ)/bench/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
-$(O)/bench/procbus-bench $(O)/bench/scrape-bench: $(O)/bench/%: $(OBJ)/bench/%.o $(PUB_LIB)
+PBDB_SRCS := $(wildcard bench/procbusd/*.c)
+$(O)/bench/procbusd-bench: $(PBDB_SRCS:%.c=$(OBJ)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ -lm -lpthread
+$(O)/bench/procbus-bench $(O)/bench/scrape-bench $(O)/bench/exit-floor: $(O)/bench/%: $(OBJ)/bench/%.o $(PUB_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU) -lm
 $(O)/examples/%: $(OBJ)/examples/%.o $(PUB_LIB)
@@ -294,7 +301,7 @@ bench-tracer-quick: $(DEPS_STAMP) $(O)/bench/tracer-bench $(PROGRAMS) ## the sam
 	@mkdir -p bench/out
 	$(O)/bench/tracer-bench --quick --json bench/out/tracer.json $(O)
 
-bench-procbusd: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(PROGRAMS) ## exit-to-visible latency, procbusd memory
+bench-procbusd: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(O)/bench/exit-floor $(PROGRAMS) ## exit-to-visible and start-up beside their floors, stop, memory
 	@mkdir -p bench/out
 	$(O)/bench/procbusd-bench --procbusd --bin-dir $(O) --json bench/out/procbusd.json
 
