@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -16,6 +17,9 @@
 
 #define PROCTRACE_BTF_PATH     "/sys/kernel/btf/vmlinux"
 #define PROCTRACE_DEFAULT_RING (256u * 1024u)
+#define PROCTRACE_PIDNS_PATH   "/proc/self/ns/pid"
+#define PROC_PID_INIT_INO      0xEFFFFFFCu /* the initial pid namespace (include/linux/proc_ns.h) */
+#define PROCTRACE_LOG_SIZE     (64u * 1024u) /* the verifier's log of a refused program */
 
 struct proctrace {
     struct proctrace_bpf *skel;
@@ -24,6 +28,7 @@ struct proctrace {
     int ncpus;
     proctrace_cb cb; /* set for the duration of proctrace_consume */
     void *cb_arg;
+    char *log; /* the kernel's log of a failed load (libbpf fills it only on failure) */
 };
 
 static void why_set(char *why, size_t whylen, const char *fmt, ...)
@@ -100,13 +105,106 @@ static int proctrace_ring_cb(void *ctx, void *data, size_t size)
     return t->cb(t->cb_arg, &ev);
 }
 
+/* The pid namespace the loader lives in: 0 for the initial one, else its inode number. */
+static int proctrace_own_pidns(uint32_t *inum, char *why, size_t whylen)
+{
+    struct stat st;
+
+    if (stat(PROCTRACE_PIDNS_PATH, &st) != 0) {
+        int rc = -errno;
+        why_set(why, whylen, "cannot find this process's pid namespace (%s: %s)",
+                PROCTRACE_PIDNS_PATH, strerror(-rc));
+        return rc;
+    }
+    *inum = st.st_ino == PROC_PID_INIT_INO ? 0 : (uint32_t)st.st_ino;
+    return 0;
+}
+
+/* The verifier's verdict: the last line of its log that is not a statistic. */
+static void proctrace_verdict(const char *log, char *out, size_t outlen)
+{
+    const char *p = log, *best = NULL, *eol;
+    size_t bestlen = 0;
+
+    out[0] = '\0';
+    for (; *p != '\0'; p = *eol ? eol + 1 : eol) {
+        size_t n;
+        eol = strchr(p, '\n');
+        if (eol == NULL)
+            eol = p + strlen(p);
+        n = (size_t)(eol - p);
+        if (n == 0 || strncmp(p, "processed ", 10) == 0 ||
+            strncmp(p, "verification time", 17) == 0 || strncmp(p, "stack depth", 11) == 0)
+            continue;
+        best = p;
+        bestlen = n;
+    }
+    if (best != NULL)
+        snprintf(out, outlen, "%.*s", (int)bestlen, best);
+}
+
+/* A slice of t->log per program: libbpf fills the one of a program the kernel refuses. */
+static int proctrace_log_bufs(struct proctrace *t)
+{
+    struct bpf_program *prog;
+    size_t n = 0, each, i = 0;
+    int rc;
+
+    bpf_object__for_each_program(prog, t->skel->obj) n++;
+    each = n ? PROCTRACE_LOG_SIZE / n : 0;
+    bpf_object__for_each_program(prog, t->skel->obj)
+    {
+        rc = bpf_program__set_log_buf(prog, t->log + i++ * each, each);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Why the load failed, told apart: the verifier refused a program (its log says why), the
+ * caller lacks the privilege, or something else. Returns the errno to report. */
+static int proctrace_load_failed(struct proctrace *t, int rc, char *why, size_t whylen)
+{
+    struct bpf_program *prog, *failed = NULL;
+    const char *log = NULL;
+    char verdict[256];
+    size_t sz;
+
+    bpf_object__for_each_program(prog, t->skel->obj)
+    {
+        const char *b = bpf_program__log_buf(prog, &sz);
+        if (b != NULL && sz > 0 && b[0] != '\0') {
+            failed = prog;
+            log = b;
+            break;
+        }
+    }
+    if (log != NULL) {
+        proctrace_verdict(log, verdict, sizeof(verdict));
+        why_set(why, whylen,
+                "the kernel's BPF verifier rejected program %s (%s): %s "
+                "(PROCTRACE_DEBUG=1 prints the whole log)",
+                failed ? bpf_program__name(failed) : "?", strerror(-rc),
+                verdict[0] ? verdict : "no reason given");
+        return -ENOEXEC;
+    }
+    if (rc == -EPERM)
+        why_set(why, whylen, "BPF load refused (%s): need root or CAP_BPF+CAP_PERFMON",
+                strerror(-rc));
+    else
+        why_set(why, whylen, "BPF load failed (%s; PROCTRACE_DEBUG=1 shows libbpf's log)",
+                strerror(-rc));
+    return rc;
+}
+
 int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char *why, size_t whylen)
 {
     struct proctrace_opts def = {0};
     struct proctrace *t = NULL;
     size_t ring;
     long page = sysconf(_SC_PAGESIZE);
-    int rc, gd;
+    uint32_t ns_inum = 0;
+    int rc, gd, invalid;
 
     if (!out)
         return -EINVAL;
@@ -122,6 +220,9 @@ int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char 
     gd = proctrace_btf_has_group_dead(why, whylen);
     if (gd < 0)
         return gd;
+    rc = proctrace_own_pidns(&ns_inum, why, whylen);
+    if (rc < 0)
+        return rc;
     if (o->exit_mode == PROCTRACE_EXIT_GROUP_DEAD && !gd) {
         why_set(why, whylen, "this kernel's sched_process_exit has no group_dead argument");
         return -ENOTSUP;
@@ -141,6 +242,12 @@ int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char 
         why_set(why, whylen, "cannot count possible CPUs (%s)", strerror(-rc));
         goto cleanup;
     }
+    t->log = calloc(1, PROCTRACE_LOG_SIZE);
+    if (!t->log) {
+        rc = -ENOMEM;
+        why_set(why, whylen, "out of memory");
+        goto cleanup;
+    }
     t->skel = proctrace_bpf__open();
     if (!t->skel) {
         rc = errno ? -errno : -ENOMEM;
@@ -150,7 +257,15 @@ int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char 
     t->skel->rodata->observe_all = o->observe_all != 0;
     t->skel->rodata->wake_gap_ns = o->wake_gap_ns;
     t->skel->rodata->wakeup_bytes = ring / 4;
+    t->skel->rodata->ns_inum = ns_inum;
+    t->skel->rodata->self_tgid = getpid();
+    invalid = o->test_invalid || (getenv("PROCTRACE_TEST_INVALID_PROG") != NULL &&
+                                  strcmp(getenv("PROCTRACE_TEST_INVALID_PROG"), "1") == 0);
     rc = bpf_map__set_max_entries(t->skel->maps.events, (__u32)ring);
+    if (rc == 0)
+        rc = bpf_program__set_autoload(t->skel->progs.proctrace_invalid, invalid);
+    if (rc == 0)
+        rc = proctrace_log_bufs(t);
     if (rc == 0)
         rc = bpf_program__set_autoload(t->skel->progs.proctrace_exit_gd,
                                        t->exit_mode == PROCTRACE_EXIT_GROUP_DEAD);
@@ -163,12 +278,7 @@ int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char 
     }
     rc = proctrace_bpf__load(t->skel);
     if (rc) {
-        if (rc == -EPERM || rc == -EACCES)
-            why_set(why, whylen, "BPF load refused (%s): need root or CAP_BPF+CAP_PERFMON",
-                    strerror(-rc));
-        else
-            why_set(why, whylen, "BPF load failed (%s; PROCTRACE_DEBUG=1 shows libbpf's log)",
-                    strerror(-rc));
+        rc = proctrace_load_failed(t, rc, why, whylen);
         goto cleanup;
     }
     rc = proctrace_bpf__attach(t->skel);
@@ -203,19 +313,43 @@ int proctrace_available(char *why, size_t whylen)
 
 int proctrace_track(struct proctrace *t, pid_t tgid)
 {
-    __u32 key = (__u32)tgid;
-    __u8 one = 1;
+    return proctrace_track_tag(t, tgid, 0);
+}
+
+int proctrace_track_tag(struct proctrace *t, pid_t tgid, uint64_t tag)
+{
+    __s32 key = (__s32)tgid;
+    __u64 val = tag;
 
     if (!t || tgid <= 0)
         return -EINVAL;
-    if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.tracked), &key, &one, BPF_ANY))
+    if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.tracked), &key, &val, BPF_ANY))
         return -errno;
     return 0;
 }
 
+int proctrace_tag(const struct proctrace *t, pid_t tgid, uint64_t *tag)
+{
+    __s32 key = (__s32)tgid;
+    __u64 val = 0;
+
+    if (!t || tgid <= 0 || !tag)
+        return -EINVAL;
+    if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.tracked), &key, &val))
+        return -errno;
+    *tag = val;
+    return 0;
+}
+
+void proctrace_set_spawn_tag(struct proctrace *t, uint64_t tag)
+{
+    if (t && t->skel->bss)
+        __atomic_store_n(&t->skel->bss->spawn_tag, tag, __ATOMIC_SEQ_CST);
+}
+
 int proctrace_untrack(struct proctrace *t, pid_t tgid)
 {
-    __u32 key = (__u32)tgid;
+    __s32 key = (__s32)tgid;
 
     if (!t || tgid <= 0)
         return -EINVAL;
@@ -282,5 +416,6 @@ void proctrace_close(struct proctrace *t)
         return;
     ring_buffer__free(t->rb);
     proctrace_bpf__destroy(t->skel);
+    free(t->log);
     free(t);
 }

@@ -27,6 +27,9 @@ struct proctrace_opts {
      * The consumer must then call proctrace_consume again N ns after every call that
      * delivered events, until one delivers none: events wait at most about N ns. */
     uint64_t wake_gap_ns;
+    /* Test-only: also load a program the verifier must refuse (so is the environment variable
+     * PROCTRACE_TEST_INVALID_PROG=1), to prove a rejection is reported as one. */
+    int test_invalid;
 };
 
 /*
@@ -34,7 +37,15 @@ struct proctrace_opts {
  * returns 0 and *out; on failure a negative errno, *out NULL and, if `why`,
  * a one-line reason ("no kernel BTF at /sys/kernel/btf/vmlinux",
  * "BPF load refused (EPERM): need root or CAP_BPF+CAP_PERFMON", ...).
- * -EINVAL: bad options; -ENOTSUP: the kernel's BTF lacks the mode asked for.
+ * -EINVAL: bad options; -ENOTSUP: the kernel's BTF lacks the mode asked for;
+ * -EPERM: not privileged; -ENOEXEC: the kernel's verifier rejected a program
+ * (`why` says which and the verifier's reason: not a permission problem).
+ *
+ * Pids in events and in the tracked set are numbers in the caller's own pid
+ * namespace (read from /proc/self/ns/pid at open): inside a container the
+ * tracer reports the container's processes with the container's pids and
+ * ignores every process outside it. The caller's own process is the "self"
+ * of proctrace_set_spawn_tag.
  */
 int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char *why,
                    size_t whylen);
@@ -46,8 +57,27 @@ int proctrace_open(struct proctrace **out, const struct proctrace_opts *o, char 
  */
 int proctrace_available(char *why, size_t whylen);
 
-/* Track process `tgid` (and, from now on, every process it forks). 0 or -errno. */
+/* Track process `tgid` (and, from now on, every process it forks) with tag 0. 0 or -errno. */
 int proctrace_track(struct proctrace *t, pid_t tgid);
+
+/*
+ * Track process `tgid` with `tag`: every process it forks from now on is tracked with the
+ * same tag, and every event of those processes carries it (proctrace_event.tag), so a
+ * consumer attributes a process by its tag even when its parent's events were lost. A
+ * fork of the caller's own process (when tracked) takes the spawn tag instead. 0 or -errno.
+ */
+int proctrace_track_tag(struct proctrace *t, pid_t tgid, uint64_t tag);
+
+/* The tag the kernel keeps for tracked process `tgid` into *tag: 0, -ENOENT (not tracked),
+ * -errno. For a /proc walk that finds a process it has no event of. */
+int proctrace_tag(const struct proctrace *t, pid_t tgid, uint64_t *tag);
+
+/*
+ * The tag the next process the caller forks gets (when the caller tracks itself): set it
+ * just before fork()/clone() and set 0 after, on the thread that forks. A plain store into
+ * the program's memory-mapped data: no syscall. NULL `t` is fine.
+ */
+void proctrace_set_spawn_tag(struct proctrace *t, uint64_t tag);
 
 /* Stop tracking `tgid` (its later children are not tracked). 0, -ENOENT or -errno. */
 int proctrace_untrack(struct proctrace *t, pid_t tgid);
