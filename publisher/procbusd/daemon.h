@@ -71,7 +71,12 @@ struct pbd_inst {
     uint8_t exit_kind, core;
     int32_t exit_code;
     uint64_t start_real, start_boot, since;
+    uint64_t exit_real; /* the kernel's time of the main process's exit (CLOCK_REALTIME; 0:
+                         * not known): the `since` of the state its exit leads to */
     uint64_t cpu_ns, rss;
+    uint64_t kill_since; /* CLOCK_MONOTONIC: a stop's kill passes began (killpass.c) */
+    uint8_t emptying;    /* STOPPING, main process gone, its tree not empty yet */
+    uint8_t kill_warned;
 };
 
 /*
@@ -97,6 +102,7 @@ struct pbd_daemon {
     struct pbd_watch w_sig, w_timer, w_listen, w_conn[PBD_CTL_MAX_CONN], w_trace, w_urgent;
     struct pbd_tracing *trace; /* descendants / observed processes (NULL: trace off) */
     uint64_t trace_lost_logged, trace_lost_log_at;
+    uint64_t leftovers_since; /* shutdown: leftovers were killed, not all gone yet (0: none) */
     int shutting_down, done, staged, log_level;
     uint64_t next_heartbeat, next_sample;
     struct pbd_inst *spawnq_head, *spawnq_tail; /* runs the state machine decided, not forked */

@@ -139,6 +139,10 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in);
  */
 void pbd_inst_on_exec_status(struct pbd_daemon *d, struct pbd_inst *in);
 
+/* Its stop is over (its tree is empty): STOPPED, its timer cancelled, a reload's new
+ * settings taken in. */
+void pbd_inst_stopped(struct pbd_daemon *d, struct pbd_inst *in);
+
 /* Send `sig` to the main process, or to its process group when `group`; nothing without a
  * main process. */
 void pbd_inst_signal(struct pbd_inst *in, int sig, int group);
@@ -251,6 +255,39 @@ int pbd_reload_flags(struct pbd_daemon *d, unsigned flags, char *err, size_t err
  */
 void pbd_sample_slice(struct pbd_daemon *d, uint64_t now_mono);
 
+/* ---- killpass.c: what a stop kills, and when it is over ---- */
+
+/*
+ * PBD_A_STOPPED: the main process of a stopping program is gone. Reads the tracer up to
+ * now (pbd_trace_sync), then kills its process group and every live process of its tree.
+ * Returns 1 when the tree is already empty (the caller publishes STOPPED), 0 when processes
+ * are left: the instance stays STOPPING (in->emptying) and pbd_stop_tree_poll kills again
+ * until none is left, and only then calls pbd_inst_stopped.
+ */
+int pbd_stop_tree_begin(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* Each loop turn: another kill pass for every instance still emptying; those found empty
+ * become STOPPED. After 30 s of survivors (a process stuck in the kernel) it gives up with
+ * a warning naming how many. */
+void pbd_stop_tree_poll(struct pbd_daemon *d);
+
+/* CLOCK_MONOTONIC ns of the next kill pass due (instances emptying, shutdown leftovers);
+ * UINT64_MAX if none. */
+uint64_t pbd_stop_tree_deadline(const struct pbd_daemon *d);
+
+/* Send `sig` to every live process of the program's tree (not its main process), after
+ * reading the tracer up to now. Returns how many were signalled. */
+int pbd_stop_tree_signal(struct pbd_daemon *d, struct pbd_inst *in, int sig);
+
+/* `procbus stop` of a program that is not running: kill its leftovers (daemons it left),
+ * after reading the tracer up to now (and walking /proc when polling). Returns how many. */
+int pbd_stop_leftovers(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* Shutting down, every program stopped: kill what the tracer still attributes to programs.
+ * Returns 1 while some of it is still alive (call again next turn), 0 once none is (or
+ * after 30 s, with a warning). */
+int pbd_shutdown_leftovers(struct pbd_daemon *d);
+
 /* ---- trace_glue.c ---- */
 
 /*
@@ -264,5 +301,16 @@ int pbd_trace_glue_start(struct pbd_daemon *d);
 /* The trace module staged `n` changes (negative: an error, nothing staged): mark them for
  * the loop's commit, and log tracer losses (at most one line a second). */
 void pbd_trace_glue_staged(struct pbd_daemon *d, int n);
+
+/* pbd_trace_sync (one ordered stream: the tracer read up to now) with its changes marked for
+ * the loop's commit. */
+void pbd_trace_glue_sync(struct pbd_daemon *d, int walk);
+
+/* Once per loop turn: the trace module's periodic work (pbd_trace_tick), then the kill
+ * passes due (pbd_stop_tree_poll). */
+void pbd_trace_glue_tick(struct pbd_daemon *d);
+
+/* Shutting down: log what the tracer read (events by kind, losses), then close it. */
+void pbd_trace_glue_close(struct pbd_daemon *d);
 
 #endif /* PROCBUSD_DAEMON_INT_H */

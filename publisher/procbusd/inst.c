@@ -75,7 +75,9 @@ void pbd_inst_set_state(struct pbd_daemon *d, struct pbd_inst *in, uint16_t s)
     pbd_say(d, PBD_L_INFO, "%s: %s -> %s", in->prog->name, procbus_state_name(in->state),
             procbus_state_name(s));
     in->state = s;
-    in->since = pb_now_ns(CLOCK_REALTIME);
+    /* the state its main process's exit led to dates from the exit, as the kernel saw it */
+    in->since = in->exit_real != 0 ? in->exit_real : pb_now_ns(CLOCK_REALTIME);
+    in->exit_real = 0;
     pbd_inst_publish(d, in);
 }
 

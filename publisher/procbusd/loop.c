@@ -109,6 +109,9 @@ static void arm_timerfd(struct pbd_daemon *d)
         next = trace_next;
     if (pbd_ctl_next_deadline(&d->ctl) < next) /* control requests' deadlines */
         next = pbd_ctl_next_deadline(&d->ctl);
+    trace_next = pbd_stop_tree_deadline(d);
+    if (trace_next < next)
+        next = trace_next;
     memset(&its, 0, sizeof(its));
     its.it_value.tv_sec = (time_t)(next / PB_NS_PER_SEC);
     its.it_value.tv_nsec = (long)(next % PB_NS_PER_SEC);
@@ -356,9 +359,7 @@ int pbd_daemon_run(struct pbd_daemon *d)
         run_timers(d);
         pbd_control_expire(d);
         now = pb_now_ns(CLOCK_MONOTONIC);
-        if (d->trace != NULL)
-            pbd_trace_glue_staged(
-                d, pbd_trace_tick(d->trace, now, (uint64_t)d->cfg.daemon.sample_ms * 1000000ull));
+        pbd_trace_glue_tick(d);
         pbd_commit_staged(d);
         pbd_schedule(d);
         pbd_sample_slice(d, now);
@@ -373,6 +374,7 @@ void pbd_daemon_free(struct pbd_daemon *d)
 {
     size_t i;
 
+    pbd_trace_sync(d->trace, 1);
     for (i = 0; i < d->n_inst; i++) {
         struct pbd_inst *in = d->inst[i];
         pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
@@ -383,7 +385,7 @@ void pbd_daemon_free(struct pbd_daemon *d)
         }
         pbd_inst_free(d, in);
     }
-    pbd_trace_close(d->trace);
+    pbd_trace_glue_close(d);
     free(d->inst);
     free(d->roots);
     free(d->usage);

@@ -137,11 +137,9 @@ static void schedule_shutdown(struct pbd_daemon *d)
             pbd_inst_fire(d, in, PBD_EV_STOP);
     }
     free(mark);
-    if (!any) {
-        for (i = 0; i < d->n_inst; i++) /* leftovers of programs that exited by themselves */
-            pbd_trace_signal_tree(d->trace, d->inst[i]->id, SIGKILL);
+    if (!any && !pbd_shutdown_leftovers(d)) /* leftovers of programs that exited by
+                                             * themselves: gone, or done when they are */
         d->done = 1;
-    }
 }
 
 /* 1 while this turn's spawn budget allows another fork: the first always; then until the

@@ -123,7 +123,9 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
     in->exit_code = 0;
     in->core = 0;
     in->spawn_failed = 0;
+    pbd_trace_spawning(d->trace, in->id); /* the tracer tags its tree with the program */
     rc = pbd_spawn_start(in->prog, &d->spawn_opts, &in->sp, why, sizeof(why));
+    pbd_trace_spawning(d->trace, 0);
     if (rc < 0) {
         const char *ename = strerrorname_np(-rc);
         in->sp.pid = 0;
@@ -216,6 +218,13 @@ static void apply_next_prog(struct pbd_daemon *d, struct pbd_inst *in)
     }
 }
 
+void pbd_inst_stopped(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    arm(in, PBD_T_NONE, 0);
+    pbd_inst_set_state(d, in, PROCBUS_STATE_STOPPED);
+    apply_next_prog(d, in);
+}
+
 void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
 {
     struct pbd_transition t = pbd_fsm(in->state, ev);
@@ -267,7 +276,7 @@ void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
     case PBD_A_SIGNAL_STOP:
         pbd_inst_signal(in, p->stopsignal, p->stopasgroup);
         if (p->stopasgroup) /* the group as the tracer saw it: setsid()'d ones too */
-            pbd_trace_signal_tree(d->trace, in->id, p->stopsignal);
+            pbd_stop_tree_signal(d, in, p->stopsignal);
         arm(in, PBD_T_STOPWAIT, (uint64_t)p->stopwaitsecs * PB_NS_PER_SEC);
         pbd_inst_set_state(d, in, PROCBUS_STATE_STOPPING);
         return;
@@ -278,14 +287,10 @@ void pbd_inst_fire(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_event ev)
         arm(in, PBD_T_NONE, 0);
         return;
     case PBD_A_STOPPED:
-        /* nothing it started survives a stop: its process group, and every process of its
-         * tree the tracer (or /proc polling) saw, including ones that left the group */
-        if (in->last_pid > 0)
-            kill(-in->last_pid, SIGKILL);
-        pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
+        /* nothing it started survives a stop: STOPPED only once its tree is empty */
         arm(in, PBD_T_NONE, 0);
-        pbd_inst_set_state(d, in, PROCBUS_STATE_STOPPED);
-        apply_next_prog(d, in);
+        if (pbd_stop_tree_begin(d, in))
+            pbd_inst_stopped(d, in);
         return;
     case PBD_A_CANCEL:
         arm(in, PBD_T_NONE, 0);
@@ -319,9 +324,13 @@ static void on_exit_status(struct pbd_daemon *d, struct pbd_inst *in, const sigi
     pbd_say(d, PBD_L_DEBUG, "%s: pid %d %s %d%s", in->prog->name, (int)pid,
             in->exit_kind == PROCBUS_EXIT_CODE ? "exited with" : "killed by", in->exit_code,
             in->core ? " (core dumped)" : "");
+    /* one ordered stream: its children's forks and its own exit are read before it is gone */
+    pbd_trace_glue_sync(d, 0);
+    in->exit_real = pbd_trace_root_exit(d->trace, pid);
     pbd_trace_root_gone(d->trace, pid);
     in->sp.pid = 0;
     pbd_inst_fire(d, in, PBD_EV_EXIT); /* in STOPPING: PBD_A_STOPPED kills what is left */
+    in->exit_real = 0;                 /* (consumed by the state it led to, if any) */
 }
 
 void pbd_inst_on_pidfd(struct pbd_daemon *d, struct pbd_inst *in)
@@ -356,6 +365,7 @@ void pbd_reap_orphans(struct pbd_daemon *d)
                 return;
         } else {
             waitpid(si.si_pid, NULL, WNOHANG);
+            pbd_trace_glue_sync(d, 0); /* its exit event, with the real status, first */
             pbd_trace_reaped(d->trace, si.si_pid, si.si_code, si.si_status);
             pbd_say(d, PBD_L_DEBUG, "reaped orphan %d", (int)si.si_pid);
         }

@@ -145,13 +145,16 @@ static void commit(struct pbd_tracing *t)
     procbus_pub_heartbeat(t->pub);
 }
 
-/* Drop the oldest exited record (its transitions stay in the event ring). */
+/* Drop the oldest exited record (its transitions stay in the event ring); a dead root has
+ * none to remove. */
 static void expire_one(struct pbd_tracing *t)
 {
     struct pbd_tp *e = t->qhead;
 
-    pbd_pub_remove(t->pub, e->rec.id);
-    t->staged++;
+    if (!e->root) {
+        pbd_pub_remove(t->pub, e->rec.id);
+        t->staged++;
+    }
     tp_free(t, e);
 }
 
@@ -194,6 +197,8 @@ void pbd_tp_set_exited(struct pbd_tracing *t, struct pbd_tp *e, uint64_t when_re
 
 void pbd_tp_set_cmdline(struct procbus_proc *r, const char *args, size_t len, int truncated)
 {
+    while (len >= 2 && args[len - 1] == '\0' && args[len - 2] == '\0')
+        len--; /* "a\0b\0\0\0": a rewritten argv's padding, not empty arguments to show */
     if (len > PROCBUS_CMDLINE_LEN) {
         len = PROCBUS_CMDLINE_LEN;
         truncated = 1;
@@ -209,14 +214,37 @@ void pbd_tp_set_cmdline(struct procbus_proc *r, const char *args, size_t len, in
                          : r->flags & ~PROCBUS_F_CMDLINE_TRUNCATED;
 }
 
-uint64_t pbd_tp_program_of_parent(const struct pbd_tracing *t, int32_t ppid,
-                                  const struct pbd_tp **par)
+uint64_t pbd_tp_program_of_parent(struct pbd_tracing *t, int32_t ppid, const struct pbd_tp **par)
 {
-    const struct pbd_tp *p = pbd_tp_find_live(t, ppid);
+    struct pbd_tp *p = pbd_tp_find_live(t, ppid);
 
     if (par != NULL)
         *par = p;
-    return p != NULL ? p->rec.program_id : 0;
+    if (p == NULL)
+        return 0;
+    p->forked = 1;
+    return p->rec.program_id;
+}
+
+void pbd_tp_reparent(struct pbd_tracing *t, int32_t pid, int32_t reaper)
+{
+    struct pbd_tp *r;
+    size_t i;
+
+    if (reaper <= 0 || reaper == pid)
+        return;
+    for (i = 0; i <= t->mask; i++) {
+        struct pbd_tp *e;
+        for (e = t->tbl[i]; e != NULL; e = e->hnext) {
+            if (!e->alive || e->root || e->rec.ppid != pid)
+                continue;
+            e->rec.ppid = reaper;
+            pbd_tp_stage(t, e);
+        }
+    }
+    r = pbd_tp_find_live(t, reaper);
+    if (r != NULL)
+        r->forked = 1;
 }
 
 struct pbd_tp *pbd_tp_track_new(struct pbd_tracing *t, int32_t pid, int32_t ppid,
@@ -245,6 +273,8 @@ void pbd_tp_vanished(struct pbd_tracing *t, struct pbd_tp *e)
 {
     e->rec.exit_kind = PROCBUS_EXIT_NONE;
     e->rec.exit_code = 0;
+    e->provisional = 1;
+    t->stats.vanished++;
     pbd_tp_set_exited(t, e, pb_now_ns(CLOCK_REALTIME));
     pbd_tp_stage(t, e);
 }
@@ -314,6 +344,35 @@ int pbd_trace_consume(struct pbd_tracing *t)
     return rc < 0 ? rc : take_staged(t);
 }
 
+/* Read the ring up to now and, after a loss, reconcile with /proc (at once when `walk`, else
+ * at most every RECONCILE_MIN_NS); walk anyway when `walk` and polling. Changes stay staged
+ * (t->staged). */
+static void sync_staged(struct pbd_tracing *t, int walk)
+{
+    if (t->pt != NULL) {
+        pbd_ebpf_consume(t);
+        if (t->reconcile_pending &&
+            (walk || pb_now_ns(CLOCK_MONOTONIC) >= t->last_walk + RECONCILE_MIN_NS))
+            pbd_trace_walk(t, 0); /* reads the ring again before and after its scan */
+    } else if (walk && t->mode == PBD_TRACE_PROC) {
+        pbd_trace_walk(t, 0);
+    }
+}
+
+int pbd_trace_sync(struct pbd_tracing *t, int walk)
+{
+    if (t == NULL)
+        return 0;
+    sync_staged(t, walk);
+    return take_staged(t);
+}
+
+void pbd_trace_spawning(struct pbd_tracing *t, uint64_t program_id)
+{
+    if (t != NULL)
+        pbd_ebpf_spawn_tag(t, program_id);
+}
+
 void pbd_trace_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns, uint64_t program_id)
 {
     struct pbd_tp *e;
@@ -342,21 +401,45 @@ void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid)
     if (t == NULL)
         return;
     e = pbd_tp_find_live(t, pid);
-    if (e != NULL && e->root)
-        tp_free(t, e);
+    if (e != NULL && e->root) /* kept a while, dead: /proc polling attributes orphans by it */
+        pbd_tp_set_exited(t, e, e->exit_boot ? pbd_trace_to_real(t, e->exit_boot) : 0);
+}
+
+uint64_t pbd_trace_root_exit(const struct pbd_tracing *t, pid_t pid)
+{
+    const struct pbd_tp *e;
+
+    if (t == NULL || (e = pbd_tp_find_live(t, pid)) == NULL || !e->root || e->exit_boot == 0)
+        return 0;
+    return pbd_trace_to_real(t, e->exit_boot);
+}
+
+size_t pbd_trace_tree_live(const struct pbd_tracing *t, uint64_t program_id)
+{
+    size_t i, n = 0;
+
+    if (t == NULL || program_id == 0)
+        return 0;
+    for (i = 0; i <= t->mask; i++) {
+        const struct pbd_tp *e;
+        for (e = t->tbl[i]; e != NULL; e = e->hnext)
+            if (e->alive && !e->root && e->rec.program_id == program_id)
+                n++;
+    }
+    return n;
 }
 
 int pbd_trace_tick(struct pbd_tracing *t, uint64_t now_mono, uint64_t poll_ns)
 {
     uint64_t keep = (uint64_t)t->o.keep_exited_secs * PB_NS_PER_SEC;
+    int expire = t->qhead != NULL && t->qhead->exit_mono + keep <= now_mono;
 
+    /* one ordered stream: what the ring holds is older than this expiry or batch read (an
+     * exit event that fills in a provisional record must not find it gone) */
+    if (t->pt != NULL && (expire || (t->o.batch_ms > 0 && now_mono >= t->next_batch)))
+        pbd_ebpf_consume(t);
     while (t->qhead != NULL && t->qhead->exit_mono + keep <= now_mono)
         expire_one(t);
-    if (t->o.batch_ms > 0 && t->pt != NULL && now_mono >= t->next_batch) {
-        uint32_t before = t->staged;
-        int m = pbd_trace_consume(t); /* hands over (and clears) staged: keep it for the caller */
-        t->staged = before + (m > 0 ? (uint32_t)m : 0);
-    }
     if (t->mode == PBD_TRACE_PROC && now_mono >= t->next_poll) {
         pbd_trace_walk(t, 0);
         t->next_poll = now_mono + poll_ns;
@@ -387,6 +470,7 @@ void pbd_trace_reaped(struct pbd_tracing *t, pid_t pid, int how, int status)
 {
     struct pbd_tp *e;
 
+    /* with the tracer its exit event is read first (pbd_trace_sync): nothing is left to do */
     if (t == NULL || (e = pbd_tp_find_live(t, pid)) == NULL || e->root)
         return;
     e->rec.exit_kind = how == CLD_EXITED ? PROCBUS_EXIT_CODE : PROCBUS_EXIT_SIGNAL;
@@ -459,6 +543,13 @@ uint64_t pbd_trace_lost(const struct pbd_tracing *t)
 size_t pbd_trace_count(const struct pbd_tracing *t)
 {
     return t != NULL ? t->count : 0;
+}
+
+struct pbd_trace_stats pbd_trace_stats(const struct pbd_tracing *t)
+{
+    struct pbd_trace_stats none = {0};
+
+    return t != NULL ? t->stats : none;
 }
 
 void pbd_trace_close(struct pbd_tracing *t)

@@ -19,8 +19,10 @@ struct pbd_tracing;
  * and, with observe, every other process on the host (program_id 0).
  *
  * Sources, by the mode in use (pbd_trace_mode):
- *   PBD_TRACE_ON   the eBPF tracer (ebpf/): fork, exec and exit as they happen,
- *                  with exit status; /proc is walked at start and after a loss;
+ *   PBD_TRACE_ON   the eBPF tracer (ebpf/): fork, exec, rename and exit as they
+ *                  happen, with exit status; the kernel's tracked set decides who
+ *                  belongs to which program (a tag per program); /proc is walked
+ *                  at start and after a loss;
  *   PBD_TRACE_PROC /proc is walked every poll (the daemon's sample period);
  *                  exits seen by a walk have no status (exit_kind NONE), except
  *                  orphans procbusd reaps itself (it is a child subreaper);
@@ -56,6 +58,15 @@ struct pbd_trace_opts {
 int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
                    const struct pbd_trace_opts *o, char *why, size_t whylen);
 
+/* What the trace module has read and done, for the log and the tests (pbd_trace_stats). */
+struct pbd_trace_stats {
+    uint64_t forks, execs, exits, renames; /* tracer events read, by kind */
+    uint64_t merged;   /* exit events that filled in a provisional (walk-vanished) record */
+    uint64_t vanished; /* records ended with status unknown (walks, pid reuse) */
+    uint64_t walks;    /* /proc walks */
+    uint64_t tagged;   /* processes attributed by their kernel tag, their parent unknown */
+};
+
 /* The mode in effect: PBD_TRACE_ON (eBPF), PBD_TRACE_PROC or PBD_TRACE_OFF. */
 enum pbd_trace pbd_trace_mode(const struct pbd_tracing *t);
 
@@ -70,9 +81,33 @@ int pbd_trace_fd(const struct pbd_tracing *t);
  */
 int pbd_trace_consume(struct pbd_tracing *t);
 
-/* A program's main process started (pid, CLOCK_BOOTTIME start ns) / is gone. */
+/*
+ * One ordered stream: bring the table up to now before a decision that depends on it (a
+ * kill pass, handling a reaped child, a walk, an expiry). Reads every event the tracer has
+ * (whatever batch_ms says) and, after a kernel loss, walks /proc (read, walk, read): at
+ * once with `walk`, else at most every 200 ms. With `walk` and /proc polling, walks /proc
+ * now. Returns the number of changes staged (the
+ * caller commits). NULL is fine (0).
+ */
+int pbd_trace_sync(struct pbd_tracing *t, int walk);
+
+/* procbusd is about to fork program `program_id`'s main process (0: it has forked): the
+ * tracer tags the child, and so everything it starts, with it. NULL is fine. */
+void pbd_trace_spawning(struct pbd_tracing *t, uint64_t program_id);
+
+/* A program's main process started (pid, CLOCK_BOOTTIME start ns) / is gone (procbusd
+ * reaped it; call pbd_trace_sync first, so that its children's events are in). */
 void pbd_trace_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns, uint64_t program_id);
 void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid);
+
+/* When the live main process `pid` exited, as the kernel's exit event said, in
+ * CLOCK_REALTIME ns; 0 if no such event was read (no tracer, or a loss). Call after
+ * pbd_trace_sync and before pbd_trace_root_gone. */
+uint64_t pbd_trace_root_exit(const struct pbd_tracing *t, pid_t pid);
+
+/* How many processes of program `program_id`'s tree (not its main process) are alive as far
+ * as the table knows (call pbd_trace_sync first). */
+size_t pbd_trace_tree_live(const struct pbd_tracing *t, uint64_t program_id);
 
 /*
  * Periodic work, called every loop turn with CLOCK_MONOTONIC now: expire
@@ -107,6 +142,9 @@ size_t pbd_trace_descendants(const struct pbd_tracing *t, pid_t *pids, uint64_t 
 /* Counters for logs: tracer events lost in the kernel, records currently kept. */
 uint64_t pbd_trace_lost(const struct pbd_tracing *t);
 size_t pbd_trace_count(const struct pbd_tracing *t);
+
+/* What was read and done so far (zeros for NULL). */
+struct pbd_trace_stats pbd_trace_stats(const struct pbd_tracing *t);
 
 /* Stop the tracer and free everything (records stay in the segment). NULL is fine. */
 void pbd_trace_close(struct pbd_tracing *t);

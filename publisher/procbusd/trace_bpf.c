@@ -18,19 +18,66 @@ static void exact_start(struct pbd_tp *e, const struct proctrace_event *ev)
     e->exact = 1;
 }
 
+/* The program a process belongs to: its kernel tag (the kernel decided at its fork), else
+ * its live parent's. Marks the parent as having children. */
+static uint64_t program_of(struct pbd_tracing *t, const struct proctrace_event *ev,
+                           const struct pbd_tp **par)
+{
+    uint64_t prog = pbd_tp_program_of_parent(t, ev->ppid, par);
+
+    if (ev->tag != 0 && ev->tag != prog) {
+        if (prog == 0)
+            t->stats.tagged++;
+        prog = ev->tag;
+    }
+    return prog;
+}
+
+/* A record for a process whose fork was not read (a loss, or before the startup walk), or
+ * NULL when it belongs to no one (or is procbusd's own fork: a main process, or a spawn that
+ * failed). */
+static struct pbd_tp *late_new(struct pbd_tracing *t, const struct proctrace_event *ev)
+{
+    struct pbd_tp *e;
+
+    if (ev->ppid == t->self && !t->o.observe)
+        return NULL;
+    e = pbd_tp_track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns, program_of(t, ev, NULL),
+                         ev->comm);
+    if (e != NULL)
+        e->rec.ns_pid = ev->ns_tgid;
+    return e;
+}
+
+/* The live main process of a program with this pid, if the event is about it. */
+static struct pbd_tp *root_of(const struct pbd_tracing *t, const struct proctrace_event *ev)
+{
+    struct pbd_tp *l = pbd_tp_find_live(t, ev->tgid);
+
+    return l != NULL && l->root ? l : NULL;
+}
+
 static void on_fork(struct pbd_tracing *t, const struct proctrace_event *ev)
 {
     const struct pbd_tp *par;
     struct pbd_tp *e = pbd_tp_find_live(t, ev->tgid);
     uint64_t prog;
 
-    if (e != NULL && (e->root || pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1) == e))
-        return; /* a program's main process, or already found by a /proc walk */
+    if (e != NULL && e->root) { /* a program's main process: procbusd publishes it */
+        exact_start(e, ev);
+        return;
+    }
+    if (e != NULL && pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1) == e) {
+        exact_start(e, ev); /* a /proc walk found it first */
+        return;
+    }
     if (e != NULL)
         pbd_tp_vanished(t, e); /* its pid was reused: the old one exited unseen */
     if (ev->ppid == t->self && !t->o.observe)
         return; /* procbusd's own fork: a program's main process (a root, or a failed spawn) */
-    prog = pbd_tp_program_of_parent(t, ev->ppid, &par);
+    if (pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1) != NULL)
+        return; /* recorded already (a walk saw it come and go): never a second record */
+    prog = program_of(t, ev, &par);
     e = pbd_tp_track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns, prog, ev->comm);
     if (e == NULL)
         return;
@@ -39,6 +86,7 @@ static void on_fork(struct pbd_tracing *t, const struct proctrace_event *ev)
     e->rec.state_since_ns = pbd_trace_to_real(t, ev->ts_ns);
     if (par != NULL && !par->root) {
         e->rec.pgid = par->rec.pgid;
+        e->sid = par->sid;
         pbd_tp_set_cmdline(&e->rec, par->rec.cmdline, par->rec.cmdline_len,
                            (par->rec.flags & PROCBUS_F_CMDLINE_TRUNCATED) != 0);
     } else if (par != NULL) {
@@ -47,35 +95,31 @@ static void on_fork(struct pbd_tracing *t, const struct proctrace_event *ev)
             pbd_tp_set_cmdline(&e->rec, prog_rec.cmdline, prog_rec.cmdline_len,
                                (prog_rec.flags & PROCBUS_F_CMDLINE_TRUNCATED) != 0);
         e->rec.pgid = par->rec.pid; /* programs run in their own session and group */
+        e->sid = par->rec.pid;
     }
     pbd_tp_stage(t, e);
 }
 
 static void on_exec(struct pbd_tracing *t, const struct proctrace_event *ev)
 {
-    struct pbd_tp *e = pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1);
+    struct pbd_tp *e = pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1), *r;
 
-    if (e == NULL && (e = pbd_tp_find_live(t, ev->tgid)) != NULL && !e->root) {
-        pbd_tp_vanished(t, e); /* another process had this pid: it exited unseen */
-        e = NULL;
-    }
-    if (e != NULL && e->root) { /* the program's own exec: an EXEC event on its record */
-        struct procbus_proc r;
-        if (procbus_pub_get(t->pub, e->rec.program_id, &r) == 0) {
-            snprintf(r.comm, sizeof(r.comm), "%s", ev->comm);
-            r.name[0] = '\0'; /* the event names the new image (comm), as for descendants */
-            pbd_tp_exec_event(t, &r);
+    if (e == NULL && (r = root_of(t, ev)) != NULL) { /* the program's own exec: an EXEC
+                                                      * event on its record */
+        struct procbus_proc rec;
+        if (procbus_pub_get(t->pub, r->rec.program_id, &rec) == 0) {
+            snprintf(rec.comm, sizeof(rec.comm), "%s", ev->comm);
+            rec.name[0] = '\0'; /* the event names the new image (comm), as for descendants */
+            pbd_tp_exec_event(t, &rec);
         }
         return;
     }
-    if (e == NULL || !e->alive) { /* its fork was not seen (a loss, or before the walk) */
-        if (ev->ppid == t->self && !t->o.observe)
-            return;
-        e = pbd_tp_track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns,
-                             pbd_tp_program_of_parent(t, ev->ppid, NULL), ev->comm);
-        if (e == NULL)
-            return;
-    }
+    if (e == NULL && (r = pbd_tp_find_live(t, ev->tgid)) != NULL)
+        pbd_tp_vanished(t, r); /* another process had this pid: it exited unseen */
+    if (e == NULL && (e = late_new(t, ev)) == NULL)
+        return;
+    /* a provisional record (a walk found it gone before this older event was read) takes
+     * the exec in; it stays EXITED */
     exact_start(e, ev);
     e->rec.ns_pid = ev->ns_tgid;
     snprintf(e->rec.comm, sizeof(e->rec.comm), "%s", ev->comm);
@@ -85,32 +129,43 @@ static void on_exec(struct pbd_tracing *t, const struct proctrace_event *ev)
     else
         pbd_tp_set_cmdline(&e->rec, ev->filename, strnlen(ev->filename, sizeof(ev->filename)) + 1,
                            (ev->flags & PROCTRACE_F_FILENAME_TRUNC) != 0);
-    e->rec.state_since_ns = pbd_trace_to_real(t, ev->ts_ns);
+    if (e->alive)
+        e->rec.state_since_ns = pbd_trace_to_real(t, ev->ts_ns);
     pbd_tp_stage(t, e);
     pbd_tp_exec_event(t, &e->rec);
 }
 
-static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
+static void on_rename(struct pbd_tracing *t, const struct proctrace_event *ev)
 {
     struct pbd_tp *e = pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1);
 
+    if (e == NULL || strncmp(e->rec.comm, ev->comm, sizeof(e->rec.comm)) == 0)
+        return; /* a main process (its record is the program's), or not ours */
+    snprintf(e->rec.comm, sizeof(e->rec.comm), "%s", ev->comm);
+    pbd_tp_stage(t, e); /* a rename is no exec: no EXEC event */
+}
+
+static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
+{
+    struct pbd_tp *e = pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1), *l;
+
     if (e == NULL) {
-        struct pbd_tp *l = pbd_tp_find_live(t, ev->tgid);
-        if (l != NULL && l->root)
-            return; /* a program's main process: procbusd reaps it and publishes that */
-        if (l != NULL)
-            pbd_tp_vanished(t, l);
-        if (ev->ppid == t->self)
-            return; /* a main process the daemon already reported, or a failed spawn */
-        /* nobody saw it start (a loss, or before the walk): it still gets a record */
-        e = pbd_tp_track_new(t, ev->tgid, ev->ppid, ev->start_boot_ns,
-                             pbd_tp_program_of_parent(t, ev->ppid, NULL), ev->comm);
-        if (e == NULL)
+        if ((l = root_of(t, ev)) != NULL) { /* procbusd reaps it and publishes that */
+            l->exit_boot = ev->ts_ns;
+            pbd_tp_reparent(t, ev->tgid, ev->reaper);
             return;
-        e->rec.ns_pid = ev->ns_tgid;
-    } else if (!e->alive) {
-        return; /* already ended (reaped by procbusd, or a /proc walk saw it gone) */
+        }
+        if ((l = pbd_tp_find_live(t, ev->tgid)) != NULL)
+            pbd_tp_vanished(t, l);
+        /* nobody saw it start (a loss, or before the walk): it still gets a record */
+        if ((e = late_new(t, ev)) == NULL)
+            return;
+    } else if (!e->alive && !e->provisional) {
+        return; /* ended with its status already (reaped by procbusd) */
     }
+    if (!e->alive)
+        t->stats.merged++; /* a walk found it gone first: the real status fills it in */
+    e->provisional = 0;
     exact_start(e, ev);
     if (ev->flags & PROCTRACE_F_SIGNALED) {
         e->rec.exit_kind = PROCBUS_EXIT_SIGNAL;
@@ -123,6 +178,8 @@ static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
         e->rec.flags |= PROCBUS_F_CORE_DUMPED;
     pbd_tp_set_exited(t, e, pbd_trace_to_real(t, ev->ts_ns));
     pbd_tp_stage(t, e);
+    if (e->forked)
+        pbd_tp_reparent(t, ev->tgid, ev->reaper);
 }
 
 static int on_event(void *arg, const struct proctrace_event *ev)
@@ -131,13 +188,20 @@ static int on_event(void *arg, const struct proctrace_event *ev)
 
     switch (ev->kind) {
     case PROCTRACE_FORK:
+        t->stats.forks++;
         on_fork(t, ev);
         break;
     case PROCTRACE_EXEC:
+        t->stats.execs++;
         on_exec(t, ev);
         break;
     case PROCTRACE_EXIT:
+        t->stats.exits++;
         on_exit_ev(t, ev);
+        break;
+    case PROCTRACE_RENAME:
+        t->stats.renames++;
+        on_rename(t, ev);
         break;
     }
     return 0;
@@ -153,8 +217,8 @@ int pbd_ebpf_open(struct pbd_tracing *t, char *why, size_t whylen)
 
     po.wake_gap_ns = (uint64_t)t->o.batch_ms * 1000000ull;
     rc = proctrace_open(&t->pt, &po, why, whylen);
-    if (rc == 0 && !t->o.observe)
-        rc = proctrace_track(t->pt, t->self); /* its forks: every program, from its start */
+    if (rc == 0) /* its forks: every program, from its start, tagged with the program */
+        rc = proctrace_track(t->pt, t->self);
     if (rc < 0) {
         proctrace_close(t->pt);
         t->pt = NULL;
@@ -194,10 +258,24 @@ int pbd_ebpf_consume(struct pbd_tracing *t)
     return rc;
 }
 
-void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid)
+void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid, uint64_t program_id)
 {
-    if (t->pt != NULL && !t->o.observe)
-        proctrace_track(t->pt, pid);
+    if (t->pt != NULL && (program_id != 0 || !t->o.observe))
+        proctrace_track_tag(t->pt, pid, program_id);
+}
+
+uint64_t pbd_ebpf_tag(const struct pbd_tracing *t, pid_t pid)
+{
+    uint64_t tag = 0;
+
+    if (t->pt == NULL || proctrace_tag(t->pt, pid, &tag) != 0)
+        return 0;
+    return tag;
+}
+
+void pbd_ebpf_spawn_tag(struct pbd_tracing *t, uint64_t program_id)
+{
+    proctrace_set_spawn_tag(t->pt, program_id);
 }
 
 void pbd_ebpf_close(struct pbd_tracing *t)

@@ -80,3 +80,35 @@ int pbd_trace_glue_start(struct pbd_daemon *d)
             modes[o.mode], o.observe ? "; observing every process on the host" : "");
     return 0;
 }
+
+void pbd_trace_glue_sync(struct pbd_daemon *d, int walk)
+{
+    if (d->trace != NULL)
+        pbd_trace_glue_staged(d, pbd_trace_sync(d->trace, walk));
+}
+
+void pbd_trace_glue_tick(struct pbd_daemon *d)
+{
+    if (d->trace != NULL)
+        pbd_trace_glue_staged(d, pbd_trace_tick(d->trace, pb_now_ns(CLOCK_MONOTONIC),
+                                                (uint64_t)d->cfg.daemon.sample_ms * 1000000ull));
+    pbd_stop_tree_poll(d);
+}
+
+void pbd_trace_glue_close(struct pbd_daemon *d)
+{
+    struct pbd_trace_stats s = pbd_trace_stats(d->trace);
+
+    if (d->trace != NULL && pbd_trace_mode(d->trace) != PBD_TRACE_OFF)
+        pbd_say(d, PBD_L_INFO,
+                "trace: read %llu fork, %llu exec, %llu exit, %llu rename event(s); %llu lost in "
+                "the kernel; %llu walk(s); %llu exit(s) merged into records a walk had ended; "
+                "%llu record(s) ended with status unknown; %llu attributed by kernel tag",
+                (unsigned long long)s.forks, (unsigned long long)s.execs,
+                (unsigned long long)s.exits, (unsigned long long)s.renames,
+                (unsigned long long)pbd_trace_lost(d->trace), (unsigned long long)s.walks,
+                (unsigned long long)s.merged, (unsigned long long)s.vanished,
+                (unsigned long long)s.tagged);
+    pbd_trace_close(d->trace);
+    d->trace = NULL;
+}

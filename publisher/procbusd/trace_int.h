@@ -20,14 +20,24 @@
 
 struct proctrace;
 
-/* One process. Roots (programs' main processes) are kept only to attribute their children. */
+/*
+ * One process. Roots (programs' main processes) are kept to attribute their children and
+ * for their exit time; a dead root stays (unpublished) until keep_exited_secs pass, for /proc
+ * polling's attribution of orphans (trace_proc.c).
+ */
 struct pbd_tp {
     struct procbus_proc rec; /* as published (rec.id); a root: pid and program_id only */
     struct pbd_tp *hnext;    /* hash chain, by pid */
     struct pbd_tp *qnext, *qprev;
     uint64_t exit_mono; /* CLOCK_MONOTONIC of the exit (exited queue order) */
+    uint64_t exit_boot; /* a root: the kernel's exit time (CLOCK_BOOTTIME), 0 if not seen */
+    int32_t sid;        /* its session (/proc walks), 0 if not known */
     uint8_t alive, root, seen;
-    uint8_t exact; /* start_boot_ns is the kernel's (tracer), not /proc's clock-tick value */
+    uint8_t exact;       /* start_boot_ns is the kernel's (tracer), not /proc's clock-tick value */
+    uint8_t provisional; /* EXITED without its exit event (a walk, a pid reuse): a later exit
+                          * event for the same (pid, start) fills in the real status */
+    uint8_t forked;      /* processes were recorded with it as their parent (reparent them at
+                          * its exit) */
 };
 
 struct pbd_tracing {
@@ -40,6 +50,7 @@ struct pbd_tracing {
     struct pbd_tp *qhead, *qtail; /* exited records, oldest first */
     uint32_t staged, commit_every, capacity;
     uint64_t lost_seen, trackfail_seen;
+    struct pbd_trace_stats stats;
     int reconcile_pending;
     uint64_t next_poll, last_walk, next_batch;
     uint64_t tick_ns;     /* /proc start-time resolution */
@@ -78,9 +89,12 @@ struct pbd_tp *pbd_tp_track_new(struct pbd_tracing *t, int32_t pid, int32_t ppid
                                 uint64_t start_boot, uint64_t program_id, const char *comm);
 
 /* The program a new process with parent `ppid` belongs to (0: none known); the live parent
- * into *par when par is not NULL. */
-uint64_t pbd_tp_program_of_parent(const struct pbd_tracing *t, int32_t ppid,
-                                  const struct pbd_tp **par);
+ * into *par when par is not NULL (it is then marked `forked`). */
+uint64_t pbd_tp_program_of_parent(struct pbd_tracing *t, int32_t ppid, const struct pbd_tp **par);
+
+/* Live processes whose parent was `pid` now have `reaper` as parent (its exit reparented
+ * them); staged. Nothing for reaper 0 (unknown). */
+void pbd_tp_reparent(struct pbd_tracing *t, int32_t pid, int32_t reaper);
 
 /* ---- trace.c: records ---- */
 
@@ -98,22 +112,27 @@ void pbd_tp_exec_event(struct pbd_tracing *t, const struct procbus_proc *rec);
 /* Mark e EXITED at `when_real` (CLOCK_REALTIME ns), queued to expire; the caller stages it. */
 void pbd_tp_set_exited(struct pbd_tracing *t, struct pbd_tp *e, uint64_t when_real);
 
-/* A process found gone without its exit being seen: EXITED, status unknown, staged. */
+/* A process found gone without its exit being seen: EXITED, status unknown, staged, and
+ * provisional (a later exit event of the same process fills the status in). */
 void pbd_tp_vanished(struct pbd_tracing *t, struct pbd_tp *e);
 
 /* Copy a NUL-separated argv of `len` bytes into r->cmdline, truncated to fit (the
- * PROCBUS_F_CMDLINE_TRUNCATED flag says so, as does `truncated` from the source). */
+ * PROCBUS_F_CMDLINE_TRUNCATED flag says so, as does `truncated` from the source). Empty
+ * trailing arguments (the NUL padding of a rewritten argv) are dropped. */
 void pbd_tp_set_cmdline(struct procbus_proc *r, const char *args, size_t len, int truncated);
 
 /* ---- trace_proc.c: the /proc feed ---- */
 
 /*
- * Walk /proc once: processes not in the table that belong (by their parent,
- * or by procbusd's environment mark for orphans it adopted) get records
- * (PROCBUS_F_PREEXISTING when `startup`), known ones take in an exec or a new
- * parent, table entries /proc no longer shows become EXITED (status unknown).
- * Clears t->reconcile_pending. Returns 0, or -ENOMEM / opendir's negative
- * errno (nothing changed).
+ * Walk /proc once: processes not in the table that belong (by their kernel tag
+ * with the tracer, by their parent, or, for orphans procbusd adopted, by the
+ * rules of trace_proc.c) get records (PROCBUS_F_PREEXISTING when `startup`);
+ * known ones take in a rename, a new parent, and (polling only) an exec; table
+ * entries /proc no longer shows become EXITED, status unknown, provisional.
+ * With the tracer, the ring is read before and after the scan, so that only a
+ * process whose exit event was lost can be found gone. Kernel threads are never
+ * recorded. Clears t->reconcile_pending. Returns 0, or -ENOMEM / opendir's
+ * negative errno (nothing changed).
  */
 int pbd_trace_walk(struct pbd_tracing *t, int startup);
 
@@ -138,9 +157,15 @@ int pbd_ebpf_fd(const struct pbd_tracing *t);
  */
 int pbd_ebpf_consume(struct pbd_tracing *t);
 
-/* Follow `pid`'s forks from now on (a walk found it); nothing when not running, or with
- * observe (every process is followed then). */
-void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid);
+/* Follow `pid`'s forks from now on (a walk found it), with program `program_id` as its tag;
+ * nothing when not running, or for an observed process of no program. */
+void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid, uint64_t program_id);
+
+/* The program the kernel's tracked set gives `pid` (its tag), 0 if none or not running. */
+uint64_t pbd_ebpf_tag(const struct pbd_tracing *t, pid_t pid);
+
+/* The tag of the next process procbusd forks (0 after the fork); nothing when not running. */
+void pbd_ebpf_spawn_tag(struct pbd_tracing *t, uint64_t program_id);
 
 /* Stop the tracer (t->pt); nothing when not running. */
 void pbd_ebpf_close(struct pbd_tracing *t);

@@ -24,10 +24,24 @@ int pbd_ebpf_consume(struct pbd_tracing *t)
     return 0;
 }
 
-void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid)
+void pbd_ebpf_track(struct pbd_tracing *t, pid_t pid, uint64_t program_id)
 {
     (void)t;
     (void)pid;
+    (void)program_id;
+}
+
+uint64_t pbd_ebpf_tag(const struct pbd_tracing *t, pid_t pid)
+{
+    (void)t;
+    (void)pid;
+    return 0;
+}
+
+void pbd_ebpf_spawn_tag(struct pbd_tracing *t, uint64_t program_id)
+{
+    (void)t;
+    (void)program_id;
 }
 
 void pbd_ebpf_close(struct pbd_tracing *t)

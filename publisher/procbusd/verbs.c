@@ -73,7 +73,7 @@ static enum target_rc stop_one(struct pbd_daemon *d, struct req *rq, struct pbd_
     pbd_spawnq_remove(d, in); /* a start decided but not forked yet is dropped */
     if (!pbd_inst_alive(in)) {
         /* a daemon it double-forked, still attributed to it: stop that */
-        int left = pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
+        int left = pbd_stop_leftovers(d, in);
         if (left > 0) {
             pbd_ctl_reply(&d->ctl, rq->slot, "%s: killing %d leftover process(es)\n", nm, left);
             return TARGET_OK;
