@@ -30,7 +30,7 @@ INC_publisher/procbusd := -Icommon -Ipublisher/procbusd -Iebpf -I$(O)/ebpf
 INC_readers/cli        := -Icommon -Ireaders/cli
 INC_readers/exporter   := -Ireaders/exporter -Icommon
 INC_ebpf               := -Iebpf -I$(O)/ebpf
-INC_tests/support      := -Itests/support -Icommon
+INC_tests/support      := -Itests/support -Icommon -Iebpf
 INC_tests/unit         := -Itests/support -Icommon -Ishm -Ipublisher/lib -Iebpf
 INC_tests/fuzz         :=
 INC_bench              := -Ibench -Icommon
@@ -83,8 +83,11 @@ PROGRAMS := $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER)
 # ---- tests, benchmarks, examples ----
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
+# the tracer's tests: they load it (and test_trace*.c share tests/support/trace_harness.c)
+TRACER_TESTS := test_proctrace test_trace test_tracestop test_tracefields test_traceloss \
+                test_tracediff
 ifneq ($(PBD_TRACER),yes)
-TEST_BINS := $(filter-out $(O)/tests/test_proctrace $(O)/tests/test_trace,$(TEST_BINS))
+TEST_BINS := $(filter-out $(TRACER_TESTS:%=$(O)/tests/%),$(TEST_BINS))
 endif
 TEST_SUPPORT := $(OBJ)/tests/support/support.o $(OBJ)/tests/support/daemon_harness.o
 BENCH_BINS   := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench \
@@ -168,7 +171,8 @@ endif
 # ---- tests ----
 # Per test: TEST_PRE_x (binaries it runs), TEST_OBJS_x (extra objects), TEST_LIBS_x (libraries).
 DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_harden test_limits \
-                test_upkeep test_squat test_loop
+                test_upkeep test_squat test_loop test_tracestop test_tracefields test_traceloss \
+                test_tracediff
 $(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
 TEST_PRE_test_exporter += $(BIN_EXPORTER)
 TEST_LIBS_test_cli       := -ljson-c
@@ -179,6 +183,9 @@ TEST_LIBS_test_trace     := $(LDLIBS_BPF)
 TEST_OBJS_test_proctrace := $(PROCTRACE_OBJ)
 TEST_OBJS_test_doc_reader := $(OBJ)/tests/support/doc_reader.o # written from docs/ABI.md alone
 TEST_LIBS_test_proctrace := $(LDLIBS_BPF)
+$(foreach t,test_tracestop test_tracefields test_traceloss test_tracediff,\
+  $(eval TEST_OBJS_$(t) := $(PROCTRACE_OBJ) $(OBJ)/tests/support/trace_harness.o)\
+  $(eval TEST_LIBS_$(t) := $(LDLIBS_BPF)))
 CFLAGS_tests/support     := -DPROCBUS_BUILD_DIR='"$(O)"'
 CFLAGS_tests/unit        := -DPROCBUS_BUILD_DIR='"$(O)"'
 
