@@ -281,6 +281,31 @@ void pbd_tp_vanished(struct pbd_tracing *t, struct pbd_tp *e)
 
 /* ---- the interface ---- */
 
+/*
+ * 0 if the /proc mounted here numbers processes as this process's pid namespace does (walks,
+ * start-time checks before a signal and pidfds must agree on a pid); -EXDEV (or -ENOENT: no
+ * /proc) with the reason in why.
+ */
+static int proc_is_ours(char *why, size_t whylen)
+{
+    char buf[32];
+    ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+
+    if (n <= 0) {
+        snprintf(why, whylen, "/proc is not mounted");
+        return -ENOENT;
+    }
+    buf[n] = '\0';
+    if (atoi(buf) == (int)getpid())
+        return 0;
+    snprintf(
+        why, whylen,
+        "the /proc mounted here belongs to another pid namespace (this process is %d here, "
+        "%s in /proc): a pid namespace needs its own /proc (unshare --pid --fork --mount-proc)",
+        (int)getpid(), buf);
+    return -EXDEV;
+}
+
 int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
                    const struct pbd_trace_opts *o, char *why, size_t whylen)
 {
@@ -303,6 +328,15 @@ int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
     t->commit_every = t->capacity / 4 < COMMIT_EVERY ? t->capacity / 4 + 1 : COMMIT_EVERY;
     pbd_trace_clock_sync(t);
     t->mode = o->mode == PBD_TRACE_AUTO ? PBD_TRACE_ON : o->mode;
+    if (t->mode != PBD_TRACE_OFF && why != NULL) {
+        int rc = proc_is_ours(why, whylen);
+        if (rc < 0 && o->mode != PBD_TRACE_AUTO) {
+            pbd_trace_close(t);
+            return rc;
+        }
+        if (rc < 0)
+            t->mode = PBD_TRACE_OFF; /* AUTO: neither feed can be trusted; `why` says why */
+    }
     if (t->mode == PBD_TRACE_ON) {
         int rc = pbd_ebpf_open(t, why, whylen);
         if (rc < 0) {
@@ -401,8 +435,12 @@ void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid)
     if (t == NULL)
         return;
     e = pbd_tp_find_live(t, pid);
-    if (e != NULL && e->root) /* kept a while, dead: /proc polling attributes orphans by it */
-        pbd_tp_set_exited(t, e, e->exit_boot ? pbd_trace_to_real(t, e->exit_boot) : 0);
+    if (e == NULL || !e->root)
+        return;
+    if (e->exit_boot == 0) /* no exit event: it was gone by now, at the latest */
+        e->exit_boot = pb_now_ns(CLOCK_BOOTTIME);
+    /* kept a while, dead: /proc polling attributes orphans by when it lived */
+    pbd_tp_set_exited(t, e, pbd_trace_to_real(t, e->exit_boot));
 }
 
 uint64_t pbd_trace_root_exit(const struct pbd_tracing *t, pid_t pid)

@@ -52,8 +52,9 @@ struct pbd_trace_opts {
  * Set up tracing (starting the eBPF tracer for AUTO/ON) and, with observe,
  * publish every process /proc shows now (PROCBUS_F_PREEXISTING); the caller
  * commits. Returns 0 and *out, or a negative errno with a one-line reason in
- * why (only for ON: eBPF unusable; or -ENOMEM). For AUTO without eBPF it
- * returns 0 in PROC mode and puts the reason in why (note[0] != 0).
+ * why (ON: eBPF unusable; ON or PROC: -EXDEV, the /proc mounted here is another
+ * pid namespace's; or -ENOMEM). For AUTO without eBPF it returns 0 in PROC mode
+ * and puts the reason in why (why[0] != 0); with a foreign /proc, in OFF mode.
  */
 int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
                    const struct pbd_trace_opts *o, char *why, size_t whylen);

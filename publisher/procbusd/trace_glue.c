@@ -60,7 +60,8 @@ int pbd_trace_glue_start(struct pbd_daemon *d)
     }
     rc = pbd_trace_open(&d->trace, d->pub, &o, why, sizeof(why));
     if (rc < 0) {
-        fprintf(stderr, "procbusd: --trace=on: the eBPF tracer cannot run: %s\n",
+        fprintf(stderr, "procbusd: --trace=%s: %s: %s\n", modes[o.mode],
+                o.mode == PBD_TRACE_ON ? "the eBPF tracer cannot run" : "cannot follow processes",
                 why[0] ? why : strerror(-rc));
         return rc;
     }
@@ -69,6 +70,9 @@ int pbd_trace_glue_start(struct pbd_daemon *d)
                 "procbusd: trace: eBPF unavailable (%s); following descendants by polling "
                 "/proc every %d ms\n",
                 why, d->cfg.daemon.sample_ms);
+    if (o.mode == PBD_TRACE_AUTO && pbd_trace_mode(d->trace) == PBD_TRACE_OFF)
+        fprintf(stderr, "procbusd: trace: cannot follow descendants (%s); direct children only\n",
+                why);
     if (pbd_trace_fd(d->trace) >= 0) {
         d->w_trace.kind = PBD_W_TRACE;
         pbd_watch_add(d, pbd_trace_fd(d->trace), &d->w_trace);

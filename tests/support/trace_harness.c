@@ -1,4 +1,5 @@
-/* trace_harness.c - the tracer tests' procbusd (host or own pid namespace), records, /proc scans. */
+/* trace_harness.c - the tracer tests' procbusd (host or own pid namespace), records, /proc scans.
+ */
 #define _GNU_SOURCE
 #include "trace_harness.h"
 
@@ -31,6 +32,7 @@ static struct {
 
 static struct procbus_proc *g_recs;
 static size_t g_cap;
+static char *g_lastlog; /* procbusd's stderr, kept by pbtt_stop */
 
 void pbtt_need_bpf(void)
 {
@@ -157,8 +159,10 @@ void pbtt_stop(struct tdaemon *d)
     assert_int_equal(st, 0);
     assert_int_equal(procbus_liveness(&d->h.r, 60 * PB_NS_PER_SEC), PROCBUS_SHUTDOWN);
     procbus_close(&d->h.r);
+    free(g_lastlog);
+    g_lastlog = pbtt_log(d);
     remove_files();
-    memset(&g_cur, 0, sizeof(g_cur));
+    memset(&g_cur, 0, offsetof(__typeof__(g_cur), marker)); /* the marker stays for teardown */
 }
 
 void pbtt_mark(const char *marker)
@@ -416,6 +420,11 @@ void pbtt_scan_marked(const char *marker, int *running, int *exiting, pid_t *pid
     *running = m.running;
     if (exiting != NULL)
         *exiting = m.exiting;
+}
+
+const char *pbtt_last_log(void)
+{
+    return g_lastlog != NULL ? g_lastlog : "";
 }
 
 char *pbtt_log(struct tdaemon *d)

@@ -67,6 +67,9 @@ void pbtt_scan_marked(const char *marker, int *running, int *exiting, pid_t *pid
 /* procbusd's stderr so far (malloc'd, NUL-terminated; "" if none). */
 char *pbtt_log(struct tdaemon *d);
 
+/* procbusd's whole stderr as the last pbtt_stop found it ("" before any). */
+const char *pbtt_last_log(void);
+
 /* The argv block literal ("sleep\0" "300") and its length, for pbtt_find_argv. */
 #define PBTT_ARGV(s) s, sizeof(s) - 1
 

@@ -96,8 +96,8 @@ static void wait_all_gone(const char *marker)
             return;
         usleep(10000);
     }
-    fail_msg("processes marked %s still there 30 s later (%d running, %d exiting)", marker,
-             running, exiting);
+    fail_msg("processes marked %s still there 30 s later (%d running, %d exiting)", marker, running,
+             exiting);
 }
 
 /* No survivor now: every process of the tree is gone, a zombie or exiting. */
