@@ -84,8 +84,8 @@ PROGRAMS := $(BIN_PROCBUSD) $(BIN_PROCBUS) $(BIN_EXPORTER)
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(O)/tests/%)
 # the tracer's tests: they load it (and test_trace*.c share tests/support/trace_harness.c)
-TRACER_TESTS := test_proctrace test_trace test_tracestop test_tracefields test_traceloss \
-                test_tracediff
+TRACER_TESTS := test_proctrace test_proctrace_tags test_trace test_tracestop test_tracefields \
+                test_traceloss test_tracediff
 ifneq ($(PBD_TRACER),yes)
 TEST_BINS := $(filter-out $(TRACER_TESTS:%=$(O)/tests/%),$(TEST_BINS))
 endif
@@ -183,6 +183,8 @@ TEST_LIBS_test_trace     := $(LDLIBS_BPF)
 TEST_OBJS_test_proctrace := $(PROCTRACE_OBJ)
 TEST_OBJS_test_doc_reader := $(OBJ)/tests/support/doc_reader.o # written from docs/ABI.md alone
 TEST_LIBS_test_proctrace := $(LDLIBS_BPF)
+TEST_OBJS_test_proctrace_tags := $(PROCTRACE_OBJ)
+TEST_LIBS_test_proctrace_tags := $(LDLIBS_BPF) -lpthread
 $(foreach t,test_tracestop test_tracefields test_traceloss test_tracediff,\
   $(eval TEST_OBJS_$(t) := $(PROCTRACE_OBJ) $(OBJ)/tests/support/trace_harness.o)\
   $(eval TEST_LIBS_$(t) := $(LDLIBS_BPF)))

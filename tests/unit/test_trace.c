@@ -148,16 +148,20 @@ static int storm_main(int argc, char **argv)
     return 0;
 }
 
-/* Skip (with the reason) when the eBPF tracer cannot run here. */
+/* Skip (with the reason) when the eBPF tracer cannot run here for a reason that is not its
+ * own: no privilege, no kernel BTF, no BPF. Anything else (a verifier rejection) fails. */
 static void need_bpf(void)
 {
-    char why[256] = "";
+    char why[512] = "";
+    int rc = proctrace_available(why, sizeof(why));
 
-    if (proctrace_available(why, sizeof(why)) != 0) {
+    if (rc == -EPERM || rc == -ENOENT || rc == -ENOSYS) {
         printf("test_trace: skipped: %s\n", why);
         fflush(stdout);
         skip();
     }
+    if (rc != 0)
+        fail_msg("the eBPF tracer failed to load (%d): %s", rc, why);
 }
 
 /* Alive and not a zombie. */
