@@ -92,6 +92,9 @@ endif
 TEST_SUPPORT := $(OBJ)/tests/support/support.o $(OBJ)/tests/support/daemon_harness.o
 BENCH_BINS   := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench \
                 $(O)/bench/scrape-bench $(O)/bench/exit-floor
+ifeq ($(PBD_TRACER),yes)
+BENCH_BINS   += $(O)/bench/tracer-floor
+endif
 EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
 
 PREFIX  ?= /usr/local
@@ -212,6 +215,11 @@ PBDB_SRCS := $(wildcard bench/procbusd/*.c)
 $(O)/bench/procbusd-bench: $(PBDB_SRCS:%.c=$(OBJ)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ -lm -lpthread
+# tracer-floor: the eBPF tracer's loader alone (tracer-bench's floor for exec -> visible).
+$(O)/bench/tracer-floor: $(OBJ)/bench/tracer-floor.o $(PROCTRACE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_BPF)
+$(OBJ)/bench/tracer-floor.o: CFLAGS_bench += -Iebpf
 $(O)/bench/procbus-bench $(O)/bench/scrape-bench $(O)/bench/exit-floor: $(O)/bench/%: $(OBJ)/bench/%.o $(PUB_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU) -lm
