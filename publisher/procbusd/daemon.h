@@ -77,6 +77,7 @@ struct pbd_inst {
     uint64_t kill_since; /* CLOCK_MONOTONIC: a stop's kill passes began (killpass.c) */
     uint8_t emptying;    /* STOPPING, main process gone, its tree not empty yet */
     uint8_t kill_warned;
+    uint8_t group_gone; /* its process group was found empty: its pgid may be reused */
 };
 
 /*

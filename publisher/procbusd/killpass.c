@@ -23,10 +23,17 @@
 #define KILL_WARN_NS   (5ull * PB_NS_PER_SEC)  /* then a warning: what survives SIGKILL */
 #define KILL_GIVEUP_NS (30ull * PB_NS_PER_SEC) /* then STOPPED anyway, said in the log */
 
-/* Processes of the program's group left (zombies count until procbusd reaps them). */
-static int group_alive(const struct pbd_inst *in)
+/* Processes of the program's group left (zombies count until procbusd reaps them). Once
+ * the group is empty its id is free for the kernel to reuse: never looked at (or signalled)
+ * again in this stop. */
+static int group_alive(struct pbd_inst *in)
 {
-    return in->last_pid > 0 && (kill(-in->last_pid, 0) == 0 || errno == EPERM);
+    if (in->group_gone || in->last_pid <= 0)
+        return 0;
+    if (kill(-in->last_pid, 0) == 0 || errno == EPERM)
+        return 1;
+    in->group_gone = 1;
+    return 0;
 }
 
 /* Read the tracer up to now; SIGKILL the group and the tree. How many are left alive. */
@@ -50,6 +57,7 @@ int pbd_stop_tree_begin(struct pbd_daemon *d, struct pbd_inst *in)
 {
     in->kill_since = pb_now_ns(CLOCK_MONOTONIC);
     in->kill_warned = 0;
+    in->group_gone = 0;
     in->emptying = kill_pass(d, in) != 0;
     return !in->emptying;
 }
