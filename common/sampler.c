@@ -149,6 +149,7 @@ int pbd_proc_stat(pid_t pid, struct pbd_proc_stat *st)
     st->cpu_ns = ticks_to_ns(nonneg(rs.f[14]) + nonneg(rs.f[15]), hz);
     st->child_cpu_ns = ticks_to_ns(nonneg(rs.f[16]) + nonneg(rs.f[17]), hz);
     st->num_threads = (int)rs.f[20];
+    st->flags = (unsigned long)rs.f[9];
     st->start_boot_ns = ticks_to_ns(nonneg(rs.f[22]), hz);
     st->rss_bytes = nonneg(rs.f[24]) * (uint64_t)(page > 0 ? page : 4096);
     return 0;

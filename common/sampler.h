@@ -20,6 +20,7 @@ struct pbd_proc_stat {
     uint64_t child_cpu_ns;  /* cutime + cstime: children it has waited for */
     uint64_t rss_bytes;     /* resident set (field 24) * page size */
     int num_threads;
+    unsigned long flags; /* the kernel's PF_* (field 9): 0x4 PF_EXITING, 0x200000 PF_KTHREAD */
 };
 
 /*

@@ -73,32 +73,14 @@ static void refresh(struct pbd_tracing *t, struct pbd_tp *e, const struct pbd_pr
     }
 }
 
-/* A kernel thread (PF_KTHREAD in /proc/PID/stat's flags): never recorded. Only kthreadd
- * (pid 2, parent 0) and its children can be one, so only those are read again. */
-static int is_kthread(const struct pbd_proc_stat *st)
-{
-    char path[64], buf[512], *p;
-    unsigned long flags = 0;
-    ssize_t n;
-    int fd, i;
+#define PF_EXITING_FLAG 0x4ul      /* include/linux/sched.h: in do_exit(), dying */
+#define PF_KTHREAD_FLAG 0x200000ul /* a kernel thread: never recorded */
 
-    if (st->ppid != 0 && st->ppid != 2)
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)st->pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    for (i = 0; p != NULL && i < 7; i++) /* ") S ppid pgrp session tty tpgid flags" */
-        p = strchr(p + 1, ' ');
-    if (p != NULL)
-        flags = strtoul(p + 1, NULL, 10);
-    return (flags & 0x00200000ul) != 0; /* PF_KTHREAD */
+/* Dead for a walk: a zombie, or past the start of do_exit() (its exit event may be in the
+ * ring already, or lost: found gone, provisionally, unless the event is read after the scan). */
+static int dying(const struct pbd_proc_stat *st)
+{
+    return st->state == 'Z' || st->state == 'X' || (st->flags & PF_EXITING_FLAG) != 0;
 }
 
 /* The program an orphan belongs to, by the PROCBUS_PROCESS_NAME procbusd gave its ancestor. */
@@ -237,7 +219,8 @@ int pbd_trace_walk(struct pbd_tracing *t, int startup)
         int tagged;
 
         if (e != NULL) {
-            e->seen = st->state != 'Z'; /* a zombie has exited: pbd_tp_vanished() below */
+            e->seen = !dying(st); /* it has exited: pbd_tp_vanished() below, unless its exit
+                                   * event is read after the scan */
             if (e->seen && !e->root && e->alive)
                 refresh(t, e, st);
             continue; /* one record per (pid, start), even one a walk ended too early */
@@ -249,7 +232,7 @@ int pbd_trace_walk(struct pbd_tracing *t, int startup)
         }
         if (l != NULL)
             pbd_tp_vanished(t, l);
-        if (st->state == 'Z' || is_kthread(st))
+        if (dying(st) || (st->flags & PF_KTHREAD_FLAG) != 0)
             continue;
         prog = program_of_walked(t, st, &tagged);
         e = pbd_tp_track_new(t, st->pid, st->ppid, st->start_boot_ns, prog, st->comm);

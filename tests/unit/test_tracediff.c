@@ -201,9 +201,12 @@ static void *obs_main(void *arg)
         }
         for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)len); nh = NLMSG_NEXT(nh, len)) {
             struct cn_msg *cn = NLMSG_DATA(nh);
+            struct proc_event pe; /* copied: the message is only 4-byte aligned */
             if (nh->nlmsg_type == NLMSG_NOOP || nh->nlmsg_type == NLMSG_ERROR)
                 continue;
-            obs_event((const struct proc_event *)(void *)cn->data);
+            memset(&pe, 0, sizeof(pe));
+            memcpy(&pe, cn->data, cn->len < sizeof(pe) ? cn->len : sizeof(pe));
+            obs_event(&pe);
         }
     }
     return NULL;
