@@ -21,7 +21,8 @@
 
 /*
  * A program forks N children into one process group, slowly (no loss); the test then
- * SIGKILLs the group at once through a 4 KiB ring, so that most exit events cannot fit.
+ * SIGKILLs the group at once through a 4 KiB ring, so that most exit events cannot fit
+ * (forced: procbusd is SIGSTOPped until every child is dead; or left to race them).
  * Then:
  *   - every exit event procbusd read (counted by its callback: the "trace: read ..." line it
  *     logs at shutdown) left a record with the real status (SIGNAL 9);
@@ -150,7 +151,25 @@ static long exits_read(void)
     return exit_n;
 }
 
-static void burst(int batch_ms)
+/* Every child of the burst dead (a zombie or gone), by the pids of their records. */
+static int all_dead(struct tdaemon *d, uint64_t prog)
+{
+    const struct procbus_proc *all;
+    size_t i, n = pbtt_list(d, &all);
+
+    for (i = 0; i < n; i++) {
+        char s;
+        if (!(all[i].flags & PROCBUS_F_DESCENDANT) || all[i].program_id != prog ||
+            all[i].state != PROCBUS_STATE_RUNNING)
+            continue;
+        s = pbt_proc_stat(all[i].pid, NULL, NULL);
+        if (s != 0 && s != 'Z' && s != 'X')
+            return 0;
+    }
+    return 1;
+}
+
+static void burst(int batch_ms, int forced)
 {
     struct tdaemon d;
     struct procbus_proc prog;
@@ -187,7 +206,15 @@ static void burst(int batch_ms)
     buf[n] = '\0';
     g = (pid_t)atoi(buf);
     assert_true(g > 0);
+    if (forced) /* it reads nothing until they are all dead: the ring must overflow */
+        assert_int_equal(kill(d.procbusd, SIGSTOP), 0);
     assert_int_equal(kill(-g, SIGKILL), 0); /* 400 exits at once */
+    if (forced) {
+        int k;
+        for (k = 0; k < 12000 && !all_dead(&d, prog.id); k++)
+            usleep(10000);
+        assert_int_equal(kill(d.procbusd, SIGCONT), 0);
+    }
     if (!pbtt_wait(&d, 120000, cond_none_running, &c))
         fail_msg("%d of the %d children still RUNNING 120 s after they were killed", c.running,
                  BURST);
@@ -195,11 +222,13 @@ static void burst(int batch_ms)
     assert_int_equal(pbtt_cli(&d, "stop burst", NULL, 0), 0);
     pbtt_stop(&d); /* its log now has the "trace: read ..." line */
     exits = exits_read();
-    printf("burst of %d SIGKILLed through a 4 KiB ring (trace_batch_ms = %d): %d exits with "
+    printf("burst of %d SIGKILLed through a 4 KiB ring (trace_batch_ms = %d%s): %d exits with "
            "their status, %d unknown, tracer_drops %llu; %ld exit events read (+1: the main "
            "process's); %d other, %d duplicate (pid, start)\n",
-           BURST, batch_ms, c.real, c.unknown,
+           BURST, batch_ms, forced ? ", procbusd stopped meanwhile" : "", c.real, c.unknown,
            (unsigned long long)(i1.tracer_drops - i0.tracer_drops), exits, c.other, c.dups);
+    if (forced)
+        assert_true(i1.tracer_drops > i0.tracer_drops);
     assert_int_equal(c.total, BURST);
     assert_int_equal(c.dups, 0);
     assert_int_equal(c.other, 0);
@@ -209,16 +238,22 @@ static void burst(int batch_ms)
     unlink(g_file);
 }
 
+static void test_burst_loss_forced(void **state)
+{
+    (void)state;
+    burst(100, 1);
+}
+
 static void test_burst_loss_batch100(void **state)
 {
     (void)state;
-    burst(100);
+    burst(100, 0);
 }
 
 static void test_burst_loss_batch0(void **state)
 {
     (void)state;
-    burst(0);
+    burst(0, 0);
 }
 
 static int teardown(void **state)
@@ -230,6 +265,7 @@ static int teardown(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_burst_loss_forced, teardown),
         cmocka_unit_test_teardown(test_burst_loss_batch100, teardown),
         cmocka_unit_test_teardown(test_burst_loss_batch0, teardown),
     };
