@@ -403,6 +403,15 @@ static void diff_case(const char *label, const char *keys, int strict, int burst
     g_obs.p = NULL;
     assert_int_equal(pbtt_cli(&d, "stop mix", NULL, 0), 0);
     pbtt_stop(&d);
+    {
+        int running;
+        pid_t left[4];
+        pbtt_scan_marked(g_tag, &running, NULL, left, 4);
+        if (running != 0) /* a stop and a shutdown leave nothing of the program */
+            fail_msg("%d process(es) of program mix still running after its stop and "
+                     "procbusd's shutdown (pid %d first)",
+                     running, (int)left[0]);
+    }
     unlink(g_go);
     unlink(g_done);
 }
