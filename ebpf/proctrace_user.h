@@ -25,7 +25,8 @@ struct proctrace_opts {
      * ns (the first event after a quiet spell still wakes at once; a quarter-full ring always
      * does), so a storm costs the kernel few wake-ups (each is an inter-processor interrupt).
      * The consumer must then call proctrace_consume again N ns after every call that
-     * delivered events, until one delivers none: events wait at most about N ns. */
+     * delivered events, until such a scheduled call delivers none (a call in between that
+     * delivers none does not end it): events wait at most about N ns. */
     uint64_t wake_gap_ns;
     /* Test-only: also load a program the verifier must refuse (so is the environment variable
      * PROCTRACE_TEST_INVALID_PROG=1), to prove a rejection is reported as one. */

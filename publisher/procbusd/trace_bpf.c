@@ -242,11 +242,18 @@ int pbd_ebpf_consume(struct pbd_tracing *t)
     rc = proctrace_consume(t->pt, on_event, t);
     if (rc < 0)
         return rc;
-    /* with rate-limited wake-ups, events may come without one: read again a gap later, for
-     * as long as reads find events */
-    if (t->o.batch_ms > 0)
-        t->next_batch =
-            rc > 0 ? pb_now_ns(CLOCK_MONOTONIC) + (uint64_t)t->o.batch_ms * 1000000ull : UINT64_MAX;
+    /* with rate-limited wake-ups, events may come without one for a gap after the last
+     * wake-up: read again a gap after each read that found events, for as long as reads find
+     * events. A read that finds none (a sync before a decision, between two batches) ends
+     * that only once the pending batch read is due: until then an event may still come
+     * without a wake-up, and would wait for the next one that has one. */
+    if (t->o.batch_ms > 0) {
+        uint64_t now = pb_now_ns(CLOCK_MONOTONIC);
+        if (rc > 0)
+            t->next_batch = now + (uint64_t)t->o.batch_ms * 1000000ull;
+        else if (now >= t->next_batch)
+            t->next_batch = UINT64_MAX;
+    }
     lost = proctrace_lost(t->pt);
     tf = proctrace_track_failed(t->pt);
     if (lost != t->lost_seen || tf != t->trackfail_seen) {

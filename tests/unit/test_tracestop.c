@@ -252,8 +252,17 @@ static void daemon_rounds(int pidns, int batch_ms, int n)
         assert_int_equal(pbt_wait_state(&d.h, "ds", PROCBUS_STATE_EXITED, 30000, &prog), 0);
         q.prog = prog.id;
         if (!pbtt_wait(&d, 30000, cond_recorded, &q)) {
+            const struct procbus_proc *all;
+            size_t k, nr;
             pbtt_scan_marked(mk, &running, NULL, pids, 4);
-            pbtt_dump(&d);
+            nr = pbtt_list(&d, &all);
+            for (k = 0; k < nr; k++) /* what procbusd has for that pid */
+                if (running > 0 && all[k].pid == pids[0])
+                    print_message("  its record %llu: program %llu ppid %d state %u comm '%.16s' "
+                                  "cmdline %u bytes '%.40s'\n",
+                                  (unsigned long long)all[k].id,
+                                  (unsigned long long)all[k].program_id, (int)all[k].ppid,
+                                  all[k].state, all[k].comm, all[k].cmdline_len, all[k].cmdline);
             fail_msg("round %d: the setsid'd daemon (%d running, pid %d) has no RUNNING record "
                      "of program ds",
                      i, running, running ? (int)pids[0] : 0);
