@@ -35,6 +35,7 @@ INC_tests/unit         := -Itests/support -Icommon -Ishm -Ipublisher/lib -Iebpf
 INC_tests/fuzz         :=
 INC_bench              := -Ibench -Icommon
 INC_bench/procbusd     := -Ibench -Icommon
+INC_bench/tracer       := -Ibench -Icommon
 INC_examples           :=
 folder_of = $(patsubst %/,%,$(dir $(1)))
 
@@ -206,11 +207,12 @@ $(O)/tests/%: $(OBJ)/tests/unit/%.o $(TEST_SUPPORT) $(COMMON_LIB) $(PUB_LIB) $$(
 
 # ---- benchmarks, examples ----
 # procbusd-bench and tracer-bench link libc only: they read through procbus.h and run the binaries.
-# procbusd-bench is every file of bench/procbusd/; exit-floor (its floor for exit-to-visible)
+# tracer-bench is every file of bench/tracer/; procbusd-bench is every file of bench/procbusd/; exit-floor (its floor for exit-to-visible)
 # publishes with libprocbus-pub.
-$(O)/bench/tracer-bench: $(O)/bench/%: $(OBJ)/bench/%.o
+TB_SRCS := $(wildcard bench/tracer/*.c)
+$(O)/bench/tracer-bench: $(TB_SRCS:%.c=$(OBJ)/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@
+	$(CC) $(CFLAGS) $^ -o $@ -lm -lpthread
 PBDB_SRCS := $(wildcard bench/procbusd/*.c)
 $(O)/bench/procbusd-bench: $(PBDB_SRCS:%.c=$(OBJ)/%.o)
 	@mkdir -p $(dir $@)

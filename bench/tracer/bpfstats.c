@@ -1,28 +1,15 @@
-/* tracer_bpfstats.h - tracer-bench: BPF run-time statistics of procbusd's programs (raw bpf(2)),
- * and its procbusd. */
-/*
- * A part of tracer-bench (see tracer-bench.c for what it measures and how it runs).
- *
- * Included once, by tracer-bench.c only: the benchmark is one translation unit, as
- * bench_util.h keeps its state (rows, processes, temp folder) in static variables.
- */
-#ifndef PROCBUS_TRACER_BPFSTATS_H
-#define PROCBUS_TRACER_BPFSTATS_H
+/* bpfstats.c - tracer-bench: BPF run-time statistics of procbusd's programs (raw bpf(2)), and its
+ * procbusd. */
+#include "tb.h"
 
 /* ---- BPF run-time statistics (figure 2): raw bpf(2), no libbpf ---- */
 
 static int g_stats_fd = -1;  /* BPF_ENABLE_STATS descriptor: stats on while it is open */
 static int g_stats_old = -1; /* kernel.bpf_stats_enabled before we wrote 1 (fallback path) */
 
-struct bpfprog {
-    uint32_t id;
-    char name[BPF_OBJ_NAME_LEN + 1];
-    uint64_t run_ns, run_cnt; /* accumulated over the rate steps */
-};
-
-static struct bpfprog g_progs[MAX_PROGS];
-static int g_nprogs;
-static int g_progs_by_owner; /* 1: ids found in procbusd's fds; 0: every proctrace_* program */
+struct bpfprog g_progs[MAX_PROGS];
+int g_nprogs;
+int g_progs_by_owner; /* 1: ids found in procbusd's fds; 0: every proctrace_* program */
 
 static long sys_bpf(int cmd, union bpf_attr *a)
 {
@@ -51,7 +38,7 @@ static int bpf_prog_info_of(uint32_t id, struct bpf_prog_info *info)
     return rc;
 }
 
-static void stats_on(void)
+int stats_on(void)
 {
     union bpf_attr a;
     FILE *fp;
@@ -60,7 +47,7 @@ static void stats_on(void)
     a.enable_stats.type = BPF_STATS_RUN_TIME;
     g_stats_fd = (int)sys_bpf(BPF_ENABLE_STATS, &a);
     if (g_stats_fd >= 0)
-        return;
+        return 0;
     fp = fopen("/proc/sys/kernel/bpf_stats_enabled", "r"); /* kernels before 5.8 */
     if (fp != NULL) {
         if (fscanf(fp, "%d", &g_stats_old) != 1)
@@ -69,9 +56,10 @@ static void stats_on(void)
     }
     if (g_stats_old >= 0 && write_file("/proc/sys/kernel/bpf_stats_enabled", "1\n") < 0)
         g_stats_old = -1;
+    return g_stats_old >= 0 ? 0 : -1;
 }
 
-static void stats_off(void)
+void stats_off(void)
 {
     char v[16];
 
@@ -113,7 +101,7 @@ static void prog_add(uint32_t id)
 
 /* procbusd's proctrace_* programs: the prog_id lines of its descriptors' fdinfo (prog and link
  * fds); if there are none, every loaded proctrace_* program. */
-static int find_progs(pid_t owner)
+int find_progs(pid_t owner)
 {
     char path[96], line[128];
     DIR *d;
@@ -153,7 +141,7 @@ static int find_progs(pid_t owner)
 }
 
 /* Current run_time_ns and run_cnt of each program in g_progs. */
-static void progs_read(uint64_t *ns, uint64_t *cnt)
+void progs_read(uint64_t *ns, uint64_t *cnt)
 {
     struct bpf_prog_info info;
     int i;
@@ -173,7 +161,7 @@ static void progs_read(uint64_t *ns, uint64_t *cnt)
  * Start procbusd in observe mode (trace = on, keep_exited_secs = 0) with a fresh segment, and
  * open it in *r; returns once this process has a record (the startup /proc walk is done).
  */
-static int observer_start(struct bench_daemon *d, struct procbus_reader *r, const char *tag)
+int observer_start(struct bench_daemon *d, struct procbus_reader *r, const char *tag)
 {
     char body[1024], ring[96] = "";
     uint64_t end;
@@ -230,7 +218,7 @@ static int observer_start(struct bench_daemon *d, struct procbus_reader *r, cons
  * child that exits at once and follow the ring until its EXITED (or REMOVE) event shows up.
  * The BPF ring is in reservation order, so everything before the marker's exit is done too.
  */
-static int observer_catch_up(struct procbus_reader *r, int timeout_ms)
+int observer_catch_up(struct procbus_reader *r, int timeout_ms)
 {
     struct procbus_event ev;
     uint64_t missed, end = mono() + (uint64_t)timeout_ms * NS_PER_MS;
@@ -258,5 +246,3 @@ static int observer_catch_up(struct procbus_reader *r, int timeout_ms)
     }
     return -1;
 }
-
-#endif

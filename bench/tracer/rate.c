@@ -1,12 +1,5 @@
-/* tracer_rate.h - tracer-bench, figures 1 and 2: offered rate, loss, BPF cost per event. */
-/*
- * A part of tracer-bench (see tracer-bench.c for what it measures and how it runs).
- *
- * Included once, by tracer-bench.c only: the benchmark is one translation unit, as
- * bench_util.h keeps its state (rows, processes, temp folder) in static variables.
- */
-#ifndef PROCBUS_TRACER_RATE_H
-#define PROCBUS_TRACER_RATE_H
+/* rate.c - tracer-bench: figures 1 and 2, offered rate, loss and BPF cost per event. */
+#include "tb.h"
 
 /* ---- figure 1 + 2: offered rate, loss, BPF cost ---- */
 
@@ -177,12 +170,12 @@ static void plan_steps(void)
     }
 }
 
-static int bench_rate(void)
+int bench_rate(void)
 {
     struct procbus_reader r;
     struct bench_daemon d;
     struct genctl *c;
-    int step_ms = g_quick ? 1500 : 3000, i, rc = -1;
+    int step_ms = g_quick ? 1500 : 3000, i, rc = -1, stats = 0;
     double best = NAN, first_loss = NAN;
     const struct step *sb = NULL, *sl = NULL;
     uint64_t tot_ns = 0, tot_cnt = 0;
@@ -205,8 +198,8 @@ static int bench_rate(void)
     for (i = 0; i < g_nprogs; i++)
         say("BPF program %u %s%s", g_progs[i].id, g_progs[i].name,
             g_progs_by_owner ? " (procbusd's)" : " (any owner)");
-    stats_on();
-    if (g_stats_fd < 0 && g_stats_old < 0)
+    stats = stats_on() == 0;
+    if (!stats)
         say("cannot enable BPF run-time statistics: no BPF cost figures");
     for (i = 0; i < g_nsteps && !g_stop; i++) {
         if (!bench_daemon_alive(&d)) {
@@ -264,7 +257,7 @@ static int bench_rate(void)
         snprintf(key, sizeof(key), "step_%s_loss", base);
         add(key, key, (double)s->loss, "events", T_NONE, 0, 0);
     }
-    if (g_stats_fd >= 0 || g_stats_old >= 0) {
+    if (stats) {
         for (i = 0; i < g_nprogs; i++) {
             char key[80], label[160], shortname[BPF_OBJ_NAME_LEN + 1];
             size_t l;
@@ -293,5 +286,3 @@ out:
     munmap(c, sizeof(*c));
     return rc;
 }
-
-#endif

@@ -1,92 +1,17 @@
-/* tracer-bench.c - procbusd's eBPF tracer: event rate and loss, BPF cost, exec latency, overhead.
- */
-#define _GNU_SOURCE
-#include "procbus.h"
-#define BENCH_NAME "tracer-bench"
-#include "bench_util.h"
-
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <glob.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <linux/bpf.h>
-#include <math.h>
-#include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-/*
- * Benchmarks of procbusd with its eBPF tracer in observe mode (every process
- * on the host is published), against the real build/procbusd and build/procbus:
- *
- *   1. rate: forked workers doing fork()+_exit(0), or fork()+execve(/bin/true),
- *      each child waited for, at increasing offered rates (throttled, then
- *      unthrottled with 1, 2 and 4 workers). Per step: processes/s, tracer
- *      events/s (2 per process: fork and exit; 3 with exec), BPF program runs/s,
- *      procbusd's CPU, and the loss: the header's tracer_drops + events_dropped
- *      deltas once procbusd has caught up.
- *   2. BPF cost: run_time_ns / run_cnt of procbusd's proctrace_* programs over
- *      the rate steps, with BPF run-time statistics enabled for that part only
- *      (BPF_ENABLE_STATS: the kernel turns them off again when this process
- *      exits, whatever happens; else kernel.bpf_stats_enabled, restored at exit).
- *   3. exec -> visible: children exec /bin/sleep 0.05, spaced 1.5 ms apart; a
- *      reader thread follows the event ring and, on the EXEC event of one of
- *      them, reads its record: latency = CLOCK_REALTIME now - state_since_ns
- *      (the kernel's time of the exec). Once with a spinning reader, once with
- *      a reader blocked in procbus_wait (futex wake-up). Beside it the floor:
- *      tracer-floor, the same BPF program (observe, the same ring and batching)
- *      with a consumer that only timestamps each exec event, under the same
- *      workload: p50/p99/p99.9 of both and procbusd's ratio to it.
- *   4. overhead: the same sequential fork+execve(/bin/true)+waitpid workload
- *      timed with no procbusd (tracing really off) and with procbusd --observe
- *      running, in interleaved rounds off, on, off, on ...
- *   5. `procbus ps --all` (every process on the host) against `ps -e`, whole
- *      process each, interleaved.
- *
- * Needs root and kernel BTF; without them it prints one "skipped" line and
- * exits 0. Everything lives in a private mkdtemp folder and a unique segment;
- * procbusd is stopped with SIGTERM and its segment unlinked, also on
- * SIGINT/SIGTERM. Times are reported, never asserted.
- */
-
-#define MAX_STEPS  20
-#define MAX_PROGS  16
-#define MAX_WORKER 8
+/* main.c - tracer-bench: options, which parts run, the table of rate steps and the JSON. */
+#define BENCH_UTIL_MAIN /* bench_util.h's state lives in this file */
+#include "tb.h"
 
 /* ---- globals (the shared ones are in bench_util.h) ---- */
 
-static int g_quick, g_ring_kb, g_batch_ms;
-static char g_mode[64]; /* "full" or "quick", and the non-default procbusd settings */
-static char g_ps[PATH_MAX];
+int g_quick, g_ring_kb, g_batch_ms;
+char g_mode[64]; /* "full" or "quick", and the non-default procbusd settings */
+char g_ps[PATH_MAX];
 
 /* ---- rate steps (figure 1), kept for the step table ---- */
 
-struct step {
-    char name[32];           /* e.g. "fork 5k/s", "exec x2 max" */
-    int exec, workers, rate; /* rate: total target processes/s, 0 = unthrottled */
-    int ran, drain_timeout;
-    double secs, procs_per_s, events_per_s, bpf_runs_per_s, bpf_ns_per_run, pbd_cpu_pct,
-        ring_events_per_s, drain_ms;
-    uint64_t procs, loss, tracer_drops, events_dropped, records_dropped;
-};
-
-static struct step g_steps[MAX_STEPS];
-static int g_nsteps;
+struct step g_steps[MAX_STEPS];
+int g_nsteps;
 
 /* The flat JSON of bench_util.h (mode quick or full) plus "steps": one object per step run. */
 static int write_json(const char *path, const struct machine *m)
@@ -147,12 +72,6 @@ static void print_table(const struct machine *m)
                s->pbd_cpu_pct, s->loss, s->drain_ms, s->drain_timeout ? " (timeout)" : "");
     }
 }
-
-/* The parts, in the order main() runs them (one translation unit: see each part). */
-#include "tracer_bpfstats.h"
-#include "tracer_rate.h"
-#include "tracer_latency.h"
-#include "tracer_usage.h"
 
 /* ---- main ---- */
 

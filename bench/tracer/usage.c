@@ -1,25 +1,21 @@
-/* tracer_usage.h - tracer-bench, figures 4 and 5: overhead on a fork/exec workload, procbus ps
- * --all vs ps -e. */
-/*
- * A part of tracer-bench (see tracer-bench.c for what it measures and how it runs).
- *
- * Included once, by tracer-bench.c only: the benchmark is one translation unit, as
- * bench_util.h keeps its state (rows, processes, temp folder) in static variables.
- */
-#ifndef PROCBUS_TRACER_USAGE_H
-#define PROCBUS_TRACER_USAGE_H
+/* usage.c - tracer-bench: figures 4 and 5, overhead on a fork/exec workload and procbus ps --all vs
+ * ps -e. */
+#include "tb.h"
 
 /* ---- figure 4: overhead on a fork/exec workload ---- */
 
+/* n x fork + execve(/bin/true) (empty environment) + waitpid, one after another; ns taken. */
 static int64_t fork_exec_workload(int n)
 {
+    static char *const true_argv[] = {"true", NULL};
+    static char *const empty_env[] = {NULL};
     uint64_t t0 = mono();
     int i;
 
     for (i = 0; i < n && !g_stop; i++) {
         pid_t p = fork();
         if (p == 0) {
-            execve("/bin/true", g_true_argv, g_empty_env);
+            execve("/bin/true", true_argv, empty_env);
             _exit(127);
         }
         if (p < 0)
@@ -30,7 +26,7 @@ static int64_t fork_exec_workload(int n)
     return (int64_t)(mono() - t0);
 }
 
-static int bench_overhead(void)
+int bench_overhead(void)
 {
     int n = g_quick ? 500 : 2000, pairs = g_quick ? 3 : 5, k, no = 0, nn = 0;
     double off[16], on[16], moff, mon;
@@ -104,11 +100,11 @@ static long count_lines(const char *path)
     return n;
 }
 
-static int bench_ps(void)
+int bench_ps(void)
 {
     struct procbus_reader r;
     struct bench_daemon d;
-    int runs = g_quick ? 10 : 30, i, st, rc = -1, nb = 0, np = 0;
+    int runs = g_quick ? 10 : 30, i, st = 0, rc = -1, nb = 0, np = 0;
     double *pb = calloc((size_t)runs, sizeof(double)), *pe = calloc((size_t)runs, sizeof(double));
     char out1[160], out2[160], label[200];
     char *pb_argv[6], *ps_argv[3];
@@ -187,5 +183,3 @@ done:
     free(pe);
     return rc;
 }
-
-#endif
