@@ -27,14 +27,22 @@
  * other function (procbus_attach, procbus_get_pid, procbus_get_name,
  * procbus_list, procbus_generation, procbus_read_generation, procbus_info,
  * procbus_stale_after_ns, procbus_seek_events, procbus_next_event,
- * procbus_state_name, procbus_state_from_name, procbus_strerror) makes none:
- * loads from the read-only mapping, plus copies into memory the caller owns.
+ * procbus_state_name, procbus_state_from_name, procbus_strerror, and the
+ * section API: procbus_section_*, procbus_rec_*) makes none: loads from the
+ * read-only mapping, plus copies into memory the caller owns.
  *
  * Trust: procbus_open maps only a regular file owned by root, the caller or
  * $PROCBUS_SEGMENT_OWNER, in a folder only such users can change (the open
  * path checks it; reads stay system-call free). Strings in records are
  * untrusted bytes: escape them before a terminal, make them valid UTF-8
  * before JSON (docs/ABI.md, "Record").
+ *
+ * Two ways to read: the copying API (procbus_get_pid, procbus_get_name,
+ * procbus_list) copies whole records into caller memory; the zero-copy
+ * section (procbus_section.h: begin, find or walk records by pointer into the
+ * segment, load only the fields needed, then validate and retry) reads one
+ * field of one record for the price of one index probe and one cache line.
+ * The copying API is a section around a lookup and a copy.
  *
  * Consistency: a read copies from one snapshot and then re-checks that
  * snapshot's generation stamp (a seqlock; docs/ABI.md "Read (reader)", steps
@@ -67,6 +75,7 @@
  */
 
 #include "procbus_core.h"     /* types, segment names, state names, procbus_strerror */
+#include "procbus_section.h"  /* the zero-copy read section: begin, pid/name/at, retry */
 #include "procbus_snapshot.h" /* attach, get_pid, get_name, list, generations, info */
 #include "procbus_events.h"   /* seek_events, next_event, wait */
 #include "procbus_open.h"     /* open, close, stale threshold, liveness, follow */

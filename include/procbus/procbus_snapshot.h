@@ -3,6 +3,7 @@
 #define PROCBUS_SNAPSHOT_H
 
 #include "procbus_core.h"
+#include "procbus_section.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,162 +99,34 @@ static inline int procbus__validate(struct procbus_reader *r, const void *base, 
 }
 
 /*
- * Begin a seqlock read (ABI.md read steps 1-2): find the current snapshot
- * slot. On success *snap points at it and *gen is its full generation; returns
- * 0. Returns 1 when the publisher is mid-swap (retry) and -EBADMSG for an
- * impossible `current`.
- */
-static inline int procbus__begin(struct procbus_reader *r, const unsigned char **snap,
-                                 uint64_t *gen)
-{
-    /* Read step 1: acquire, pairs with the release store of `current` in
-     * commit step 5 (procbus_pub_commit): the slot it names is complete. */
-    uint64_t cur = PROCBUS__LD_ACQ(&procbus__hdr(r)->current);
-    uint64_t off = PROCBUS_CUR_OFF(cur), g;
-    const struct procbus_snap *s;
-
-    if (off != r->cur_off_ok) { /* validate once per distinct offset: avoids a division */
-        uint64_t rel;
-        if (off < r->snap_off)
-            return -EBADMSG;
-        rel = off - r->snap_off;
-        if (rel >= (uint64_t)r->snap_slots * r->snap_slot_size ||
-            (uint32_t)rel % r->snap_slot_size != 0)
-            return -EBADMSG;
-        r->cur_off_ok = off;
-    }
-    s = (const struct procbus_snap *)(const void *)(r->base + off);
-    /* Read step 2: acquire, pairs with the release store of the slot's gen in
-     * commit step 4: the entries and count written in step 3 are visible. */
-    g = PROCBUS__LD_ACQ(&s->gen);
-    if (g == 0 || (g & PROCBUS_CUR_GEN_MASK) != PROCBUS_CUR_GEN(cur))
-        return 1;
-    *snap = r->base + off;
-    *gen = g;
-    return 0;
-}
-
-/* End a seqlock read (ABI.md read step 4): 1 if the slot still holds generation `gen`. */
-static inline int procbus__still(const unsigned char *snap, uint64_t gen)
-{
-    /*
-     * Read step 4: this acquire fence pairs with the release fence after the
-     * `gen = 0` store of commit step 2 (and with the one in a forced lap,
-     * reclaim_early in publisher.c). If step 3's plain loads saw any byte
-     * written after that fence, the load below sees 0 or a newer gen.
-     * The record copy (procbus__copy's memcpy) races by design with the
-     * publisher's staging of a recycled record: a seqlock read; a copy that
-     * overlapped a write is discarded here. Index words and counts are
-     * loaded with __atomic loads and stored with relaxed atomic stores
-     * (publisher.c copy_entry), so they are not data races.
-     */
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    return PROCBUS__LD(&((const struct procbus_snap *)(const void *)snap)->gen) == gen;
-}
-
-static inline const struct procbus_proc *procbus__rec(const struct procbus_reader *r, uint32_t slot)
-{
-    return (const struct procbus_proc *)(const void *)(r->base + r->arena_off +
-                                                       (uint64_t)slot * r->record_size);
-}
-
-/* Copy one record out; 0, or -EBADMSG when its size field is impossible. */
-static inline int procbus__copy(const struct procbus_reader *r, const struct procbus_proc *src,
-                                struct procbus_proc *out)
-{
-    uint32_t sz = PROCBUS__LD(&src->size);
-    size_t n;
-
-    if (sz < PROCBUS_PROC_MIN_SIZE || sz > r->record_size)
-        return -EBADMSG;
-    n = sz < sizeof(*out) ? sz : sizeof(*out);
-    /* Keep n opaque: with a known size GCC inlines `rep movsq`, whose start-up
-     * cost dominates a 384-byte copy; libc's memcpy uses vector moves. */
-    __asm__("" : "+r"(n));
-    memcpy(out, src, n);
-    if (n < sizeof(*out))
-        memset((char *)out + n, 0, sizeof(*out) - n);
-    out->name[PROCBUS_NAME_LEN - 1] = '\0';
-    out->comm[PROCBUS_COMM_LEN - 1] = '\0';
-    if (out->cmdline_len > PROCBUS_CMDLINE_LEN)
-        out->cmdline_len = PROCBUS_CMDLINE_LEN;
-    return 0;
-}
-
-/*
- * Does arena record `p` really carry the key (its pid, or its name over
- * PROCBUS_NAME_LEN bytes)? A read of record bytes, like procbus__copy's: it
- * may overlap the staging of a recycled record (by design; read step 4 then
- * discards the lookup).
- */
-static inline int procbus__rec_carries(const struct procbus_proc *p, int by_pid, uint32_t key,
-                                       const char *name)
-{
-    return by_pid ? PROCBUS__LD(&p->pid) == (int32_t)key
-                  : strncmp(p->name, name, PROCBUS_NAME_LEN) == 0;
-}
-
-/*
- * Look a key up in one index of the current snapshot. pid_key: match on pid,
- * else on name. Returns 0 (copied), -ENOENT, -EAGAIN or -EBADMSG.
+ * Look a key up in one index of the current snapshot and copy the record out:
+ * a section (procbus_section.h) around one lookup and one copy. by_pid: match
+ * on pid, else on name. Returns 0 (copied), -ENOENT, -EAGAIN, -EBADMSG or
+ * -EINVAL; r->last_gen moves only on 0.
  */
 static inline int procbus__lookup(struct procbus_reader *r, int by_pid, uint32_t key,
                                   const char *name, struct procbus_proc *out)
 {
-    int attempt;
+    struct procbus_section s;
+    const struct procbus_proc *p;
+    uint64_t last = r == NULL ? 0 : r->last_gen;
+    int rc;
 
     if (r == NULL || r->base == NULL || out == NULL)
         return -EINVAL;
-    for (attempt = 0; attempt < PROCBUS_READ_RETRIES; attempt++) {
-        const unsigned char *snap;
-        const uint64_t *tbl;
-        const struct procbus_proc *best = NULL;
-        uint64_t gen;
-        uint32_t mask = r->buckets - 1, i, pos;
-        int rc = procbus__begin(r, &snap, &gen), bad = 0;
-
-        if (rc < 0)
-            return rc;
-        if (rc > 0) {
-            r->retries++;
-            continue;
-        }
-        tbl = (const uint64_t *)(const void *)(snap + (by_pid ? r->pid_off : r->name_off));
-        pos = (uint32_t)procbus_key_home(key, mask);
-        for (i = 0; i < r->buckets; i++, pos = (pos + 1) & mask) {
-            uint64_t b = PROCBUS__LD(&tbl[pos]);
-            uint32_t slot;
-            const struct procbus_proc *p;
-
-            if (b == 0)
-                break;
-            if (PROCBUS_BUCKET_KEY(b) != key)
-                continue;
-            slot = PROCBUS_BUCKET_SLOT(b);
-            if (slot >= r->arena_slots) {
-                bad = 1;
-                break;
-            }
-            p = procbus__rec(r, slot);
-            if (!procbus__rec_carries(p, by_pid, key, name))
-                continue;
-            best = p; /* one entry per key: the publisher indexes the newest holder */
-            break;
-        }
-        if (!bad && best != NULL && procbus__copy(r, best, out) < 0)
-            bad = 1;
-        if (!procbus__still(snap, gen)) {
-            r->retries++;
-            continue;
-        }
-        if (bad)
-            return -EBADMSG;
-        if (best == NULL)
-            return -ENOENT;
-        r->last_gen = gen;
-        return 0;
+    procbus_section_begin(r, &s);
+    do {
+        p = s.snap == NULL ? NULL
+            : by_pid       ? procbus__find(&s, r->pid_off, 1, key, NULL)
+                           : procbus__find(&s, r->name_off, 0, key, name);
+        if (p != NULL)
+            procbus_section_copy(&s, p, out);
+    } while ((rc = procbus_section_retry(&s)) > 0);
+    if (rc == 0 && p == NULL) {
+        r->last_gen = last; /* -ENOENT is not a read of a record */
+        rc = -ENOENT;
     }
-    return -EAGAIN;
+    return rc;
 }
 
 /* ---- the API: snapshots ---- */
@@ -336,49 +209,31 @@ PROCBUS_MUST_CHECK static inline int procbus_get_name(struct procbus_reader *r, 
 PROCBUS_MUST_CHECK static inline int
 procbus_list(struct procbus_reader *r, struct procbus_proc *out, size_t cap, size_t *count)
 {
-    int attempt;
+    struct procbus_section s;
+    uint64_t last;
+    uint32_t n, i;
+    int rc;
 
     if (r == NULL || r->base == NULL || count == NULL || (out == NULL && cap != 0))
         return -EINVAL;
-    for (attempt = 0; attempt < PROCBUS_READ_RETRIES; attempt++) {
-        const unsigned char *snap;
-        const uint32_t *dense;
-        uint64_t gen;
-        uint32_t n, i;
-        int rc = procbus__begin(r, &snap, &gen), bad = 0;
-
-        if (rc < 0)
-            return rc;
-        if (rc > 0) {
-            r->retries++;
-            continue;
+    last = r->last_gen;
+    procbus_section_begin(r, &s);
+    do {
+        n = procbus_section_count(&s);
+        for (i = 0; n <= cap && i < n; i++) {
+            const struct procbus_proc *p = procbus_section_at(&s, i);
+            if (p == NULL || procbus_section_copy(&s, p, &out[i]) < 0)
+                break; /* a bounds failure: -EBADMSG unless the attempt was torn */
         }
-        n = PROCBUS__LD(&((const struct procbus_snap *)(const void *)snap)->count);
-        dense = (const uint32_t *)(const void *)(snap + PROCBUS_SNAP_DENSE_OFF);
-        if (n > r->capacity) {
-            bad = 1;
-        } else if (n <= cap) {
-            for (i = 0; i < n; i++) {
-                uint32_t slot = PROCBUS__LD(&dense[i]);
-                if (slot >= r->arena_slots || procbus__copy(r, procbus__rec(r, slot), &out[i])) {
-                    bad = 1;
-                    break;
-                }
-            }
-        }
-        if (!procbus__still(snap, gen)) {
-            r->retries++;
-            continue;
-        }
-        if (bad)
-            return -EBADMSG;
-        *count = n;
-        if (n > cap)
-            return -ENOSPC;
-        r->last_gen = gen;
-        return 0;
+    } while ((rc = procbus_section_retry(&s)) > 0);
+    if (rc < 0)
+        return rc;
+    *count = n;
+    if (n > cap) {
+        r->last_gen = last; /* nothing was read */
+        return -ENOSPC;
     }
-    return -EAGAIN;
+    return 0;
 }
 
 /*
