@@ -1,5 +1,4 @@
-/* procbus_section.h - the zero-copy read section: records by pointer into the segment, validated.
- */
+/* procbus_section.h - zero-copy read sections: records by pointer into the segment, validated. */
 #ifndef PROCBUS_SECTION_H
 #define PROCBUS_SECTION_H
 
