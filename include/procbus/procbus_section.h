@@ -140,8 +140,8 @@ static inline const struct procbus_proc *procbus__rec(const struct procbus_reade
 /* A record's `size` is possible: at least the v1 record, at most the arena stride. */
 static inline int procbus__rec_sane(const struct procbus_reader *r, const struct procbus_proc *p)
 {
-    uint32_t sz = PROCBUS__LD(&p->size);
-    return sz >= PROCBUS_PROC_MIN_SIZE && sz <= r->record_size;
+    /* PROCBUS_PROC_MIN_SIZE <= size <= record_size, in one unsigned comparison */
+    return PROCBUS__LD(&p->size) - PROCBUS_PROC_MIN_SIZE <= r->record_size - PROCBUS_PROC_MIN_SIZE;
 }
 
 /*
@@ -207,36 +207,101 @@ static inline int procbus__section_start(struct procbus_section *s)
     return s->err = -EAGAIN;
 }
 
+/* Bucket `b` holds `key`: does the record it names carry it? 1 (*out: the record), 0 (no:
+ * probe on), or -EBADMSG (an arena slot or record size out of range). */
+static inline int procbus__bucket_rec(const struct procbus_reader *r, uint64_t b, int by_pid,
+                                      uint32_t key, const char *name,
+                                      const struct procbus_proc **out)
+{
+    uint32_t slot = PROCBUS_BUCKET_SLOT(b);
+    const struct procbus_proc *p;
+
+    if (slot >= r->arena_slots)
+        return -EBADMSG;
+    p = procbus__rec(r, slot);
+    if (!procbus__rec_carries(p, by_pid, key, name))
+        return 0;
+    /* one entry per key: the publisher indexes the newest holder */
+    if (!procbus__rec_sane(r, p))
+        return -EBADMSG;
+    *out = p;
+    return 1;
+}
+
+/* The probe loop from bucket `pos` with `i` buckets probed already (at most `buckets` in all):
+ * 1 (*out: the record), 0 (not in the table) or -EBADMSG. Out of line: the rare case. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static int
+procbus__find_loop(const struct procbus_reader *r, const uint64_t *tbl, uint32_t pos, uint32_t i,
+                   int by_pid, uint32_t key, const char *name, const struct procbus_proc **out)
+{
+    uint32_t mask = r->buckets - 1;
+
+    for (; i < r->buckets; i++, pos = (pos + 1) & mask) {
+        uint64_t b = PROCBUS__LD(&tbl[pos]);
+        int rc;
+
+        if (b == 0)
+            return 0;
+        if (PROCBUS_BUCKET_KEY(b) != key)
+            continue;
+        rc = procbus__bucket_rec(r, b, by_pid, key, name, out);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /*
- * Find `key` in index table `tbl` of the section's slot (ABI.md read step 3):
- * the record, or NULL (absent, or a bounds failure recorded in s->err).
+ * Find `key` in the index at `tbl_off` of the section's slot (ABI.md read step
+ * 3): the record, or NULL (absent, or a bounds failure recorded in s->err).
  */
 static inline const struct procbus_proc *procbus__find(struct procbus_section *s, uint64_t tbl_off,
                                                        int by_pid, uint32_t key, const char *name)
 {
     const struct procbus_reader *r = s->r;
     const uint64_t *tbl = (const uint64_t *)(const void *)(s->snap + tbl_off);
-    uint32_t mask = r->buckets - 1, pos = procbus_key_home(key, mask), i;
+    uint32_t mask = r->buckets - 1, pos = procbus_key_home(key, mask), from = 0;
+    const struct procbus_proc *p = NULL;
+    uint64_t b0, b1, b, sel;
+    unsigned stop0, hit;
+    int rc;
 
-    for (i = 0; i < r->buckets; i++, pos = (pos + 1) & mask) {
-        uint64_t b = PROCBUS__LD(&tbl[pos]);
-        const struct procbus_proc *p;
-        uint32_t slot;
-
-        if (b == 0)
-            return NULL;
-        if (PROCBUS_BUCKET_KEY(b) != key)
-            continue;
-        slot = PROCBUS_BUCKET_SLOT(b);
-        if (slot >= r->arena_slots)
-            return procbus__fail(s, -EBADMSG);
-        p = procbus__rec(r, slot);
-        if (!procbus__rec_carries(p, by_pid, key, name))
-            continue;
-        /* one entry per key: the publisher indexes the newest holder */
-        return procbus__rec_sane(r, p) ? p : procbus__fail(s, -EBADMSG);
+    if (pos != mask) { /* (a home bucket that is the last one wraps: the loop's case) */
+        /*
+         * The first two buckets without a data-dependent branch: most keys
+         * sit at their home bucket or the next, and a mispredicted "is it
+         * this one?" costs more than the rest of the lookup. The probe stops
+         * at the first bucket that is empty or holds the key; `b` is that one
+         * of the two (the second when neither stops). The empty asm
+         * statements keep the compiler from turning the selection back into
+         * branches.
+         */
+        b0 = PROCBUS__LD(&tbl[pos]);
+        b1 = PROCBUS__LD(&tbl[pos + 1]);
+        stop0 = (b0 == 0) | (PROCBUS_BUCKET_KEY(b0) == key);
+        sel = (uint64_t)0 - stop0;
+        __asm__("" : "+r"(sel));
+        b = (b0 & sel) | (b1 & ~sel);
+        hit = (b != 0) & (PROCBUS_BUCKET_KEY(b) == key);
+        __asm__("" : "+r"(hit));
+        if (hit) {
+            rc = procbus__bucket_rec(r, b, by_pid, key, name, &p);
+            if (rc > 0)
+                return p;
+            if (rc < 0)
+                return procbus__fail(s, rc);
+            from = 2 - stop0; /* another name with the same hash: probe on past it */
+        } else if (b == 0) {
+            return NULL; /* an empty bucket first: not in the table */
+        } else {
+            from = 2;
+        }
     }
-    return NULL;
+    rc = procbus__find_loop(r, tbl, (pos + from) & mask, from, by_pid, key, name, &p);
+    return rc > 0 ? p : rc < 0 ? procbus__fail(s, rc) : NULL;
 }
 
 /* ---- the API: sections ---- */
