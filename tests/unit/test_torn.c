@@ -1,4 +1,4 @@
-/* test_torn.c - readers racing a fast publisher never see a torn record or a mixed snapshot. */
+/* test_torn.c - readers (copying and zero-copy) racing a fast publisher never see a torn record. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -243,6 +243,160 @@ static const char *check_list(const struct model *m, const struct procbus_proc *
     return NULL;
 }
 
+/* ---- the zero-copy section's checker ---- */
+
+/*
+ * A record as a section reads it: every scalar field by PROCBUS_FIELD, the
+ * strings through the clamping accessors, by pointer into the segment - no
+ * copy of the record. Untrusted until procbus_section_retry returns 0.
+ */
+struct zc_view {
+    struct procbus_proc f; /* scalars; name, comm terminated; cmdline[0, cmdline_len) */
+    size_t name_len, comm_len, cmd_len;
+};
+
+static void zc_read(const struct procbus_proc *p, struct zc_view *z)
+{
+    memset(z, 0, sizeof(*z));
+    z->f.size = PROCBUS_FIELD(p, size);
+    z->f.flags = PROCBUS_FIELD(p, flags);
+    z->f.id = PROCBUS_FIELD(p, id);
+    z->f.program_id = PROCBUS_FIELD(p, program_id);
+    z->f.pid = PROCBUS_FIELD(p, pid);
+    z->f.ppid = PROCBUS_FIELD(p, ppid);
+    z->f.pgid = PROCBUS_FIELD(p, pgid);
+    z->f.ns_pid = PROCBUS_FIELD(p, ns_pid);
+    z->f.state = PROCBUS_FIELD(p, state);
+    z->f.exit_kind = PROCBUS_FIELD(p, exit_kind);
+    z->f.exit_code = PROCBUS_FIELD(p, exit_code);
+    z->f.start_realtime_ns = PROCBUS_FIELD(p, start_realtime_ns);
+    z->f.start_boot_ns = PROCBUS_FIELD(p, start_boot_ns);
+    z->f.state_since_ns = PROCBUS_FIELD(p, state_since_ns);
+    z->f.restarts = PROCBUS_FIELD(p, restarts);
+    z->f.cmdline_len = PROCBUS_FIELD(p, cmdline_len);
+    z->f.cpu_ns = PROCBUS_FIELD(p, cpu_ns);
+    z->f.rss_bytes = PROCBUS_FIELD(p, rss_bytes);
+    z->name_len = procbus_rec_name(p, z->f.name, sizeof(z->f.name));
+    z->comm_len = procbus_rec_comm(p, z->f.comm, sizeof(z->f.comm));
+    z->cmd_len = procbus_rec_cmdline(p, z->f.cmdline, sizeof(z->f.cmdline));
+}
+
+/* 0 when the view is exactly make_rec(k, v) for its own key k and v = cpu_ns (every field, the
+ * strings, the cmdline bytes the length covers), else -1. Only the id is free. */
+static int check_view(const struct zc_view *z, int *k_out, uint64_t *v_out)
+{
+    struct procbus_proc w;
+    int k = parse_key(z->f.name, sizeof(z->f.name));
+
+    if (k < 0)
+        return -1;
+    make_rec(&w, k, z->f.cpu_ns, z->f.id);
+    if (z->f.size != w.size || z->f.flags != w.flags || z->f.id == 0 ||
+        z->f.program_id != w.program_id || z->f.pid != w.pid || z->f.ppid != w.ppid ||
+        z->f.pgid != w.pgid || z->f.ns_pid != w.ns_pid || z->f.state != w.state ||
+        z->f.exit_kind != w.exit_kind || z->f.exit_code != w.exit_code ||
+        z->f.start_realtime_ns != w.start_realtime_ns || z->f.start_boot_ns != w.start_boot_ns ||
+        z->f.state_since_ns != w.state_since_ns || z->f.restarts != w.restarts ||
+        z->f.cmdline_len != w.cmdline_len || z->f.rss_bytes != w.rss_bytes)
+        return -1;
+    if (z->name_len != strlen(w.name) || strcmp(z->f.name, w.name) != 0 ||
+        z->comm_len != strlen(w.comm) || strcmp(z->f.comm, w.comm) != 0 ||
+        z->cmd_len != w.cmdline_len || memcmp(z->f.cmdline, w.cmdline, z->cmd_len) != 0)
+        return -1;
+    *k_out = k;
+    *v_out = z->f.cpu_ns;
+    return 0;
+}
+
+/*
+ * One zero-copy read of the kind `kind` (0: key k by pid, 1: key k by name and
+ * key k2 by pid in the same section, 2: a walk of the whole snapshot), checked
+ * against the model at the generation the section validated. NULL when
+ * consistent. *ok: 1 when the section returned 0.
+ */
+static const char *section_read(const struct model *m, struct procbus_reader *r, int kind, int k,
+                                int k2, int bit, const char *name, int *ok, uint64_t *gen)
+{
+    static struct zc_view views[LIST_CAP];
+    const struct procbus_proc *p, *p2;
+    struct procbus_section s;
+    struct zc_view a, b;
+    uint64_t g1 = procbus_generation(r), g2, g, v, seen = 0;
+    uint32_t n = 0, i, got = 0;
+    int rc, kk, found1 = 0, found2 = 0, want1, want2;
+
+    *ok = 0;
+    procbus_section_begin(r, &s);
+    do {
+        found1 = found2 = 0;
+        got = 0;
+        if (kind == 0) {
+            p = procbus_section_pid(&s, PID_BASE + 2 * k + bit);
+            if ((found1 = p != NULL))
+                zc_read(p, &a);
+        } else if (kind == 1) {
+            p = procbus_section_name(&s, name);
+            p2 = procbus_section_pid(&s, PID_BASE + 2 * k2 + bit);
+            if ((found1 = p != NULL))
+                zc_read(p, &a);
+            if ((found2 = p2 != NULL))
+                zc_read(p2, &b);
+        } else {
+            n = procbus_section_count(&s);
+            for (i = 0; i < n && i < LIST_CAP; i++) {
+                if ((p = procbus_section_at(&s, i)) == NULL)
+                    break;
+                zc_read(p, &views[got++]);
+            }
+        }
+    } while ((rc = procbus_section_retry(&s)) > 0);
+    g2 = procbus_generation(r);
+    if (rc == -EAGAIN)
+        return NULL;
+    if (rc != 0)
+        return "section ended with an unexpected error";
+    *ok = 1;
+    g = procbus_section_generation(&s);
+    *gen = g;
+    if (g != r->last_gen)
+        return "section generation is not procbus_read_generation's";
+    if (g < g1 || g > g2 + 1)
+        return "section generation outside the window of the read";
+    if (kind == 2) {
+        if (got != n || n != m_count(m, g))
+            return "walk length differs from the generation's key count";
+        for (i = 0; i < n; i++) {
+            if (check_view(&views[i], &kk, &v) != 0)
+                return "torn record in a walk";
+            if (seen & (1ull << kk))
+                return "key walked twice";
+            seen |= 1ull << kk;
+            if (!m_present(m, kk, g) || v != m_v(m, kk, g))
+                return "walk mixes generations";
+        }
+        return NULL;
+    }
+    want1 = m_present(m, k, g) && (kind == 1 || (m_v(m, k, g) & 1) == (uint64_t)bit);
+    want2 = kind == 1 && m_present(m, k2, g) && (m_v(m, k2, g) & 1) == (uint64_t)bit;
+    if (found1 != want1 || (kind == 1 && found2 != want2))
+        return "a key found, or not, against the model of the generation read";
+    if (found1) {
+        if (check_view(&a, &kk, &v) != 0)
+            return "torn record read by pointer";
+        if (kk != k || v != m_v(m, k, g))
+            return "record read by pointer is not the generation's (mixed snapshot)";
+        if (kind == 0 && (v & 1) != (uint64_t)bit)
+            return "pid lookup by pointer returned a record with another pid";
+    }
+    if (kind == 1 && found2) {
+        if (check_view(&b, &kk, &v) != 0)
+            return "torn second record in one section";
+        if (kk != k2 || v != m_v(m, k2, g) || (v & 1) != (uint64_t)bit)
+            return "two records of one section from different generations";
+    }
+    return NULL;
+}
+
 /* ---- the event follower's checker ---- */
 
 /* How many events commit g publishes. */
@@ -400,6 +554,7 @@ struct report {
     uint64_t magic;
     uint64_t calls, ok, enoent, eagain, violations, retries;
     uint64_t lists, list_ok;
+    uint64_t sections, section_ok, walks_ok; /* zero-copy reads (procbus_section.h) */
     uint64_t events, missed, ev_violations, ev_eagain, gens_verified;
     uint64_t gen_first, gen_last;
     double secs;
@@ -455,6 +610,28 @@ static void reader_main(const struct model *m, const char *segment, int idx, str
         size_t n = 0;
 
         k = (int)(rnd % NKEYS);
+        if (i % 6 >= 3) { /* the zero-copy section: by pid, by name + pid, a walk */
+            int ok = 0, k2 = (int)((rnd >> 20) % NKEYS);
+            uint64_t sg = 0;
+            bit = (int)((rnd >> 8) & 1);
+            why = section_read(m, &r, (int)(i % 6) - 3, k, k2, bit, names[k], &ok, &sg);
+            rep.sections++;
+            rep.calls++;
+            if (ok) {
+                rep.section_ok++;
+                rep.ok++;
+                rep.walks_ok += i % 6 == 5;
+                if (why == NULL && sg < prev_gen)
+                    why = "section generation went back";
+                prev_gen = sg;
+                __atomic_store_n(&ctl->progress[idx], rep.ok, __ATOMIC_RELAXED);
+            } else {
+                rep.eagain++;
+            }
+            if (why != NULL)
+                violation(&rep, &rep.violations, why, r.last_gen);
+            goto events;
+        }
         switch (i % 3) {
         case 0:
             bit = (int)((rnd >> 8) & 1);
@@ -496,7 +673,7 @@ static void reader_main(const struct model *m, const char *segment, int idx, str
         }
         if (why != NULL)
             violation(&rep, &rep.violations, why, r.last_gen);
-
+    events:
         if (idx == 0) { /* the event follower */
             int j;
             for (j = 0; j < 16; j++) {
@@ -627,11 +804,13 @@ static void run_race(const struct cfg *c)
     for (i = 0; i < NREADERS; i++) {
         const struct report *x = &rep[i];
         print_message("  reader %d: %llu reads (%.0f/s): %llu ok, %llu ENOENT, %llu EAGAIN, "
-                      "%llu lists ok; %llu seqlock retries; %llu violations%s%s\n",
+                      "%llu lists ok, %llu zero-copy sections ok (%llu walks); %llu seqlock "
+                      "retries; %llu violations%s%s\n",
                       i, (unsigned long long)x->calls,
                       (double)x->calls / (x->secs > 0 ? x->secs : 1), (unsigned long long)x->ok,
                       (unsigned long long)x->enoent, (unsigned long long)x->eagain,
-                      (unsigned long long)x->list_ok, (unsigned long long)x->retries,
+                      (unsigned long long)x->list_ok, (unsigned long long)x->section_ok,
+                      (unsigned long long)x->walks_ok, (unsigned long long)x->retries,
                       (unsigned long long)(x->violations + x->ev_violations),
                       x->first_violation[0] ? ": first: " : "", x->first_violation);
         if (i == 0)
@@ -651,6 +830,7 @@ static void run_race(const struct cfg *c)
         assert_int_equal(rep[i].ev_violations, 0);
         assert_true(rep[i].ok >= min_ok);
         assert_true(rep[i].list_ok > 0);
+        assert_true(rep[i].section_ok > 0 && rep[i].walks_ok > 0);
         assert_true(rep[i].ok + rep[i].enoent + rep[i].eagain == rep[i].calls);
         assert_true(rep[i].gen_last > rep[i].gen_first); /* it read while commits happened */
     }
@@ -739,6 +919,47 @@ static void test_checker_flags_torn_records(void **state)
     assert_null(check_get(&m, 0, -1, -ENOENT, NULL, 0, 20, 20));
     assert_non_null(check_get(&m, 0, -1, -ENOENT, NULL, 0, 21, 22)); /* 21..23 all have it */
     assert_non_null(check_get(&m, 3, -1, -EBADMSG, NULL, 0, 21, 22));
+}
+
+/* The section's checker: a view of a record torn between two writes, at any byte a view reads,
+ * is caught; so is any single field changed. */
+static void test_checker_flags_torn_views(void **state)
+{
+    struct procbus_proc a, b, x;
+    struct zc_view za, zb, zx;
+    uint64_t v;
+    size_t split;
+    int k, flagged = 0, mixes = 0;
+    (void)state;
+
+    make_rec(&a, 17, 1234, 99);
+    make_rec(&b, 17, 1235, 99);
+    zc_read(&a, &za);
+    zc_read(&b, &zb);
+    assert_int_equal(check_view(&za, &k, &v), 0);
+    assert_int_equal(k, 17);
+    assert_int_equal(v, 1234);
+    assert_int_equal(check_view(&zb, &k, &v), 0);
+    for (split = 1; split < sizeof(a); split++) {
+        memcpy(&x, &a, split);
+        memcpy((char *)&x + split, (char *)&b + split, sizeof(x) - split);
+        zc_read(&x, &zx);
+        if (memcmp(&zx, &za, sizeof(zx)) == 0 || memcmp(&zx, &zb, sizeof(zx)) == 0)
+            continue; /* the bytes that differ are ones a view does not read */
+        mixes++;
+        flagged += check_view(&zx, &k, &v) != 0;
+    }
+    assert_true(mixes > 100);
+    assert_int_equal(flagged, mixes);
+    zx = za;
+    zx.f.restarts++;
+    assert_int_not_equal(check_view(&zx, &k, &v), 0);
+    zx = za;
+    zx.f.cmdline[zx.cmd_len - 1] ^= 1;
+    assert_int_not_equal(check_view(&zx, &k, &v), 0);
+    zx = za;
+    zx.cmd_len--;
+    assert_int_not_equal(check_view(&zx, &k, &v), 0);
 }
 
 static void build_list(const struct model *m, uint64_t g, struct procbus_proc *out, size_t *n)
@@ -905,6 +1126,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checker_flags_torn_records),
         cmocka_unit_test(test_checker_flags_mixed_lists),
+        cmocka_unit_test(test_checker_flags_torn_views),
         cmocka_unit_test(test_checker_flags_event_faults),
         cmocka_unit_test(test_race_all_records_2_slots),
         cmocka_unit_test(test_race_all_records_8_slots),
