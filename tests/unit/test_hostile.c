@@ -1,4 +1,4 @@
-/* test_hostile.c - the reader against corrupt and hostile segments: mutations, random flips. */
+/* test_hostile.c - the reader (copying and zero-copy) against corrupt and hostile segments. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,6 +206,86 @@ static int attach(struct procbus_reader *r, unsigned char *b)
     return procbus_attach(r, b, g_len);
 }
 
+/* ---- the zero-copy section (procbus_section.h) over the same images ---- */
+
+/* A record pointer from a section: on a record boundary of the arena, inside the mapping. */
+static int in_arena(const struct procbus_reader *r, const struct procbus_proc *p)
+{
+    const unsigned char *q = (const unsigned char *)p, *arena = r->base + r->arena_off;
+    uint64_t off;
+
+    if (q < arena)
+        return 0;
+    off = (uint64_t)(q - arena);
+    return off % r->record_size == 0 && off / r->record_size < r->arena_slots &&
+           (uint64_t)(q - r->base) + sizeof(*p) <= r->len;
+}
+
+/* Every pointer a section gives and every string accessor: in bounds, lengths clamped. */
+static void check_ptr(const struct procbus_reader *r, const struct procbus_proc *p)
+{
+    char buf[PROCBUS_CMDLINE_LEN + 8];
+    size_t n;
+
+    if (!in_arena(r, p))
+        fail_msg("a section gave a pointer outside the arena: %p", (const void *)p);
+    (void)PROCBUS_FIELD(p, state);
+    n = procbus_rec_name(p, buf, sizeof(buf));
+    if (n >= PROCBUS_NAME_LEN || buf[n] != '\0' || strlen(buf) != n)
+        fail_msg("procbus_rec_name: %zu bytes", n);
+    n = procbus_rec_comm(p, buf, sizeof(buf));
+    if (n >= PROCBUS_COMM_LEN || buf[n] != '\0')
+        fail_msg("procbus_rec_comm: %zu bytes", n);
+    n = procbus_rec_cmdline(p, buf, sizeof(buf));
+    if (n > PROCBUS_CMDLINE_LEN)
+        fail_msg("procbus_rec_cmdline: %zu bytes", n);
+    if (procbus_rec_name(p, buf, 1) != 0 || buf[0] != '\0' || procbus_rec_cmdline(p, buf, 3) > 3)
+        fail_msg("string accessors ignore the caller's room");
+}
+
+enum sec_kind { SEC_PID, SEC_NAME, SEC_WALK };
+
+/*
+ * One section over r: the record of `pid` or `name`, or a walk of the snapshot.
+ * Returns what procbus_section_retry ended with, and -ENOENT for a lookup that
+ * validated and found nothing: the codes the copying calls give. *walked: the
+ * records a walk saw (may be NULL).
+ */
+static int sec_read(struct procbus_reader *r, enum sec_kind kind, int32_t pid, const char *name,
+                    uint32_t *walked)
+{
+    struct procbus_section s;
+    const struct procbus_proc *p = NULL;
+    uint32_t n = 0, i;
+    int rc;
+
+    procbus_section_begin(r, &s);
+    do {
+        if (kind == SEC_WALK) {
+            n = procbus_section_count(&s);
+            if (n > r->capacity)
+                fail_msg("section count %u over the capacity %u", n, r->capacity);
+            for (i = 0; i < n && (p = procbus_section_at(&s, i)) != NULL; i++)
+                check_ptr(r, p);
+            if (procbus_section_at(&s, n) != NULL)
+                fail_msg("procbus_section_at(count) gave a record");
+            n = i;
+        } else {
+            p = kind == SEC_PID ? procbus_section_pid(&s, pid) : procbus_section_name(&s, name);
+            if (p != NULL) {
+                check_ptr(r, p);
+                if (kind == SEC_PID && PROCBUS_FIELD(p, pid) != pid)
+                    fail_msg("section by pid %d gave pid %d", pid, PROCBUS_FIELD(p, pid));
+                if (kind == SEC_NAME && !procbus_rec_name_is(p, name))
+                    fail_msg("section by name %s gave another name", name);
+            }
+        }
+    } while ((rc = procbus_section_retry(&s)) > 0);
+    if (walked != NULL)
+        *walked = rc == 0 ? n : 0;
+    return rc == 0 && kind != SEC_WALK && p == NULL ? -ENOENT : rc;
+}
+
 /* Every read through the index or the dense array gives `want`. */
 static void expect_reads(unsigned char *b, int want)
 {
@@ -217,6 +297,9 @@ static void expect_reads(unsigned char *b, int want)
     assert_int_equal(procbus_get_pid(&r, 1002, &out), want);
     assert_int_equal(procbus_get_name(&r, "svc-1", &out), want);
     assert_int_equal(procbus_list(&r, list, IMG_CAP, &n), want);
+    assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), want);
+    assert_int_equal(sec_read(&r, SEC_NAME, 0, "svc-1", NULL), want);
+    assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, NULL), want);
     procbus_close(&r);
 }
 
@@ -251,6 +334,55 @@ static void test_pristine_image(void **state)
     assert_int_equal(out.id, 1); /* the newer process wins */
     assert_int_equal(procbus_get_pid(&r, 1005, &out), -ENOENT);
     assert_int_equal(procbus_get_name(&r, "doomed", &out), -ENOENT);
+    { /* the same through sections: every name and pid, the newest holder of 1001, a walk */
+        struct procbus_section s;
+        const struct procbus_proc *p[NLIVE], *p1001 = NULL;
+        uint32_t walked = 0;
+        int rc;
+        procbus_section_begin(&r, &s);
+        do {
+            for (i = 0; i < NLIVE; i++)
+                p[i] = procbus_section_name(&s, g_live[i].name);
+            p1001 = procbus_section_pid(&s, 1001);
+        } while ((rc = procbus_section_retry(&s)) > 0);
+        assert_int_equal(rc, 0);
+        assert_int_equal(procbus_section_generation(&s), H(b)->generation);
+        assert_int_equal(procbus_read_generation(&r), H(b)->generation);
+        for (i = 0; i < NLIVE; i++) {
+            assert_non_null(p[i]);
+            assert_int_equal(PROCBUS_FIELD(p[i], id), g_live[i].id);
+            assert_int_equal(PROCBUS_FIELD(p[i], pid), g_live[i].pid);
+        }
+        assert_non_null(p1001);
+        assert_int_equal(PROCBUS_FIELD(p1001, id), 1);
+        assert_int_equal(sec_read(&r, SEC_PID, 1005, NULL, NULL), -ENOENT);
+        assert_int_equal(sec_read(&r, SEC_NAME, 0, "doomed", NULL), -ENOENT);
+        assert_int_equal(sec_read(&r, SEC_NAME, 0, "", NULL), -ENOENT);
+        assert_int_equal(sec_read(&r, SEC_PID, 0, NULL, NULL), -ENOENT);
+        assert_int_equal(sec_read(&r, SEC_PID, -1001, NULL, NULL), -ENOENT);
+        assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, &walked), 0);
+        assert_int_equal(walked, NLIVE);
+        {
+            char longname[PROCBUS_NAME_LEN + 1];
+            memset(longname, 'x', PROCBUS_NAME_LEN);
+            longname[PROCBUS_NAME_LEN] = '\0';
+            assert_int_equal(sec_read(&r, SEC_NAME, 0, longname, NULL), -ENOENT);
+        }
+        /* a failed begin: the body still runs safely, the retry says why */
+        {
+            struct procbus_reader closed;
+            memset(&closed, 0, sizeof(closed));
+            assert_int_equal(procbus_section_begin(&closed, &s), -EINVAL);
+            assert_null(procbus_section_pid(&s, 1001));
+            assert_null(procbus_section_name(&s, "svc-0"));
+            assert_int_equal(procbus_section_count(&s), 0);
+            assert_null(procbus_section_at(&s, 0));
+            assert_int_equal(procbus_section_retry(&s), -EINVAL);
+            assert_int_equal(procbus_section_begin(NULL, &s), -EINVAL);
+            assert_int_equal(procbus_section_retry(&s), -EINVAL);
+            assert_int_equal(procbus_section_begin(&r, NULL), -EINVAL);
+        }
+    }
     assert_int_equal(procbus_next_event(&r, &ev, &missed), -ENOENT);
     assert_int_equal(missed, 0);
     assert_int_equal(procbus_seek_events(&r, PROCBUS_SEEK_OLDEST), 0);
@@ -759,7 +891,10 @@ static void test_current_outside(void **state)
         H(b)->current = PROCBUS_CUR_PACK(gen, bad_offs[i]);
         if (procbus_get_pid(&r, 1002, &out) != -EBADMSG ||
             procbus_get_name(&r, "svc-1", &out) != -EBADMSG ||
-            procbus_list(&r, list, IMG_CAP, &n) != -EBADMSG)
+            procbus_list(&r, list, IMG_CAP, &n) != -EBADMSG ||
+            sec_read(&r, SEC_PID, 1002, NULL, NULL) != -EBADMSG ||
+            sec_read(&r, SEC_NAME, 0, "svc-1", NULL) != -EBADMSG ||
+            sec_read(&r, SEC_WALK, 0, NULL, NULL) != -EBADMSG)
             fail_msg("current -> offset %llu: not -EBADMSG", (unsigned long long)bad_offs[i]);
         assert_int_equal(procbus_get_pid(&r, 1002, &out), -EBADMSG);
         free(b);
@@ -789,6 +924,9 @@ static void test_current_generation_mismatch(void **state)
     expect_reads(b, -EAGAIN);
     assert_int_equal(attach(&r, b), 0);
     assert_int_equal(procbus_get_pid(&r, 1002, &out), -EAGAIN);
+    assert_true(r.retries >= PROCBUS_READ_RETRIES);
+    r.retries = 0;
+    assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), -EAGAIN);
     assert_true(r.retries >= PROCBUS_READ_RETRIES);
     H(b)->current = cur;
     ((struct procbus_snap *)(void *)(b + off))->gen = 0; /* slot "being rewritten" forever */
@@ -832,6 +970,7 @@ static void test_snapshot_count(void **state)
         n = 12345;
         assert_int_equal(procbus_list(&r, list, IMG_CAP, &n), -EBADMSG);
         assert_int_equal(procbus_list(&r, NULL, 0, &n), -EBADMSG); /* even when only asking */
+        assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, NULL), -EBADMSG);
         free(b);
     }
     /* count = capacity exactly: the stale tail of `dense` is read, inside the slot */
@@ -844,6 +983,7 @@ static void test_snapshot_count(void **state)
         assert_true(rc == 0 || rc == -EBADMSG);
         if (rc == 0)
             assert_int_equal(n, IMG_CAP);
+        assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, NULL), rc);
         free(b);
     }
 }
@@ -862,6 +1002,7 @@ static void test_dense_slots_out_of_range(void **state)
         dense_of(cur_snap(b))[NLIVE - 1] = bad[i]; /* the last one: after good copies */
         assert_int_equal(attach(&r, b), 0);
         assert_int_equal(procbus_list(&r, list, IMG_CAP, &n), -EBADMSG);
+        assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, NULL), -EBADMSG);
         free(b);
     }
     /* the last arena record: in bounds; a never-written one has size 0 */
@@ -872,6 +1013,7 @@ static void test_dense_slots_out_of_range(void **state)
         assert_int_equal(attach(&r, b), 0);
         rc = procbus_list(&r, list, IMG_CAP, &n);
         assert_int_equal(rc, rec_at(b, h0->arena_slots - 1)->size == 0 ? -EBADMSG : 0);
+        assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, NULL), rc);
         free(b);
     }
 }
@@ -896,9 +1038,12 @@ static void test_bucket_slots_out_of_range(void **state)
         assert_int_equal(attach(&r, b), 0);
         assert_int_equal(procbus_get_pid(&r, 1002, &out), -EBADMSG);
         assert_int_equal(procbus_get_name(&r, "svc-1", &out), -EBADMSG);
+        assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), -EBADMSG);
+        assert_int_equal(sec_read(&r, SEC_NAME, 0, "svc-1", NULL), -EBADMSG);
         /* other keys: found, or refused if their probe passes the bad bucket */
         rc = procbus_get_name(&r, "svc-3", &out);
         assert_true(rc == 0 || rc == -EBADMSG);
+        assert_int_equal(sec_read(&r, SEC_NAME, 0, "svc-3", NULL), rc);
         free(b);
     }
     /* a bucket that names a valid slot holding another process: not a match */
@@ -908,6 +1053,7 @@ static void test_bucket_slots_out_of_range(void **state)
         *pb = PROCBUS_BUCKET(1002, slot_of_id(b, 4));
         assert_int_equal(attach(&r, b), 0);
         assert_int_equal(procbus_get_pid(&r, 1002, &out), -ENOENT);
+        assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), -ENOENT);
         free(b);
     }
 }
@@ -933,6 +1079,7 @@ static void test_record_size_field(void **state)
         expect_reads(b, -EBADMSG);
         assert_int_equal(attach(&r, b), 0);
         assert_int_equal(procbus_get_pid(&r, 1003, &out), 0); /* a neighbour still reads */
+        assert_int_equal(sec_read(&r, SEC_PID, 1003, NULL, NULL), 0);
         free(b);
     }
     /* a record of another pid with a bad size is not read by a lookup of 1002 */
@@ -942,6 +1089,8 @@ static void test_record_size_field(void **state)
         assert_int_equal(attach(&r, b), 0);
         assert_int_equal(procbus_get_pid(&r, 1002, &out), 0);
         assert_int_equal(procbus_list(&r, list, IMG_CAP, &n), -EBADMSG);
+        assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), 0);
+        assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, NULL), -EBADMSG);
         free(b);
     }
 }
@@ -1018,6 +1167,9 @@ static void test_full_hash_tables(void **state)
     assert_int_equal(procbus_get_pid(&r, INT32_MAX, &out), -ENOENT);
     assert_int_equal(procbus_get_name(&r, "svc-1", &out), -ENOENT);
     assert_int_equal(procbus_get_name(&r, "nobody", &out), -ENOENT);
+    assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), -ENOENT);
+    assert_int_equal(sec_read(&r, SEC_PID, INT32_MAX, NULL, NULL), -ENOENT);
+    assert_int_equal(sec_read(&r, SEC_NAME, 0, "svc-1", NULL), -ENOENT);
 
     /* every bucket carries the asked key, pointing at records of other pids/names */
     s2 = slot_of_id(b, 4);
@@ -1027,6 +1179,8 @@ static void test_full_hash_tables(void **state)
     }
     assert_int_equal(procbus_get_pid(&r, 1002, &out), -ENOENT);
     assert_int_equal(procbus_get_name(&r, "svc-1", &out), -ENOENT);
+    assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), -ENOENT);
+    assert_int_equal(sec_read(&r, SEC_NAME, 0, "svc-1", NULL), -ENOENT);
 
     /* full, with the right entry in the bucket just before home (the last probed) */
     memcpy(b, g_img, g_len);
@@ -1037,6 +1191,7 @@ static void test_full_hash_tables(void **state)
     pt[(procbus_key_home(1002, bk - 1) + bk - 1) & (bk - 1)] = PROCBUS_BUCKET(1002, s2);
     assert_int_equal(procbus_get_pid(&r, 1002, &out), 0);
     assert_int_equal(out.id, 2);
+    assert_int_equal(sec_read(&r, SEC_PID, 1002, NULL, NULL), 0);
     free(b);
 }
 
@@ -1297,6 +1452,26 @@ static void test_unterminated_strings(void **state)
     assert_int_equal(strlen(out.name), PROCBUS_NAME_LEN - 1);
     assert_int_equal(strlen(out.comm), PROCBUS_COMM_LEN - 1);
     assert_int_equal(out.cmdline_len, PROCBUS_CMDLINE_LEN);
+    assert_int_equal(sec_read(&r, SEC_WALK, 0, NULL, NULL), 0); /* check_ptr: clamped */
+    {
+        struct procbus_section s;
+        const struct procbus_proc *p;
+        char nm[PROCBUS_NAME_LEN + 8], cmd[PROCBUS_CMDLINE_LEN + 8];
+        size_t ln = 0, lc = 0;
+        int rc;
+        procbus_section_begin(&r, &s);
+        do {
+            p = procbus_section_pid(&s, 1002);
+            if (p != NULL) {
+                ln = procbus_rec_name(p, nm, sizeof(nm));
+                lc = procbus_rec_cmdline(p, cmd, sizeof(cmd));
+            }
+        } while ((rc = procbus_section_retry(&s)) > 0);
+        assert_int_equal(rc, 0);
+        assert_int_equal(ln, PROCBUS_NAME_LEN - 1);
+        assert_int_equal(strlen(nm), PROCBUS_NAME_LEN - 1);
+        assert_int_equal(lc, PROCBUS_CMDLINE_LEN);
+    }
     assert_int_equal(procbus_list(&r, list, IMG_CAP, &n), 0);
     assert_int_equal(n, NLIVE);
     for (i = 0; i < n; i++) {
@@ -1400,6 +1575,28 @@ static void exercise(unsigned seed, const unsigned char *b, size_t len, uint64_t
             check_rec(seed, &r, &out);
             CHECK(seed, strcmp(out.name, g_live[i].name) == 0);
         }
+    }
+    /* the zero-copy section: the codes the copying calls gave, pointers in the arena */
+    for (i = 0; i < NLIVE; i++) {
+        rc = sec_read(&r, SEC_PID, g_live[i].pid, NULL, NULL);
+        count_rc(rc);
+        CHECK(seed, lookup_rc_ok(rc));
+        CHECK(seed, rc == procbus_get_pid(&r, g_live[i].pid, &out));
+        rc = sec_read(&r, SEC_NAME, 0, g_live[i].name, NULL);
+        count_rc(rc);
+        CHECK(seed, lookup_rc_ok(rc));
+        CHECK(seed, rc == procbus_get_name(&r, g_live[i].name, &out));
+    }
+    {
+        uint32_t walked = 0;
+        rc = sec_read(&r, SEC_WALK, 0, NULL, &walked);
+        count_rc(rc);
+        CHECK(seed, rc == 0 || rc == -EAGAIN || rc == -EBADMSG);
+        if (rc == 0)
+            CHECK(seed, walked <= r.capacity);
+        if (rc == 0 && walked <= sizeof(list) / sizeof(list[0]))
+            CHECK(seed,
+                  procbus_list(&r, list, sizeof(list) / sizeof(list[0]), &n) == 0 && n == walked);
     }
     rc = procbus_get_pid(&r, (int32_t)(rng_next(rs) & 0x7fffffff) + 1, &out);
     CHECK(seed, lookup_rc_ok(rc));
