@@ -102,7 +102,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-.PHONY: all deps programs test asan tsan fuzz fuzz-ci fuzz-seeds bench bench-quick bench-procbusd \
+.PHONY: all deps programs test asan tsan fuzz fuzz-section fuzz-ci fuzz-seeds bench bench-quick bench-procbusd \
         bench-peer bench-tracer bench-tracer-quick bench-scrape demo format format-check clean \
         help check-headers install uninstall check-install
 
@@ -277,11 +277,11 @@ tsan: $(DEPS_STAMP) ## build and run the threaded tests under ThreadSanitizer (b
 	  PROCBUS_TEST_SCALE=asan tests/run.sh build/tsan/run
 
 FUZZ_SECONDS ?= 60
-# Two targets, FUZZ_SECONDS each: the reader's validation (fuzz_reader: no file, no syscall),
-# and a publisher taking over a hostile predecessor (fuzz_takeover: files in a temp folder,
-# the publisher library built into it with the same sanitizers).
-fuzz: $(DEPS_STAMP) ## libFuzzer over the reader's validation and the takeover path (FUZZ_SECONDS=60 each)
-	@scripts/deps.sh fuzz
+# Three targets, FUZZ_SECONDS each: the reader's validation (fuzz_reader: no file, no syscall),
+# the zero-copy sections with a scripted publisher writing meanwhile (fuzz_section), and a
+# publisher taking over a hostile predecessor (fuzz_takeover: files in a temp folder, the
+# publisher library built into it with the same sanitizers).
+fuzz: $(DEPS_STAMP) fuzz-section ## libFuzzer over the reader, its sections and the takeover path (FUZZ_SECONDS=60 each)
 	@mkdir -p $(O)/fuzz/corpus $(O)/fuzz/corpus-takeover
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude/procbus tests/fuzz/fuzz_reader.c \
 	  -o $(O)/fuzz/fuzz_reader
@@ -291,7 +291,14 @@ fuzz: $(DEPS_STAMP) ## libFuzzer over the reader's validation and the takeover p
 	  $(O)/fuzz/corpus tests/fuzz/seeds
 	$(O)/fuzz/fuzz_takeover -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	  $(O)/fuzz/corpus-takeover tests/fuzz/seeds
-fuzz-ci: ## the fuzzer for 20 s (what CI runs)
+fuzz-section: $(DEPS_STAMP) ## libFuzzer over the zero-copy read sections alone (FUZZ_SECONDS=60)
+	@scripts/deps.sh fuzz
+	@mkdir -p $(O)/fuzz/corpus-section
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude/procbus tests/fuzz/fuzz_section.c \
+	  -o $(O)/fuzz/fuzz_section
+	$(O)/fuzz/fuzz_section -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
+	  $(O)/fuzz/corpus-section tests/fuzz/seeds
+fuzz-ci: ## the fuzzers for 20 s each (what CI runs)
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
 # Regenerate tests/fuzz/seeds: tiny valid segments written by the real publisher (deterministic).
