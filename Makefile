@@ -96,7 +96,8 @@ BENCH_BINS   := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tr
 ifeq ($(PBD_TRACER),yes)
 BENCH_BINS   += $(O)/bench/tracer-floor
 endif
-EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed
+EXAMPLE_BINS := $(O)/examples/demo_publisher $(O)/examples/demo_reader $(O)/examples/embed \
+                $(O)/examples/is_running
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -360,7 +361,7 @@ install: $(DEPS_STAMP) $(PROGRAMS) $(PUB_LIB) ## install programs, headers, libp
 	sed -e 's|@PREFIX@|$(PREFIX)|g' packaging/procbusd.service \
 	  > $(DESTDIR)$(PREFIX)/share/doc/procbus/examples/procbusd.service
 	install -m 0644 examples/demo/procbus.conf examples/embed_min.c examples/embed_min.cc \
-	  $(DESTDIR)$(PREFIX)/share/doc/procbus/examples/
+	  examples/is_running.c $(DESTDIR)$(PREFIX)/share/doc/procbus/examples/
 
 uninstall: ## remove what install put in place
 	rm -f $(DESTDIR)$(PREFIX)/bin/procbus $(DESTDIR)$(PREFIX)/sbin/procbusd \
@@ -378,7 +379,11 @@ check-install: ## install into a staging folder and build the examples against i
 	  sh -c '$(CC) -std=c99 -pedantic -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
 	    examples/embed_min.c -o $(O)/embed_min_c && \
 	  $(CXX) -std=c++17 -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
-	    examples/embed_min.cc -o $(O)/embed_min_cxx'
+	    examples/embed_min.cc -o $(O)/embed_min_cxx && \
+	  $(CC) -std=c99 -pedantic -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
+	    examples/is_running.c -o $(O)/is_running_c && \
+	  $(CXX) -x c++ -std=c++17 -pedantic -Wall -Wextra -Werror $$(pkg-config --cflags procbus) \
+	    examples/is_running.c -o $(O)/is_running_cxx'
 	test -x $(STAGE)/usr/local/sbin/procbusd && test -x $(STAGE)/usr/local/bin/procbus
 	@echo "check-install: headers, pkg-config file and examples OK"
 
