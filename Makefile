@@ -180,6 +180,7 @@ DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_ha
                 test_tracediff
 $(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
 TEST_PRE_test_exporter += $(BIN_EXPORTER)
+TEST_PRE_test_exporter_doc := $(BIN_EXPORTER)
 TEST_LIBS_test_cli       := -ljson-c
 TEST_PRE_test_readers_hostile  := $(BIN_PROCBUS) $(BIN_EXPORTER)
 TEST_LIBS_test_readers_hostile := -ljson-c

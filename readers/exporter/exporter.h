@@ -4,23 +4,52 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "procbus.h"
+#include "textsafe.h"
 
 /*
- * Exporter state: one reader, a record buffer preallocated at start-up and
- * grown only when the table is bigger than it, and an output buffer grown the
- * same way. Used by one thread at a time (the HTTP server's polling thread).
+ * What a scrape keeps of one supervised program: the fields its series show,
+ * read from the segment by a zero-copy walk (metrics.c), and its label made
+ * valid (pb_text_safe, PROM) once per scrape.
+ */
+struct exp_prog {
+    uint64_t id, start_ns, cpu_ns, rss;
+    uint32_t restarts, desc; /* desc: descendant records that belong to it */
+    int32_t exit_code;
+    uint16_t state;
+    uint8_t exit_kind;
+    uint32_t lab_len;
+    char name[PROCBUS_NAME_LEN];
+    char lab[PB_TEXT_ROOM(PROCBUS_NAME_LEN)];
+};
+
+/* What one scrape read: the publisher's facts and the programs of one snapshot. */
+struct exp_scrape {
+    int up;        /* procbus_publisher_up */
+    int have_info; /* the header facts below were read */
+    int have_recs; /* the snapshot was read: the program families are rendered */
+    struct procbus_info info;
+    uint64_t now_ns; /* CLOCK_MONOTONIC when the scrape read the segment */
+};
+
+/*
+ * Exporter state: one reader and buffers preallocated at start-up, grown only
+ * when the table (its capacity) or the text outgrows them. Used by one thread
+ * at a time (the HTTP server's polling thread).
  */
 struct exp_state {
     const char *segment; /* -s argument; NULL: $PROCBUS_SEGMENT or "procbus" */
     struct procbus_reader r;
     int open;     /* 1 while r holds a mapping */
     int last_err; /* the last open/read error reported on stderr (0: none) */
-    struct procbus_proc *recs;
-    size_t recs_cap;
-    uint32_t *desc; /* descendant count per record, recs_cap entries */
-    char *out;      /* rendered exposition text */
+    struct exp_prog *progs;
+    size_t nprogs, progs_cap;
+    uint64_t *desc_of; /* program_id of each descendant record of the snapshot */
+    size_t ndesc;
+    uint32_t *order; /* scratch: program indexes sorted by id */
+    char *out;       /* rendered exposition text */
     size_t out_cap, out_len;
 };
 
@@ -47,5 +76,19 @@ void exp_fini(struct exp_state *s);
  * Returns 0, or -ENOMEM when a buffer could not grow (s->out is then unusable).
  */
 int exp_render(struct exp_state *s);
+
+/*
+ * Render the metric families (families.c: the one table of them) for what a
+ * scrape read into s->out. Returns 0, or -ENOMEM when the buffer could not grow.
+ */
+int exp_render_families(struct exp_state *s, const struct exp_scrape *sc);
+
+/*
+ * The metric family table, one line per family: "NAME<TAB>TYPE<TAB>LABELS<TAB>HELP" (LABELS:
+ * comma-separated, "-" for none), in the order the exposition has them. What
+ * `procbus-exporter --list-metrics` prints and the docs check (test_exporter_doc) compares with
+ * docs/EXPORTER.md.
+ */
+void exp_list_metrics(FILE *f);
 
 #endif

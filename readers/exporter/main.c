@@ -23,9 +23,12 @@ static const char landing[] =
 static void usage(FILE *f)
 {
     fprintf(f, "usage: procbus-exporter [--listen ADDR:PORT] [-s SEGMENT]\n"
+               "       procbus-exporter --list-metrics\n"
                "  --listen ADDR:PORT  IPv4 address and port to serve on (default 127.0.0.1:9464;\n"
                "                      port 0 picks a free one); prints 'listening on ADDR:PORT'\n"
                "  -s SEGMENT          segment name or path (default $PROCBUS_SEGMENT or procbus)\n"
+               "  --list-metrics      print the metric families (name, type, labels, help; tab-\n"
+               "                      separated, one a line) and exit\n"
                "  -h, --help          this text\n"
                "Serves /metrics (Prometheus text format 0.0.4) and a landing page at /.\n");
 }
@@ -116,6 +119,9 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(argv[i], "--list-metrics") == 0) {
+            exp_list_metrics(stdout);
+            return fflush(stdout) == 0 ? 0 : 1;
         } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen_arg = argv[++i];
         } else if (strncmp(argv[i], "--listen=", 9) == 0) {

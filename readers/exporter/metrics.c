@@ -1,4 +1,4 @@
-/* metrics.c - read one procbus snapshot and render it in the Prometheus text format 0.0.4. */
+/* metrics.c - the exporter's scrape: one zero-copy walk of a procbus snapshot, then the text. */
 #define _GNU_SOURCE
 #include "exporter.h"
 
@@ -13,120 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* An appender over s->out that remembers whether it ran out of room. */
-struct sink {
-    char *buf;
-    size_t cap, len;
-    int full;
-};
-
-static void put(struct sink *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct sink *k, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (k->full)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(k->buf + k->len, k->cap - k->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= k->cap - k->len) {
-        k->full = 1;
-        return;
-    }
-    k->len += (size_t)n;
-}
-
-static void header(struct sink *k, const char *name, const char *type, const char *help)
-{
-    put(k, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* A program is a supervised record: not a descendant of one, nor an observed process (no name). */
-static int is_program(const struct procbus_proc *p)
-{
-    return (p->flags & PROCBUS_F_DESCENDANT) == 0 && p->name[0] != '\0';
-}
-
-static void render_programs(struct exp_state *s, struct sink *k, size_t n)
-{
-    /* names made label-safe (textsafe.h, PROM): up to 3 bytes per input byte, plus NUL */
-    char lab[PB_TEXT_ROOM(PROCBUS_NAME_LEN)];
-    size_t i;
-    unsigned st;
-
-#define EACH_PROGRAM                   \
-    for (i = 0; i < n; i++)            \
-        if (is_program(&s->recs[i]) && \
-            (pb_text_safe(lab, sizeof(lab), s->recs[i].name, PROCBUS_NAME_LEN, PB_TEXT_PROM), 1))
-
-    header(k, "procbus_program_state", "gauge",
-           "Current state of a supervised program: 1 for its state, 0 for the others.");
-    EACH_PROGRAM
-    {
-        for (st = 0; st < PROCBUS_STATE_COUNT_; st++)
-            put(k, "procbus_program_state{program=\"%s\",state=\"%s\"} %d\n", lab,
-                procbus_state_name(st), s->recs[i].state == st);
-    }
-    header(k, "procbus_program_restarts_total", "counter",
-           "Times the supervisor restarted the program.");
-    EACH_PROGRAM
-    put(k, "procbus_program_restarts_total{program=\"%s\"} %" PRIu32 "\n", lab,
-        s->recs[i].restarts);
-    header(k, "procbus_program_last_exit_code", "gauge",
-           "Exit status code of the program's last run (only when it exited normally).");
-    EACH_PROGRAM
-    if (s->recs[i].exit_kind == PROCBUS_EXIT_CODE)
-        put(k, "procbus_program_last_exit_code{program=\"%s\"} %" PRId32 "\n", lab,
-            s->recs[i].exit_code);
-    header(k, "procbus_program_last_exit_signal", "gauge",
-           "Signal number that killed the program's last run (only when a signal ended it).");
-    EACH_PROGRAM
-    if (s->recs[i].exit_kind == PROCBUS_EXIT_SIGNAL)
-        put(k, "procbus_program_last_exit_signal{program=\"%s\"} %" PRId32 "\n", lab,
-            s->recs[i].exit_code);
-    header(k, "procbus_program_start_time_seconds", "gauge",
-           "Start of the program's current or last run, seconds since the Unix epoch.");
-    EACH_PROGRAM
-    if (s->recs[i].start_realtime_ns != 0)
-        put(k, "procbus_program_start_time_seconds{program=\"%s\"} %" PRIu64 ".%09" PRIu64 "\n",
-            lab, s->recs[i].start_realtime_ns / 1000000000u,
-            s->recs[i].start_realtime_ns % 1000000000u);
-    header(k, "procbus_program_cpu_seconds_total", "counter",
-           "User+system CPU time of the program's process tree, seconds.");
-    EACH_PROGRAM
-    put(k, "procbus_program_cpu_seconds_total{program=\"%s\"} %" PRIu64 ".%09" PRIu64 "\n", lab,
-        s->recs[i].cpu_ns / 1000000000u, s->recs[i].cpu_ns % 1000000000u);
-    header(k, "procbus_program_resident_memory_bytes", "gauge",
-           "Resident memory of the program's process tree, bytes.");
-    EACH_PROGRAM
-    put(k, "procbus_program_resident_memory_bytes{program=\"%s\"} %" PRIu64 "\n", lab,
-        s->recs[i].rss_bytes);
-    header(k, "procbus_program_descendants", "gauge",
-           "Descendant process records that belong to the program.");
-    EACH_PROGRAM
-    put(k, "procbus_program_descendants{program=\"%s\"} %" PRIu32 "\n", lab, s->desc[i]);
-#undef EACH_PROGRAM
-}
-
-/* Descendant counts: for each descendant record, find its program (O(descendants x n)). */
-static void count_descendants(struct exp_state *s, size_t n)
-{
-    size_t i, j;
-
-    memset(s->desc, 0, n * sizeof(*s->desc));
-    for (i = 0; i < n; i++) {
-        if (is_program(&s->recs[i]) || s->recs[i].program_id == 0)
-            continue;
-        for (j = 0; j < n; j++)
-            if (is_program(&s->recs[j]) && s->recs[j].id == s->recs[i].program_id) {
-                s->desc[j]++;
-                break;
-            }
-    }
-}
 
 static void report(struct exp_state *s, int err, const char *what)
 {
@@ -143,24 +29,31 @@ static void report(struct exp_state *s, int err, const char *what)
                               : procbus_strerror(err));
 }
 
-/* Grow the record buffers to hold `need` records. 0 or -ENOMEM. */
-static int grow_recs(struct exp_state *s, size_t need)
+/* Room for `need` records of each kind (the table's capacity bounds a snapshot). 0 or -ENOMEM. */
+static int grow(struct exp_state *s, size_t need)
 {
-    size_t cap = s->recs_cap;
-    struct procbus_proc *r;
-    uint32_t *d;
+    size_t cap = s->progs_cap ? s->progs_cap : 256;
+    struct exp_prog *p;
+    uint64_t *d;
+    uint32_t *o;
 
+    if (need <= s->progs_cap)
+        return 0;
     while (cap < need)
         cap *= 2;
-    r = realloc(s->recs, cap * sizeof(*r));
-    if (r == NULL)
+    p = realloc(s->progs, cap * sizeof(*p));
+    if (p == NULL)
         return -ENOMEM;
-    s->recs = r;
-    d = realloc(s->desc, cap * sizeof(*d));
+    s->progs = p;
+    d = realloc(s->desc_of, cap * sizeof(*d));
     if (d == NULL)
         return -ENOMEM;
-    s->desc = d;
-    s->recs_cap = cap;
+    s->desc_of = d;
+    o = realloc(s->order, cap * sizeof(*o));
+    if (o == NULL)
+        return -ENOMEM;
+    s->order = o;
+    s->progs_cap = cap;
     return 0;
 }
 
@@ -170,12 +63,9 @@ int exp_init(struct exp_state *s, const char *segment, size_t initial_records)
 
     memset(s, 0, sizeof(*s));
     s->segment = segment;
-    s->recs_cap = initial_records ? initial_records : 256;
-    s->recs = calloc(s->recs_cap, sizeof(*s->recs));
-    s->desc = calloc(s->recs_cap, sizeof(*s->desc));
     s->out_cap = 64 * 1024;
     s->out = malloc(s->out_cap);
-    if (s->recs == NULL || s->desc == NULL || s->out == NULL) {
+    if (s->out == NULL || grow(s, initial_records ? initial_records : 256) < 0) {
         exp_fini(s);
         return -ENOMEM;
     }
@@ -197,12 +87,15 @@ void exp_fini(struct exp_state *s)
     if (s->open)
         procbus_close(&s->r);
     s->open = 0;
-    free(s->recs);
-    free(s->desc);
+    free(s->progs);
+    free(s->desc_of);
+    free(s->order);
     free(s->out);
-    s->recs = NULL;
-    s->desc = NULL;
+    s->progs = NULL;
+    s->desc_of = NULL;
+    s->order = NULL;
     s->out = NULL;
+    s->progs_cap = 0;
 }
 
 /* Make sure a live segment is mapped; the liveness verdict, or a negative errno. */
@@ -230,10 +123,99 @@ static int attach(struct exp_state *s)
     return l;
 }
 
+/*
+ * One zero-copy walk of the current snapshot (procbus_section.h): a program's
+ * fields are copied into s->progs, a descendant's program_id into s->desc_of,
+ * nothing else. Inside the section every value is untrusted: they are only
+ * stored (the arrays hold the table's capacity, so no count can overrun them),
+ * and used once procbus_section_retry says the walk was one snapshot.
+ * Returns 0, or the section's error.
+ */
+static int walk(struct exp_state *s)
+{
+    struct procbus_section sec;
+    const struct procbus_proc *p;
+    uint32_t n, i;
+    size_t np, nd;
+    int rc;
+
+    procbus_section_begin(&s->r, &sec);
+    do {
+        n = procbus_section_count(&sec);
+        np = nd = 0;
+        for (i = 0; i < n && (p = procbus_section_at(&sec, i)) != NULL; i++) {
+            uint32_t flags = PROCBUS_FIELD(p, flags);
+            /* a program is a supervised record: not a descendant, nor an observed process
+             * (they have no name) */
+            if (!(flags & PROCBUS_F_DESCENDANT) && PROCBUS_FIELD(p, name[0]) != '\0') {
+                struct exp_prog *e = &s->progs[np++];
+                e->id = PROCBUS_FIELD(p, id);
+                e->start_ns = PROCBUS_FIELD(p, start_realtime_ns);
+                e->cpu_ns = PROCBUS_FIELD(p, cpu_ns);
+                e->rss = PROCBUS_FIELD(p, rss_bytes);
+                e->restarts = PROCBUS_FIELD(p, restarts);
+                e->exit_code = PROCBUS_FIELD(p, exit_code);
+                e->state = PROCBUS_FIELD(p, state);
+                e->exit_kind = PROCBUS_FIELD(p, exit_kind);
+                procbus_rec_name(p, e->name, sizeof(e->name));
+            } else {
+                uint64_t prog = PROCBUS_FIELD(p, program_id);
+                if (prog != 0)
+                    s->desc_of[nd++] = prog;
+            }
+        }
+    } while ((rc = procbus_section_retry(&sec)) > 0);
+    s->nprogs = rc == 0 ? np : 0;
+    s->ndesc = rc == 0 ? nd : 0;
+    return rc;
+}
+
+/* qsort_r order of program indexes: by id, then by their place in the snapshot. */
+static int by_id(const void *a, const void *b, void *arg)
+{
+    const struct exp_prog *p = arg;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    if (p[x].id != p[y].id)
+        return p[x].id < p[y].id ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Labels, and descendant counts: each descendant record counts for the first
+ * program in the snapshot whose id is its program_id (a binary search among the
+ * programs sorted by id: O((programs + descendants) log programs)).
+ */
+static void finish(struct exp_state *s)
+{
+    size_t i, n = s->nprogs;
+
+    for (i = 0; i < n; i++) {
+        struct exp_prog *e = &s->progs[i];
+        size_t len = pb_text_safe(e->lab, sizeof(e->lab), e->name, sizeof(e->name), PB_TEXT_PROM);
+        e->lab_len = (uint32_t)(len < sizeof(e->lab) ? len : sizeof(e->lab) - 1);
+        e->desc = 0;
+        s->order[i] = (uint32_t)i;
+    }
+    qsort_r(s->order, n, sizeof(*s->order), by_id, s->progs);
+    for (i = 0; i < s->ndesc; i++) {
+        size_t lo = 0, hi = n;
+        uint64_t id = s->desc_of[i];
+        while (lo < hi) { /* the first of the programs with this id, in sorted order */
+            size_t mid = lo + (hi - lo) / 2;
+            if (s->progs[s->order[mid]].id < id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < n && s->progs[s->order[lo]].id == id)
+            s->progs[s->order[lo]].desc++;
+    }
+}
+
 /* What one scrape read from the segment. */
 struct scrape {
     int l, rc, have_info;
-    size_t n;
     struct procbus_info info;
 };
 
@@ -242,18 +224,14 @@ static int read_segment(struct exp_state *s, struct scrape *sc)
 {
     sc->l = attach(s);
     if (sc->l > 0) {
-        while ((sc->rc = procbus_list(&s->r, s->recs, s->recs_cap, &sc->n)) == -ENOSPC)
-            if (grow_recs(s, sc->n) < 0)
-                return -ENOMEM;
-        if (sc->rc < 0) {
+        if (grow(s, s->r.capacity) < 0) /* a snapshot holds at most the table's capacity */
+            return -ENOMEM;
+        sc->rc = walk(s);
+        if (sc->rc < 0)
             report(s, -sc->rc, "cannot read segment");
-            sc->n = 0;
-        } else if (sc->l == PROCBUS_ALIVE) {
+        else if (sc->l == PROCBUS_ALIVE)
             report(s, 0, NULL);
-        }
     }
-    if (sc->rc == 0)
-        count_descendants(s, sc->n);
     sc->have_info = s->open && procbus_info(&s->r, &sc->info) == 0;
     return 0;
 }
@@ -261,13 +239,10 @@ static int read_segment(struct exp_state *s, struct scrape *sc)
 int exp_render(struct exp_state *s)
 {
     struct scrape sc = {.rc = -ENOENT};
-    const struct procbus_info *info = &sc.info;
+    struct exp_scrape out;
     struct pb_guard g;
     struct timespec ts;
-    struct sink k;
-    size_t n;
     int rc, up;
-    uint64_t now;
 
     /* A segment shrunk under the scrape (its writer truncated it) faults with SIGBUS: the
      * scrape then serves publisher_up 0 and the next one maps the segment again. */
@@ -284,54 +259,18 @@ int exp_render(struct exp_state *s)
         if (rc < 0)
             return rc;
     }
-    n = sc.n;
     rc = sc.rc;
     up = rc == 0 && sc.l == PROCBUS_ALIVE;
-    for (;;) {
-        k.buf = s->out;
-        k.cap = s->out_cap;
-        k.len = 0;
-        k.full = 0;
-        header(&k, "procbus_publisher_up", "gauge",
-               "1 when the segment is readable and the publisher's heartbeat is fresh.");
-        put(&k, "procbus_publisher_up %d\n", up);
-        if (sc.have_info) {
-            clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
-            now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-            if (info->heartbeat_ns != PROCBUS_HB_GONE &&
-                info->heartbeat_ns != PROCBUS_HB_SHUTDOWN) {
-                uint64_t age = now > info->heartbeat_ns ? now - info->heartbeat_ns : 0;
-                header(&k, "procbus_publisher_heartbeat_age_seconds", "gauge",
-                       "Seconds since the publisher's last heartbeat.");
-                put(&k, "procbus_publisher_heartbeat_age_seconds %" PRIu64 ".%09" PRIu64 "\n",
-                    age / 1000000000u, age % 1000000000u);
-            }
-            header(&k, "procbus_publisher_epoch", "gauge",
-                   "Segment epoch: 1 for a fresh name, +1 on each publisher takeover.");
-            put(&k, "procbus_publisher_epoch %" PRIu64 "\n", info->epoch);
-            header(&k, "procbus_events_lost_total", "counter",
-                   "State transitions the publisher lost before the event ring.");
-            put(&k, "procbus_events_lost_total %" PRIu64 "\n", info->events_dropped);
-            header(&k, "procbus_tracer_drops_total", "counter",
-                   "Kernel-side tracer reserve failures.");
-            put(&k, "procbus_tracer_drops_total %" PRIu64 "\n", info->tracer_drops);
-            header(&k, "procbus_records_dropped_total", "counter",
-                   "Record upserts refused because the process table was full.");
-            put(&k, "procbus_records_dropped_total %" PRIu64 "\n", info->records_dropped);
-        }
-        if (rc == 0)
-            render_programs(s, &k, n);
-        if (!k.full)
-            break;
-        /* grow and render the same snapshot again */
-        {
-            char *nb = realloc(s->out, s->out_cap * 2);
-            if (nb == NULL)
-                return -ENOMEM;
-            s->out = nb;
-            s->out_cap *= 2;
-        }
-    }
-    s->out_len = k.len;
-    return 0;
+    if (rc == 0)
+        finish(s);
+    else
+        s->nprogs = s->ndesc = 0;
+    memset(&out, 0, sizeof(out));
+    out.up = up;
+    out.have_info = sc.have_info;
+    out.have_recs = rc == 0;
+    out.info = sc.info;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    out.now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return exp_render_families(s, &out);
 }
