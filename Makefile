@@ -338,8 +338,9 @@ bench-peer: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(PROGRAMS) ## against super
 	@mkdir -p bench/out
 	$(O)/bench/procbusd-bench --peer --bin-dir $(O) --json bench/out/procbusd-peer.json
 
-bench-scrape: $(DEPS_STAMP) $(O)/bench/scrape-bench $(BIN_EXPORTER) ## exporter scrape latency with 1,000 records
-	$(O)/bench/scrape-bench $(O)/procbus-exporter
+# SCRAPE_BASELINE=PATH: another exporter binary scraped in alternating rounds (the same segment).
+bench-scrape: $(DEPS_STAMP) $(O)/bench/scrape-bench $(BIN_EXPORTER) ## exporter scrape latency with 1,000 records, beside its floor (GET /)
+	$(O)/bench/scrape-bench $(O)/procbus-exporter 1000 1000 $(SCRAPE_BASELINE)
 
 demo: $(DEPS_STAMP) $(PROGRAMS) ## run procbusd on examples/demo/procbus.conf and show procbus status
 	@examples/demo.sh $(O)
