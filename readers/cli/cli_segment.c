@@ -124,6 +124,66 @@ int cli_list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *co
     return 0;
 }
 
+/* A supervised program's record: not a traced process (a descendant, or observed: no name). */
+static int program_rec(const struct procbus_proc *p)
+{
+    return !(PROCBUS_FIELD(p, flags) & PROCBUS_F_DESCENDANT) && PROCBUS_FIELD(p, name[0]) != '\0';
+}
+
+int cli_list_programs(struct procbus_reader *r, struct procbus_proc **out, size_t *count)
+{
+    struct procbus_proc *list = NULL;
+    size_t cap = 64, m = 0, want = 0;
+    int rc;
+
+    for (;;) {
+        struct procbus_proc *grown = realloc(list, cap * sizeof(*list));
+        struct procbus_section s;
+        const struct procbus_proc *p;
+        uint32_t n, i;
+
+        if (grown == NULL) {
+            fprintf(stderr, "procbus: out of memory\n");
+            free(list);
+            return -ENOMEM;
+        }
+        list = grown;
+        /* one zero-copy walk: only the programs' records are copied, up to cap of them; the
+         * values stay unused until the section says they were one snapshot */
+        procbus_section_begin(r, &s);
+        do {
+            n = procbus_section_count(&s);
+            for (i = 0, m = want = 0; i < n && (p = procbus_section_at(&s, i)) != NULL; i++)
+                if (program_rec(p) && want++ < cap)
+                    procbus_section_copy(&s, p, &list[m++]);
+        } while ((rc = procbus_section_retry(&s)) > 0);
+        if (rc < 0 || want <= cap)
+            break;
+        cap = want + 64; /* more programs than room: again, with room */
+    }
+    if (rc < 0) {
+        fprintf(stderr, "procbus: cannot read the process table: %s\n", procbus_strerror(rc));
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *count = m;
+    return 0;
+}
+
+int cli_open_programs(const char *segment, struct procbus_reader *r, struct procbus_proc **out,
+                      size_t *n)
+{
+    if (cli_open_segment(segment, r) < 0)
+        return CLI_EX_NOSEG;
+    cli_warn_liveness(r);
+    if (cli_list_programs(r, out, n) < 0) {
+        procbus_close(r);
+        return CLI_EX_FAIL;
+    }
+    return 0;
+}
+
 int cli_open_table(const char *segment, struct procbus_reader *r, struct procbus_proc **out,
                    size_t *n)
 {

@@ -53,4 +53,17 @@ int cli_list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *n)
 int cli_open_table(const char *segment, struct procbus_reader *r, struct procbus_proc **out,
                    size_t *n);
 
+/*
+ * The supervised programs' records of one consistent snapshot (not the traced processes:
+ * descendants, observed processes), malloc'd into *out (the caller frees), their number into *n.
+ * One zero-copy walk (procbus_section.h) copies only those records: a table of thousands of
+ * traced processes costs a pointer walk, not a copy of each. Returns 0, or a negative errno
+ * (-ENOMEM, or the section's) after printing why on stderr; *out is then untouched.
+ */
+int cli_list_programs(struct procbus_reader *r, struct procbus_proc **out, size_t *n);
+
+/* cli_open_table for the programs alone (cli_list_programs): what status starts with. */
+int cli_open_programs(const char *segment, struct procbus_reader *r, struct procbus_proc **out,
+                      size_t *n);
+
 #endif /* PROCBUS_CLI_SEGMENT_H */

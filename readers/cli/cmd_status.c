@@ -80,7 +80,7 @@ int cli_cmd_status(const struct cli_opts *o, int argc, char **argv)
     struct procbus_proc *list = NULL;
     size_t n = 0, i;
     int width = 8, bad = 0, a;
-    int rc = cli_open_table(o->segment, &r, &list, &n);
+    int rc = cli_open_programs(o->segment, &r, &list, &n); /* programs only, zero-copy walk */
 
     if (rc != 0)
         return rc;
