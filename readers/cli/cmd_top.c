@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <curses.h>
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
@@ -78,6 +79,8 @@ struct top {
     int live;                /* procbus_liveness then */
     uint64_t stale_ns;       /* procbus_stale_after_ns then */
     int broken;              /* the segment shrank under top (SIGBUS): reopening */
+    uint64_t gen;            /* the generation t->list holds (when have_gen) */
+    int have_gen;
 };
 
 /* ---- the waiter thread: turns procbus_wait into a readable pipe ---- */
@@ -208,24 +211,51 @@ static void update_cpu(struct top *t)
     t->base_mono_ns = now;
 }
 
-/* One consistent snapshot into t->list; keeps the previous one when it cannot be read. */
+/* Record p (from a section) into *out, but its command line, which top never shows: the 176
+ * bytes up to `cmdline`, strings terminated. Untrusted until the section validates. */
+static void copy_head(const struct procbus_proc *p, struct procbus_proc *out)
+{
+    memcpy(out, p, offsetof(struct procbus_proc, cmdline));
+    out->name[PROCBUS_NAME_LEN - 1] = '\0';
+    out->comm[PROCBUS_COMM_LEN - 1] = '\0';
+    out->cmdline_len = 0;
+    out->cmdline[0] = '\0';
+}
+
+/*
+ * One consistent snapshot into t->list: a zero-copy walk (procbus_section.h) that copies each
+ * record but its command line. When the generation has not moved since the last one (a tick),
+ * the list already holds it. Keeps the previous one when it cannot be read.
+ */
 static int snapshot(struct top *t)
 {
+    if (t->have_gen && procbus_generation(&t->r) == t->gen)
+        return 0;
     for (;;) {
-        size_t need = 0;
-        int rc = procbus_list(&t->r, t->list, t->cap, &need);
+        struct procbus_section s;
+        const struct procbus_proc *p;
+        uint32_t n, i;
+        int rc;
 
-        if (rc == 0) {
-            t->n = need;
+        procbus_section_begin(&t->r, &s);
+        do {
+            n = procbus_section_count(&s);
+            for (i = 0; n <= t->cap && i < n && (p = procbus_section_at(&s, i)) != NULL; i++)
+                copy_head(p, &t->list[i]);
+        } while ((rc = procbus_section_retry(&s)) > 0);
+        if (rc < 0)
+            return rc;
+        if (n <= t->cap) {
+            t->n = n;
+            t->gen = procbus_section_generation(&s);
+            t->have_gen = 1;
             return 0;
         }
-        if (rc != -ENOSPC)
-            return rc;
-        struct procbus_proc *grown = realloc(t->list, (need + 64) * sizeof(*grown));
+        struct procbus_proc *grown = realloc(t->list, (n + 64) * sizeof(*grown));
         if (grown == NULL)
             return -ENOMEM;
         t->list = grown;
-        t->cap = need + 64;
+        t->cap = n + 64;
     }
 }
 
@@ -483,6 +513,7 @@ static void refresh_view(struct top *t, struct waiter *w)
 {
     if (t->broken && procbus_open(&t->r, t->segment) == 0) {
         t->broken = 0;
+        t->have_gen = 0; /* another mapping: read it whole */
         if (waiter_start(t, w) < 0)
             t->broken = 1; /* retried on the next tick */
     }
