@@ -92,7 +92,7 @@ TEST_BINS := $(filter-out $(TRACER_TESTS:%=$(O)/tests/%),$(TEST_BINS))
 endif
 TEST_SUPPORT := $(OBJ)/tests/support/support.o $(OBJ)/tests/support/daemon_harness.o
 BENCH_BINS   := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench \
-                $(O)/bench/scrape-bench $(O)/bench/exit-floor
+                $(O)/bench/scrape-bench $(O)/bench/exit-floor $(O)/bench/readers-bench
 ifeq ($(PBD_TRACER),yes)
 BENCH_BINS   += $(O)/bench/tracer-floor
 endif
@@ -104,7 +104,7 @@ DESTDIR ?=
 VERSION := 0.1.0
 
 .PHONY: all deps programs test asan tsan fuzz fuzz-section fuzz-ci fuzz-seeds bench bench-quick bench-procbusd \
-        bench-peer bench-tracer bench-tracer-quick bench-scrape demo format format-check clean \
+        bench-peer bench-tracer bench-tracer-quick bench-scrape bench-readers demo format format-check clean \
         help check-headers install uninstall check-install
 
 ALL_TARGETS := $(DEPS_STAMP) $(PUB_LIB) $(COMMON_LIB) $(PROGRAMS) $(TEST_BINS) $(BENCH_BINS) \
@@ -224,7 +224,8 @@ $(O)/bench/tracer-floor: $(OBJ)/bench/tracer-floor.o $(PROCTRACE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_BPF)
 $(OBJ)/bench/tracer-floor.o: CFLAGS_bench += -Iebpf
-$(O)/bench/procbus-bench $(O)/bench/scrape-bench $(O)/bench/exit-floor: $(O)/bench/%: $(OBJ)/bench/%.o $(PUB_LIB)
+$(O)/bench/procbus-bench $(O)/bench/scrape-bench $(O)/bench/exit-floor $(O)/bench/readers-bench: \
+  $(O)/bench/%: $(OBJ)/bench/%.o $(PUB_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS_URCU) -lm
 $(O)/examples/%: $(OBJ)/examples/%.o $(PUB_LIB)
@@ -337,6 +338,10 @@ bench-peer: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(PROGRAMS) ## against super
 	@scripts/deps.sh peer
 	@mkdir -p bench/out
 	$(O)/bench/procbusd-bench --peer --bin-dir $(O) --json bench/out/procbusd-peer.json
+
+# READERS_BASELINE=DIR: another build's folder (its procbus) measured in alternating rounds.
+bench-readers: $(DEPS_STAMP) $(O)/bench/readers-bench $(BIN_PROCBUS) ## procbus status per run and procbus top's CPU, 10,100 records
+	$(O)/bench/readers-bench $(O) $(READERS_BASELINE)
 
 # SCRAPE_BASELINE=PATH: another exporter binary scraped in alternating rounds (the same segment).
 bench-scrape: $(DEPS_STAMP) $(O)/bench/scrape-bench $(BIN_EXPORTER) ## exporter scrape latency with 1,000 records, beside its floor (GET /)
