@@ -536,6 +536,18 @@ static inline size_t procbus_rec_cmdline(const struct procbus_proc *p, char *buf
 }
 
 /*
+ * procbus_rec_is_program - 1 when record p is a supervised program's, else 0
+ * (a traced process: a descendant, PROCBUS_F_DESCENDANT, or an observed
+ * process, which has no name). The one rule the tools share. Works on a
+ * record of a section (untrusted until the retry) and on a copy alike.
+ * No system call.
+ */
+static inline int procbus_rec_is_program(const struct procbus_proc *p)
+{
+    return !(PROCBUS_FIELD(p, flags) & PROCBUS_F_DESCENDANT) && PROCBUS_FIELD(p, name[0]) != '\0';
+}
+
+/*
  * procbus_rec_name_is - 1 when record p is named `name` (compared over at
  * most PROCBUS_NAME_LEN bytes), else 0. Untrusted inside a section until
  * procbus_section_retry returns 0. No system call.

@@ -124,12 +124,6 @@ int cli_list_all(struct procbus_reader *r, struct procbus_proc **out, size_t *co
     return 0;
 }
 
-/* A supervised program's record: not a traced process (a descendant, or observed: no name). */
-static int program_rec(const struct procbus_proc *p)
-{
-    return !(PROCBUS_FIELD(p, flags) & PROCBUS_F_DESCENDANT) && PROCBUS_FIELD(p, name[0]) != '\0';
-}
-
 int cli_list_programs(struct procbus_reader *r, struct procbus_proc **out, size_t *count)
 {
     struct procbus_proc *list = NULL;
@@ -154,7 +148,7 @@ int cli_list_programs(struct procbus_reader *r, struct procbus_proc **out, size_
         do {
             n = procbus_section_count(&s);
             for (i = 0, m = want = 0; i < n && (p = procbus_section_at(&s, i)) != NULL; i++)
-                if (program_rec(p) && want++ < cap)
+                if (procbus_rec_is_program(p) && want++ < cap)
                     procbus_section_copy(&s, p, &list[m++]);
         } while ((rc = procbus_section_retry(&s)) > 0);
         if (rc < 0 || want <= cap)

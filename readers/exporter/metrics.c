@@ -144,10 +144,7 @@ static int walk(struct exp_state *s)
         n = procbus_section_count(&sec);
         np = nd = 0;
         for (i = 0; i < n && (p = procbus_section_at(&sec, i)) != NULL; i++) {
-            uint32_t flags = PROCBUS_FIELD(p, flags);
-            /* a program is a supervised record: not a descendant, nor an observed process
-             * (they have no name) */
-            if (!(flags & PROCBUS_F_DESCENDANT) && PROCBUS_FIELD(p, name[0]) != '\0') {
+            if (procbus_rec_is_program(p)) {
                 struct exp_prog *e = &s->progs[np++];
                 e->id = PROCBUS_FIELD(p, id);
                 e->start_ns = PROCBUS_FIELD(p, start_realtime_ns);
