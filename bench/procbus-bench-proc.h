@@ -1,6 +1,6 @@
 /* procbus-bench-proc.h - procbus-bench's processes: CPUs, the shared control block, children. */
-#ifndef PROCBUS_BENCH_PROC_H
-#define PROCBUS_BENCH_PROC_H
+#ifndef PBB_PROC_H
+#define PBB_PROC_H
 
 /*
  * Part of procbus-bench.c (one translation unit: bench_util.h keeps its state
@@ -326,4 +326,4 @@ static void seg_cleanup(void)
     cur_seg_path[0] = '\0';
 }
 
-#endif /* PROCBUS_BENCH_PROC_H */
+#endif /* PBB_PROC_H */

@@ -1,7 +1,7 @@
 /* procbus-bench-readers.h - procbus-bench's readers: one timed batch function per way of reading.
  */
-#ifndef PROCBUS_BENCH_READERS_H
-#define PROCBUS_BENCH_READERS_H
+#ifndef PBB_READERS_H
+#define PBB_READERS_H
 
 /*
  * Part of procbus-bench.c. Every lookup kind answers the same question, "what
@@ -434,4 +434,4 @@ static void reader_main(void *v)
     res->done = 1;
 }
 
-#endif /* PROCBUS_BENCH_READERS_H */
+#endif /* PBB_READERS_H */

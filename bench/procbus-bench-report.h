@@ -1,6 +1,6 @@
 /* procbus-bench-report.h - procbus-bench's suite (what runs, in which order) and its report. */
-#ifndef PROCBUS_BENCH_REPORT_H
-#define PROCBUS_BENCH_REPORT_H
+#ifndef PBB_REPORT_H
+#define PBB_REPORT_H
 
 /*
  * Part of procbus-bench.c. The suite: the matrix (columns: ways to read; rows:
@@ -406,4 +406,4 @@ static int write_json(const char *path, const struct machine *m, int quick, int 
     return json_end(fp, tmp, path);
 }
 
-#endif /* PROCBUS_BENCH_REPORT_H */
+#endif /* PBB_REPORT_H */

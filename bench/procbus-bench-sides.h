@@ -1,7 +1,7 @@
 /* procbus-bench-sides.h - procbus-bench's other sides: publisher, lock writer, socket server,
  * floor. */
-#ifndef PROCBUS_BENCH_SIDES_H
-#define PROCBUS_BENCH_SIDES_H
+#ifndef PBB_SIDES_H
+#define PBB_SIDES_H
 
 /*
  * Part of procbus-bench.c. The process across from the readers in each
@@ -359,4 +359,4 @@ static void commit_main(void *v)
     res->done = 1;
 }
 
-#endif /* PROCBUS_BENCH_SIDES_H */
+#endif /* PBB_SIDES_H */

@@ -1,7 +1,7 @@
 /* procbus-bench-table.h - procbus-bench's data: the records, lookup orders, the baselines' tables.
  */
-#ifndef PROCBUS_BENCH_TABLE_H
-#define PROCBUS_BENCH_TABLE_H
+#ifndef PBB_TABLE_H
+#define PBB_TABLE_H
 
 /*
  * Part of procbus-bench.c. Every design serves the same records: TABLE_N
@@ -229,4 +229,4 @@ static inline void floor_write(struct floor_line *l, uint64_t k)
     __atomic_store_n(&l->seq, s + 2, __ATOMIC_RELEASE); /* pairs with the reader's first load */
 }
 
-#endif /* PROCBUS_BENCH_TABLE_H */
+#endif /* PBB_TABLE_H */
