@@ -79,8 +79,6 @@ struct top {
     int live;                /* procbus_liveness then */
     uint64_t stale_ns;       /* procbus_stale_after_ns then */
     int broken;              /* the segment shrank under top (SIGBUS): reopening */
-    uint64_t gen;            /* the generation t->list holds (when have_gen) */
-    int have_gen;
 };
 
 /* ---- the waiter thread: turns procbus_wait into a readable pipe ---- */
@@ -224,13 +222,12 @@ static void copy_head(const struct procbus_proc *p, struct procbus_proc *out)
 
 /*
  * One consistent snapshot into t->list: a zero-copy walk (procbus_section.h) that copies each
- * record but its command line. When the generation has not moved since the last one (a tick),
- * the list already holds it. Keeps the previous one when it cannot be read.
+ * record but its command line. Read on every refresh, ticks too, even when the generation has not
+ * moved: the walk is also what finds a segment truncated under top (SIGBUS on its lost pages;
+ * the header page alone may still be there). Keeps the previous one when it cannot be read.
  */
 static int snapshot(struct top *t)
 {
-    if (t->have_gen && procbus_generation(&t->r) == t->gen)
-        return 0;
     for (;;) {
         struct procbus_section s;
         const struct procbus_proc *p;
@@ -247,8 +244,6 @@ static int snapshot(struct top *t)
             return rc;
         if (n <= t->cap) {
             t->n = n;
-            t->gen = procbus_section_generation(&s);
-            t->have_gen = 1;
             return 0;
         }
         struct procbus_proc *grown = realloc(t->list, (n + 64) * sizeof(*grown));
@@ -513,7 +508,6 @@ static void refresh_view(struct top *t, struct waiter *w)
 {
     if (t->broken && procbus_open(&t->r, t->segment) == 0) {
         t->broken = 0;
-        t->have_gen = 0; /* another mapping: read it whole */
         if (waiter_start(t, w) < 0)
             t->broken = 1; /* retried on the next tick */
     }
