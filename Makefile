@@ -177,7 +177,7 @@ endif
 # Per test: TEST_PRE_x (binaries it runs), TEST_OBJS_x (extra objects), TEST_LIBS_x (libraries).
 DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_harden test_limits \
                 test_upkeep test_squat test_loop test_tracestop test_tracefields test_traceloss \
-                test_tracediff
+                test_tracediff test_parity
 $(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
 TEST_PRE_test_exporter += $(BIN_EXPORTER)
 TEST_PRE_test_exporter_doc := $(BIN_EXPORTER)
@@ -252,10 +252,12 @@ $(O)/.headers-ok: $(PUBLIC_HEADERS)
 
 test: $(DEPS_STAMP) ## install what is missing, build and run the whole cmocka suite
 	@scripts/deps.sh prom
+	@scripts/deps.sh peer # supervisord 4.2.5: the parity suite's reference
 	@$(MAKE) --no-print-directory $(TEST_BINS)
 	@tests/run.sh $(O)/tests
 
 asan: $(DEPS_STAMP) ## build and run the suite under ASan+UBSan (build/asan)
+	@scripts/deps.sh peer
 	@$(MAKE) --no-print-directory O=build/asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  $(TEST_BINS:$(O)/%=build/asan/%)

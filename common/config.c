@@ -3,11 +3,36 @@
 #include "config_int.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 extern char **environ;
 
-/* The sections read into cfg: [procbusd] and supervisord's first, then the programs, then the
- * checks across programs. 0 or L->rc. */
+/* supervisord's fallback SUPERVISOR_SERVER_URL: its unix socket, else its inet one. NULL with
+ * *oom 0 when neither is configured. */
+static char *default_serverurl(const struct pbd_daemon_conf *d, int *oom)
+{
+    char *url = NULL, *path;
+    *oom = 0;
+    if (d->sv_unix_file) {
+        path = pbd_cfg_normpath(d->sv_unix_file);
+        if (!path || asprintf(&url, "unix://%s", path) < 0)
+            url = NULL;
+        free(path);
+    } else if (d->sv_inet_port) {
+        const char *colon = strrchr(d->sv_inet_port, ':');
+        const char *host = colon && colon > d->sv_inet_port ? d->sv_inet_port : "localhost";
+        int hlen = colon && colon > d->sv_inet_port ? (int)(colon - d->sv_inet_port) : 9;
+        if (asprintf(&url, "http://%.*s:%s", hlen, host, colon ? colon + 1 : d->sv_inet_port) < 0)
+            url = NULL;
+    } else {
+        return NULL;
+    }
+    *oom = url == NULL;
+    return url;
+}
+
+/* The sections read into cfg: the daemon's first ([procbusd], [supervisord], the http servers),
+ * then [group:x], then the programs, then the checks across programs. 0 or L->rc. */
 static int build(struct loader *L, struct pbd_config *cfg)
 {
     struct progs_acc acc = {0};
@@ -16,11 +41,23 @@ static int build(struct loader *L, struct pbd_config *cfg)
     for (size_t si = 0; si < L->n_secs && !r; si++) {
         const struct section *S = &L->secs[si];
         struct loc at = {L->files[S->file].path, S->line, S->name, NULL};
-        if (!strcmp(S->name, "include"))
+        size_t plen;
+        if (!strcmp(S->name, "include")) {
             continue;
-        if (!strcmp(S->name, "procbusd")) {
-            r = pbd_cfg_load_daemon(L, S, &cfg->daemon);
-        } else if (!strncmp(S->name, "program:", 8)) {
+        } else if (!strcmp(S->name, "procbusd")) {
+            r = pbd_cfg_load_daemon(L, S, PBD_SECTION_DAEMON, &cfg->daemon);
+        } else if (!strcmp(S->name, "supervisord")) {
+            cfg->daemon.sv_section = 1;
+            r = pbd_cfg_load_daemon(L, S, PBD_SECTION_SUPERVISORD, &cfg->daemon);
+        } else if (!strncmp(S->name, "unix_http_server", 16) &&
+                   (!S->name[16] || S->name[16] == ':')) {
+            r = pbd_cfg_load_daemon(L, S, PBD_SECTION_UNIX_HTTP, &cfg->daemon);
+        } else if (!strncmp(S->name, "inet_http_server", 16) &&
+                   (!S->name[16] || S->name[16] == ':')) {
+            r = pbd_cfg_load_daemon(L, S, PBD_SECTION_INET_HTTP, &cfg->daemon);
+        } else if (!strncmp(S->name, "group:", 6)) {
+            continue; /* pbd_cfg_load_groups */
+        } else if (pbd_cfg_prog_section(S->name, &plen) >= 0) {
             for (size_t sj = 0; sj < si; sj++) {
                 if (!strcmp(L->secs[sj].name, S->name)) {
                     r = pbd_cfg_fail(
@@ -32,33 +69,35 @@ static int build(struct loader *L, struct pbd_config *cfg)
                 }
             }
         } else if (pbd_cfg_is_ignored_section(S->name)) {
-            int has_env = 0;
-            if (!strcmp(S->name, "supervisord")) {
-                for (size_t i = 0; i < S->n_kv; i++)
-                    has_env |= !strcmp(S->kv[i].key, "environment");
-                r = pbd_cfg_load_supervisord(L, S);
-            }
-            if (r)
-                break;
-            if (has_env)
-                pbd_cfg_warn(L, &at,
-                             "section ignored by procbusd, except environment (added to every "
-                             "program)");
-            else
-                pbd_cfg_warn(L, &at, "section ignored by procbusd");
+            pbd_cfg_warn(L, &at, "section ignored by procbusd");
         } else {
-            r = pbd_cfg_fail(
-                L, -EINVAL, &at,
-                "unknown section (procbusd reads [procbusd], [program:NAME] and [include], "
-                "and ignores supervisord's own)");
+            r = pbd_cfg_fail(L, -EINVAL, &at,
+                             "unknown section (procbusd reads [procbusd], supervisord's "
+                             "[supervisord], [program:NAME], [group:NAME], [eventlistener:NAME], "
+                             "[fcgi-program:NAME], [include] and the http servers, and ignores "
+                             "[supervisorctl], [rpcinterface:x], [ctlplugin:x])");
         }
     }
-    for (size_t si = 0; si < L->n_secs && !r; si++)
-        if (!strncmp(L->secs[si].name, "program:", 8))
+    if (!r)
+        r = pbd_cfg_load_groups(L, cfg);
+    for (size_t si = 0; si < L->n_secs && !r; si++) {
+        size_t plen;
+        if (pbd_cfg_prog_section(L->secs[si].name, &plen) >= 0)
             r = pbd_cfg_load_program(L, si, cfg, &acc);
+    }
+    for (size_t i = 0; i < cfg->n_progs && !r; i++) {
+        int oom;
+        if (cfg->progs[i].serverurl)
+            continue;
+        cfg->progs[i].serverurl = default_serverurl(&cfg->daemon, &oom);
+        if (oom)
+            r = pbd_cfg_oom(L);
+    }
     if (!r)
         r = pbd_cfg_check_programs(L, cfg, acc.meta);
     free(acc.meta);
+    free(acc.defaults.out.path); /* the template's AUTO defaults (instances have copies) */
+    free(acc.defaults.err.path);
     return r;
 }
 
@@ -105,6 +144,9 @@ int pbd_config_load(struct pbd_config *cfg, const char *path, char **env, char *
         snprintf(L.host, sizeof(L.host), "%s", u.nodename);
 
     r = pbd_cfg_defaults(&L, PBD_SECTION_DAEMON, &cfg->daemon);
+    if (!r)
+        r = pbd_cfg_defaults(&L, PBD_SECTION_SUPERVISORD, &cfg->daemon);
+    cfg->daemon.umask = (mode_t)-1; /* [supervisord] umask: keep procbusd's unless given */
     if (r) {
         /* a bad default in the key table: the table tests catch it */
     } else if (!path || !*path) {
@@ -144,8 +186,25 @@ void pbd_program_clear(struct pbd_program *p)
     free(p->out.path);
     free(p->err.path);
     free(p->ready_log);
+    free(p->serverurl);
+    free(p->fcgi_socket);
+    free(p->fcgi_socket_owner);
     free(p->source_file);
     memset(p, 0, sizeof(*p));
+}
+
+int pbd_log_is_auto(const char *path)
+{
+    return path != NULL && strcmp(path, PBD_LOG_AUTO) == 0;
+}
+
+const char *pbd_namespec(const struct pbd_program *p, char *buf, size_t len)
+{
+    if (!strcmp(p->group, p->name))
+        snprintf(buf, len, "%s", p->name);
+    else
+        snprintf(buf, len, "%s:%s", p->group, p->name);
+    return buf;
 }
 
 void pbd_config_free(struct pbd_config *cfg)
@@ -155,8 +214,21 @@ void pbd_config_free(struct pbd_config *cfg)
     for (size_t i = 0; i < cfg->n_progs; i++)
         pbd_program_clear(&cfg->progs[i]);
     free(cfg->progs);
+    for (size_t i = 0; i < cfg->n_groups; i++) {
+        pbd_free_argv(cfg->groups[i].programs);
+        free(cfg->groups[i].source_file);
+    }
+    free(cfg->groups);
     free(cfg->daemon.segment);
     free(cfg->daemon.socket);
+    free(cfg->daemon.logfile);
+    free(cfg->daemon.pidfile);
+    free(cfg->daemon.childlogdir);
+    free(cfg->daemon.identifier);
+    free(cfg->daemon.user);
+    free(cfg->daemon.directory);
+    free(cfg->daemon.sv_unix_file);
+    free(cfg->daemon.sv_inet_port);
     free(cfg->path);
     pbd_free_argv(cfg->files);
     memset(cfg, 0, sizeof(*cfg));
@@ -164,11 +236,18 @@ void pbd_config_free(struct pbd_config *cfg)
 
 const struct pbd_program *pbd_config_find(const struct pbd_config *cfg, const char *name)
 {
+    const char *colon;
     if (!cfg || !name)
         return NULL;
-    for (size_t i = 0; i < cfg->n_progs; i++)
-        if (!strcmp(cfg->progs[i].name, name))
-            return &cfg->progs[i];
+    colon = strchr(name, ':');
+    for (size_t i = 0; i < cfg->n_progs; i++) {
+        const struct pbd_program *p = &cfg->progs[i];
+        if (!colon && !strcmp(p->name, name))
+            return p;
+        if (colon && !strcmp(p->name, colon + 1) && strlen(p->group) == (size_t)(colon - name) &&
+            !strncmp(p->group, name, (size_t)(colon - name)))
+            return p;
+    }
     return NULL;
 }
 
@@ -177,6 +256,7 @@ int pbd_program_copy(struct pbd_program *dst, const struct pbd_program *src)
     *dst = *src;
     dst->argv = NULL;
     dst->command = dst->directory = dst->user = dst->ready_log = dst->source_file = NULL;
+    dst->serverurl = dst->fcgi_socket = dst->fcgi_socket_owner = NULL;
     dst->env = NULL;
     dst->out.path = dst->err.path = NULL;
 #define DUP(f)                                    \
@@ -191,6 +271,9 @@ int pbd_program_copy(struct pbd_program *dst, const struct pbd_program *src)
     DUP(source_file);
     DUP(out.path);
     DUP(err.path);
+    DUP(serverurl);
+    DUP(fcgi_socket);
+    DUP(fcgi_socket_owner);
 #undef DUP
     if (src->argv && !(dst->argv = vec_dup(src->argv)))
         goto nomem;
@@ -239,7 +322,8 @@ static int env_eq(char *const *a, char *const *b)
 
 static int log_eq(const struct pbd_logconf *a, const struct pbd_logconf *b)
 {
-    return str_eq(a->path, b->path) && a->maxbytes == b->maxbytes && a->backups == b->backups;
+    return str_eq(a->path, b->path) && a->maxbytes == b->maxbytes && a->backups == b->backups &&
+           a->events == b->events && a->capture_maxbytes == b->capture_maxbytes;
 }
 
 int pbd_program_same(const struct pbd_program *a, const struct pbd_program *b)
@@ -250,5 +334,35 @@ int pbd_program_same(const struct pbd_program *a, const struct pbd_program *b)
            env_eq(a->env, b->env) && a->clean_env == b->clean_env && str_eq(a->user, b->user) &&
            a->umask == b->umask && a->redirect_stderr == b->redirect_stderr &&
            log_eq(&a->out, &b->out) && log_eq(&a->err, &b->err) && a->ready_fd == b->ready_fd &&
-           str_eq(a->ready_log, b->ready_log);
+           str_eq(a->ready_log, b->ready_log) && !strcmp(a->program, b->program) &&
+           a->kind == b->kind && str_eq(a->serverurl, b->serverurl) &&
+           a->evl_events == b->evl_events && a->evl_buffer_size == b->evl_buffer_size &&
+           str_eq(a->fcgi_socket, b->fcgi_socket) &&
+           str_eq(a->fcgi_socket_owner, b->fcgi_socket_owner) &&
+           a->fcgi_socket_mode == b->fcgi_socket_mode &&
+           a->fcgi_socket_backlog == b->fcgi_socket_backlog;
+}
+
+static int deps_eq(const struct pbd_program *a, const struct pbd_program *b)
+{
+    if (a->n_deps != b->n_deps)
+        return 0;
+    for (int i = 0; i < a->n_deps; i++)
+        if (strcmp(a->deps[i].name, b->deps[i].name) || a->deps[i].cond != b->deps[i].cond)
+            return 0;
+    return 1;
+}
+
+int pbd_program_identical(const struct pbd_program *a, const struct pbd_program *b)
+{
+    return pbd_program_same(a, b) && a->priority == b->priority &&
+           a->group_priority == b->group_priority && a->autostart == b->autostart &&
+           a->autorestart == b->autorestart && a->n_exitcodes == b->n_exitcodes &&
+           !memcmp(a->exitcodes, b->exitcodes, sizeof(a->exitcodes[0]) * (size_t)a->n_exitcodes) &&
+           a->startsecs == b->startsecs && a->startretries == b->startretries &&
+           a->stopsignal == b->stopsignal && a->stopwaitsecs == b->stopwaitsecs &&
+           a->stopasgroup == b->stopasgroup && a->killasgroup == b->killasgroup && deps_eq(a, b) &&
+           a->backoff == b->backoff && a->backoff_max == b->backoff_max &&
+           a->startlimit_burst == b->startlimit_burst &&
+           a->startlimit_interval == b->startlimit_interval && a->numprocs == b->numprocs;
 }

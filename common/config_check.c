@@ -42,7 +42,7 @@ static int check_names(struct loader *L, const struct pbd_config *cfg, const str
         struct loc at = {b->source_file, meta[dup].name_line, S->name, "process_name"};
         return pbd_cfg_fail(L, -EINVAL, &at,
                             "duplicate process name '%s' (also made by [program:%s] at %s:%d)",
-                            b->name, a->group, a->source_file, a->source_line);
+                            b->name, a->program, a->source_file, a->source_line);
     }
     return 0;
 }
@@ -97,7 +97,7 @@ static int check_deps(struct loader *L, const struct pbd_config *cfg, const stru
                 size_t lo = hit ? hit->i : 0, hi = hit ? hit->i + 1 : n, found = 0;
                 for (size_t j = lo; j < hi; j++) {
                     const struct pbd_program *t = &cfg->progs[j];
-                    if (!hit && strcmp(t->group, dep->name))
+                    if (!hit && strcmp(t->group, dep->name) && strcmp(t->program, dep->name))
                         continue;
                     found++;
                     if (pass == 0 && dep->cond == PBD_DEP_READY && t->ready_fd < 0 &&
@@ -246,7 +246,7 @@ int pbd_config_check_runner(const struct pbd_config *cfg, uid_t euid, char *err,
         rc = pbd_user_lookup(p->user, &u);
         if (rc < 0) {
             snprintf(err, errlen, "%s:%d: [program:%s] user: '%s': %s", p->source_file,
-                     p->source_line, p->group, p->user,
+                     p->source_line, p->program, p->user,
                      rc == -ENOENT ? "no such user" : strerror(-rc));
             return -EINVAL;
         }
@@ -254,7 +254,7 @@ int pbd_config_check_runner(const struct pbd_config *cfg, uid_t euid, char *err,
             snprintf(err, errlen,
                      "%s:%d: [program:%s] user: procbusd runs as uid %u, not root, so it cannot "
                      "run programs as '%s' (uid %u): remove the key, or run procbusd as root",
-                     p->source_file, p->source_line, p->group, (unsigned)euid, p->user,
+                     p->source_file, p->source_line, p->program, (unsigned)euid, p->user,
                      (unsigned)u.uid);
             return -EPERM;
         }

@@ -18,6 +18,10 @@ static int lookup(const struct loader *L, const struct xctx *x, const char *name
         *s = L->host;
         return 1;
     }
+    if (IS("group_name") && x->group) {
+        *s = x->group;
+        return 1;
+    }
     if ((IS("program_name") || IS("group_name")) && x->program) {
         *s = x->program;
         return 1;

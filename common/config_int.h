@@ -80,7 +80,8 @@ struct loc {
 /* What %(name)X may refer to where a value is expanded. */
 struct xctx {
     const char *here;    /* folder of the file the value comes from */
-    const char *program; /* program_name and group_name; NULL outside [program:x] */
+    const char *program; /* program_name (and group_name without group); NULL outside a program */
+    const char *group;   /* group_name when it is not program (a [group:x] lists it); or NULL */
     int has_num;         /* process_num and numprocs are defined */
     long long process_num, numprocs;
     char **penv; /* the program's environment (ENV_X before [supervisord]'s and procbusd's) */
@@ -108,7 +109,8 @@ struct progs_acc {
     size_t cap;
     struct pmeta *meta;
     size_t meta_cap;
-    struct pbd_program defaults; /* every row's default applied (scalars only, no pointer) */
+    struct pbd_program defaults; /* every row's default applied (scalars, and the AUTO log
+                                    paths, which each instance copies) */
 };
 
 /* ------------------------------------------- small string and array helpers */
@@ -259,6 +261,11 @@ int pbd_cfg_get_user(const char *v, char *why, size_t wl);
 /* An existing group name or gid, or "none" (*gid = -1). 0 or -EINVAL with why. */
 int pbd_cfg_get_group(const char *v, long long *gid, char *why, size_t wl);
 int pbd_cfg_get_regex(const char *v, char *why, size_t wl);
+/* supervisord's list_of_strings: comma-separated, each trimmed; *out NULL-terminated (NULL for an
+ * empty value). 0, -EINVAL (an empty item), -ENOMEM. */
+int pbd_cfg_get_list(const char *v, char ***out, char *why, size_t wl);
+/* An existing folder (after ~ expansion is not done: supervisord's existing_directory). */
+int pbd_cfg_get_folder(const char *v, char *why, size_t wl);
 int pbd_cfg_get_deps(const char *v, struct pbd_program *p, char *why, size_t wl);
 int pbd_cfg_get_logfile(struct pbd_key_ctx *c, const char *v, char **path);
 int pbd_cfg_env_pairs(const char *s, char ***v, size_t *n, size_t *cap, char *why, size_t wl);
@@ -271,6 +278,10 @@ int pbd_cfg_env_set(char ***v, size_t *n, size_t *cap, const char *key, size_t k
 
 /* "NAME=..." in env (n entries, or up to a NULL when n is SIZE_MAX): the value or NULL. */
 const char *pbd_cfg_env_get(char *const *env, size_t n, const char *name, size_t nlen);
+
+/* os.path.normpath(os.path.abspath(p)), as supervisord normalizes its socket, log and pidfile
+ * paths: relative to the working folder, "." and ".." folded. malloc'd, NULL if out of memory. */
+char *pbd_cfg_normpath(const char *p);
 
 /* "a/b/c.conf" -> "a/b"; "c.conf" -> "."; "/c.conf" -> "/". malloc'd, NULL if out of memory. */
 char *pbd_cfg_path_dir(const char *path);
@@ -288,11 +299,34 @@ int pbd_cfg_apply(struct loader *L, const struct pbd_config_key *k, const struct
 /* Apply the default (def) of every row of section whose stage is not PBD_STAGE_LAST. 0 or L->rc. */
 int pbd_cfg_defaults(struct loader *L, enum pbd_config_section section, void *base);
 
+/* Rows shared by the tables (config_keys.c, config_keys_sv.c). */
+pbd_key_apply_fn pbd_cfg_apply_genv;      /* [supervisord] environment, kept by the loader */
+pbd_key_apply_fn pbd_cfg_apply_serverurl; /* serverurl: AUTO is NULL */
+
+/* The tables of config_keys_sv.c, each ending with a row whose name is NULL. */
+extern const struct pbd_config_key pbd_cfg_supervisord_keys[];
+extern const struct pbd_config_key pbd_cfg_group_keys[];
+extern const struct pbd_config_key pbd_cfg_evl_keys[];
+extern const struct pbd_config_key pbd_cfg_fcgi_keys[];
+extern const struct pbd_config_key pbd_cfg_unix_http_keys[];
+extern const struct pbd_config_key pbd_cfg_inet_http_keys[];
+
+/* A program-like section's row for key: its kind's own table first ([eventlistener:x] events),
+ * then [program:x]'s. NULL if neither has it. */
+const struct pbd_config_key *pbd_cfg_prog_key(enum pbd_prog_kind kind, const char *key);
+
 /* ---------------------------------------- sections (config_daemon.c, config_program.c) */
 
-int pbd_cfg_load_daemon(struct loader *L, const struct section *S, struct pbd_daemon_conf *d);
-int pbd_cfg_load_supervisord(struct loader *L, const struct section *S);
+/* A section procbusd reads into the daemon's settings ([procbusd], [supervisord], the http
+ * servers), through its key table. 0 or L->rc. */
+int pbd_cfg_load_daemon(struct loader *L, const struct section *S, enum pbd_config_section sec,
+                        struct pbd_daemon_conf *d);
 int pbd_cfg_is_ignored_section(const char *name);
+/* [group:x] sections into cfg->groups (checked: known programs, each in one group). 0 or L->rc. */
+int pbd_cfg_load_groups(struct loader *L, struct pbd_config *cfg);
+/* The kind a section name makes ("program:", "eventlistener:", "fcgi-program:"), with *prefix
+ * its length; -1 for another section. */
+int pbd_cfg_prog_section(const char *name, size_t *prefix);
 int pbd_cfg_program_defaults(struct loader *L, struct progs_acc *acc);
 int pbd_cfg_load_program(struct loader *L, size_t si, struct pbd_config *cfg,
                          struct progs_acc *acc);

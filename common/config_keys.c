@@ -27,8 +27,6 @@ static int apply_exitcodes(const struct pbd_config_key *k, struct pbd_key_ctx *c
                            void *base);
 /* A program's environment: its pairs are set over [supervisord]'s (already in the vector). */
 static int apply_env(const struct pbd_config_key *k, struct pbd_key_ctx *c, char **v, void *base);
-/* [supervisord] environment: kept by the loader for every program and for %(ENV_X)s. */
-static int apply_genv(const struct pbd_config_key *k, struct pbd_key_ctx *c, char **v, void *base);
 /* depends_on: the dependencies and their count. */
 static int apply_deps(const struct pbd_config_key *k, struct pbd_key_ctx *c, char **v, void *base);
 
@@ -281,12 +279,12 @@ static const struct pbd_config_key program_keys[] = {
      .type = PBD_KT_LOGFILE,
      PROG(out.path),
      .def = "AUTO",
-     .doc = "where stdout goes: a path, NONE, or AUTO (not captured)"},
+     .doc = "where stdout goes: a path, NONE, or AUTO (a file procbusd names in childlogdir)"},
     {.name = "stdout_logfile_maxbytes",
      .type = PBD_KT_BYTES,
      PROG(out.maxbytes),
      .def = "50MB",
-     .doc = "rotate the stdout log when a write would exceed it; 0: never"},
+     .doc = "rotate the stdout log once a write makes it reach this size; 0: never"},
     {.name = "stdout_logfile_backups",
      .type = PBD_KT_INT,
      PROG(out.backups),
@@ -294,16 +292,27 @@ static const struct pbd_config_key program_keys[] = {
      .max = INT_MAX,
      .def = "10",
      .doc = "rotated stdout logs kept"},
+    {.name = "stdout_events_enabled",
+     .type = PBD_KT_BOOL,
+     PROG(out.events),
+     .def = "false",
+     .doc = "send each piece of stdout to event listeners as PROCESS_LOG_STDOUT"},
+    {.name = "stdout_capture_maxbytes",
+     .type = PBD_KT_BYTES,
+     PROG(out.capture_maxbytes),
+     .def = "0",
+     .doc = "capture mode: stdout between supervisord's BEGIN and END tokens becomes a "
+            "PROCESS_COMMUNICATION_STDOUT event (at most this many bytes); 0: off"},
     {.name = "stderr_logfile",
      .type = PBD_KT_LOGFILE,
      PROG(err.path),
      .def = "AUTO",
-     .doc = "where stderr goes: a path, NONE, or AUTO (not captured)"},
+     .doc = "where stderr goes: a path, NONE, or AUTO (a file procbusd names in childlogdir)"},
     {.name = "stderr_logfile_maxbytes",
      .type = PBD_KT_BYTES,
      PROG(err.maxbytes),
      .def = "50MB",
-     .doc = "rotate the stderr log when a write would exceed it; 0: never"},
+     .doc = "rotate the stderr log once a write makes it reach this size; 0: never"},
     {.name = "stderr_logfile_backups",
      .type = PBD_KT_INT,
      PROG(err.backups),
@@ -311,6 +320,22 @@ static const struct pbd_config_key program_keys[] = {
      .max = INT_MAX,
      .def = "10",
      .doc = "rotated stderr logs kept"},
+    {.name = "stderr_events_enabled",
+     .type = PBD_KT_BOOL,
+     PROG(err.events),
+     .def = "false",
+     .doc = "send each piece of stderr to event listeners as PROCESS_LOG_STDERR"},
+    {.name = "stderr_capture_maxbytes",
+     .type = PBD_KT_BYTES,
+     PROG(err.capture_maxbytes),
+     .def = "0",
+     .doc = "capture mode for stderr (PROCESS_COMMUNICATION_STDERR); 0: off"},
+    {.name = "serverurl",
+     .type = PBD_KT_STRING,
+     PROG(serverurl),
+     .apply = pbd_cfg_apply_serverurl,
+     .doc = "SUPERVISOR_SERVER_URL for the program; AUTO (default): from [unix_http_server] or "
+            "[inet_http_server], as supervisord"},
     {.name = "depends_on",
      .type = PBD_KT_DEPS,
      PROG(deps),
@@ -361,30 +386,10 @@ static const struct pbd_config_key program_keys[] = {
      .def = "false",
      .doc = "run command with /bin/sh -c instead of splitting it"},
     /* supervisord keys procbusd accepts and ignores (with a warning) */
-    {.name = "serverurl",
-     .type = PBD_KT_IGNORED,
-     NOWHERE(PBD_SECTION_PROGRAM),
-     .doc = "procbusd has no XML-RPC interface"},
-    {.name = "stdout_capture_maxbytes",
-     .type = PBD_KT_IGNORED,
-     NOWHERE(PBD_SECTION_PROGRAM),
-     .doc = "procbusd has no capture mode"},
-    {.name = "stdout_events_enabled",
-     .type = PBD_KT_IGNORED,
-     NOWHERE(PBD_SECTION_PROGRAM),
-     .doc = "procbusd has no event listeners"},
     {.name = "stdout_syslog",
      .type = PBD_KT_IGNORED,
      NOWHERE(PBD_SECTION_PROGRAM),
      .doc = "procbusd does not log to syslog"},
-    {.name = "stderr_capture_maxbytes",
-     .type = PBD_KT_IGNORED,
-     NOWHERE(PBD_SECTION_PROGRAM),
-     .doc = "procbusd has no capture mode"},
-    {.name = "stderr_events_enabled",
-     .type = PBD_KT_IGNORED,
-     NOWHERE(PBD_SECTION_PROGRAM),
-     .doc = "procbusd has no event listeners"},
     {.name = "stderr_syslog",
      .type = PBD_KT_IGNORED,
      NOWHERE(PBD_SECTION_PROGRAM),
@@ -400,27 +405,33 @@ static const struct pbd_config_key include_keys[] = {
      .doc = "more files to read: globs, relative to the including file's folder"},
 };
 
-static const struct pbd_config_key supervisord_keys[] = {
-    {.name = "environment",
-     .type = PBD_KT_ENV,
-     NOWHERE(PBD_SECTION_SUPERVISORD),
-     .apply = apply_genv,
-     .doc = "KEY=VALUE pairs added to every program's environment (before its own) and to "
-            "%(ENV_X)s"},
-};
-
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct {
-    const struct pbd_config_key *keys;
+    const struct pbd_config_key *keys; /* NULL-name terminated when n is 0 */
     size_t n;
     const char *name;
 } sections[PBD_SECTION__COUNT] = {
     [PBD_SECTION_DAEMON] = {daemon_keys, N_OF(daemon_keys), "procbusd"},
     [PBD_SECTION_PROGRAM] = {program_keys, N_OF(program_keys), "program:NAME"},
     [PBD_SECTION_INCLUDE] = {include_keys, N_OF(include_keys), "include"},
-    [PBD_SECTION_SUPERVISORD] = {supervisord_keys, N_OF(supervisord_keys), "supervisord"},
+    [PBD_SECTION_SUPERVISORD] = {pbd_cfg_supervisord_keys, 0, "supervisord"},
+    [PBD_SECTION_GROUP] = {pbd_cfg_group_keys, 0, "group:NAME"},
+    [PBD_SECTION_EVENTLISTENER] = {pbd_cfg_evl_keys, 0, "eventlistener:NAME"},
+    [PBD_SECTION_FCGI] = {pbd_cfg_fcgi_keys, 0, "fcgi-program:NAME"},
+    [PBD_SECTION_UNIX_HTTP] = {pbd_cfg_unix_http_keys, 0, "unix_http_server"},
+    [PBD_SECTION_INET_HTTP] = {pbd_cfg_inet_http_keys, 0, "inet_http_server"},
 };
+
+/* The count of a section's rows (the tables of config_keys_sv.c end with a NULL name). */
+static size_t section_count(enum pbd_config_section section)
+{
+    size_t n = sections[section].n;
+    if (n == 0)
+        while (sections[section].keys[n].name)
+            n++;
+    return n;
+}
 
 static const char *const type_names[PBD_KT__COUNT] = {
     [PBD_KT_STRING] = "string",     [PBD_KT_BOOL] = "bool",           [PBD_KT_INT] = "int",
@@ -429,6 +440,7 @@ static const char *const type_names[PBD_KT__COUNT] = {
     [PBD_KT_REGEX] = "regex",       [PBD_KT_EXITCODES] = "exitcodes", [PBD_KT_ENV] = "environment",
     [PBD_KT_DEPS] = "dependencies", [PBD_KT_NAME] = "name",           [PBD_KT_GLOBS] = "globs",
     [PBD_KT_IGNORED] = "ignored",   [PBD_KT_MODE] = "mode",           [PBD_KT_GROUP] = "group",
+    [PBD_KT_LIST] = "list",         [PBD_KT_FOLDER] = "folder",
 };
 
 const struct pbd_config_key *pbd_config_keys(enum pbd_config_section section, size_t *n)
@@ -439,7 +451,7 @@ const struct pbd_config_key *pbd_config_keys(enum pbd_config_section section, si
         return NULL;
     }
     if (n)
-        *n = sections[section].n;
+        *n = section_count(section);
     return sections[section].keys;
 }
 
@@ -583,6 +595,17 @@ static int apply_by_type(const struct pbd_config_key *k, struct pbd_key_ctx *c, 
             memcpy(field(k, base), &gid, sizeof(gid));
         return r;
     }
+    case PBD_KT_LIST: {
+        char ***dst = field(k, base);
+        pbd_free_argv(*dst);
+        *dst = NULL;
+        return pbd_cfg_get_list(v, dst, c->why, c->wl);
+    }
+    case PBD_KT_FOLDER:
+        r = pbd_cfg_get_folder(v, c->why, c->wl);
+        if (!r)
+            take_string(k, base, vp);
+        return r;
     case PBD_KT_EXITCODES: /* these have their own apply */
     case PBD_KT_ENV:
     case PBD_KT_DEPS:
@@ -629,7 +652,7 @@ static int apply_env(const struct pbd_config_key *k, struct pbd_key_ctx *c, char
     return pbd_cfg_env_pairs(*v, env, &n, &cap, c->why, c->wl);
 }
 
-static int apply_genv(const struct pbd_config_key *k, struct pbd_key_ctx *c, char **v, void *base)
+int pbd_cfg_apply_genv(const struct pbd_config_key *k, struct pbd_key_ctx *c, char **v, void *base)
 {
     struct loader *L = c->L;
     (void)k;

@@ -1,4 +1,5 @@
-/* config_program.c - the instances of one [program:x], built from its keys via the key table. */
+/* config_program.c - the instances of one [program:x] (or [eventlistener:x], [fcgi-program:x]),
+ * built from its keys via the key table. */
 #define _GNU_SOURCE
 #include "config_int.h"
 
@@ -9,8 +10,10 @@ struct pbuild {
     const struct section *S;
     const char *file;
     const char *program;
-    struct pbd_program tmpl; /* the defaults and the section-stage keys (numprocs ...) */
-    int first;               /* the first instance: warnings are given once per section */
+    enum pbd_prog_kind kind;
+    const struct pbd_group *group; /* the [group:x] that lists it, or NULL */
+    struct pbd_program tmpl;       /* the defaults and the section-stage keys (numprocs ...) */
+    int first;                     /* the first instance: warnings are given once per section */
 };
 
 /* The section's value of key, or NULL. */
@@ -30,6 +33,22 @@ static struct loc key_loc(const struct pbuild *B, const char *key)
     return at;
 }
 
+/* The key table of a kind's own keys ([eventlistener:x], [fcgi-program:x]); -1 for programs. */
+static int kind_section(enum pbd_prog_kind kind)
+{
+    return kind == PBD_KIND_EVENTLISTENER ? PBD_SECTION_EVENTLISTENER
+           : kind == PBD_KIND_FCGI        ? PBD_SECTION_FCGI
+                                          : -1;
+}
+
+const struct pbd_config_key *pbd_cfg_prog_key(enum pbd_prog_kind kind, const char *key)
+{
+    int ks = kind_section(kind);
+    const struct pbd_config_key *k =
+        ks >= 0 ? pbd_config_key_find((enum pbd_config_section)ks, key) : NULL;
+    return k ? k : pbd_config_key_find(PBD_SECTION_PROGRAM, key);
+}
+
 int pbd_cfg_program_defaults(struct loader *L, struct progs_acc *acc)
 {
     struct pbd_program *p = &acc->defaults;
@@ -40,10 +59,27 @@ int pbd_cfg_program_defaults(struct loader *L, struct progs_acc *acc)
     return pbd_cfg_defaults(L, PBD_SECTION_PROGRAM, p);
 }
 
+/* 1 if argv runs a shell on a command string (sh -c '...', bash -lc '...'): that shell expands
+ * what the string holds, so nothing in it is "passed as is". */
+static int runs_shell_string(char **argv)
+{
+    static const char *const shells[] = {"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", NULL};
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    if (!is_one_of(base, shells))
+        return 0;
+    for (char **a = argv + 1; *a && (*a)[0] == '-'; a++)
+        if ((*a)[1] != '-' && strchr(*a, 'c'))
+            return 1;
+    return 0;
+}
+
 /* Words that a shell would have interpreted: warn that they are plain arguments. */
 static void warn_shellisms(struct pbuild *B, const struct loc *at, char **argv)
 {
     static const char *const ops[] = {"|", "||", "&&", ";", "&", "<", ">", ">>", "2>&1", NULL};
+    if (runs_shell_string(argv))
+        return;
     for (char **a = argv + 1; *a; a++) {
         const char *dollar = strchr(*a, '$');
         if (is_one_of(*a, ops) || !strncmp(*a, "2>", 2) || !strncmp(*a, ">", 1)) {
@@ -96,6 +132,10 @@ static void check_logs(struct pbuild *B, struct pbd_program *p)
 {
     struct loader *L = B->L;
     struct loc at;
+    if (p->redirect_stderr && pbd_log_is_auto(p->err.path)) {
+        free(p->err.path); /* supervisord: never an stderr log when redirected */
+        p->err.path = NULL;
+    }
     if (p->redirect_stderr && p->err.path) {
         if (B->first) {
             at = key_loc(B, "stderr_logfile");
@@ -112,6 +152,16 @@ static void check_logs(struct pbuild *B, struct pbd_program *p)
         const char *mk = s ? "stderr_logfile_maxbytes" : "stdout_logfile_maxbytes";
         if (!lc->path)
             continue;
+        if (pbd_log_is_auto(lc->path)) {
+            if (!lc->maxbytes && B->first) {
+                at = key_loc(B, sec_kv(B->S, mk) ? mk : fk);
+                pbd_cfg_warn(L, &at,
+                             "AUTO logging without rollover (as supervisord warns): set %s > 0 "
+                             "not to fill up the file system",
+                             mk);
+            }
+            continue;
+        }
         if (!strncmp(lc->path, "/dev/", 5) && lc->maxbytes) {
             if (B->first) {
                 at = key_loc(B, sec_kv(B->S, mk) ? mk : fk);
@@ -127,6 +177,30 @@ static void check_logs(struct pbuild *B, struct pbd_program *p)
                 p->numprocs);
         }
     }
+}
+
+/* What an event listener or an fcgi program needs besides a program's keys. 0 or L->rc. */
+static int check_kind(struct pbuild *B, const struct pbd_program *p)
+{
+    struct loc at;
+    if (B->kind == PBD_KIND_EVENTLISTENER && p->redirect_stderr) {
+        at = key_loc(B, "redirect_stderr");
+        return pbd_cfg_fail(B->L, -EINVAL, &at,
+                            "not allowed in an event listener (as supervisord): its stdout "
+                            "carries the protocol");
+    }
+    if (B->kind == PBD_KIND_FCGI && p->fcgi_socket && !strncmp(p->fcgi_socket, "tcp://", 6)) {
+        const char *k = sec_kv(B->S, "socket_owner")  ? "socket_owner"
+                        : sec_kv(B->S, "socket_mode") ? "socket_mode"
+                                                      : NULL;
+        if (k) {
+            at = key_loc(B, k);
+            return pbd_cfg_fail(B->L, -EINVAL, &at,
+                                "only for a unix socket (as supervisord), not '" SHOW "'",
+                                p->fcgi_socket);
+        }
+    }
+    return 0;
 }
 
 static int add_program(struct loader *L, struct pbd_config *cfg, struct progs_acc *acc,
@@ -150,16 +224,15 @@ static int add_program(struct loader *L, struct pbd_config *cfg, struct progs_ac
 /* Apply the keys of one stage in table order (those the section has). 0 or L->rc. */
 static int apply_stage(struct pbuild *B, enum pbd_key_stage stage, const struct xctx *x, void *base)
 {
-    size_t n;
-    const struct pbd_config_key *k = pbd_config_keys(PBD_SECTION_PROGRAM, &n);
-    for (size_t i = 0; i < n; i++) {
-        const struct kv *kv;
+    for (size_t i = 0; i < B->S->n_kv; i++) {
+        const struct kv *kv = &B->S->kv[i];
+        const struct pbd_config_key *k = pbd_cfg_prog_key(B->kind, kv->key);
         struct loc at;
         int r;
-        if (k[i].stage != stage || !(kv = sec_kv(B->S, k[i].name)))
+        if (!k || k->stage != stage || k->type == PBD_KT_IGNORED)
             continue;
-        at = key_loc(B, k[i].name);
-        r = pbd_cfg_apply(B->L, &k[i], x, kv->val, &at, B->first, base);
+        at = key_loc(B, k->name);
+        r = pbd_cfg_apply(B->L, k, x, kv->val, &at, B->first, base);
         if (r)
             return r;
     }
@@ -173,16 +246,30 @@ static int build_instance(struct pbuild *B, int i, struct pbd_config *cfg, struc
     const struct pbd_config_key *name_key =
         pbd_config_key_find(PBD_SECTION_PROGRAM, "process_name");
     const struct kv *name_kv = sec_kv(B->S, "process_name");
-    struct pbd_program p = B->tmpl; /* scalars only: no pointer to share */
+    struct pbd_program p = B->tmpl; /* scalars, and the AUTO log defaults (copied below) */
     struct pmeta m = {(size_t)(B->S - L->secs), key_loc(B, "depends_on").line,
                       key_loc(B, "process_name").line};
-    struct xctx x = {L->files[B->S->file].here, B->program, 1, 0, p.numprocs, NULL, 0};
+    struct xctx x = {L->files[B->S->file].here,
+                     B->program,
+                     B->group ? B->group->name : NULL,
+                     1,
+                     0,
+                     p.numprocs,
+                     NULL,
+                     0};
     size_t n_env = 0, cap_env = 0;
     struct loc at;
     int r = 0;
 
     p.process_num = B->tmpl.process_num + i;
     x.process_num = p.process_num;
+    /* the template's log paths (the AUTO defaults) are its own: each instance gets a copy */
+    p.out.path = p.out.path ? strdup(p.out.path) : NULL;
+    p.err.path = p.err.path ? strdup(p.err.path) : NULL;
+    if ((B->tmpl.out.path && !p.out.path) || (B->tmpl.err.path && !p.err.path)) {
+        r = pbd_cfg_oom(L);
+        goto out;
+    }
 
     /* [supervisord]'s environment, then the program's own (which its other values may use) */
     for (size_t e = 0; e < L->n_genv && !r; e++) {
@@ -203,7 +290,7 @@ static int build_instance(struct pbuild *B, int i, struct pbd_config *cfg, struc
     /* in file order, so that the first bad line is the one reported */
     for (size_t k = 0; k < B->S->n_kv; k++) {
         const struct kv *kv = &B->S->kv[k];
-        const struct pbd_config_key *row = pbd_config_key_find(PBD_SECTION_PROGRAM, kv->key);
+        const struct pbd_config_key *row = pbd_cfg_prog_key(B->kind, kv->key);
         if (!row || row->stage != PBD_STAGE_VALUE || row->type == PBD_KT_IGNORED)
             continue;
         at = key_loc(B, row->name);
@@ -225,13 +312,26 @@ static int build_instance(struct pbuild *B, int i, struct pbd_config *cfg, struc
     if (r)
         goto out;
     check_logs(B, &p);
+    r = check_kind(B, &p);
+    if (r)
+        goto out;
 
     /* the instance's name, last: process_name */
     at = key_loc(B, "process_name");
     r = pbd_cfg_apply(L, name_key, &x, name_kv ? name_kv->val : name_key->def, &at, B->first, &p);
     if (r)
         goto out;
-    snprintf(p.group, sizeof(p.group), "%s", B->program);
+    snprintf(p.program, sizeof(p.program), "%s", B->program);
+    snprintf(p.group, sizeof(p.group), "%s", B->group ? B->group->name : B->program);
+    /* supervisord's group priority: the [group:x]'s, a pool's own (-1 unless given, when its
+     * listeners get it too), else the program's */
+    if (B->group)
+        p.group_priority = B->group->priority;
+    else if (B->kind == PBD_KIND_EVENTLISTENER && sec_kv(B->S, "priority"))
+        p.priority = p.group_priority;
+    else if (B->kind != PBD_KIND_EVENTLISTENER)
+        p.group_priority = p.priority;
+    p.kind = B->kind;
     p.source_file = strdup(B->file);
     p.source_line = B->S->line;
     if (!p.source_file) {
@@ -250,11 +350,11 @@ int pbd_cfg_load_program(struct loader *L, size_t si, struct pbd_config *cfg, st
     struct pbuild B = {.L = L, .S = S, .file = L->files[S->file].path, .first = 1};
     struct loc at = {B.file, S->line, S->name, NULL};
     char why[512], program[64];
-    const char *raw = S->name + strlen("program:");
+    size_t plen = 0, len;
+    int kind = pbd_cfg_prog_section(S->name, &plen);
+    const char *raw = S->name + plen;
     const struct kv *name_kv;
     const char *name_tmpl;
-    size_t n_keys, len;
-    const struct pbd_config_key *keys = pbd_config_keys(PBD_SECTION_PROGRAM, &n_keys);
     struct xctx x;
     int r;
 
@@ -270,27 +370,43 @@ int pbd_cfg_load_program(struct loader *L, size_t si, struct pbd_config *cfg, st
     if (pbd_cfg_check_name(program, "program name", why, sizeof(why)) < 0)
         return pbd_cfg_fail(L, -EINVAL, &at, "%s", why);
     B.program = program;
+    B.kind = (enum pbd_prog_kind)kind;
+    for (size_t g = 0; g < cfg->n_groups && !B.group; g++)
+        for (size_t q = 0; cfg->groups[g].programs[q] && !B.group; q++)
+            if (kind != PBD_KIND_EVENTLISTENER && !strcmp(cfg->groups[g].programs[q], program))
+                B.group = &cfg->groups[g];
 
     for (size_t i = 0; i < S->n_kv; i++) {
         const struct kv *kv = &S->kv[i];
-        const struct pbd_config_key *k = pbd_config_key_find(PBD_SECTION_PROGRAM, kv->key);
+        const struct pbd_config_key *k = pbd_cfg_prog_key(B.kind, kv->key);
         struct loc kat = {B.file, kv->line, S->name, kv->key};
         if (!k)
             pbd_cfg_warn(L, &kat, "unknown key, ignored");
         else if (k->type == PBD_KT_IGNORED)
             pbd_cfg_warn(L, &kat, "supervisord key ignored by procbusd");
     }
-    for (size_t i = 0; i < n_keys; i++) {
-        if ((keys[i].flags & PBD_KEY_REQUIRED) && !sec_kv(S, keys[i].name)) {
-            at.key = keys[i].name;
-            return pbd_cfg_fail(L, -EINVAL, &at, "missing: every [program:x] needs a %s",
-                                keys[i].name);
+    for (int t = 0; t < 2; t++) {
+        size_t n_keys;
+        int ks = t ? kind_section(B.kind) : PBD_SECTION_PROGRAM;
+        const struct pbd_config_key *keys =
+            ks >= 0 ? pbd_config_keys((enum pbd_config_section)ks, &n_keys) : NULL;
+        for (size_t i = 0; keys && i < n_keys; i++) {
+            if ((keys[i].flags & PBD_KEY_REQUIRED) && !sec_kv(S, keys[i].name)) {
+                at.key = keys[i].name;
+                return pbd_cfg_fail(L, -EINVAL, &at, "missing: every [%.*sx] needs a %s", (int)plen,
+                                    S->name, keys[i].name);
+            }
         }
     }
 
     /* numprocs, numprocs_start: once, into the template every instance starts from */
     B.tmpl = acc->defaults;
-    x = (struct xctx){L->files[S->file].here, program, 0, 0, 0, NULL, 0};
+    if (kind_section(B.kind) >= 0) {
+        r = pbd_cfg_defaults(L, (enum pbd_config_section)kind_section(B.kind), &B.tmpl);
+        if (r)
+            return r;
+    }
+    x = (struct xctx){L->files[S->file].here, program, NULL, 0, 0, 0, NULL, 0};
     r = apply_stage(&B, PBD_STAGE_SECTION, &x, &B.tmpl);
     if (r)
         return r;

@@ -15,6 +15,42 @@
 static const char *const truthy[] = {"true", "yes", "on", "1", NULL};
 static const char *const falsy[] = {"false", "no", "off", "0", NULL};
 
+char *pbd_cfg_normpath(const char *p)
+{
+    char cwd[4096], *in = NULL, *out, *save = NULL, *w;
+    size_t n = 0;
+    if (p[0] == '/')
+        in = strdup(p);
+    else if (!getcwd(cwd, sizeof(cwd)) || asprintf(&in, "%s/%s", cwd, p) < 0)
+        in = NULL;
+    if (!in)
+        return NULL;
+    out = calloc(strlen(in) + 2, 1);
+    if (!out) {
+        free(in);
+        return NULL;
+    }
+    for (w = strtok_r(in, "/", &save); w; w = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(w, "."))
+            continue;
+        if (!strcmp(w, "..")) {
+            while (n > 0 && out[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--;
+            out[n] = '\0';
+            continue;
+        }
+        out[n++] = '/';
+        strcpy(out + n, w);
+        n += strlen(w);
+    }
+    if (n == 0)
+        strcpy(out, "/");
+    free(in);
+    return out;
+}
+
 /* "a/b/c.conf" -> "a/b"; "c.conf" -> "."; "/c.conf" -> "/". */
 char *pbd_cfg_path_dir(const char *path)
 {
@@ -440,7 +476,8 @@ int pbd_cfg_get_deps(const char *v, struct pbd_program *p, char *why, size_t wl)
     return r;
 }
 
-/* stdout_logfile / stderr_logfile: *path is a malloc'd path, or NULL (not captured). */
+/* stdout_logfile / stderr_logfile: *path is a malloc'd path, PBD_LOG_AUTO, or NULL (not
+ * captured). */
 int pbd_cfg_get_logfile(struct pbd_key_ctx *c, const char *v, char **path)
 {
     char *p, *dir;
@@ -449,12 +486,8 @@ int pbd_cfg_get_logfile(struct pbd_key_ctx *c, const char *v, char **path)
     if (!strcasecmp(v, "none") || !strcasecmp(v, "off"))
         return 0;
     if (!strcasecmp(v, "auto")) {
-        if (c->first)
-            pbd_cfg_warn(
-                c->L, c->at,
-                "AUTO log files are not created by procbusd: the output is discarded (set a "
-                "path, or NONE to silence this warning)");
-        return 0;
+        *path = strdup(PBD_LOG_AUTO);
+        return *path ? 0 : -ENOMEM;
     }
     if (!strcasecmp(v, "syslog")) {
         if (c->first)
@@ -484,6 +517,59 @@ int pbd_cfg_get_logfile(struct pbd_key_ctx *c, const char *v, char **path)
         free(dir);
     }
     *path = p;
+    return 0;
+}
+
+int pbd_cfg_get_list(const char *v, char ***out, char *why, size_t wl)
+{
+    size_t n = 0, cap = 0;
+    const char *p = v;
+    *out = NULL;
+    if (!*v)
+        return 0;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char *item = strndup(p, len), **nv;
+        if (!item)
+            goto nomem;
+        trim(item);
+        if (!*item) {
+            free(item);
+            snprintf(why, wl, "an empty item in the list: '" SHOW "'", v);
+            pbd_free_argv(*out);
+            *out = NULL;
+            return -EINVAL;
+        }
+        nv = grow(*out, &cap, n + 2, sizeof(**out));
+        if (!nv) {
+            free(item);
+            goto nomem;
+        }
+        *out = nv;
+        (*out)[n++] = item;
+        (*out)[n] = NULL;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+nomem:
+    pbd_free_argv(*out);
+    *out = NULL;
+    return -ENOMEM;
+}
+
+int pbd_cfg_get_folder(const char *v, char *why, size_t wl)
+{
+    struct stat st;
+    if (!*v) {
+        snprintf(why, wl, "empty (remove the line for the default)");
+        return -EINVAL;
+    }
+    if (stat(v, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, wl, "not an existing folder: '" SHOW "'", v);
+        return -EINVAL;
+    }
     return 0;
 }
 

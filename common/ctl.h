@@ -10,7 +10,8 @@ struct sockaddr_un;
 /*
  * Protocol (text, one request per connection):
  *   client -> "COMMAND ARG...\n"   (words separated by spaces, at most 4096 bytes)
- *   daemon -> zero or more detail lines, then one final line "OK" or "ERR <reason>"
+ *   daemon -> zero or more detail lines, then one final line "OK" or "ERR <reason>" (a
+ *             detail line never is "OK" or starts with "ERR ": "ERROR: ..." is a detail)
  *   and closes the connection.
  * Only peers whose SO_PEERCRED uid is the daemon's euid or 0 are served; others
  * get "ERR permission denied". State is never read through the socket: the

@@ -178,7 +178,8 @@ int pbd_ctl_request_timeout(const char *path, int argc, char **argv, void *out, 
             if (strcmp(buf, "OK") == 0) {
                 rc = 0;
                 got_final = 1;
-            } else if (strncmp(buf, "ERR", 3) == 0) {
+            } else if (strcmp(buf, "ERR") == 0 || strncmp(buf, "ERR ", 4) == 0) {
+                /* (a detail line may start with "ERROR: ", as supervisorctl's do) */
                 fprintf((FILE *)err, "%s\n", buf[3] == ' ' ? buf + 4 : buf + 3);
                 rc = 1;
                 got_final = 1;

@@ -301,19 +301,20 @@ static int rotate(struct pbd_log *l)
     return rc;
 }
 
-static void maybe_rotate(struct pbd_log *l, size_t n)
+/* supervisord's doRollover, after each write: rotate once the file has reached maxbytes. */
+static void maybe_rotate(struct pbd_log *l)
 {
     struct stat st;
     int rc;
 
     if (l->maxbytes == 0 || !l->regular || l->fd < 0)
         return;
-    if (l->size == 0 || l->size + n <= l->maxbytes || l->size < l->hold)
+    if (l->size < l->maxbytes || l->size < l->hold)
         return;
     /* Confirm with the real size (an external truncation, another writer). */
     if (fstat(l->fd, &st) == 0) {
         l->size = (uint64_t)st.st_size;
-        if (l->size == 0 || l->size + n <= l->maxbytes)
+        if (l->size < l->maxbytes)
             return;
     }
     rc = rotate(l);
@@ -342,7 +343,6 @@ int pbd_log_write(struct pbd_log *l, const void *buf, size_t n)
         return -EINVAL;
     if (l->path == NULL || n == 0)
         return 0;
-    maybe_rotate(l, n);
     if (l->fd < 0)
         return lost(l, n, EBADF);
     while (n > 0) {
@@ -350,14 +350,31 @@ int pbd_log_write(struct pbd_log *l, const void *buf, size_t n)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            maybe_rotate(l);
             return lost(l, n, errno);
         }
-        if (w == 0)
+        if (w == 0) {
+            maybe_rotate(l);
             return lost(l, n, EIO);
+        }
         p += w;
         n -= (size_t)w;
         l->size += (uint64_t)w;
     }
+    maybe_rotate(l);
+    return 0;
+}
+
+int pbd_log_clear(struct pbd_log *l)
+{
+    if (l == NULL)
+        return -EINVAL;
+    if (l->path == NULL || l->fd < 0 || !l->regular)
+        return 0;
+    if (ftruncate(l->fd, 0) < 0)
+        return -errno;
+    l->size = 0;
+    l->hold = 0;
     return 0;
 }
 

@@ -7,19 +7,21 @@
 #include <sys/types.h>
 
 /*
- * ---- Rotated log files (supervisord's RotatingFileHandler semantics) ----
+ * ---- Rotated log files (supervisord's RotatingFileHandler rule) ----
  *
- * A struct pbd_log appends a program's output to `path`. Before a write that
- * would make the file exceed `maxbytes`, the file is rotated:
+ * A struct pbd_log appends a program's output to `path`. After a write that
+ * makes the file reach `maxbytes` (size >= maxbytes), the file is rotated:
  *     path.(backups-1) -> path.backups, ..., path.1 -> path.2, path -> path.1
  * (rename(2), so the previous path.backups, the oldest copy, is dropped) and a
- * fresh `path` is opened. With backups == 0 the file is truncated instead
- * (supervisord opens it with mode 'w'). maxbytes == 0 never rotates.
+ * fresh, empty `path` is opened. With backups == 0 the file is truncated instead
+ * (supervisord reopens it with mode 'w'). maxbytes == 0 never rotates.
  *
- * Exact boundaries: a file may grow to exactly maxbytes; the next byte rotates.
- * An empty file is never rotated, so a single write larger than maxbytes goes
- * whole into a fresh file (after rotating a non-empty one), and the write after
- * it rotates again. Writes are never split across files.
+ * This is supervisord 4.2.5's doRollover, checked after each write: a rotated
+ * file holds maxbytes or more (the write that reached the limit goes whole into
+ * it, never split across files), and the current file is empty right after a
+ * rotation. What each file holds therefore depends on how output was read: one
+ * read of the program's pipe is one write (as in supervisord, whose reads are
+ * chunked the same way by the kernel's pipe).
  * Files above path.backups (left over from a larger `backups` setting) are not
  * touched.
  *
@@ -112,6 +114,10 @@ enum pbd_log_news pbd_log_news(struct pbd_log *l, int rc, uint64_t now_ns, uint6
 
 /* Bytes pbd_log_write could not write since the log was opened (0 for NULL). */
 uint64_t pbd_log_lost(const struct pbd_log *l);
+
+/* Empty the current file (supervisorctl clear): truncated to 0, rotated copies kept. 0, or a
+ * negative errno from ftruncate (-EINVAL for NULL). Nothing for a discarding log or a device. */
+int pbd_log_clear(struct pbd_log *l);
 
 /*
  * Close and reopen path (SIGHUP after logrotate moved the file away): the new

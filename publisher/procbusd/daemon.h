@@ -15,6 +15,8 @@
 
 struct procbus_pub;
 struct pbd_inst;
+struct pbd_par;      /* parity.h: the daemon's supervisord-parity state */
+struct pbd_par_inst; /* parity.h: an instance's */
 
 /* What an epoll registration points at. */
 enum pbd_watch_kind {
@@ -77,7 +79,8 @@ struct pbd_inst {
     uint64_t kill_since; /* CLOCK_MONOTONIC: a stop's kill passes began (killpass.c) */
     uint8_t emptying;    /* STOPPING, main process gone, its tree not empty yet */
     uint8_t kill_warned;
-    uint8_t group_gone; /* its process group was found empty: its pgid may be reused */
+    uint8_t group_gone;       /* its process group was found empty: its pgid may be reused */
+    struct pbd_par_inst *par; /* AUTO log names, event listener state (parity.h); or NULL */
 };
 
 /*
@@ -118,6 +121,7 @@ struct pbd_daemon {
     int observe_override;             /* --observe */
     int seg_name_state;               /* the last procbus_pub_keep_name result logged (segment.c) */
     struct pbd_spawn_opts spawn_opts; /* set by main before init (the programs' fd limit) */
+    struct pbd_par *par;              /* supervisord parity (parity.h); NULL before init */
     char io_buf[65536];               /* programs' output is read through it (output.c) */
 };
 

@@ -85,7 +85,8 @@ struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p)
  * Does not touch d->inst, its record or its processes. */
 void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in);
 
-/* Sort d->inst by priority, then name (the start order; shutdown goes the other way). */
+/* Sort d->inst by group priority, priority, then name (the start order; shutdown goes the
+ * other way). */
 void pbd_inst_sort(struct pbd_daemon *d);
 
 /* Drop the instances a reload removed once they are no longer alive: their records are
@@ -241,6 +242,33 @@ int pbd_reload(struct pbd_daemon *d, char *err, size_t errlen);
  */
 int pbd_reload_flags(struct pbd_daemon *d, unsigned flags, char *err, size_t errlen);
 
+/* What a reload does to a group (supervisord's diff_to_active). */
+enum pbd_group_change { PBD_GROUP_SAME = 0, PBD_GROUP_ADDED, PBD_GROUP_CHANGED, PBD_GROUP_REMOVED };
+
+/* Where a reload says what it did: line(arg, "web: added process group"), one call per line. */
+struct pbd_reload_report {
+    void (*line)(void *arg, const char *text);
+    void *arg;
+};
+
+/*
+ * pbd_reload_flags for the groups named (groups NULL: all), saying per group what it does in
+ * supervisorctl update's words through rep (NULL: nothing said): "G: stopped" and "G: removed
+ * process group", "G: [stopped and] updated process group" (stopped: an instance restarts),
+ * "G: added process group". Groups not named keep their settings. Same returns.
+ */
+int pbd_reload_groups(struct pbd_daemon *d, unsigned flags, char *const *groups, size_t n_groups,
+                      const struct pbd_reload_report *rep, char *err, size_t errlen);
+
+/*
+ * How `next` differs from what runs, per group, as supervisord's reread sees it (a group is
+ * changed when any key of any of its processes differs, or its processes do): cb once per
+ * group that is not the same, the configuration's groups first, in its order. Returns how
+ * many. Changes nothing.
+ */
+int pbd_reload_diff(const struct pbd_daemon *d, const struct pbd_config *next,
+                    void (*cb)(void *arg, const char *group, enum pbd_group_change what),
+                    void *arg);
 /* ---- sample.c ---- */
 
 /*

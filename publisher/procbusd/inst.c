@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "procbus.h"
 #include "procbus_pub.h"
 #include "pubcall.h"
@@ -70,6 +71,8 @@ void pbd_inst_publish(struct pbd_daemon *d, struct pbd_inst *in)
 
 void pbd_inst_set_state(struct pbd_daemon *d, struct pbd_inst *in, uint16_t s)
 {
+    uint16_t from = in->state;
+
     if (in->state == s)
         return;
     pbd_say(d, PBD_L_INFO, "%s: %s -> %s", in->prog->name, procbus_state_name(in->state),
@@ -79,6 +82,7 @@ void pbd_inst_set_state(struct pbd_daemon *d, struct pbd_inst *in, uint16_t s)
     in->since = in->exit_real != 0 ? in->exit_real : pb_now_ns(CLOCK_REALTIME);
     in->exit_real = 0;
     pbd_inst_publish(d, in);
+    pbd_par_state(d, in, from); /* PROCESS_STATE events, supervisord's log line */
 }
 
 int pbd_inst_alive(const struct pbd_inst *in)
@@ -103,6 +107,10 @@ int pbd_inst_expected_exit(const struct pbd_inst *in)
 static int cmp_inst(const void *a, const void *b)
 {
     const struct pbd_inst *x = *(struct pbd_inst *const *)a, *y = *(struct pbd_inst *const *)b;
+    /* supervisord's order: groups by priority, then processes by theirs (a program outside a
+     * [group:x] is its own group, of its own priority; event listener pools come first) */
+    if (x->prog->group_priority != y->prog->group_priority)
+        return x->prog->group_priority < y->prog->group_priority ? -1 : 1;
     if (x->prog->priority != y->prog->priority)
         return x->prog->priority < y->prog->priority ? -1 : 1;
     return strcmp(x->prog->name, y->prog->name);
@@ -155,6 +163,7 @@ void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in)
     pbd_log_close(in->err_log);
     if (in->has_re)
         regfree(&in->ready_re);
+    pbd_par_inst_free(d, in);
     free(in->lines);
     free(in);
 }

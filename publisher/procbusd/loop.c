@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "procbus_pub.h"
 #include "pubcall.h"
 #include "util.h"
@@ -30,6 +31,9 @@ void pbd_say(const struct pbd_daemon *d, int level, const char *fmt, ...)
 
     if (level > d->log_level)
         return;
+    va_start(ap, fmt);
+    pbd_mainlog_vwrite(d, level, fmt, ap); /* [supervisord] logfile, when set */
+    va_end(ap);
     va_start(ap, fmt);
     pbd_vdiag(level, fmt, ap);
     va_end(ap);
@@ -112,6 +116,8 @@ static void arm_timerfd(struct pbd_daemon *d)
     trace_next = pbd_stop_tree_deadline(d);
     if (trace_next < next)
         next = trace_next;
+    if (pbd_par_next_deadline(d) < next) /* TICK events */
+        next = pbd_par_next_deadline(d);
     memset(&its, 0, sizeof(its));
     its.it_value.tv_sec = (time_t)(next / PB_NS_PER_SEC);
     its.it_value.tv_nsec = (long)(next % PB_NS_PER_SEC);
@@ -128,9 +134,15 @@ static void on_signal(struct pbd_daemon *d)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-            if (!d->shutting_down)
+        case SIGQUIT: /* supervisord's too */
+            if (!d->shutting_down) {
                 pbd_say(d, PBD_L_INFO, "%s: stopping everything", strsignal((int)si.ssi_signo));
+                pbd_par_stopping(d);
+            }
             d->shutting_down = 1;
+            break;
+        case SIGUSR2:
+            pbd_par_reopen_logs(d);
             break;
         case SIGHUP: /* after this turn's exits are published (pbd_daemon_run) */
             d->reload_pending = 1;
@@ -173,6 +185,8 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
     sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGQUIT);
+    sigaddset(&mask, SIGUSR2);
     sigprocmask(SIG_BLOCK, &mask, NULL);
 
     o.segment = d->segment_override ? d->segment_override : d->cfg.daemon.segment;
@@ -221,6 +235,9 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     pbd_watch_add(d, d->timerfd, &d->w_timer);
     pbd_watch_add(d, d->ctl.listen_fd, &d->w_listen);
 
+    rc = pbd_par_init(d); /* before the instances open their (AUTO) logs */
+    if (rc < 0)
+        return rc;
     for (i = 0; i < d->cfg.n_progs; i++)
         if (pbd_inst_new(d, &d->cfg.progs[i]) == NULL)
             return -ENOMEM;
@@ -361,6 +378,7 @@ int pbd_daemon_run(struct pbd_daemon *d)
         now = pb_now_ns(CLOCK_MONOTONIC);
         pbd_trace_glue_tick(d);
         pbd_commit_staged(d);
+        pbd_par_turn(d); /* event listeners: events sent, TICK events; fcgi sockets closed */
         pbd_schedule(d);
         pbd_sample_slice(d, now);
         pbd_inst_drop_removed(d);
@@ -402,6 +420,7 @@ void pbd_daemon_free(struct pbd_daemon *d)
         close(d->sigfd);
     if (d->timerfd >= 0)
         close(d->timerfd);
+    pbd_par_free(d);
     pbd_config_free(&d->cfg);
     for (i = 0; i < d->n_old; i++)
         pbd_config_free(&d->old_cfgs[i]);

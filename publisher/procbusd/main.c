@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "parity.h"
 #include "spawn_setup.h"
 
 static void usage(FILE *f)
@@ -164,6 +165,11 @@ int main(int argc, char **argv)
         return 0;
     }
     raise_fd_limit(&d);
+    if (pbd_svd_startup(&d, &cfg, err, sizeof(err)) < 0) { /* [supervisord] user, minfds ... */
+        fprintf(stderr, "procbusd: %s\n", err);
+        pbd_config_free(&cfg);
+        return 1;
+    }
     rc = pbd_daemon_init(&d, &cfg, path);
     if (rc == 0)
         rc = pbd_daemon_run(&d);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "userdb.h"
 #include "util.h"
 
@@ -26,23 +27,31 @@ static void open_log(struct pbd_daemon *d, struct pbd_inst *in, const struct pbd
                      const char *which, struct pbd_log **out)
 {
     const struct pbd_program *p = in->prog;
+    const char *path = lc->path;
     struct pbd_log_as as, *asp = NULL;
     struct pbd_user u;
     int rc;
 
+    if (pbd_log_is_auto(path)) { /* supervisord's AUTO: a file of its own in childlogdir */
+        path = pbd_autolog_path(d, in, lc == &p->err);
+        if (path == NULL) {
+            pbd_say(d, PBD_L_ERR, "%s: %s log AUTO: out of memory", p->name, which);
+            return;
+        }
+    }
     if (p->user != NULL && geteuid() == 0) {
         rc = pbd_user_lookup(p->user, &u);
         if (rc < 0) {
-            pbd_say(d, PBD_L_ERR, "%s: %s log %s: user %s: %s", p->name, which, lc->path, p->user,
+            pbd_say(d, PBD_L_ERR, "%s: %s log %s: user %s: %s", p->name, which, path, p->user,
                     strerror(-rc));
             return;
         }
         as = (struct pbd_log_as){u.uid, u.gid};
         asp = &as;
     }
-    rc = pbd_log_open_as(out, lc->path, lc->maxbytes, lc->backups, asp);
+    rc = pbd_log_open_as(out, path, lc->maxbytes, lc->backups, asp);
     if (rc < 0)
-        pbd_say(d, PBD_L_ERR, "%s: %s log %s: %s%s", p->name, which, lc->path, strerror(-rc),
+        pbd_say(d, PBD_L_ERR, "%s: %s log %s: %s%s", p->name, which, path, strerror(-rc),
                 refusal_hint(rc));
 }
 
@@ -135,15 +144,17 @@ void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream w
             pbd_watch_close(d, fd);
             return;
         }
+        pbd_par_output(d, in, which, buf, (size_t)n); /* listener protocol, PROCESS_LOG events */
+        if (in->has_re)
+            pbd_lines_feed(lines, buf, (size_t)n, on_line, pair);
         if (log != NULL) {
-            int lost = pbd_log_write(log, buf, (size_t)n), rot = pbd_log_take_error(log);
+            size_t kept = pbd_par_strip(d, buf, (size_t)n); /* [supervisord] strip_ansi */
+            int lost = pbd_log_write(log, buf, kept), rot = pbd_log_take_error(log);
             say_losses(d, in, log, lost);
             if (rot < 0)
                 pbd_say(d, PBD_L_WARN, "%s: log %s: rotation failed: %s", in->prog->name,
                         pbd_log_path(log), strerror(-rot));
         }
-        if (in->has_re)
-            pbd_lines_feed(lines, buf, (size_t)n, on_line, pair);
     }
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "util.h"
 
 /*
@@ -52,10 +53,11 @@ void pbd_spawnq_remove(struct pbd_daemon *d, struct pbd_inst *in)
     in->queued = 0;
 }
 
-/* `name` is the instance's program or its group. */
+/* `name` is the instance's name, its [program:x] or its group. */
 static int name_matches(const struct pbd_inst *in, const char *name)
 {
-    return strcmp(in->prog->name, name) == 0 || strcmp(in->prog->group, name) == 0;
+    return strcmp(in->prog->name, name) == 0 || strcmp(in->prog->group, name) == 0 ||
+           strcmp(in->prog->program, name) == 0;
 }
 
 static int dep_satisfied(const struct pbd_inst *dep, enum pbd_dep_cond cond)
@@ -111,10 +113,11 @@ static void mark_live_dependencies(struct pbd_daemon *d, unsigned char *mark)
     }
 }
 
-/* Shutting down: stop the next wave (dependents first, then by priority, highest first). */
+/* Shutting down: stop the next wave (dependents first, then by group priority and priority,
+ * highest first: supervisord's order, event listener pools last). */
 static void schedule_shutdown(struct pbd_daemon *d)
 {
-    int maxprio = INT_MIN, any = 0;
+    int maxg = INT_MIN, maxprio = INT_MIN, any = 0;
     unsigned char *mark = calloc(d->n_inst ? d->n_inst : 1, 1);
     size_t i;
 
@@ -124,16 +127,22 @@ static void schedule_shutdown(struct pbd_daemon *d)
         return; /* out of memory: the next turn tries again */
     mark_live_dependencies(d, mark);
     for (i = 0; i < d->n_inst; i++) {
-        struct pbd_inst *in = d->inst[i];
-        if (pbd_inst_alive(in) && !mark[i] && in->prog->priority > maxprio)
-            maxprio = in->prog->priority;
+        const struct pbd_program *p = d->inst[i]->prog;
+        if (!pbd_inst_alive(d->inst[i]) || mark[i])
+            continue;
+        if (p->group_priority > maxg || (p->group_priority == maxg && p->priority > maxprio)) {
+            maxg = p->group_priority;
+            maxprio = p->priority;
+        }
     }
     for (i = 0; i < d->n_inst; i++) {
         struct pbd_inst *in = d->inst[i];
         if (!pbd_inst_alive(in))
             continue;
         any = 1;
-        if (in->state != PROCBUS_STATE_STOPPING && !mark[i] && in->prog->priority == maxprio)
+        if (in->state != PROCBUS_STATE_STOPPING && !mark[i] && in->prog->group_priority == maxg &&
+            in->prog->priority == maxprio &&
+            !pbd_par_hold_stop(d, in)) /* an event listener with events still for it */
             pbd_inst_fire(d, in, PBD_EV_STOP);
     }
     free(mark);

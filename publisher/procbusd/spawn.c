@@ -26,8 +26,10 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
                     struct pbd_spawned *out, char *why, size_t whylen)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, readyp[2] = {-1, -1}, st[2] = {-1, -1};
-    int capture_out = prog->out.path != NULL || prog->ready_log != NULL;
-    int capture_err = !prog->redirect_stderr && (prog->err.path != NULL || prog->ready_log);
+    int capture_out = prog->out.path != NULL || prog->ready_log != NULL || prog->out.events ||
+                      prog->out.capture_maxbytes || prog->kind == PBD_KIND_EVENTLISTENER;
+    int capture_err = !prog->redirect_stderr && (prog->err.path != NULL || prog->ready_log ||
+                                                 prog->err.events || prog->err.capture_maxbytes);
     struct pbd_child_setup c;
     pid_t pid;
     int rc, pidfd;
@@ -45,6 +47,7 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
         goto fail;
     }
     c.status_fd = st[1];
+    c.stdin_fd = opts->has_stdin ? opts->stdin_fd : -1;
     c.out_fd = outp[1];
     c.err_fd = errp[1];
     c.ready_fd = readyp[1];

@@ -21,16 +21,18 @@ struct pbd_spawned {
 /* What every spawn of this procbusd shares (set once at start-up, in struct pbd_daemon). */
 struct pbd_spawn_opts {
     unsigned long long nofile; /* the programs' soft RLIMIT_NOFILE (PBD_NOFILE_KEEP: procbusd's) */
+    int has_stdin;             /* this spawn: stdin_fd is the program's fd 0 (not /dev/null) */
+    int stdin_fd;              /* an event listener's pipe, an fcgi-program's socket */
 };
 
 /*
- * Fork a child that sets itself up as pbd_spawn_child (spawn_child.h) says and execs
- * `prog`, and return at once: the exec's outcome arrives later on out->status_fd (watch it
- * for input, then call pbd_spawn_exec_status). Returns 0 with *out filled, or a negative
- * errno from the parent's side with "STEP: reason" in why[whylen] ("user x: no such user",
- * "pipe: ...", "fork: ...", "pidfd_open: ...", with pbd_spawn_hint's advice for EMFILE and
- * ENFILE); then nothing is left open or running. The work done here is bounded: a few
- * pipes, one fork, one pidfd_open; the child's setup and exec run on their own.
+ * Fork a child that sets itself up as pbd_spawn_child (spawn_child.h) says (its stdin:
+ * opts->stdin_fd with opts->has_stdin) and execs `prog`, and return at once: the exec's outcome
+ * arrives later on out->status_fd (watch it for input, then call pbd_spawn_exec_status). Returns 0
+ * with *out filled, or a negative errno from the parent's side with "STEP: reason" in why[whylen]
+ * ("user x: no such user", "pipe: ...", "fork: ...", "pidfd_open: ...", with pbd_spawn_hint's
+ * advice for EMFILE and ENFILE); then nothing is left open or running. The work done here is
+ * bounded: a few pipes, one fork, one pidfd_open; the child's setup and exec run on their own.
  */
 int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
                     struct pbd_spawned *out, char *why, size_t whylen);

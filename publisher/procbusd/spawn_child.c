@@ -86,7 +86,7 @@ void pbd_spawn_child(const struct pbd_child_setup *c)
     /* only 0-2 and the readiness fd reach the program; its old RLIMIT_NOFILE */
     pbd_child_fds_and_limits(c->nofile);
     /* fds 0-2 first; the readiness fd last so it may not clobber them */
-    if (move_fd(devnull, 0) < 0)
+    if (move_fd(c->stdin_fd >= 0 ? c->stdin_fd : devnull, 0) < 0)
         child_fail(c->status_fd, "stdin", errno);
     if (move_fd(c->out_fd >= 0 ? c->out_fd : devnull, 1) < 0)
         child_fail(c->status_fd, "stdout", errno);

@@ -27,6 +27,8 @@ struct pbd_child_setup {
     char **env;                   /* pbd_env_build */
     unsigned long long nofile;    /* the programs' soft RLIMIT_NOFILE (struct pbd_spawn_opts) */
     int status_fd;                /* write end of the exec-status pipe (close-on-exec) */
+    int stdin_fd;                 /* the program's fd 0 (a pipe procbusd holds, an fcgi
+                                     socket), or -1: /dev/null */
     int out_fd, err_fd, ready_fd; /* write ends of the output / readiness pipes, or -1 */
 };
 
@@ -44,8 +46,8 @@ void pbd_child_release(struct pbd_child_setup *c);
 
 /*
  * Child side, right after fork; never returns. Default signal dispositions and an empty
- * mask, a new session (setsid), stdin on /dev/null, only fds 0-2 (and the readiness fd)
- * reaching the program with its own RLIMIT_NOFILE (pbd_child_fds_and_limits),
+ * mask, a new session (setsid), stdin on c->stdin_fd (else /dev/null), only fds 0-2 (and the
+ * readiness fd) reaching the program with its own RLIMIT_NOFILE (pbd_child_fds_and_limits),
  * stdout/stderr on the pipes (else /dev/null), the readiness pipe on fd prog->ready_fd,
  * umask, directory, credentials, then exec with c->env. A failed step writes a struct
  * pbd_spawn_error (its errno kept from the call that failed) to c->status_fd and exits 127.

@@ -157,6 +157,12 @@ char **pbd_env_build(const struct pbd_program *prog, const struct pbd_creds *c)
         env_set(&b, "LOGNAME", c->user.name);
         env_set(&b, "SHELL", c->user.shell);
     }
+    /* supervisord's, before environment= (which may replace them, as in supervisord) */
+    env_set(&b, "SUPERVISOR_ENABLED", "1");
+    if (prog->serverurl != NULL)
+        env_set(&b, "SUPERVISOR_SERVER_URL", prog->serverurl);
+    env_set(&b, "SUPERVISOR_PROCESS_NAME", prog->name);
+    env_set(&b, "SUPERVISOR_GROUP_NAME", prog->group);
     for (i = 0; prog->env != NULL && prog->env[i] != NULL && !b.oom; i++)
         env_put(&b, prog->env[i]);
     env_set(&b, "PROCBUS_PROCESS_NAME", prog->name);

@@ -45,6 +45,8 @@ int pbd_creds_apply(const struct pbd_creds *c, const char **step);
  * The environment of a program instance, built before fork:
  *   procbusd's own environment, or only PBD_CLEAN_PATH with clean_environment;
  *   for a program of another user: HOME, USER, LOGNAME, SHELL of that user;
+ *   supervisord's SUPERVISOR_ENABLED=1, SUPERVISOR_SERVER_URL (when prog->serverurl),
+ *   SUPERVISOR_PROCESS_NAME, SUPERVISOR_GROUP_NAME;
  *   the program's environment= (after [supervisord]'s), which wins;
  *   PROCBUS_PROCESS_NAME and PROCBUS_GROUP_NAME.
  * A later entry of the same KEY replaces an earlier one in place.

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "procbus.h"
 #include "util.h"
 
@@ -104,6 +105,7 @@ static void drop_old_output(struct pbd_daemon *d, struct pbd_inst *in)
 
 void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
 {
+    struct pbd_spawn_opts opts = d->spawn_opts;
     char why[256] = "";
     int rc;
 
@@ -124,7 +126,10 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
     in->core = 0;
     in->spawn_failed = 0;
     pbd_trace_spawning(d->trace, in->id); /* the tracer tags its tree with the program */
-    rc = pbd_spawn_start(in->prog, &d->spawn_opts, &in->sp, why, sizeof(why));
+    rc = pbd_par_before_spawn(d, in, &opts, why, sizeof(why)); /* stdin: a pipe, fcgi's socket */
+    if (rc == 0)
+        rc = pbd_spawn_start(in->prog, &opts, &in->sp, why, sizeof(why));
+    pbd_par_after_spawn(d, in, rc);
     pbd_trace_spawning(d->trace, 0);
     if (rc < 0) {
         const char *ename = strerrorname_np(-rc);

@@ -1,4 +1,5 @@
-/* verbs.c - procbusd's control verbs (start, stop, restart, signal, reload, shutdown): a table. */
+/* verbs.c - procbusd's control verbs (start, stop, restart, signal, reload, shutdown, and
+ * supervisorctl's: update, reread, add, remove, avail, clear ...): a table. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -8,23 +9,9 @@
 #include <sys/epoll.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "util.h"
-
-/* One request being answered (ctl.h: detail lines at once, then one final OK/ERR line). */
-struct req {
-    int slot;    /* the connection: detail lines go there (pbd_ctl_reply) */
-    int argc;    /* argv[0] is the verb */
-    char **argv; /* NULL-terminated */
-    char *final; /* the final line, "OK\n" or "ERR <reason>\n" */
-    size_t flen;
-};
-
-/* What a per-target handler did with one instance. */
-enum target_rc {
-    TARGET_OK = 0, /* done; a detail line said so */
-    TARGET_ERROR,  /* refused; a detail line "NAME: ERROR (...)" said why (counted) */
-    TARGET_ABORT,  /* the whole request is wrong: rq->final is set, no more targets */
-};
+#include "verbs.h"
 
 /*
  * A control verb. A per-target verb's arguments are its fixed words (min_args
@@ -46,13 +33,20 @@ struct verb {
 
 /* ---- per-target handlers ---- */
 
+/*
+ * As supervisorctl: a program already started (or stopped) is not an error. Named, it says so
+ * ("NAME: ERROR (already started)", exit 0); through GROUP:* or all, it is skipped silently
+ * (supervisord's startAllProcesses and stopAllProcesses only look at the others).
+ */
 static enum target_rc start_one(struct pbd_daemon *d, struct req *rq, struct pbd_inst *in)
 {
-    const char *nm = in->prog->name;
+    char nm[160];
 
+    pbd_namespec(in->prog, nm, sizeof(nm));
     if (pbd_inst_alive(in) && in->state != PROCBUS_STATE_BACKOFF) {
-        pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (already started)\n", nm);
-        return TARGET_ERROR;
+        if (rq->named)
+            pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (already started)\n", nm);
+        return TARGET_OK;
     }
     in->want_start = 1;
     if (in->state == PROCBUS_STATE_BACKOFF || pbd_deps_ready(d, in)) {
@@ -67,8 +61,9 @@ static enum target_rc start_one(struct pbd_daemon *d, struct req *rq, struct pbd
 
 static enum target_rc stop_one(struct pbd_daemon *d, struct req *rq, struct pbd_inst *in)
 {
-    const char *nm = in->prog->name;
+    char nm[160];
 
+    pbd_namespec(in->prog, nm, sizeof(nm));
     in->want_start = 0;
     pbd_spawnq_remove(d, in); /* a start decided but not forked yet is dropped */
     if (!pbd_inst_alive(in)) {
@@ -78,8 +73,9 @@ static enum target_rc stop_one(struct pbd_daemon *d, struct req *rq, struct pbd_
             pbd_ctl_reply(&d->ctl, rq->slot, "%s: killing %d leftover process(es)\n", nm, left);
             return TARGET_OK;
         }
-        pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (not running)\n", nm);
-        return TARGET_ERROR;
+        if (rq->named)
+            pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (not running)\n", nm);
+        return TARGET_OK;
     }
     pbd_inst_fire(d, in, PBD_EV_STOP);
     pbd_ctl_reply(&d->ctl, rq->slot, "%s: stopping\n", nm);
@@ -88,6 +84,8 @@ static enum target_rc stop_one(struct pbd_daemon *d, struct req *rq, struct pbd_
 
 static enum target_rc restart_one(struct pbd_daemon *d, struct req *rq, struct pbd_inst *in)
 {
+    char nm[160];
+
     in->want_start = 1;
     if (pbd_inst_alive(in)) {
         pbd_inst_fire(d, in, PBD_EV_STOP);
@@ -96,7 +94,8 @@ static enum target_rc restart_one(struct pbd_daemon *d, struct req *rq, struct p
         in->failures = 0;
         pbd_inst_fire(d, in, PBD_EV_START);
     }
-    pbd_ctl_reply(&d->ctl, rq->slot, "%s: restart queued\n", in->prog->name);
+    pbd_ctl_reply(&d->ctl, rq->slot, "%s: restart queued\n",
+                  pbd_namespec(in->prog, nm, sizeof(nm)));
     return TARGET_OK;
 }
 
@@ -104,43 +103,29 @@ static enum target_rc restart_one(struct pbd_daemon *d, struct req *rq, struct p
 static enum target_rc signal_one(struct pbd_daemon *d, struct req *rq, struct pbd_inst *in)
 {
     int sig = pbd_signal_number(rq->argv[1]);
+    char nm[160];
 
     if (sig <= 0) {
         snprintf(rq->final, rq->flen, "ERR unknown signal '%s'\n", rq->argv[1]);
         return TARGET_ABORT;
     }
+    pbd_namespec(in->prog, nm, sizeof(nm));
     if (!pbd_state_has_process(in->state)) {
-        pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (not running)\n", in->prog->name);
+        pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (not running)\n", nm);
         return TARGET_ERROR;
     }
     pbd_inst_signal(in, sig, 0);
-    pbd_ctl_reply(&d->ctl, rq->slot, "%s: signalled\n", in->prog->name);
+    pbd_ctl_reply(&d->ctl, rq->slot, "%s: signalled\n", nm);
     return TARGET_OK;
 }
 
 /* ---- whole-daemon handlers ---- */
 
-static void run_reload(struct pbd_daemon *d, struct req *rq)
-{
-    char err[512];
-    unsigned flags = 0;
-
-    if (rq->argc > 1) {
-        if (strcmp(rq->argv[1], "allow-empty") != 0) {
-            snprintf(rq->final, rq->flen, "ERR usage: reload [allow-empty]\n");
-            return;
-        }
-        flags |= PBD_RELOAD_ALLOW_EMPTY;
-    }
-    if (pbd_reload_flags(d, flags, err, sizeof(err)) < 0)
-        snprintf(rq->final, rq->flen, "ERR %s\n", err);
-    else
-        snprintf(rq->final, rq->flen, "OK\n");
-}
-
 static void run_shutdown(struct pbd_daemon *d, struct req *rq)
 {
     pbd_say(d, PBD_L_INFO, "shutdown requested over the control socket");
+    if (!d->shutting_down)
+        pbd_par_stopping(d);
     d->shutting_down = 1;
     snprintf(rq->final, rq->flen, "OK\n");
 }
@@ -161,9 +146,31 @@ static const struct verb verbs[] = {
                  NULL, restart_one},
     {"signal",   2, -1, 1,      "SIGNAL " TARGETS, "send a signal to programs' main processes",
                  NULL, signal_one},
-    {"reload",   0,  1, 0,      "[allow-empty]",   "re-read the configuration, apply changes "
+    {"reload",   0, -1, 0,      "[allow-empty] [GROUP...]",
+                                                   "re-read the configuration, apply changes "
                                                        "(allow-empty: even one with no program)",
-                 run_reload, NULL},
+                 pbd_verb_update, NULL},
+    {"update",   0, -1, 1,      "[allow-empty] [GROUP...|all]",
+                                                   "supervisorctl's update: as reload, said per group",
+                 pbd_verb_update, NULL},
+    {"reread",   0,  0, 1,      "",                "read the configuration, say what changed, apply "
+                                                       "nothing",
+                 pbd_verb_reread, NULL},
+    {"add",      1, -1, 1,      "GROUP...",        "read the configuration, add groups it has that "
+                                                       "do not run",
+                 pbd_verb_add, NULL},
+    {"remove",   1, -1, 1,      "GROUP...",        "remove stopped groups (until an update)",
+                 pbd_verb_remove, NULL},
+    {"avail",    0,  0, 0,      "",                "the configuration's processes: in use or not",
+                 pbd_verb_avail, NULL},
+    {"clear",    1, -1, 1,      TARGETS,           "empty programs' log files",
+                 NULL, pbd_verb_clear_one},
+    {"logfile",  1,  1, 0,      "NAME",            "the paths of a program's log files",
+                 pbd_verb_logfile, NULL},
+    {"mainlog",  0,  0, 0,      "",                "the path of procbusd's own log file",
+                 pbd_verb_mainlog, NULL},
+    {"names",    0,  0, 0,      "",                "every program's group and name",
+                 pbd_verb_names, NULL},
     {"shutdown", 0,  0, 0,      "",                "stop every program (dependents first), exit",
                  run_shutdown, NULL},
 };
@@ -172,22 +179,30 @@ static const struct verb verbs[] = {
 
 /* ---- dispatch ---- */
 
-/* The instances `sel` names (a program, a group "g:*" or "g:", or "all"), up to max. */
-static int select_targets(struct pbd_daemon *d, const char *sel, struct pbd_inst **out, size_t max)
+/* 1 if the instance's group (or its [program:x] name) is sel[0 .. glen). */
+static int in_group(const struct pbd_inst *in, const char *sel, size_t glen)
 {
-    size_t i, n = 0, glen;
-    const char *colon = strchr(sel, ':');
+    return (glen == strlen(in->prog->group) && strncmp(in->prog->group, sel, glen) == 0) ||
+           (glen == strlen(in->prog->program) && strncmp(in->prog->program, sel, glen) == 0);
+}
 
+int pbd_verb_select(struct pbd_daemon *d, const char *sel, struct pbd_inst **out, size_t max,
+                    int *named)
+{
+    size_t i, n = 0;
+    const char *colon = strchr(sel, ':');
+    int whole = colon != NULL && (colon[1] == '*' || colon[1] == '\0');
+
+    *named = strcmp(sel, "all") != 0 && !whole;
     for (i = 0; i < d->n_inst && n < max; i++) {
         struct pbd_inst *in = d->inst[i];
         if (in->removing)
             continue;
         if (strcmp(sel, "all") == 0 || strcmp(in->prog->name, sel) == 0)
             out[n++] = in;
-        else if (colon != NULL && (colon[1] == '*' || colon[1] == '\0') &&
-                 (glen = (size_t)(colon - sel)) == strlen(in->prog->group) &&
-                 strncmp(in->prog->group, sel, glen) == 0)
-            out[n++] = in;
+        else if (colon != NULL && in_group(in, sel, (size_t)(colon - sel)) &&
+                 (whole || strcmp(colon + 1, in->prog->name) == 0))
+            out[n++] = in; /* GROUP:* or GROUP: (the group), GROUP:NAME (supervisord's name) */
     }
     return (int)n;
 }
@@ -203,9 +218,10 @@ static void run_on_targets(struct pbd_daemon *d, struct req *rq, const struct ve
         return;
     }
     for (a = v->min_args; a < rq->argc; a++) {
-        n = select_targets(d, rq->argv[a], targets, d->n_inst);
+        n = pbd_verb_select(d, rq->argv[a], targets, d->n_inst, &rq->named);
         if (n == 0) {
-            pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (no such process)\n", rq->argv[a]);
+            pbd_ctl_reply(&d->ctl, rq->slot, "%s: ERROR (no such %s)\n", rq->argv[a],
+                          rq->named ? "process" : "group");
             errors++;
         }
         for (i = 0; i < n; i++) {
@@ -227,7 +243,7 @@ static void run_on_targets(struct pbd_daemon *d, struct req *rq, const struct ve
 /* "ERR unknown command 'X' (start, stop, ...)": the verbs of the table, in its order. */
 static void unknown_verb(struct req *rq, const char *cmd)
 {
-    char list[256] = "";
+    char list[512] = "";
     size_t i, used = 0;
 
     for (i = 0; i < N_VERBS && used < sizeof(list); i++)
@@ -275,7 +291,7 @@ void pbd_control_serve(struct pbd_daemon *d, int slot)
     if (rc == 0)
         return;
     if (rc > 0) {
-        char final[600] = "ERR internal error\n";
+        char final[1200] = "ERR internal error\n";
         struct req rq = {
             .slot = slot, .argc = argc, .argv = argv, .final = final, .flen = sizeof(final)};
         command(d, &rq);

@@ -26,6 +26,11 @@ cli_cmd_fn cli_cmd_wait;
 cli_cmd_fn cli_cmd_logs;
 /* cmd_top.c */
 cli_cmd_fn cli_cmd_top;
+/* cmd_tail.c: supervisorctl's tail (a program's log, by bytes and stream) and maintail */
+cli_cmd_fn cli_cmd_tail;
+cli_cmd_fn cli_cmd_maintail;
+/* cmd_pid.c */
+cli_cmd_fn cli_cmd_pid;
 /* cmd_control.c: start/stop/restart wait for the programs to settle; send passes the words on */
 cli_cmd_fn cli_cmd_start;
 cli_cmd_fn cli_cmd_stop;

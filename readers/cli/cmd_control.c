@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli_cmds.h"
+#include "cli_ctl.h"
 #include "cli_fmt.h"
 #include "cli_follow.h"
 #include "cli_segment.h"
@@ -19,7 +20,8 @@ enum settle { SETTLE_NONE, SETTLE_STARTED, SETTLE_STOPPED };
 
 /* A program the request named, followed until it settles. */
 struct target {
-    char name[PROCBUS_NAME_LEN];
+    char name[PROCBUS_NAME_LEN]; /* its record */
+    char label[160];             /* what procbusd called it: supervisord's GROUP:NAME */
     uint64_t id;
     int done, ok;
     uint16_t last_state;
@@ -145,7 +147,9 @@ static void read_reply(struct control *c, char *reply, int follow)
             break;
         c->t = grown;
         memset(&c->t[c->nt], 0, sizeof(c->t[c->nt]));
-        snprintf(c->t[c->nt].name, sizeof(c->t[c->nt].name), "%.*s", (int)(colon - line), line);
+        snprintf(c->t[c->nt].label, sizeof(c->t[c->nt].label), "%.*s", (int)(colon - line), line);
+        snprintf(c->t[c->nt].name, sizeof(c->t[c->nt].name), "%s",
+                 cli_process_part(c->t[c->nt].label));
         if (procbus_get_name(&c->r, c->t[c->nt].name, &p) == 0) {
             c->t[c->nt].id = p.id;
             c->t[c->nt].last_state = p.state;
@@ -167,13 +171,13 @@ static void report(struct control *c)
         if (procbus_get_name(&c->r, t->name, &p) == 0)
             cli_fmt_exit(why, sizeof(why), &p);
         if (!t->done) {
-            printf("%s: still %s (gave up waiting)\n", t->name, procbus_state_name(t->last_state));
+            printf("%s: still %s (gave up waiting)\n", t->label, procbus_state_name(t->last_state));
             if (c->result == CLI_EX_OK)
                 c->result = cli_stop_requested ? CLI_EX_FAIL : CLI_EX_TIMEOUT;
         } else if (t->ok) {
-            printf("%s: %s\n", t->name, c->settle == SETTLE_STOPPED ? "stopped" : "started");
+            printf("%s: %s\n", t->label, c->settle == SETTLE_STOPPED ? "stopped" : "started");
         } else {
-            printf("%s: ERROR (%s: %s)\n", t->name, procbus_state_name(t->last_state), why);
+            printf("%s: ERROR (%s: %s)\n", t->label, procbus_state_name(t->last_state), why);
             c->result = CLI_EX_FAIL;
         }
     }

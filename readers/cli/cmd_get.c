@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli_cmds.h"
+#include "cli_ctl.h"
 #include "cli_fmt.h"
 #include "cli_json.h"
 #include "cli_proc.h"
@@ -143,7 +144,7 @@ int cli_cmd_get(const struct cli_opts *o, int argc, char **argv)
     if (cli_open_segment(o->segment, &r) < 0)
         return CLI_EX_NOSEG;
     cli_warn_liveness(&r);
-    rc = find_record(&r, argv[optind], &p);
+    rc = find_record(&r, cli_process_part(argv[optind]), &p); /* NAME or GROUP:NAME */
     if (rc == 0) /* a traced process: which program it belongs to */
         program_of(&r, &p, prog, sizeof(prog));
     procbus_close(&r);

@@ -12,14 +12,16 @@
 
 #include "cli_cmds.h"
 #include "cli_follow.h"
+#include "cli_ctl.h"
 #include "config.h"
 #include "logfile.h"
 
 static void logs_usage(FILE *f)
 {
     fprintf(f, "usage: procbus [-c FILE] logs NAME [-f] [-n N]\n"
-               "Print the captured output of program NAME: its stdout_logfile and, when\n"
-               "separate, its stderr_logfile, as configured in FILE (-c, or $PROCBUS_CONFIG).\n"
+               "Print the captured output of program NAME (or GROUP:NAME): its stdout_logfile\n"
+               "and, when separate, its stderr_logfile, as procbusd says (AUTO logs too), or\n"
+               "as configured in FILE (-c, or $PROCBUS_CONFIG).\n"
                "  -n, --lines N   the last N lines of each file (default 10)\n"
                "  -f, --follow    keep printing what is appended (survives rotation) until\n"
                "                  interrupted\n");
@@ -81,33 +83,22 @@ static void tail_poll(struct tail *t)
 
 /* The program's log files into paths[] (stdout's, then stderr's when separate); how many, or -1
  * (message printed) with *rc the exit code. */
-static int log_paths(const struct cli_opts *o, const char *name, const char *paths[2], int *rc)
+static int log_paths(const struct cli_opts *o, const char *name, struct cli_logs *logs,
+                     const char *paths[2], int *rc)
 {
-    const struct pbd_program *prog;
     int np = 0;
 
-    if (o->cfg == NULL) {
-        fprintf(stderr, "procbus logs: the log files are named in procbusd's configuration: "
-                        "give it with -c FILE or set PROCBUS_CONFIG\n");
-        *rc = CLI_EX_USAGE;
+    *rc = cli_log_paths(o, "procbus logs", name, logs);
+    if (*rc != 0)
         return -1;
-    }
-    prog = pbd_config_find(o->cfg, name);
-    if (prog == NULL) {
-        fprintf(stderr, "procbus logs: no program named '%s' in %s\n", name,
-                o->cfg->path ? o->cfg->path : "the configuration");
-        *rc = CLI_EX_NOSEG;
-        return -1;
-    }
-    if (prog->out.path != NULL)
-        paths[np++] = prog->out.path;
-    if (prog->err.path != NULL && !prog->redirect_stderr &&
-        (np == 0 || strcmp(prog->err.path, paths[0]) != 0))
-        paths[np++] = prog->err.path;
+    if (logs->path[0][0] != '\0')
+        paths[np++] = logs->path[0];
+    if (logs->path[1][0] != '\0' && (np == 0 || strcmp(logs->path[1], paths[0]) != 0))
+        paths[np++] = logs->path[1];
     if (np == 0) {
         fprintf(stderr,
-                "procbus logs: program '%s' has no log file: set stdout_logfile (and "
-                "stderr_logfile) in its [program:...] section\n",
+                "procbus logs: program '%s' has no log file (its stdout_logfile and "
+                "stderr_logfile are NONE)\n",
                 name);
         *rc = CLI_EX_FAIL;
         return -1;
@@ -122,6 +113,7 @@ int cli_cmd_logs(const struct cli_opts *o, int argc, char **argv)
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     const char *paths[2];
+    struct cli_logs logs;
     struct tail tl[2];
     int np, follow = 0, lines = 10, opt, i, rc = CLI_EX_OK;
 
@@ -149,7 +141,7 @@ int cli_cmd_logs(const struct cli_opts *o, int argc, char **argv)
         fprintf(stderr, "procbus logs: give one program NAME (see procbus logs --help)\n");
         return CLI_EX_USAGE;
     }
-    np = log_paths(o, argv[optind], paths, &rc);
+    np = log_paths(o, argv[optind], &logs, paths, &rc);
     if (np < 0)
         return rc;
     for (i = 0; i < np; i++) {

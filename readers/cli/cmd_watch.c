@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli_cmds.h"
+#include "cli_ctl.h"
 #include "cli_fmt.h"
 #include "cli_follow.h"
 #include "cli_json.h"
@@ -434,7 +435,7 @@ static int wait_args(struct waiting *w, long long *timeout_ms, int argc, char **
                 "procbus wait: give one NAME and --state STATE (see procbus wait --help)\n");
         return CLI_EX_USAGE;
     }
-    w->name = argv[optind];
+    w->name = cli_process_part(argv[optind]); /* NAME or supervisord's GROUP:NAME */
     return -1;
 }
 

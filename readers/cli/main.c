@@ -40,8 +40,14 @@ static const struct cli_command commands[] = {
      "follow state transitions until interrupted", CMD_OWN_HELP},
     {"wait", cli_cmd_wait, "NAME --state STATE [--timeout 30s]",
      "until NAME reaches STATE (exit 5 timeout, 6 FATAL)", CMD_OWN_HELP},
-    {"logs", cli_cmd_logs, "NAME [-f] [-n N]", "captured output (needs -c FILE or $PROCBUS_CONFIG)",
+    {"logs", cli_cmd_logs, "NAME [-f] [-n N]", "captured output, the last N lines of each log",
      CMD_OWN_HELP | CMD_CONFIG_ENV},
+    {"tail", cli_cmd_tail, "[-f|-BYTES] NAME [stdout|stderr]",
+     "the last bytes of a log (supervisorctl's tail)", CMD_OWN_HELP | CMD_CONFIG_ENV},
+    {"maintail", cli_cmd_maintail, "[-f|-BYTES]", "the last bytes of procbusd's own log",
+     CMD_OWN_HELP},
+    {"pid", cli_cmd_pid, "[NAME...|all]", "procbusd's pid, or programs' (0: not running)",
+     CMD_OWN_HELP},
     {"top", cli_cmd_top, "", "live full-screen view (sort, filter, tree; q quits)", CMD_OWN_HELP},
     {"start", cli_cmd_start, "NAME|GROUP:*|all ...", "start and wait until RUNNING (or failed)",
      CMD_DAEMON},
@@ -51,8 +57,17 @@ static const struct cli_command commands[] = {
     {"signal", cli_cmd_send, "SIG NAME ...", "send a signal to the main process", CMD_DAEMON},
     {"reload", cli_cmd_send, "[allow-empty]",
      "re-read the configuration: apply added, removed and\nchanged programs, leave the others "
-     "alone\n(one with no program only with allow-empty)",
+     "alone, say\nwhat changed (one with no program only with\nallow-empty); not "
+     "supervisorctl's reload",
      CMD_DAEMON},
+    {"update", cli_cmd_send, "[GROUP...|all]",
+     "supervisorctl's update: as reload, for the groups\ngiven", CMD_DAEMON},
+    {"reread", cli_cmd_send, "", "what the configuration changes, applying nothing", CMD_DAEMON},
+    {"add", cli_cmd_send, "GROUP...", "add groups of the configuration that do not run",
+     CMD_DAEMON},
+    {"remove", cli_cmd_send, "GROUP...", "remove stopped groups (until an update)", CMD_DAEMON},
+    {"avail", cli_cmd_send, "", "the configuration's processes, in use or not", CMD_DAEMON},
+    {"clear", cli_cmd_send, "NAME|GROUP:*|all ...", "empty programs' log files", CMD_DAEMON},
     {"shutdown", cli_cmd_send, "", "stop everything and exit procbusd", CMD_DAEMON},
     {"help", cmd_help, NULL, NULL, 0},
 };
@@ -102,7 +117,8 @@ static void usage(FILE *f)
                "  -t, --timeout SECS  how long start/stop/restart wait (default 120; 0: no wait)\n"
                "Every command takes --help.\n"
                "Exit codes: 0 ok, 1 request failed, 2 usage, 3 not running, 4 no daemon/segment/\n"
-               "program, 5 timed out, 6 (wait) the program went FATAL.\n");
+               "program, 5 timed out, 6 (wait) the program went FATAL, 7 (pid) not running.\n"
+               "supervisorctl's commands work as supervisorctl's: docs/SUPERVISORD.md.\n");
 }
 
 static int cmd_help(const struct cli_opts *o, int argc, char **argv)

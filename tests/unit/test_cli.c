@@ -30,7 +30,7 @@ static void start_daemon(struct daemon_h *h, const char *body)
     snprintf(conf, sizeof(conf),
              "[program:web]\ncommand = sh -c 'i=0; while [ $i -lt 20 ]; do echo line$i; "
              "i=$((i+1)); done; exec sleep 1000'\nstdout_logfile = %%(here)s/web.log\n"
-             "startsecs = 0\n%s",
+             "stderr_logfile = NONE\nstartsecs = 0\n%s",
              body);
     pbt_start_daemon(h, "/tmp/pbcli-test", conf);
 }
@@ -434,7 +434,9 @@ static void test_logs(void **state)
     int st;
     (void)state;
 
-    start_daemon(&h, "[program:quiet]\ncommand = sleep 1000\nautostart = false\n");
+    start_daemon(&h, "[program:quiet]\ncommand = sleep 1000\nautostart = false\n"
+                     "[program:none]\ncommand = sleep 1000\nautostart = false\n"
+                     "stdout_logfile = NONE\nstderr_logfile = NONE\n");
     wait_state(&h, "web", PROCBUS_STATE_RUNNING);
     snprintf(path, sizeof(path), "%s/web.log", h.dir);
     for (int tries = 0; tries < 3000; tries++) { /* until all 20 lines are written */
@@ -461,12 +463,16 @@ static void test_logs(void **state)
     st = system(cmd);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_true(cli_contains(&h, "out", "line19\n"));
-    /* no log file configured / no config / no such program */
+    /* AUTO (quiet's default) is a file of its own, as supervisord's: it exists, empty */
     snprintf(cmd, sizeof(cmd), "-c %s logs quiet", h.conf);
+    assert_int_equal(cli(&h, cmd), 0);
+    /* without a configuration, procbusd says where the logs are */
+    assert_int_equal(cli(&h, "logs web -n 1"), 0);
+    assert_true(cli_contains(&h, "out", "line19\n"));
+    /* no log file at all / no such program */
+    snprintf(cmd, sizeof(cmd), "-c %s logs none", h.conf);
     assert_int_equal(cli(&h, cmd), 1);
     assert_true(cli_contains(&h, "err", "no log file"));
-    assert_int_equal(cli(&h, "logs web"), 2);
-    assert_true(cli_contains(&h, "err", "-c FILE"));
     snprintf(cmd, sizeof(cmd), "-c %s logs nosuch", h.conf);
     assert_int_equal(cli(&h, cmd), 4);
     snprintf(cmd, sizeof(cmd), "-c %s logs web -n x", h.conf);

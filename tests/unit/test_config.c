@@ -214,8 +214,11 @@ static void test_defaults(void **state)
     assert_int_equal(p->killasgroup, 0);
     assert_int_equal(p->priority, 999);
     assert_int_equal(p->redirect_stderr, 0);
-    assert_null(p->out.path); /* supervisord's AUTO: not captured by procbusd */
-    assert_null(p->err.path);
+    assert_string_equal(p->out.path, PBD_LOG_AUTO); /* supervisord's AUTO: a file in childlogdir */
+    assert_string_equal(p->err.path, PBD_LOG_AUTO);
+    assert_string_equal(p->group, p->name); /* no [group:x]: its own group */
+    assert_string_equal(p->program, p->name);
+    assert_null(p->serverurl);
     assert_true(p->out.maxbytes == 50ull * 1024 * 1024);
     assert_true(p->err.maxbytes == 50ull * 1024 * 1024);
     assert_int_equal(p->out.backups, 10);
@@ -572,8 +575,9 @@ static void test_includes(void **state)
     load_fixture(&c, "good/debian_default.conf", &w);
     assert_int_equal(c.n_progs, 2);
     assert_contains(find(&c, "redis")->source_file, "good/conf.d/redis.conf");
-    assert_true(has_warn(&w, "[supervisord]", "ignored"));
+    assert_false(has_warn(&w, "[supervisord]", "ignored")); /* read: logfile, pidfile ... */
     assert_true(has_warn(&w, "[rpcinterface:supervisor]", "ignored"));
+    assert_string_equal(c.progs[0].serverurl, "unix:///var/run/supervisor.sock");
     pbd_config_free(&c);
 }
 
@@ -693,7 +697,7 @@ static void test_environment(void **state)
     p = find(&c, "echo_global");
     assert_string_equal(p->argv[2], "echo 'set from [supervisord] section' 'global'");
     assert_string_equal(p->env[0], "FOO=set from [supervisord] section");
-    assert_true(has_warn(&w, "[supervisord]", "except environment"));
+    assert_false(has_warn(&w, "[supervisord]", NULL));
     pbd_config_free(&c);
 
     expect_error(state, "[program:a]\ncommand=/bin/a\nenvironment=A='x\n", "environment",
@@ -824,9 +828,9 @@ static void test_logfiles(void **state)
     assert_null(p->out.path);
     assert_null(p->err.path);
     p = find(&c, "b");
-    assert_null(p->out.path);
+    assert_string_equal(p->out.path, PBD_LOG_AUTO); /* kept, as supervisord, in childlogdir */
     assert_null(p->err.path);
-    assert_true(has_warn(&w, "t.conf:7: [program:b] stdout_logfile: ", "AUTO"));
+    assert_false(has_warn(&w, "t.conf:7: [program:b] stdout_logfile: ", NULL));
     assert_true(has_warn(&w, "t.conf:8: [program:b] stderr_logfile: ", "syslog"));
     p = find(&c, "c");
     assert_string_equal(p->out.path, "/tmp/c.log"); /* ~ from HOME */
@@ -866,25 +870,50 @@ static void test_warnings(void **state)
                                "stderr_capture_maxbytes=1MB\nserverurl=AUTO\nstderr_syslog=false\n"
                                "frobnicate=yes\n"
                                "[program:b]\ncommand=/bin/b $HOME\n"
-                               "[procbusd]\ncolour=blue\n",
+                               "[procbusd]\ncolour=blue\n"
+                               "[program:c]\ncommand=sh -c 'echo $HOME | tr a b'\n"
+                               "[unix_http_server:x]\nchmod=0700\n",
+                               &c, &w, err, sizeof(err)),
+                     -EINVAL); /* [fcgi-program:f] without socket, as supervisord */
+    assert_contains(err, "t.conf:7: [fcgi-program:f] socket: missing");
+    assert_int_equal(load_text(state,
+                               "[unix_http_server]\nfile=/tmp/x.sock\n"
+                               "[inet_http_server]\nport=9001\n"
+                               "[ctlplugin:x]\nsupervisor.ctl_factory = x\n"
+                               "[fcgi-program:f]\ncommand=/bin/f\nsocket=tcp://127.0.0.1:0\n"
+                               "[program:a]\ncommand=/bin/a | grep x\nstdout_events_enabled=true\n"
+                               "stderr_capture_maxbytes=1MB\nserverurl=AUTO\nstderr_syslog=false\n"
+                               "frobnicate=yes\n"
+                               "[program:b]\ncommand=/bin/b $HOME\n"
+                               "[procbusd]\ncolour=blue\n"
+                               "[program:c]\ncommand=sh -c 'echo $HOME | tr a b'\n"
+                               "[unix_http_server:x]\nchmod=0700\n",
                                &c, &w, err, sizeof(err)),
                      0);
     print_warns(&w);
-    assert_true(has_warn(&w, "t.conf:1: [unix_http_server]: ", "ignored"));
-    assert_true(has_warn(&w, "t.conf:3: [inet_http_server]: ", "ignored"));
+    assert_false(has_warn(&w, "[unix_http_server]: ", NULL)); /* read: SUPERVISOR_SERVER_URL */
+    assert_false(has_warn(&w, "[inet_http_server]: ", NULL));
     assert_true(has_warn(&w, "t.conf:5: [ctlplugin:x]: ", "ignored"));
-    assert_true(has_warn(&w, "t.conf:7: [fcgi-program:f]: ", "ignored"));
-    assert_true(has_warn(&w, "t.conf:11: [program:a] stdout_events_enabled: ", "ignored"));
-    assert_true(has_warn(&w, "t.conf:12: [program:a] stderr_capture_maxbytes: ", "ignored"));
-    assert_true(has_warn(&w, "t.conf:13: [program:a] serverurl: ", "ignored"));
-    assert_true(has_warn(&w, "t.conf:14: [program:a] stderr_syslog: ", "ignored"));
-    assert_true(has_warn(&w, "t.conf:15: [program:a] frobnicate: ", "unknown key"));
-    assert_true(has_warn(&w, "t.conf:10: [program:a] command: ", "'|'"));
-    assert_true(has_warn(&w, "t.conf:17: [program:b] command: ", "$HOME"));
-    assert_true(has_warn(&w, "t.conf:19: [procbusd] colour: ", "unknown key"));
-    assert_int_equal(c.n_progs, 2);
+    assert_false(has_warn(&w, "[fcgi-program:f]", NULL));
+    assert_false(has_warn(&w, "stdout_events_enabled", NULL)); /* event listeners use them */
+    assert_false(has_warn(&w, "stderr_capture_maxbytes", NULL));
+    assert_false(has_warn(&w, "serverurl", NULL));
+    assert_true(has_warn(&w, "t.conf:15: [program:a] stderr_syslog: ", "ignored"));
+    assert_true(has_warn(&w, "t.conf:16: [program:a] frobnicate: ", "unknown key"));
+    assert_true(has_warn(&w, "t.conf:11: [program:a] command: ", "'|'"));
+    assert_true(has_warn(&w, "t.conf:18: [program:b] command: ", "$HOME"));
+    assert_true(has_warn(&w, "t.conf:20: [procbusd] colour: ", "unknown key"));
+    assert_false(has_warn(&w, "[program:c]", NULL)); /* sh -c '...': the shell expands it */
+    assert_true(has_warn(&w, "t.conf:24: [unix_http_server:x] chmod: ", "ignored"));
+    assert_int_equal(c.n_progs, 4);
     /* the words stay plain arguments */
     assert_string_equal(find(&c, "a")->argv[1], "|");
+    assert_int_equal(find(&c, "a")->out.events, 1);
+    assert_true(find(&c, "a")->err.capture_maxbytes == 1024 * 1024);
+    /* supervisord's SUPERVISOR_SERVER_URL: the unix socket first */
+    assert_string_equal(find(&c, "a")->serverurl, "unix:///tmp/x.sock");
+    assert_int_equal(find(&c, "f")->kind, PBD_KIND_FCGI);
+    assert_string_equal(find(&c, "f")->fcgi_socket, "tcp://127.0.0.1:0");
     pbd_config_free(&c);
 
     /* no warn callback: no crash, same result */
@@ -1046,9 +1075,20 @@ static void test_real_configs(void **state)
     assert_null(p->err.path); /* NONE */
     assert_true(p->out.maxbytes == 1024 * 1024);
     assert_string_equal(p->env[0], "A=1");
-    assert_true(has_warn(&w, "[eventlistener:theeventlistenername]", "ignored"));
-    assert_true(has_warn(&w, "[group:thegroupname]", "ignored"));
-    assert_true(has_warn(&w, "stdout_capture_maxbytes", "ignored"));
+    assert_string_equal(p->group, "thegroupname"); /* [group:thegroupname] programs= */
+    assert_string_equal(p->program, "theprogramname");
+    assert_string_equal(p->serverurl, "unix:///tmp/supervisor.sock");
+    assert_false(has_warn(&w, "stdout_capture_maxbytes", NULL));
+    p = find(&c, "theeventlistenername");
+    assert_int_equal(p->kind, PBD_KIND_EVENTLISTENER);
+    assert_true(p->evl_events == (1ull << PBD_EVT__COUNT) - 1); /* EVENT: every type */
+    assert_int_equal(p->evl_buffer_size, 10);
+    assert_int_equal(p->priority, 999);      /* as supervisord: the process keeps 999 */
+    assert_int_equal(p->group_priority, -1); /* the pool starts first */
+    assert_string_equal(p->group, "theeventlistenername");
+    assert_string_equal(c.daemon.logfile, "/tmp/supervisord.log");
+    assert_string_equal(c.daemon.pidfile, "/tmp/supervisord.pid");
+    assert_int_equal(c.daemon.minfds, 1024);
     pbd_config_free(&c);
 
     load_fixture(&c, "good/fixture_percent_986.conf", &w);
@@ -1060,7 +1100,10 @@ static void test_real_configs(void **state)
     assert_string_equal(find(&c, "produce-unicode-error")->argv[2], "echo -e \"\\x88\"");
     assert_non_null(pbd_config_find(&c, "test_\xc3\xb6\xc3\xa4\xc3\xbc"));
     assert_contains(find(&c, "nonexistent")->argv[0], "/tests/config/good/nonexistent");
-    assert_int_equal(c.n_progs, 3);
+    assert_int_equal(c.n_progs, 4); /* and [eventlistener:fatalexit] */
+    assert_int_equal(find(&c, "fatalexit")->kind, PBD_KIND_EVENTLISTENER);
+    assert_true(find(&c, "fatalexit")->evl_events == 1ull << PBD_EVT_PROCESS_STATE_FATAL);
+    assert_int_equal(c.daemon.log_level, 3); /* [supervisord] loglevel = debug */
     pbd_config_free(&c);
 
     load_fixture(&c, "good/docker.conf", &w);

@@ -20,8 +20,17 @@
 #include "config.h"
 
 static const enum pbd_config_section all_sections[] = {
-    PBD_SECTION_DAEMON, PBD_SECTION_PROGRAM, PBD_SECTION_INCLUDE, PBD_SECTION_SUPERVISORD};
+    PBD_SECTION_DAEMON,      PBD_SECTION_PROGRAM,   PBD_SECTION_INCLUDE,
+    PBD_SECTION_SUPERVISORD, PBD_SECTION_GROUP,     PBD_SECTION_EVENTLISTENER,
+    PBD_SECTION_FCGI,        PBD_SECTION_UNIX_HTTP, PBD_SECTION_INET_HTTP};
 #define N_SECTIONS (sizeof(all_sections) / sizeof(all_sections[0]))
+
+/* The sections whose values the range, spelling and default tests load (the others have only
+ * text keys): the daemon's, the programs', [supervisord], [group:x], the listeners, fcgi. */
+static const enum pbd_config_section loaded_sections[] = {
+    PBD_SECTION_DAEMON, PBD_SECTION_PROGRAM,       PBD_SECTION_SUPERVISORD,
+    PBD_SECTION_GROUP,  PBD_SECTION_EVENTLISTENER, PBD_SECTION_FCGI};
+#define N_LOADED (sizeof(loaded_sections) / sizeof(loaded_sections[0]))
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -121,11 +130,25 @@ static int load_text(const char *text, struct pbd_config *c, struct warns *w, ch
 }
 
 /* A configuration that sets key = value in the row's section, with one program
- * (several instances are allowed by its process_name). */
+ * (several instances are allowed by its process_name); the key is on line 2, 3 or 4. */
 static void config_with(char *buf, size_t n, const struct pbd_config_key *k, const char *value)
 {
-    if (k->section == PBD_SECTION_DAEMON)
-        snprintf(buf, n, "[procbusd]\n%s = %s\n[program:t]\ncommand = /bin/true\n", k->name, value);
+    if (k->section == PBD_SECTION_DAEMON || k->section == PBD_SECTION_SUPERVISORD)
+        snprintf(buf, n, "[%s]\n%s = %s\n[program:t]\ncommand = /bin/true\n",
+                 pbd_config_section_name(k->section), k->name, value);
+    else if (k->section == PBD_SECTION_GROUP)
+        snprintf(buf, n, "[group:t]\n%s\n%s = %s\n[program:p]\ncommand = /bin/true\n",
+                 strcmp(k->name, "programs") ? "programs = p" : "", k->name, value);
+    else if (k->section == PBD_SECTION_EVENTLISTENER)
+        snprintf(buf, n,
+                 "[eventlistener:t]\ncommand = /bin/true\nprocess_name = t_%%(process_num)d\n"
+                 "%s = %s\n%s\n",
+                 k->name, value, strcmp(k->name, "events") ? "events = TICK_5" : "");
+    else if (k->section == PBD_SECTION_FCGI)
+        snprintf(buf, n,
+                 "[fcgi-program:t]\ncommand = /bin/true\nprocess_name = t_%%(process_num)d\n"
+                 "%s = %s\n%s\n",
+                 k->name, value, strcmp(k->name, "socket") ? "socket = unix:///tmp/t.sock" : "");
     else
         snprintf(buf, n,
                  "[program:t]\ncommand = /bin/true\nprocess_name = t_%%(process_num)d\n%s = %s\n",
@@ -135,10 +158,26 @@ static void config_with(char *buf, size_t n, const struct pbd_config_key *k, con
 /* The struct a row lands in, in a loaded configuration. */
 static const void *base_of(const struct pbd_config *c, const struct pbd_config_key *k)
 {
-    if (k->section == PBD_SECTION_DAEMON)
+    if (k->section == PBD_SECTION_DAEMON || k->section == PBD_SECTION_SUPERVISORD)
         return &c->daemon;
+    if (k->section == PBD_SECTION_GROUP) {
+        assert_true(c->n_groups >= 1);
+        return &c->groups[0];
+    }
     assert_true(c->n_progs >= 1);
     return &c->progs[0];
+}
+
+/* "procbusd", "program:t" ...: how messages name the section of config_with. */
+static const char *shown_section(const struct pbd_config_key *k, char *buf, size_t n)
+{
+    const char *name = pbd_config_section_name(k->section);
+    const char *colon = strchr(name, ':');
+    if (colon)
+        snprintf(buf, n, "%.*s:t", (int)(colon - name), name);
+    else
+        snprintf(buf, n, "%s", name);
+    return buf;
 }
 
 /* An integer field's value (int, uint32_t or uint64_t, by the row's size and range). */
@@ -181,7 +220,7 @@ static void expect_int(const struct pbd_config_key *k, const char *value, long l
 /* Load key = value: it must fail at the key's line, naming the section and the key. */
 static void expect_error(const struct pbd_config_key *k, const char *value)
 {
-    char text[1024], err[1024], want[256];
+    char text[1024], err[1024], want[256], sec[64];
     struct pbd_config c;
     struct warns w;
     int r;
@@ -189,8 +228,11 @@ static void expect_error(const struct pbd_config_key *k, const char *value)
     r = load_text(text, &c, &w, err, sizeof(err));
     if (r != -EINVAL)
         fail_msg("%s = %s: loaded (rc %d), expected an error", k->name, value, r);
-    snprintf(want, sizeof(want), ":%d: [%s] %s: ", k->section == PBD_SECTION_DAEMON ? 2 : 4,
-             k->section == PBD_SECTION_DAEMON ? "procbusd" : "program:t", k->name);
+    snprintf(want, sizeof(want), ":%d: [%s] %s: ",
+             k->section == PBD_SECTION_DAEMON || k->section == PBD_SECTION_SUPERVISORD ? 2
+             : k->section == PBD_SECTION_GROUP                                         ? 3
+                                                                                       : 4,
+             shown_section(k, sec, sizeof(sec)), k->name);
     if (!strstr(err, want))
         fail_msg("%s = %s: '%s' does not hold '%s'", k->name, value, err, want);
 }
@@ -203,9 +245,15 @@ static void test_table_shape(void **state)
     for (size_t s = 0; s < N_SECTIONS; s++) {
         size_t n;
         const struct pbd_config_key *k = pbd_config_keys(all_sections[s], &n);
-        size_t struct_size = all_sections[s] == PBD_SECTION_DAEMON ? sizeof(struct pbd_daemon_conf)
-                             : all_sections[s] == PBD_SECTION_PROGRAM ? sizeof(struct pbd_program)
-                                                                      : 0;
+        enum pbd_config_section sec = all_sections[s];
+        size_t struct_size = sec == PBD_SECTION_DAEMON || sec == PBD_SECTION_SUPERVISORD ||
+                                     sec == PBD_SECTION_UNIX_HTTP || sec == PBD_SECTION_INET_HTTP
+                                 ? sizeof(struct pbd_daemon_conf)
+                             : sec == PBD_SECTION_PROGRAM || sec == PBD_SECTION_EVENTLISTENER ||
+                                     sec == PBD_SECTION_FCGI
+                                 ? sizeof(struct pbd_program)
+                             : sec == PBD_SECTION_GROUP ? sizeof(struct pbd_group)
+                                                        : 0;
         assert_non_null(k);
         assert_true(n > 0);
         assert_string_not_equal(pbd_config_section_name(all_sections[s]), "?");
@@ -258,9 +306,9 @@ static void test_table_shape(void **state)
 static void test_int_ranges(void **state)
 {
     (void)state;
-    for (size_t s = 0; s < 2; s++) {
+    for (size_t s = 0; s < N_LOADED; s++) {
         size_t n;
-        const struct pbd_config_key *k = pbd_config_keys(all_sections[s], &n);
+        const struct pbd_config_key *k = pbd_config_keys(loaded_sections[s], &n);
         for (size_t i = 0; i < n; i++) {
             char v[32];
             if (k[i].type != PBD_KT_INT)
@@ -268,7 +316,8 @@ static void test_int_ranges(void **state)
             snprintf(v, sizeof(v), "%lld", k[i].min);
             expect_int(&k[i], v, k[i].min);
             /* numprocs = max would build 100000 instances: its max is checked through max+1 */
-            if (k[i].stage != PBD_STAGE_SECTION || k[i].max <= 1000) {
+            if ((k[i].stage != PBD_STAGE_SECTION || k[i].max <= 1000) &&
+                strcmp(k[i].name, "minfds") != 0 && strcmp(k[i].name, "minprocs") != 0) {
                 snprintf(v, sizeof(v), "%lld", k[i].max);
                 expect_int(&k[i], v, k[i].max);
             }
@@ -286,9 +335,9 @@ static void test_int_ranges(void **state)
 static void test_bools_and_enums(void **state)
 {
     (void)state;
-    for (size_t s = 0; s < 2; s++) {
+    for (size_t s = 0; s < N_LOADED; s++) {
         size_t n;
-        const struct pbd_config_key *k = pbd_config_keys(all_sections[s], &n);
+        const struct pbd_config_key *k = pbd_config_keys(loaded_sections[s], &n);
         for (size_t i = 0; i < n; i++) {
             if (k[i].type == PBD_KT_BOOL) {
                 expect_int(&k[i], "Yes", 1);
@@ -310,13 +359,12 @@ static void test_defaults(void **state)
     struct pbd_config dflt, set;
     struct warns w;
     (void)state;
-    assert_int_equal(
-        load_text("[program:t]\ncommand = /bin/true\nprocess_name = t_%(process_num)d\n", &dflt, &w,
-                  err, sizeof(err)),
-        0);
-    for (size_t s = 0; s < 2; s++) {
+    for (size_t s = 0; s < N_LOADED; s++) {
         size_t n;
-        const struct pbd_config_key *k = pbd_config_keys(all_sections[s], &n);
+        const struct pbd_config_key *k = pbd_config_keys(loaded_sections[s], &n);
+        struct pbd_config_key none = {.name = "no_such_key_x", .section = loaded_sections[s]};
+        config_with(text, sizeof(text), &none, "1"); /* the section with its defaults */
+        assert_int_equal(load_text(text, &dflt, &w, err, sizeof(err)), 0);
         for (size_t i = 0; i < n; i++) {
             const void *a, *b;
             int r;
@@ -328,12 +376,19 @@ static void test_defaults(void **state)
                 fail_msg("%s = %s (its default): %s", k[i].name, k[i].def, err);
             a = (const char *)base_of(&dflt, &k[i]) + k[i].offset;
             b = (const char *)base_of(&set, &k[i]) + k[i].offset;
-            if (memcmp(a, b, k[i].size) != 0)
+            if (k[i].type == PBD_KT_LOGFILE) { /* a string (AUTO): compare what it says */
+                const char *sa, *sb;
+                memcpy(&sa, a, sizeof(sa));
+                memcpy(&sb, b, sizeof(sb));
+                if ((sa == NULL) != (sb == NULL) || (sa && strcmp(sa, sb)))
+                    fail_msg("%s: absent and '%s' differ", k[i].name, k[i].def);
+            } else if (memcmp(a, b, k[i].size) != 0) {
                 fail_msg("%s: absent and '%s' differ", k[i].name, k[i].def);
+            }
             pbd_config_free(&set);
         }
+        pbd_config_free(&dflt);
     }
-    pbd_config_free(&dflt);
 }
 
 /* Ignored supervisord keys warn as such; a required key missing is an error naming it. */
@@ -422,15 +477,21 @@ static size_t read_doc(const char *path, struct doc_key *out, size_t max)
         lineno++;
         line[strcspn(line, "\n")] = '\0';
         if (line[0] == '#') {
-            int level = (int)strspn(line, "#");
-            if (strstr(line, "[procbusd]"))
-                section = PBD_SECTION_DAEMON;
-            else if (strstr(line, "[program:"))
-                section = PBD_SECTION_PROGRAM;
-            else if (strstr(line, "[include]"))
-                section = PBD_SECTION_INCLUDE;
-            else if (strstr(line, "[supervisord]"))
-                section = PBD_SECTION_SUPERVISORD;
+            int level = (int)strspn(line, "#"), found = -1;
+            /* "### `[group:NAME]`": the section whose name (up to its ':' or end) follows '[' */
+            for (size_t k = 0; k < N_SECTIONS && found < 0; k++) {
+                char head[64];
+                const char *name = pbd_config_section_name(all_sections[k]);
+                if (strchr(name, ':'))
+                    snprintf(head, sizeof(head), "[%.*s", (int)(strchr(name, ':') - name + 1),
+                             name);
+                else
+                    snprintf(head, sizeof(head), "[%s]", name);
+                if (strstr(line, head))
+                    found = (int)all_sections[k];
+            }
+            if (found >= 0)
+                section = found;
             else if (level <= 3)
                 section = -1;
             in_table = 0;

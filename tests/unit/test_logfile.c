@@ -114,12 +114,14 @@ static void test_rotation_boundaries(void **state)
     assert_int_equal(pbd_log_open(&l, f->path, 100, 3), 0);
     assert_string_equal(pbd_log_path(l), f->path);
     assert_int_equal(fsize(f, 0), 0); /* created at open */
-    for (i = 1; i <= 10; i++)
+    for (i = 1; i <= 9; i++)
         write_rec(l, i);
-    /* Exactly maxbytes: no rotation yet. */
-    assert_int_equal(fsize(f, 0), 100);
+    assert_int_equal(fsize(f, 0), 90);
     assert_int_equal(fsize(f, 1), -1);
-    /* The next byte would exceed it: rotate first. */
+    /* The write that reaches maxbytes rotates right after it (supervisord's doRollover). */
+    write_rec(l, 10);
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(fsize(f, 1), 100);
     write_rec(l, 11);
     assert_int_equal(fsize(f, 0), 10);
     assert_int_equal(fsize(f, 1), 100);
@@ -152,23 +154,25 @@ static void test_rotation_uneven(void **state)
     struct fx *f = *state;
     struct pbd_log *l = NULL;
 
-    /* 25-byte limit, 10-byte writes: 20 + 10 > 25 rotates at 20 bytes. */
+    /* 25-byte limit, 10-byte writes: the write that passes 25 goes whole into the file, which
+     * rotates after it (30 bytes in path.1). */
     assert_int_equal(pbd_log_open(&l, f->path, 25, 2), 0);
     write_rec(l, 1);
     write_rec(l, 2);
     assert_int_equal(fsize(f, 0), 20);
     write_rec(l, 3);
-    assert_int_equal(fsize(f, 1), 20);
-    assert_int_equal(fsize(f, 0), 10);
-    /* A write that lands exactly on the limit does not rotate. */
+    assert_int_equal(fsize(f, 1), 30);
+    assert_int_equal(fsize(f, 0), 0);
+    /* Below the limit: no rotation; landing exactly on it rotates. */
     assert_int_equal(pbd_log_write(l, "123456789012345", 15), 0);
-    assert_int_equal(fsize(f, 0), 25);
+    assert_int_equal(fsize(f, 0), 15);
     assert_int_equal(fsize(f, 2), -1);
-    assert_int_equal(pbd_log_write(l, "x", 1), 0);
-    assert_int_equal(fsize(f, 0), 1);
+    assert_int_equal(pbd_log_write(l, "0123456789", 10), 0);
+    assert_int_equal(fsize(f, 0), 0);
     assert_int_equal(fsize(f, 1), 25);
-    assert_int_equal(fsize(f, 2), 20);
+    assert_int_equal(fsize(f, 2), 30);
     /* Zero-length writes do nothing. */
+    assert_int_equal(pbd_log_write(l, "x", 1), 0);
     assert_int_equal(pbd_log_write(l, "", 0), 0);
     assert_int_equal(fsize(f, 0), 1);
     pbd_log_close(l);
@@ -183,9 +187,9 @@ static void test_backups_limit(void **state)
     assert_int_equal(pbd_log_open(&l, f->path, 10, 2), 0);
     for (i = 1; i <= 20; i++)
         write_rec(l, i);
-    assert_int_equal(first_rec(f, 0), 20);
-    assert_int_equal(first_rec(f, 1), 19);
-    assert_int_equal(first_rec(f, 2), 18);
+    assert_int_equal(fsize(f, 0), 0); /* each record reaches the limit: rotated after it */
+    assert_int_equal(first_rec(f, 1), 20);
+    assert_int_equal(first_rec(f, 2), 19);
     assert_int_equal(fsize(f, 3), -1);
     pbd_log_close(l);
 
@@ -193,9 +197,9 @@ static void test_backups_limit(void **state)
     assert_int_equal(pbd_log_open(&l, f->path, 10, 1), 0);
     write_rec(l, 21);
     write_rec(l, 22);
-    assert_int_equal(first_rec(f, 0), 22);
-    assert_int_equal(first_rec(f, 1), 21);
-    assert_int_equal(first_rec(f, 2), 18); /* left from before, untouched */
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(first_rec(f, 1), 22);
+    assert_int_equal(first_rec(f, 2), 19); /* left from before, untouched */
     pbd_log_close(l);
 }
 
@@ -206,9 +210,11 @@ static void test_backups_zero_truncates(void **state)
     int i;
 
     assert_int_equal(pbd_log_open(&l, f->path, 100, 0), 0);
-    for (i = 1; i <= 10; i++)
+    for (i = 1; i <= 9; i++)
         write_rec(l, i);
-    assert_int_equal(fsize(f, 0), 100);
+    assert_int_equal(fsize(f, 0), 90);
+    write_rec(l, 10); /* reaches 100: truncated */
+    assert_int_equal(fsize(f, 0), 0);
     write_rec(l, 11);
     assert_int_equal(fsize(f, 0), 10);
     assert_int_equal(first_rec(f, 0), 11);
@@ -262,18 +268,17 @@ static void test_write_bigger_than_maxbytes(void **state)
 
     memset(big, 'B', sizeof(big));
     assert_int_equal(pbd_log_open(&l, f->path, 100, 3), 0);
-    /* Into an empty file: written whole, no empty path.1. */
+    /* Into an empty file: written whole, then rotated. */
     assert_int_equal(pbd_log_write(l, big, sizeof(big)), 0);
-    assert_int_equal(fsize(f, 0), 250);
-    assert_int_equal(fsize(f, 1), -1);
-    /* The next write rotates the oversized file. */
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(fsize(f, 1), 250);
     assert_int_equal(pbd_log_write(l, "0123456789", 10), 0);
     assert_int_equal(fsize(f, 0), 10);
     assert_int_equal(fsize(f, 1), 250);
-    /* Into a non-empty file: rotate first, then write it whole. */
+    /* Into a non-empty file: written whole after what is there, then rotated. */
     assert_int_equal(pbd_log_write(l, big, sizeof(big)), 0);
-    assert_int_equal(fsize(f, 0), 250);
-    assert_int_equal(fsize(f, 1), 10);
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(fsize(f, 1), 260);
     assert_int_equal(fsize(f, 2), 250);
     pbd_log_close(l);
 }
@@ -287,8 +292,9 @@ static void test_existing_file_counts(void **state)
     memset(ninety, 'o', sizeof(ninety));
     put_file(f->path, ninety, sizeof(ninety));
     assert_int_equal(pbd_log_open(&l, f->path, 100, 3), 0);
-    write_rec(l, 1); /* 100: fits */
-    assert_int_equal(fsize(f, 0), 100);
+    write_rec(l, 1); /* 90 + 10 = 100: reaches the limit, rotated */
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(fsize(f, 1), 100);
     write_rec(l, 2);
     assert_int_equal(fsize(f, 1), 100);
     assert_int_equal(fsize(f, 0), 10);
@@ -349,9 +355,12 @@ static void test_rotation_after_move(void **state)
     /* The file vanished behind our back and no reopen came: rotation starts a new file. */
     snprintf(moved, sizeof(moved), "%s/moved.log", f->dir);
     assert_int_equal(pbd_log_open(&l, f->path, 50, 3), 0);
-    for (i = 1; i <= 5; i++)
+    for (i = 1; i <= 4; i++)
         write_rec(l, i);
     assert_int_equal(rename(f->path, moved), 0);
+    write_rec(l, 5); /* into the moved file, which reaches 50: a new path, no path.1 */
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(fsize(f, 1), -1);
     write_rec(l, 6);
     assert_int_equal(fsize(f, 0), 10);
     assert_int_equal(first_rec(f, 0), 6);
@@ -372,29 +381,58 @@ static void test_rotation_failure_keeps_data(void **state)
     snprintf(inner, sizeof(inner), "%s/keep", p1);
     put_file(inner, "x", 1);
     assert_int_equal(pbd_log_open(&l, f->path, 50, 1), 0);
-    for (i = 1; i <= 5; i++)
+    for (i = 1; i <= 4; i++)
         write_rec(l, i);
-    write_rec(l, 6); /* rotation fails; the data still lands */
-    assert_int_equal(fsize(f, 0), 60);
+    write_rec(l, 5); /* reaches 50: rotation fails; the data is there */
+    assert_int_equal(fsize(f, 0), 50);
     assert_int_equal(pbd_log_take_error(l), -EISDIR);
     assert_int_equal(pbd_log_take_error(l), 0);
     /* No retry on every write: the next attempt comes after another maxbytes. */
-    for (i = 7; i <= 10; i++)
+    for (i = 6; i <= 9; i++)
         write_rec(l, i);
     assert_int_equal(pbd_log_take_error(l), 0);
-    assert_int_equal(fsize(f, 0), 100);
-    write_rec(l, 11); /* at 100 = 50 + maxbytes: retried, fails again */
+    assert_int_equal(fsize(f, 0), 90);
+    write_rec(l, 10); /* at 100 = 50 + maxbytes: retried, fails again */
     assert_int_equal(pbd_log_take_error(l), -EISDIR);
-    assert_int_equal(fsize(f, 0), 110);
+    assert_int_equal(fsize(f, 0), 100);
     /* Once the obstacle is gone, a reopen re-enables rotation. */
     assert_int_equal(unlink(inner), 0);
     assert_int_equal(rmdir(p1), 0);
     assert_int_equal(pbd_log_reopen(l), 0);
-    write_rec(l, 12);
+    write_rec(l, 11);
     assert_int_equal(fsize(f, 1), 110);
+    assert_int_equal(fsize(f, 0), 0);
+    write_rec(l, 12);
     assert_int_equal(fsize(f, 0), 10);
     assert_int_equal(first_rec(f, 0), 12);
     pbd_log_close(l);
+}
+
+/* supervisorctl clear: the current file emptied, the rotated copies kept, writing goes on. */
+static void test_clear(void **state)
+{
+    struct fx *f = *state;
+    struct pbd_log *l = NULL;
+    int i;
+
+    assert_int_equal(pbd_log_open(&l, f->path, 50, 2), 0);
+    for (i = 1; i <= 7; i++)
+        write_rec(l, i);
+    assert_int_equal(fsize(f, 0), 20);
+    assert_int_equal(fsize(f, 1), 50);
+    assert_int_equal(pbd_log_clear(l), 0);
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(fsize(f, 1), 50);
+    for (i = 8; i <= 12; i++) /* the size starts again from 0: 50 bytes before a rotation */
+        write_rec(l, i);
+    assert_int_equal(fsize(f, 0), 0);
+    assert_int_equal(first_rec(f, 1), 8);
+    assert_int_equal(first_rec(f, 2), 1);
+    pbd_log_close(l);
+    assert_int_equal(pbd_log_open(&l, NULL, 50, 2), 0);
+    assert_int_equal(pbd_log_clear(l), 0); /* a discarding log: nothing to do */
+    pbd_log_close(l);
+    assert_int_equal(pbd_log_clear(NULL), -EINVAL);
 }
 
 static void test_open_errors(void **state)
@@ -823,6 +861,7 @@ int main(void)
         FX(test_reopen_after_move),
         FX(test_rotation_after_move),
         FX(test_rotation_failure_keeps_data),
+        FX(test_clear),
         FX(test_open_errors),
         FX(test_mode_and_chardev),
         cmocka_unit_test(test_lines_basic),

@@ -183,7 +183,9 @@ static void test_squatted_names_do_not_reach_root(void **state)
     procbus_pub_close(pb, PROCBUS_PUB_UNLINK);
     procbus_pub_close(pc, PROCBUS_PUB_UNLINK);
 
-    /* root's readers: root's procbusd; never nobody's fake states */
+    /* root's readers: root's procbusd; never nobody's fake states (status exits 0 once web
+     * runs: supervisorctl's 3 while a program shown is STOPPED) */
+    assert_int_equal(pbt_wait_state(&h, "web", PROCBUS_STATE_RUNNING, 20000, NULL), 0);
     assert_int_equal(cli_as_root(h.seg, "status", &out), 0);
     assert_non_null(strstr(out, "web"));
     free(out);
@@ -390,6 +392,7 @@ static void test_segment_group_lets_a_monitoring_user_read(void **state)
     assert_int_equal(stat(pbt_path(h.seg, path), &st), 0);
     assert_int_equal(st.st_gid, g_gid);
     assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(pbt_wait_state(&h, "web", PROCBUS_STATE_RUNNING, 20000, NULL), 0);
     snprintf(cmd, sizeof(cmd), "%s -s %s status", pbt_bin("procbus", exe, sizeof(exe)), h.seg);
     assert_int_equal(as_nobody(cmd), 0);
     out = nobody_output();

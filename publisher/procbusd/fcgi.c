@@ -1,0 +1,212 @@
+/* fcgi.c - [fcgi-program:x] sockets: made by procbusd when the first instance starts, given to
+ * every instance as fd 0, closed once none of them runs (supervisord's socket manager). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "parity.h"
+#include "userdb.h"
+
+/* One socket, shared by the instances of one [fcgi-program:x] (named by its program). */
+struct pbd_fcgi_sock {
+    char program[64];
+    char *url;
+    int fd; /* -1: closed */
+};
+
+/* owner = "user[:group]": uid and gid (the group: the user's, unless given). 0 or -errno. */
+static int owner_ids(const char *owner, uid_t *uid, gid_t *gid)
+{
+    char user[256];
+    const char *colon = strchr(owner, ':');
+    struct pbd_user u;
+    int rc;
+
+    snprintf(user, sizeof(user), "%.*s", colon ? (int)(colon - owner) : (int)strlen(owner), owner);
+    rc = pbd_user_lookup(user, &u);
+    if (rc < 0)
+        return rc;
+    *uid = u.uid;
+    *gid = u.gid;
+    if (colon != NULL) {
+        const char *g = colon + 1;
+        if (*g >= '0' && *g <= '9') {
+            *gid = (gid_t)strtoul(g, NULL, 10);
+        } else {
+            struct group *gr = getgrnam(g);
+            if (gr == NULL)
+                return -ENOENT;
+            *gid = gr->gr_gid;
+        }
+    }
+    return 0;
+}
+
+/* Make the listening socket of p. fd or -errno (why filled). */
+static int make_socket(const struct pbd_program *p, char *why, size_t whylen)
+{
+    int fd, rc, one = 1;
+
+    if (!strncmp(p->fcgi_socket, "unix://", 7)) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        const char *path = p->fcgi_socket + 7;
+        const char *owner = p->fcgi_socket_owner ? p->fcgi_socket_owner : p->user;
+        if (strlen(path) >= sizeof(sa.sun_path)) {
+            snprintf(why, whylen, "socket path too long: %s", path);
+            return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            goto fail;
+        unlink(path); /* supervisord removes a stale socket file too */
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+            goto fail_fd;
+        if (chmod(path, p->fcgi_socket_mode) < 0)
+            goto fail_fd;
+        if (owner != NULL && geteuid() == 0) {
+            uid_t uid;
+            gid_t gid;
+            rc = owner_ids(owner, &uid, &gid);
+            if (rc < 0 || chown(path, uid, gid) < 0) {
+                int e = rc < 0 ? -rc : errno;
+                close(fd);
+                snprintf(why, whylen, "socket %s: owner %s: %s", p->fcgi_socket, owner,
+                         strerror(e));
+                return -e;
+            }
+        }
+    } else {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                                 .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE},
+                        *res = NULL;
+        char host[256];
+        const char *hp = p->fcgi_socket + 6, *colon = strrchr(hp, ':');
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
+        rc = getaddrinfo(host, colon + 1, &hints, &res);
+        if (rc != 0) {
+            snprintf(why, whylen, "socket %s: %s", p->fcgi_socket, gai_strerror(rc));
+            return -EINVAL;
+        }
+        fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            freeaddrinfo(res);
+            goto fail;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+            freeaddrinfo(res);
+            goto fail_fd;
+        }
+        freeaddrinfo(res);
+    }
+    if (listen(fd, p->fcgi_socket_backlog > 0 ? p->fcgi_socket_backlog : SOMAXCONN) < 0)
+        goto fail_fd;
+    return fd;
+fail_fd:
+    rc = -errno;
+    close(fd);
+    snprintf(why, whylen, "socket %s: %s", p->fcgi_socket, strerror(-rc));
+    return rc;
+fail:
+    rc = -errno;
+    snprintf(why, whylen, "socket %s: %s", p->fcgi_socket, strerror(-rc));
+    return rc;
+}
+
+int pbd_fcgi_socket(struct pbd_daemon *d, struct pbd_inst *in, char *why, size_t whylen)
+{
+    struct pbd_par *p = pbd_par_of(d);
+    struct pbd_par_inst *x = pbd_par_inst_of(in);
+    struct pbd_fcgi_sock *s = NULL;
+
+    if (p == NULL || x == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_socks && s == NULL; i++)
+        if (!strcmp(p->socks[i].program, in->prog->program))
+            s = &p->socks[i];
+    if (s != NULL && s->fd >= 0 && strcmp(s->url, in->prog->fcgi_socket) != 0) {
+        close(s->fd); /* a reload changed the socket: a new one */
+        s->fd = -1;
+    }
+    if (s == NULL) {
+        struct pbd_fcgi_sock *grown = realloc(p->socks, (p->n_socks + 1) * sizeof(*p->socks));
+        if (grown == NULL) {
+            snprintf(why, whylen, "out of memory");
+            return -ENOMEM;
+        }
+        p->socks = grown;
+        s = &p->socks[p->n_socks++];
+        memset(s, 0, sizeof(*s));
+        s->fd = -1;
+        snprintf(s->program, sizeof(s->program), "%s", in->prog->program);
+    }
+    if (s->fd < 0) {
+        free(s->url);
+        s->url = strdup(in->prog->fcgi_socket);
+        if (s->url == NULL) {
+            snprintf(why, whylen, "out of memory");
+            return -ENOMEM;
+        }
+        s->fd = make_socket(in->prog, why, whylen);
+        if (s->fd < 0)
+            return s->fd;
+        pbd_say(d, PBD_L_INFO, "%s: listening on %s", in->prog->program, s->url);
+    }
+    x->fcgi = (int)(s - p->socks) + 1;
+    return s->fd;
+}
+
+void pbd_fcgi_gc(struct pbd_daemon *d)
+{
+    struct pbd_par *p = d->par;
+
+    for (size_t i = 0; p != NULL && i < p->n_socks; i++) {
+        struct pbd_fcgi_sock *s = &p->socks[i];
+        int used = 0;
+        if (s->fd < 0)
+            continue;
+        for (size_t k = 0; k < d->n_inst && !used; k++) {
+            const struct pbd_inst *in = d->inst[k];
+            used = in->prog->kind == PBD_KIND_FCGI && !strcmp(in->prog->program, s->program) &&
+                   pbd_inst_alive(in);
+        }
+        if (!used) {
+            close(s->fd);
+            s->fd = -1;
+            if (!strncmp(s->url, "unix://", 7))
+                unlink(s->url + 7);
+            pbd_say(d, PBD_L_INFO, "%s: closed %s (no instance runs)", s->program, s->url);
+        }
+    }
+}
+
+void pbd_fcgi_free(struct pbd_daemon *d)
+{
+    struct pbd_par *p = d->par;
+
+    for (size_t i = 0; p != NULL && i < p->n_socks; i++) {
+        if (p->socks[i].fd >= 0) {
+            close(p->socks[i].fd);
+            if (!strncmp(p->socks[i].url, "unix://", 7))
+                unlink(p->socks[i].url + 7);
+        }
+        free(p->socks[i].url);
+    }
+    if (p != NULL) {
+        free(p->socks);
+        p->socks = NULL;
+        p->n_socks = 0;
+    }
+}
