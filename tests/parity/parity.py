@@ -431,6 +431,55 @@ def s_eventlistener_fatal(d):
                                   for e in d.transitions().get("ok", []))}
 
 
+PICKY = r'''
+import sys
+out = open(sys.argv[1], "a")
+first = True
+def w(s):
+    sys.stdout.write(s)
+    sys.stdout.flush()
+while True:
+    w("READY\n")
+    line = sys.stdin.readline()
+    if not line:
+        break
+    hdr = dict(x.split(":", 1) for x in line.split())
+    payload = sys.stdin.read(int(hdr["len"]))
+    if first:  # the first event is rejected: it must come back
+        out.write("rejected %s %s\n" % (hdr["serial"], hdr["eventname"]))
+        out.flush()
+        first = False
+        w("RESULT 4\nFAIL")
+        continue
+    out.write("got %s %s %s\n" % (hdr["serial"], hdr["eventname"], payload.replace("\n", "\\n")))
+    out.flush()
+    w("RESULT 2\nOK")
+'''
+
+
+def s_events_log_tick(d):
+    """PROCESS_LOG events (stdout/stderr_events_enabled), TICK_5, and a rejected event sent
+    again, to a listener of its own."""
+    with open(os.path.join(d.dir, "picky.py"), "w") as f:
+        f.write(PICKY)
+    d.start("[eventlistener:picky]\ncommand = @PY@ @DIR@/picky.py @DIR@/picky.txt\n"
+            "events = PROCESS_LOG,TICK_5\n"
+            "[program:talker]\ncommand = sh -c 'sleep 1; echo hello; sleep 0.5; echo world >&2; "
+            "exec sleep 1000'\nstartsecs = 0\nstdout_events_enabled = true\n"
+            "stderr_events_enabled = true\n", wait=["picky", "talker"])
+    def lines():
+        return (d.file("picky.txt") or "").splitlines()
+    d.until(lambda: sum("PROCESS_LOG" in l for l in lines()) >= 2 and
+            any("TICK_5" in l for l in lines()), "the log events and a tick")
+    got = [l.split(" ", 3) for l in lines() if l.startswith("got ")]
+    rejected = [l.split(" ")[1] for l in lines() if l.startswith("rejected ")]
+    ticks = [g[3] for g in got if g[2] == "TICK_5"]
+    return {"log events": sorted(d.norm(g[2] + " " + g[3]) for g in got if "PROCESS_LOG" in g[2]),
+            "ticks on 5 s": all(int(t.split(":")[1]) % 5 == 0 for t in ticks) and len(ticks) > 0,
+            "the rejected event came back": len(rejected) == 1 and
+            any(g[1] == rejected[0] for g in got)}
+
+
 FCGI = r'''
 import os, socket
 s = socket.socket(fileno=0)  # the listening socket, as supervisord hands it over
@@ -534,6 +583,7 @@ SCENARIOS = {
     "reread_add_remove": s_reread_add_remove,
     "update": s_update,
     "eventlistener_fatal": s_eventlistener_fatal,
+    "events_log_tick": s_events_log_tick,
     "fcgi": s_fcgi,
     "shell_quoting": s_shell_quoting,
     "transitions": s_transitions,

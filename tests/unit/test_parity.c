@@ -116,6 +116,7 @@ SCENARIO(maintail)
 SCENARIO(reread_add_remove)
 SCENARIO(update)
 SCENARIO(eventlistener_fatal)
+SCENARIO(events_log_tick)
 SCENARIO(fcgi)
 SCENARIO(shell_quoting)
 SCENARIO(transitions)
@@ -137,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_reread_add_remove),
         cmocka_unit_test(test_update),
         cmocka_unit_test(test_eventlistener_fatal),
+        cmocka_unit_test(test_events_log_tick),
         cmocka_unit_test(test_fcgi),
         cmocka_unit_test(test_shell_quoting),
         cmocka_unit_test(test_transitions),
