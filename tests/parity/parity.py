@@ -110,6 +110,12 @@ class Daemon:
                            stderr=subprocess.PIPE, timeout=timeout or TIMEOUT)
         return r.returncode, self.norm(r.stdout.decode("utf-8", "replace"))
 
+    def ctl_sorted(self, *args):
+        """ctl, its lines sorted: supervisorctl prints a group's or all programs' results in
+        the order they complete (its stopAllProcesses, startProcessGroup ...)."""
+        rc, out = self.ctl(*args)
+        return rc, "".join(sorted(out.splitlines(True)))
+
     def norm(self, s):
         s = s.replace(self.dir, "@DIR@")
         s = re.sub(r"pid \d+, uptime [0-9:]+", "pid N, uptime T", s)
@@ -241,9 +247,9 @@ def s_group(d):
             "[program:c]\ncommand = sleep 1002\nstartsecs = 0\n"
             "[group:g]\nprograms = a,b\n", wait=["g:a", "g:b", "c"])
     r = {"status": d.ctl("status"),
-         "stop g:*": d.ctl("stop", "g:*"),
+         "stop g:*": d.ctl_sorted("stop", "g:*"),
          "status g:*": d.ctl("status", "g:*"),
-         "start g:*": d.ctl("start", "g:*"),
+         "start g:*": d.ctl_sorted("start", "g:*"),
          "stop g:a": d.ctl("stop", "g:a"),
          "status after": d.ctl("status"),
          "start g:a": d.ctl("start", "g:a")}
@@ -260,7 +266,7 @@ def s_numprocs_names(d):
     r = {"status": d.ctl("status"),
          "stop w:w_00": d.ctl("stop", "w:w_00"),
          "status w:w_00": d.ctl("status", "w:w_00"),
-         "start w:*": d.ctl("start", "w:*"),
+         "start w:*": d.ctl_sorted("start", "w:*"),
          "pid w:w_01": (lambda rc_out: (rc_out[0], rc_out[1].strip().isdigit()))(
              d.ctl("pid", "w:w_01"))}
     d.ctl("stop", "w:w_01")
@@ -332,13 +338,13 @@ def s_exit_codes(d):
          "status": d.ctl("status"),
          "status nosuch": d.ctl("status", "nosuch"),
          "status a nosuch": d.ctl("status", "a", "nosuch"),
-         "start all": d.ctl("start", "all"),
+         "start all": d.ctl_sorted("start", "all"),
          "status all running": d.ctl("status"),
          "start a": d.ctl("start", "a"),
          "stop m": d.ctl("stop", "m"),
          "stop m again": d.ctl("stop", "m"),
-         "stop all": d.ctl("stop", "all"),
-         "stop all again": d.ctl("stop", "all"),
+         "stop all": d.ctl_sorted("stop", "all"),
+         "stop all again": d.ctl_sorted("stop", "all"),
          "start nosuch": d.ctl("start", "nosuch")}
     return r
 
