@@ -144,12 +144,14 @@ void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream w
             pbd_watch_close(d, fd);
             return;
         }
-        pbd_par_output(d, in, which, buf, (size_t)n); /* listener protocol, PROCESS_LOG events */
+        size_t log_n;
+        /* the listener protocol, PROCESS_LOG events, capture mode: what the log gets */
+        char *logged = pbd_par_output(d, in, which, buf, (size_t)n, &log_n);
         if (in->has_re)
             pbd_lines_feed(lines, buf, (size_t)n, on_line, pair);
         if (log != NULL) {
-            size_t kept = pbd_par_strip(d, buf, (size_t)n); /* [supervisord] strip_ansi */
-            int lost = pbd_log_write(log, buf, kept), rot = pbd_log_take_error(log);
+            size_t kept = pbd_par_strip(d, logged, log_n); /* [supervisord] strip_ansi */
+            int lost = pbd_log_write(log, logged, kept), rot = pbd_log_take_error(log);
             say_losses(d, in, log, lost);
             if (rot < 0)
                 pbd_say(d, PBD_L_WARN, "%s: log %s: rotation failed: %s", in->prog->name,

@@ -88,6 +88,11 @@ void pbd_par_inst_free(struct pbd_daemon *d, struct pbd_inst *in)
     pbd_evl_inst_free(d, in);
     free(x->auto_path[0]);
     free(x->auto_path[1]);
+    for (int i = 0; i < 2; i++) {
+        free(x->capture[i].pend);
+        free(x->capture[i].cap);
+    }
+    free(x->logbuf);
     free(x);
     in->par = NULL;
 }
@@ -265,27 +270,176 @@ void pbd_par_after_spawn(struct pbd_daemon *d, struct pbd_inst *in, int rc)
     }
 }
 
-void pbd_par_output(struct pbd_daemon *d, struct pbd_inst *in, int which, const char *buf, size_t n)
+/* PROCESS_LOG_STDOUT/STDERR for a piece of output, with *_events_enabled. */
+static void log_event(struct pbd_daemon *d, struct pbd_inst *in, int which, const char *buf,
+                      size_t n)
+{
+    char head[256], *payload;
+    int h;
+
+    if (!(which ? in->prog->err.events : in->prog->out.events) || n == 0)
+        return;
+    h = snprintf(head, sizeof(head), "processname:%s groupname:%s pid:%d channel:%s\n",
+                 in->prog->name, in->prog->group, (int)in->last_pid, which ? "stderr" : "stdout");
+    payload = malloc((size_t)h + n);
+    if (payload == NULL)
+        return;
+    memcpy(payload, head, (size_t)h);
+    memcpy(payload + h, buf, n);
+    pbd_evl_notify(d, which ? PBD_EVT_PROCESS_LOG_STDERR : PBD_EVT_PROCESS_LOG_STDOUT, payload,
+                   (size_t)h + n);
+    free(payload);
+}
+
+/* Append to a growing buffer; 0 or -ENOMEM. */
+static int append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t nc = *cap ? *cap : 256;
+        char *nb;
+        while (nc < *len + n)
+            nc *= 2;
+        nb = realloc(*buf, nc);
+        if (nb == NULL)
+            return -ENOMEM;
+        *buf = nb;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return 0;
+}
+
+#define CAPTURE_BEGIN "<!--XSUPERVISOR:BEGIN-->"
+#define CAPTURE_END   "<!--XSUPERVISOR:END-->"
+
+/* supervisord's find_prefix_at_end: the longest proper prefix of token data ends with. */
+static size_t prefix_at_end(const char *data, size_t n, const char *token)
+{
+    size_t l = strlen(token) - 1;
+    while (l > 0 && (l > n || memcmp(data + n - l, token, l) != 0))
+        l--;
+    return l;
+}
+
+/* One decided piece of output: captured (between the tokens) or for the log; either way a
+ * PROCESS_LOG event (supervisord's _log). */
+static void route(struct pbd_daemon *d, struct pbd_inst *in, int which, const char *data, size_t n)
+{
+    struct pbd_par_inst *x = in->par;
+    struct pbd_capture *c = &x->capture[which];
+    uint64_t max = which ? in->prog->err.capture_maxbytes : in->prog->out.capture_maxbytes;
+
+    if (n == 0)
+        return;
+    if (c->on) { /* supervisord's BoundIO: full, it drops as many bytes from its start */
+        if (c->cap_len + n > max) {
+            size_t drop = n < c->cap_len ? n : c->cap_len;
+            memmove(c->cap, c->cap + drop, c->cap_len - drop);
+            c->cap_len -= drop;
+        }
+        size_t capsz = c->cap_len; /* (the buffer's own size is kept in cap_len + room) */
+        char *nb = realloc(c->cap, capsz + n);
+        if (nb != NULL) {
+            memcpy(nb + capsz, data, n);
+            c->cap = nb;
+            c->cap_len = capsz + n;
+        }
+    } else {
+        append(&x->logbuf, &x->logbuf_len, &x->logbuf_cap, data, n);
+    }
+    log_event(d, in, which, data, n);
+}
+
+/* The END token: what was captured becomes PROCESS_COMMUNICATION_STDOUT/STDERR. */
+static void capture_done(struct pbd_daemon *d, struct pbd_inst *in, int which)
+{
+    struct pbd_capture *c = &in->par->capture[which];
+    char head[256], *payload;
+    int h = snprintf(head, sizeof(head), "processname:%s groupname:%s pid:%d\n", in->prog->name,
+                     in->prog->group, (int)in->last_pid);
+
+    payload = malloc((size_t)h + c->cap_len + 1);
+    if (payload != NULL) {
+        memcpy(payload, head, (size_t)h);
+        if (c->cap_len > 0)
+            memcpy(payload + h, c->cap, c->cap_len);
+        pbd_evl_notify(
+            d, which ? PBD_EVT_PROCESS_COMMUNICATION_STDERR : PBD_EVT_PROCESS_COMMUNICATION_STDOUT,
+            payload, (size_t)h + c->cap_len);
+        free(payload);
+    }
+    c->cap_len = 0;
+}
+
+/* supervisord's record_output with a capture log: split the output at the tokens. */
+static char *capture(struct pbd_daemon *d, struct pbd_inst *in, int which, char *buf, size_t n,
+                     size_t *log_n)
+{
+    struct pbd_par_inst *x = pbd_par_inst_of(in);
+    struct pbd_capture *c;
+    char *data = NULL, *p;
+    size_t len = 0, cap = 0;
+
+    *log_n = 0;
+    if (x == NULL)
+        return buf;
+    c = &x->capture[which];
+    x->logbuf_len = 0;
+    if (append(&data, &len, &cap, c->pend, c->pend_len) < 0 ||
+        append(&data, &len, &cap, buf, n) < 0) {
+        free(data);
+        *log_n = n; /* out of memory: logged as it is */
+        return buf;
+    }
+    c->pend_len = 0;
+    p = data;
+    for (;;) {
+        const char *token = c->on ? CAPTURE_END : CAPTURE_BEGIN;
+        size_t tlen = strlen(token), keep;
+        char *at;
+        if (len <= tlen) { /* "not enough data": it waits for more */
+            keep = len;
+        } else if ((at = memmem(p, len, token, tlen)) == NULL) {
+            keep = prefix_at_end(p, len, token);
+            route(d, in, which, p, len - keep);
+        } else {
+            route(d, in, which, p, (size_t)(at - p));
+            c->on = !c->on;
+            if (!c->on)
+                capture_done(d, in, which);
+            len -= (size_t)(at - p) + tlen;
+            p = at + tlen;
+            if (len > 0)
+                continue;
+            keep = 0;
+        }
+        free(c->pend);
+        c->pend = keep > 0 ? malloc(keep) : NULL;
+        if (c->pend != NULL)
+            memcpy(c->pend, p + len - keep, keep);
+        c->pend_len = c->pend != NULL ? keep : 0;
+        break;
+    }
+    free(data);
+    *log_n = x->logbuf_len;
+    return x->logbuf != NULL ? x->logbuf : buf;
+}
+
+char *pbd_par_output(struct pbd_daemon *d, struct pbd_inst *in, int which, char *buf, size_t n,
+                     size_t *log_n)
 {
     const struct pbd_logconf *lc = which ? &in->prog->err : &in->prog->out;
 
-    if (which == 0 && in->prog->kind == PBD_KIND_EVENTLISTENER)
-        pbd_evl_listener_output(d, in, buf, n);
-    if (lc->events && n > 0) {
-        char head[256];
-        char *payload;
-        int h = snprintf(head, sizeof(head), "processname:%s groupname:%s pid:%d channel:%s\n",
-                         in->prog->name, in->prog->group, (int)in->last_pid,
-                         which ? "stderr" : "stdout");
-        payload = malloc((size_t)h + n);
-        if (payload == NULL)
-            return;
-        memcpy(payload, head, (size_t)h);
-        memcpy(payload + h, buf, n);
-        pbd_evl_notify(d, which ? PBD_EVT_PROCESS_LOG_STDERR : PBD_EVT_PROCESS_LOG_STDOUT, payload,
-                       (size_t)h + n);
-        free(payload);
+    *log_n = n;
+    if (which == 0 && in->prog->kind == PBD_KIND_EVENTLISTENER) {
+        pbd_evl_listener_output(d, in, buf, n); /* the protocol (and its log) */
+        return buf;
     }
+    if (lc->capture_maxbytes > 0)
+        return capture(d, in, which, buf, n, log_n);
+    log_event(d, in, which, buf, n);
+    return buf;
 }
 
 size_t pbd_par_strip(const struct pbd_daemon *d, char *buf, size_t n)

@@ -40,6 +40,16 @@ struct pbd_par {
 /* Event listener protocol states (supervisord's EventListenerStates). */
 enum pbd_lstate { PBD_LS_ACKNOWLEDGED = 0, PBD_LS_READY, PBD_LS_BUSY, PBD_LS_UNKNOWN };
 
+/* supervisord's capture mode of one stream (*_capture_maxbytes): what is between its BEGIN
+ * and END tokens becomes a PROCESS_COMMUNICATION event instead of log output. */
+struct pbd_capture {
+    int on;     /* between the tokens */
+    char *pend; /* output not decided yet (it may start a token) */
+    size_t pend_len;
+    char *cap; /* what was captured so far (supervisord's BoundIO) */
+    size_t cap_len;
+};
+
 /* An instance's parity state (in->par). */
 struct pbd_par_inst {
     char *auto_path[2]; /* AUTO log files (stdout, stderr), chosen once */
@@ -52,8 +62,11 @@ struct pbd_par_inst {
     struct pbd_evl_entry *event; /* the event it is busy with (rebuffered if rejected) */
     char *sbuf;                  /* its stdout not yet understood */
     size_t slen, scap;
-    long resultlen; /* RESULT N: N, -1 before the RESULT line */
-    int fcgi;       /* index + 1 of its fcgi socket in d->par->socks, 0 none */
+    long resultlen;                /* RESULT N: N, -1 before the RESULT line */
+    int fcgi;                      /* index + 1 of its fcgi socket in d->par->socks, 0 none */
+    struct pbd_capture capture[2]; /* stdout, stderr: capture mode */
+    char *logbuf;                  /* capture mode: what the log gets of one read */
+    size_t logbuf_len, logbuf_cap;
 };
 
 /* d->par and in->par, allocated on first use (NULL when out of memory). */
@@ -89,9 +102,11 @@ int pbd_par_before_spawn(struct pbd_daemon *d, struct pbd_inst *in, struct pbd_s
 void pbd_par_after_spawn(struct pbd_daemon *d, struct pbd_inst *in, int rc);
 
 /* What the program wrote on stdout (which 0) or stderr (1), as read: the event listener
- * protocol, PROCESS_LOG events. */
-void pbd_par_output(struct pbd_daemon *d, struct pbd_inst *in, int which, const char *buf,
-                    size_t n);
+ * protocol, PROCESS_LOG events, capture mode. Returns what its log gets of it, *log_n bytes:
+ * buf itself, or without capture mode's tokens and what is between them (then in memory of the
+ * instance's, valid until the next call). */
+char *pbd_par_output(struct pbd_daemon *d, struct pbd_inst *in, int which, char *buf, size_t n,
+                     size_t *log_n);
 
 /* strip_ansi: buf[n] without ANSI escape sequences, in place (supervisord's stripEscapes, per
  * chunk); the new length. Nothing without [supervisord] strip_ansi. */

@@ -486,6 +486,20 @@ def s_events_log_tick(d):
             any(g[1] == rejected[0] for g in got)}
 
 
+def s_capture_mode(d):
+    """stdout_capture_maxbytes: what is between supervisord's BEGIN and END tokens becomes a
+    PROCESS_COMMUNICATION_STDOUT event, not log output."""
+    d.start("[eventlistener:comm]\ncommand = @PY@ @DIR@/recorder.py @DIR@/comm.txt\n"
+            "events = PROCESS_COMMUNICATION\n"
+            "[program:talker]\ncommand = sh -c 'sleep 1; printf \"before\\\\n<!--XSUPERVISOR:BEGIN-->"
+            "the captured data<!--XSUPERVISOR:END-->after and more, long enough to be logged\\\\n\"; exec sleep 1000'\n"
+            "startsecs = 0\nstdout_capture_maxbytes = 1KB\nstdout_logfile = %(here)s/t.log\n",
+            wait=["comm", "talker"])
+    d.until(lambda: "PROCESS_COMMUNICATION" in (d.file("comm.txt") or ""), "the event")
+    d.until(lambda: "after" in (d.file("t.log") or ""), "the output after the tokens")
+    return {"event": d.norm(d.file("comm.txt")), "log": d.file("t.log")}
+
+
 FCGI = r'''
 import os, socket
 s = socket.socket(fileno=0)  # the listening socket, as supervisord hands it over
@@ -590,6 +604,7 @@ SCENARIOS = {
     "update": s_update,
     "eventlistener_fatal": s_eventlistener_fatal,
     "events_log_tick": s_events_log_tick,
+    "capture_mode": s_capture_mode,
     "fcgi": s_fcgi,
     "shell_quoting": s_shell_quoting,
     "transitions": s_transitions,

@@ -117,6 +117,7 @@ SCENARIO(reread_add_remove)
 SCENARIO(update)
 SCENARIO(eventlistener_fatal)
 SCENARIO(events_log_tick)
+SCENARIO(capture_mode)
 SCENARIO(fcgi)
 SCENARIO(shell_quoting)
 SCENARIO(transitions)
@@ -139,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_update),
         cmocka_unit_test(test_eventlistener_fatal),
         cmocka_unit_test(test_events_log_tick),
+        cmocka_unit_test(test_capture_mode),
         cmocka_unit_test(test_fcgi),
         cmocka_unit_test(test_shell_quoting),
         cmocka_unit_test(test_transitions),
