@@ -475,8 +475,9 @@ def s_events_log_tick(d):
             "stderr_events_enabled = true\n", wait=["picky", "talker"])
     def lines():
         return (d.file("picky.txt") or "").splitlines()
-    d.until(lambda: sum("PROCESS_LOG" in l for l in lines()) >= 2 and
-            any("TICK_5" in l for l in lines()), "the log events and a tick")
+    d.until(lambda: sum(l.startswith("got ") and "PROCESS_LOG" in l for l in lines()) >= 2 and
+            any(l.startswith("got ") and "TICK_5" in l for l in lines()),
+            "the log events and a tick")
     got = [l.split(" ", 3) for l in lines() if l.startswith("got ")]
     rejected = [l.split(" ")[1] for l in lines() if l.startswith("rejected ")]
     ticks = [g[3] for g in got if g[2] == "TICK_5"]
