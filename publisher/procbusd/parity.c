@@ -333,17 +333,17 @@ static void route(struct pbd_daemon *d, struct pbd_inst *in, int which, const ch
     if (n == 0)
         return;
     if (c->on) { /* supervisord's BoundIO: full, it drops as many bytes from its start */
+        char *nb;
         if (c->cap_len + n > max) {
             size_t drop = n < c->cap_len ? n : c->cap_len;
             memmove(c->cap, c->cap + drop, c->cap_len - drop);
             c->cap_len -= drop;
         }
-        size_t capsz = c->cap_len; /* (the buffer's own size is kept in cap_len + room) */
-        char *nb = realloc(c->cap, capsz + n);
+        nb = realloc(c->cap, c->cap_len + n); /* (sized to what it holds) */
         if (nb != NULL) {
-            memcpy(nb + capsz, data, n);
+            memcpy(nb + c->cap_len, data, n);
             c->cap = nb;
-            c->cap_len = capsz + n;
+            c->cap_len += n;
         }
     } else {
         append(&x->logbuf, &x->logbuf_len, &x->logbuf_cap, data, n);
