@@ -294,6 +294,8 @@ static void log_event(struct pbd_daemon *d, struct pbd_inst *in, int which, cons
 /* Append to a growing buffer; 0 or -ENOMEM. */
 static int append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (*len + n > *cap) {
         size_t nc = *cap ? *cap : 256;
         char *nb;
@@ -334,7 +336,7 @@ static void route(struct pbd_daemon *d, struct pbd_inst *in, int which, const ch
         return;
     if (c->on) { /* supervisord's BoundIO: full, it drops as many bytes from its start */
         char *nb;
-        if (c->cap_len + n > max) {
+        if (c->cap_len + n > max && c->cap_len > 0) {
             size_t drop = n < c->cap_len ? n : c->cap_len;
             memmove(c->cap, c->cap + drop, c->cap_len - drop);
             c->cap_len -= drop;

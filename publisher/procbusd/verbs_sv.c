@@ -145,7 +145,8 @@ void pbd_verb_reread(struct pbd_daemon *d, struct req *rq)
     if (reread_config(d, rq) < 0)
         return;
     pbd_reload_diff(d, &d->par->reread, collect, &cs);
-    qsort(cs.c, cs.n, sizeof(*cs.c), by_name);
+    if (cs.n > 1)
+        qsort(cs.c, cs.n, sizeof(*cs.c), by_name);
     for (size_t i = 0; i < cs.n; i++)
         pbd_ctl_reply(&d->ctl, rq->slot, "%s: %s\n", cs.c[i].name, words[cs.c[i].what]);
     if (cs.n == 0)

@@ -59,7 +59,8 @@ int cli_cmd_pid(const struct cli_opts *o, int argc, char **argv)
         return rc;
     rc = CLI_EX_OK;
     if (all) {
-        qsort(list, n, sizeof(*list), by_name);
+        if (n > 1)
+            qsort(list, n, sizeof(*list), by_name);
         for (size_t i = 0; i < n; i++)
             if (!(list[i].flags & PROCBUS_F_DESCENDANT) && list[i].name[0] != '\0')
                 printf("%d\n", pid_of(&list[i]));

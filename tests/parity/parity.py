@@ -620,9 +620,11 @@ DIFFERENT = {
 def run(name, kind, build, top):
     d = Daemon(kind, build, top)
     try:
-        return SCENARIOS[name](d), d
+        obs = SCENARIOS[name](d)
     finally:
-        d.stop()
+        code = d.stop()
+    obs["daemon's exit status"] = code  # (under ASan, procbusd's leaks would show here)
+    return obs, d
 
 
 def main():

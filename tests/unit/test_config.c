@@ -1220,7 +1220,7 @@ static void test_program_same(void **state)
     DIFFERS(free(b.user); b.user = strdup("root"));
     DIFFERS(b.umask = 022);
     DIFFERS(b.redirect_stderr = 1);
-    DIFFERS(b.out.path = strdup("/tmp/x.log"));
+    DIFFERS(free(b.out.path); b.out.path = strdup("/tmp/x.log"));
     DIFFERS(b.err.maxbytes = 1);
     DIFFERS(b.out.backups = 1);
     DIFFERS(b.ready_fd = 3);

@@ -232,7 +232,8 @@ static void dump_program(struct dump *d, const struct pbd_program *p)
             ne++;
         env = calloc(ne + 1, sizeof(*env));
         assert_non_null(env);
-        memcpy(env, p->env, ne * sizeof(*env));
+        if (ne > 0)
+            memcpy(env, p->env, ne * sizeof(*env));
         for (size_t i = 0; i < ne; i++)
             for (size_t j = i + 1; j < ne; j++)
                 if (strcmp(env[j], env[i]) < 0) {
