@@ -114,8 +114,42 @@ void pb_segment_wake(struct pb_segment *seg)
  * nothing is at `path`, or a negative errno (-EBUSY: live publisher; -EEXIST:
  * not a procbus segment; -EPERM: another user's file).
  */
-static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor *pred,
-                            unsigned char **map_out, size_t *len_out)
+/* flock(LOCK_EX | LOCK_NB), retried for a while: a reader's liveness probe (a LOCK_SH | LOCK_NB
+ * held for a few microseconds, common/liveprobe.h) must not make a takeover fail. A live
+ * publisher keeps its lock: -EBUSY after about 100 ms. */
+static int lock_nb_retry(int fd)
+{
+    int i;
+
+    for (i = 0; i < 50; i++) {
+        struct timespec two_ms = {0, 2000000};
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK)
+            return -errno;
+        nanosleep(&two_ms, NULL);
+    }
+    return -EBUSY;
+}
+
+/* A crashed predecessor's records (flags PB_SEG_KEEP_RECORDS): its last snapshot, copied. */
+static void keep_records(struct procbus_reader *r, struct pb_predecessor *pred)
+{
+    size_t cap = r->capacity, n = 0;
+    struct procbus_proc *recs = calloc(cap ? cap : 1, sizeof(*recs));
+
+    if (recs == NULL)
+        return;
+    if (procbus_list(r, recs, cap, &n) < 0) {
+        free(recs);
+        return;
+    }
+    pred->recs = recs;
+    pred->nrecs = n;
+}
+
+static int lock_predecessor(const char *path, unsigned flags, int *fd_out,
+                            struct pb_predecessor *pred, unsigned char **map_out, size_t *len_out)
 {
     struct procbus_reader r;
     struct procbus_header *h;
@@ -144,8 +178,8 @@ static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor
         close(fd);
         return -EPERM;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    rc = lock_nb_retry(fd);
+    if (rc < 0) {
         close(fd);
         return rc;
     }
@@ -179,6 +213,14 @@ static int lock_predecessor(const char *path, int *fd_out, struct pb_predecessor
         pred->inherit = pred->epoch >= 1 && pred->epoch < PB_INHERIT_MAX && pred->generation >= 1 &&
                         pred->generation < PB_INHERIT_MAX && pred->ring_head >= r.ring_first &&
                         pred->ring_head < PB_INHERIT_MAX;
+        if (flags & PB_SEG_KEEP_RECORDS) {
+            uint64_t hb = __atomic_load_n(&h->heartbeat_ns, __ATOMIC_ACQUIRE);
+            pred->pid = h->publisher_pid;
+            pred->start_ns = h->publisher_start_ns;
+            pred->crashed = hb != PROCBUS_HB_SHUTDOWN && hb != PROCBUS_HB_GONE;
+            if (pred->crashed)
+                keep_records(&r, pred);
+        }
     }
     if (!pred->inherit)
         pred->epoch = pred->generation = pred->ring_head = 0;
@@ -250,9 +292,8 @@ static int create_tmp(char *tmp, size_t cap, const char *path, const char *slash
 }
 
 int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode, long long gid,
-                      const struct pb_geometry *g,
-                      void (*init)(struct pb_segment *seg, const struct pb_predecessor *pred,
-                                   void *arg),
+                      const struct pb_geometry *g, unsigned flags,
+                      void (*init)(struct pb_segment *seg, struct pb_predecessor *pred, void *arg),
                       void *arg)
 {
     char tmp[sizeof(seg->path) + 64];
@@ -271,7 +312,7 @@ int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode, l
         size_t old_len = 0;
         int old_fd = -1, fd;
 
-        rc = lock_predecessor(path, &old_fd, &pred, &old_map, &old_len);
+        rc = lock_predecessor(path, flags, &old_fd, &pred, &old_map, &old_len);
         if (rc < 0)
             return rc;
         fd = create_tmp(tmp, sizeof(tmp), path, slash);
@@ -321,6 +362,8 @@ int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode, l
         h->ring_head = h->ring_first;
         h->heartbeat_ns = pb_now_mono();
         init(seg, &pred, arg); /* creation step 1 ends: initial snapshot, EPOCH event */
+        free(pred.recs);       /* (NULL when init took them) */
+        pred.recs = NULL;
         /* ABI.md creation step 2: pairs with the acquire load of `version` in
          * procbus__validate (procbus.h): a reader that sees it non-zero sees
          * everything stored above. */
@@ -366,6 +409,7 @@ int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode, l
         unlink(tmp);
         close(fd);
     fail_old:
+        free(pred.recs);
         if (old_map != NULL)
             munmap(old_map, old_len);
         if (old_fd >= 0)
@@ -373,6 +417,47 @@ int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode, l
         return rc;
     }
     return -EBUSY;
+}
+
+int pb_segment_resume(struct pb_segment *seg, int fd, const char *path)
+{
+    struct procbus_reader r;
+    struct stat a, b;
+    void *m;
+
+    if (fstat(fd, &b) < 0)
+        return -errno;
+    if (!S_ISREG(b.st_mode) || (size_t)b.st_size < PROCBUS_HEADER_SIZE ||
+        strlen(path) >= sizeof(seg->path))
+        return -EPROTO;
+    /* the lock is this open file's: taking it again on the same description succeeds only if
+     * nobody else holds it (we do, across the exec) */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? -ENOLCK : -errno;
+    if (stat(path, &a) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return -ESTALE; /* no longer the file at its name */
+    m = mmap(NULL, (size_t)b.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    if (procbus_attach(&r, m, (size_t)b.st_size) < 0 || r.len != (size_t)b.st_size) {
+        munmap(m, (size_t)b.st_size);
+        return -EPROTO;
+    }
+    seg->fd = fd;
+    seg->base = m;
+    seg->size = (size_t)b.st_size;
+    seg->mode = b.st_mode & 07777;
+    seg->gid = b.st_gid;
+    snprintf(seg->path, sizeof(seg->path), "%s", path);
+    return 0;
+}
+
+void pb_segment_forget(struct pb_segment *seg)
+{
+    if (seg->base != NULL)
+        munmap(seg->base, seg->size);
+    seg->base = NULL;
+    seg->fd = -1;
 }
 
 void pb_segment_close(struct pb_segment *seg, int unlink_it)

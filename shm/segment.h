@@ -24,9 +24,20 @@ struct pb_geometry {
 struct pb_predecessor {
     int present, inherit;
     uint64_t epoch, generation, ring_head;
+    /* With PB_SEG_KEEP_RECORDS, for a predecessor that passed validation: whether it died
+     * without a clean shutdown (its heartbeat is neither SHUTDOWN nor GONE), its publisher's pid
+     * and start (header), and, when it crashed, a malloc'd copy of its last snapshot's records
+     * (recs[nrecs]; the init callback may take ownership by setting recs to NULL). */
+    int crashed;
+    int32_t pid;
+    uint64_t start_ns;
+    struct procbus_proc *recs;
+    size_t nrecs;
 };
 #define PB_INHERIT_MAX (1ULL << 62)
 
+/* pb_segment_create flags. */
+#define PB_SEG_KEEP_RECORDS 0x1u /* copy a crashed predecessor's records into pred->recs */
 /*
  * The segment file of one publisher. Paths are resolved by the one
  * segment-name rule, procbus_segment_path (include/procbus/procbus.h), before
@@ -81,10 +92,23 @@ PROCBUS_MUST_CHECK int pb_segment_layout(struct pb_geometry *g);
  * file calls (-EACCES, -ELOOP for a symlink at the name, ...).
  */
 PROCBUS_MUST_CHECK int pb_segment_create(struct pb_segment *seg, const char *path, unsigned mode,
-                                         long long gid, const struct pb_geometry *g,
+                                         long long gid, const struct pb_geometry *g, unsigned flags,
                                          void (*init)(struct pb_segment *seg,
-                                                      const struct pb_predecessor *pred, void *arg),
+                                                      struct pb_predecessor *pred, void *arg),
                                          void *arg);
+
+/*
+ * Take over a segment file this process already holds (`fd`, locked LOCK_EX, inherited across
+ * an execve by a publisher upgrading itself in place: procbus_pub_resume): map it, check it is
+ * still the file at `path`, fill *seg. Nothing in the file changes.
+ * Returns 0, or a negative errno: -EBADF (fd not open), -ENOLCK (this process does not hold
+ * its lock), -EPROTO (not a segment this build can continue), mmap's error.
+ */
+PROCBUS_MUST_CHECK int pb_segment_resume(struct pb_segment *seg, int fd, const char *path);
+
+/* Unmap a resumed segment that will not be used after all, leaving its descriptor (and lock)
+ * to the caller and the file as it is. */
+void pb_segment_forget(struct pb_segment *seg);
 
 /*
  * Is the file at seg->path still this segment? 1 yes, 0 no (removed, or

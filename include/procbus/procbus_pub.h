@@ -56,7 +56,11 @@ struct procbus_pub_opts {
                                        stated in the header for readers' stale threshold
                                        (procbus_stale_after_ns); 0: not stated (readers use
                                        PROCBUS_STALE_AFTER_NS); at most PROCBUS_MAX_HEARTBEAT_NS */
+    unsigned flags;                 /* PROCBUS_PUB_INHERIT; 0: none */
 };
+
+/* procbus_pub_opts.flags: take over a crashed predecessor's records (procbus_pub_predecessor). */
+#define PROCBUS_PUB_INHERIT 0x1u
 
 #define PROCBUS_PUB_DEFAULT_CAPACITY 4096u
 #define PROCBUS_PUB_DEFAULT_SLOTS    8u
@@ -266,6 +270,65 @@ struct procbus_registry *procbus_pub_registry(struct procbus_pub *p);
  */
 enum procbus_failpoint { PROCBUS_FP_NONE = 0, PROCBUS_FP_MID_SNAPSHOT, PROCBUS_FP_BEFORE_SWAP };
 void procbus_pub_set_failpoint(struct procbus_pub *p, enum procbus_failpoint fp);
+
+/*
+ * ---- Crash-only publishers: taking over from a dead one, upgrading in place ----
+ *
+ * With PROCBUS_PUB_INHERIT, a procbus_pub_open that replaces a predecessor which died without
+ * a clean shutdown (its heartbeat is neither PROCBUS_HB_SHUTDOWN nor PROCBUS_HB_GONE) starts
+ * the new segment with that predecessor's last records, ids kept: the new segment's very first
+ * snapshot (epoch + 1) shows them, so a publisher killed again at any instruction leaves them
+ * to its own successor. New ids continue after the largest inherited one. The caller then
+ * updates (procbus_pub_upsert) or removes them as it finds the processes they describe.
+ */
+
+/* What procbus_pub_open found at the name (procbus_pub_predecessor). */
+struct procbus_pub_pred {
+    int present;       /* a procbus segment was at the name and was replaced */
+    int crashed;       /* ... and its publisher died without a clean shutdown */
+    uint64_t epoch;    /* its epoch (0: not valid enough to continue) */
+    int32_t pid;       /* its publisher's pid and start (header), as it wrote them */
+    uint64_t start_ns; /* CLOCK_BOOTTIME-based, clock-tick resolution */
+    size_t nrecs;      /* the records inherited (PROCBUS_PUB_INHERIT and crashed; else 0) */
+    const struct procbus_proc *recs; /* their content at the takeover, until released */
+};
+
+/*
+ * procbus_pub_predecessor - what procbus_pub_open replaced, into *out (zeroed when nothing was
+ * at the name, or after procbus_pub_resume). out->recs stays valid until
+ * procbus_pub_predecessor_release or procbus_pub_close.
+ * Context: the owning thread. Cannot fail. Ordering: none (private copy).
+ */
+void procbus_pub_predecessor(const struct procbus_pub *p, struct procbus_pub_pred *out);
+
+/* Free the copy of the inherited records (out->recs of procbus_pub_predecessor). */
+void procbus_pub_predecessor_release(struct procbus_pub *p);
+
+/*
+ * procbus_pub_fd - the segment file's descriptor, which holds the publisher's lock. A publisher
+ * that re-executes itself (an in-place upgrade) clears its close-on-exec flag, execs, and the
+ * new image calls procbus_pub_resume with it: the lock is never released, so no other publisher
+ * can take the name in between and readers see no shutdown.
+ * Context: the owning thread. Cannot fail (-1 when closed).
+ */
+int procbus_pub_fd(const struct procbus_pub *p);
+
+/*
+ * procbus_pub_resume - continue publishing into the segment held by `fd` (procbus_pub_fd of the
+ * image before an execve, lock held, at `path`, the resolved segment path) from its current
+ * snapshot: same epoch, generations and event sequence go on, ids continue after
+ * max(next_id, every id in the snapshot). Nothing staged before the exec survives (commit
+ * first). Older snapshot slots are invalidated (readers in them retry on the current one).
+ * opts: heartbeat_interval_ns and flags are used; geometry comes from the segment.
+ * Context: the calling thread becomes the owning thread, as procbus_pub_open.
+ * Returns: 0 with *out; -EBADF, -ENOLCK (fd does not hold the lock), -ESTALE (not the file at
+ * `path` any more), -EPROTO (not a segment this build continues), -ENOMEM.
+ */
+PROCBUS_MUST_CHECK int procbus_pub_resume(struct procbus_pub **out, int fd, const char *path,
+                                          uint64_t next_id, const struct procbus_pub_opts *opts);
+
+/* The last id procbus_pub_new_id handed out (for procbus_pub_resume after an exec). */
+uint64_t procbus_pub_last_id(const struct procbus_pub *p);
 
 #ifdef __cplusplus
 }

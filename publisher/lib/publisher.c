@@ -10,45 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "index.h"
+#include "pub_int.h"
 #include "registry.h"
-#include "segment.h"
-
-struct pending_free {
-    uint32_t slot;
-    uint64_t gen; /* the first commit that no longer refers to the slot */
-};
-
-struct procbus_pub {
-    struct pb_segment seg;
-    struct pb_geometry geo;
-    struct procbus_header *hdr;
-    unsigned char *arena, *snaps;
-    struct procbus_event *ring;
-    struct pb_index ix;
-    uint64_t gen;       /* last committed generation */
-    uint64_t next_id;   /* last id handed out */
-    uint64_t ring_head; /* next event sequence */
-    uint64_t *slot_gen; /* per arena record: the commit whose staging wrote it */
-    uint32_t *free_stack, nfree;
-    struct pending_free *pend; /* FIFO ring, arena_slots entries */
-    size_t pend_head, pend_len;
-    struct pb_dirty *logs;        /* logs[g % snap_slots]: entries changed by commit g */
-    uint64_t *written;            /* per snapshot slot: the generation it holds; 0 = unknown */
-    struct procbus_event *events; /* staged */
-    size_t nev, evcap;
-    uint64_t *changed; /* ids to sync into the registry at commit */
-    size_t nchanged, chcap;
-    struct procbus_registry *reg;
-    uint64_t hb_interval; /* heartbeat_interval_ns stated at open */
-    int thread_registered;
-    enum procbus_failpoint fp;
-    uint64_t forced_laps; /* times reclaim_early invalidated the older snapshot slots */
-};
 
 /* ---- small helpers ---- */
 
-static struct procbus_proc *arena_rec(struct procbus_pub *p, uint32_t slot)
+struct procbus_proc *pb_pub_arena_rec(struct procbus_pub *p, uint32_t slot)
 {
     return (struct procbus_proc *)(p->arena + (uint64_t)slot * sizeof(struct procbus_proc));
 }
@@ -100,7 +67,7 @@ static void write_event(struct procbus_pub *p, struct procbus_event *ev, uint64_
     __atomic_store_n(&e->seq, seq, __ATOMIC_RELEASE);
 }
 
-static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg)
+static void init_snapshot(struct pb_segment *seg, struct pb_predecessor *pred, void *arg)
 {
     struct procbus_pub *p = arg;
     struct procbus_header *h = (struct procbus_header *)seg->base;
@@ -111,7 +78,17 @@ static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *p
     struct procbus_event ev;
 
     p->ring = (struct procbus_event *)(seg->base + p->geo.ring_off);
+    p->snaps = seg->base + p->geo.snap_off;
+    p->arena = seg->base + p->geo.arena_off;
+    p->ix.arena = p->arena;
     s->count = 0;
+    p->pred.present = pred->present;
+    p->pred.crashed = pred->crashed;
+    p->pred.epoch = pred->epoch;
+    p->pred.pid = pred->pid;
+    p->pred.start_ns = pred->start_ns;
+    if ((p->flags & PROCBUS_PUB_INHERIT) && pred->crashed)
+        pb_pub_inherit(p, pred, t, g0); /* the initial snapshot shows the dead one's records */
     /* ABI.md creation step 1 (the initial snapshot). What publishes it is the
      * release store of `version` in creation step 2, which pairs with the
      * reader's acquire load in procbus__validate; the stores here need no
@@ -135,6 +112,40 @@ static void init_snapshot(struct pb_segment *seg, const struct pb_predecessor *p
     h->ring_head = p->ring_head;
 }
 
+int pb_pub_alloc(struct procbus_pub *p)
+{
+    uint32_t i;
+    int rc = pb_index_init(&p->ix, p->geo.capacity, p->geo.buckets, NULL);
+
+    if (rc < 0)
+        return rc;
+    p->slot_gen = calloc(p->geo.arena_slots, sizeof(*p->slot_gen));
+    p->free_stack = malloc(p->geo.arena_slots * sizeof(*p->free_stack));
+    p->pend = malloc(p->geo.arena_slots * sizeof(*p->pend));
+    p->logs = calloc(p->geo.snap_slots, sizeof(*p->logs));
+    p->written = calloc(p->geo.snap_slots, sizeof(*p->written));
+    if (!p->slot_gen || !p->free_stack || !p->pend || !p->logs || !p->written)
+        return -ENOMEM;
+    for (i = 0; i < p->geo.arena_slots; i++) /* pop order 0, 1, 2, ... */
+        p->free_stack[i] = p->geo.arena_slots - 1 - i;
+    p->nfree = p->geo.arena_slots;
+    rc = procbus_registry_new(&p->reg);
+    if (rc < 0)
+        return rc;
+    p->thread_registered = procbus_registry_thread_online();
+    return 0;
+}
+
+void pb_pub_attach_regions(struct procbus_pub *p)
+{
+    p->hdr = (struct procbus_header *)p->seg.base;
+    p->snaps = p->seg.base + p->geo.snap_off;
+    p->arena = p->seg.base + p->geo.arena_off;
+    p->ix.arena = p->arena;
+    p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
+    begin_staging(p);
+}
+
 /* ---- lifecycle ---- */
 
 int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *opts)
@@ -142,7 +153,7 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     struct procbus_pub_opts o = {0};
     struct procbus_pub *p;
     char path[PROCBUS_PATH_MAX];
-    uint32_t ring = 1, i;
+    uint32_t ring = 1;
     int rc;
 
     if (out == NULL)
@@ -178,38 +189,24 @@ int procbus_pub_open(struct procbus_pub **out, const struct procbus_pub_opts *op
     p->geo.arena_slots = o.capacity + o.reserve;
     p->geo.snap_slots = o.snap_slots;
     p->geo.ring_capacity = ring;
+    p->flags = o.flags;
     rc = pb_segment_layout(&p->geo);
     if (rc < 0)
         goto fail;
-    rc = pb_index_init(&p->ix, p->geo.capacity, p->geo.buckets, NULL);
+    rc = pb_pub_alloc(p);
     if (rc < 0)
         goto fail;
-    rc = -ENOMEM;
-    p->slot_gen = calloc(p->geo.arena_slots, sizeof(*p->slot_gen));
-    p->free_stack = malloc(p->geo.arena_slots * sizeof(*p->free_stack));
-    p->pend = malloc(p->geo.arena_slots * sizeof(*p->pend));
-    p->logs = calloc(p->geo.snap_slots, sizeof(*p->logs));
-    p->written = calloc(p->geo.snap_slots, sizeof(*p->written));
-    if (!p->slot_gen || !p->free_stack || !p->pend || !p->logs || !p->written)
-        goto fail;
-    for (i = 0; i < p->geo.arena_slots; i++) /* pop order 0, 1, 2, ... */
-        p->free_stack[i] = p->geo.arena_slots - 1 - i;
-    p->nfree = p->geo.arena_slots;
-    rc = procbus_registry_new(&p->reg);
-    if (rc < 0)
-        goto fail;
-    p->thread_registered = procbus_registry_thread_online();
-
     rc = pb_segment_create(&p->seg, path, o.mode, o.set_group ? (long long)o.group : -1, &p->geo,
-                           init_snapshot, p);
+                           (o.flags & PROCBUS_PUB_INHERIT) ? PB_SEG_KEEP_RECORDS : 0, init_snapshot,
+                           p);
     if (rc < 0)
         goto fail;
-    p->hdr = (struct procbus_header *)p->seg.base;
-    p->snaps = p->seg.base + p->geo.snap_off;
-    p->arena = p->seg.base + p->geo.arena_off;
-    p->ix.arena = p->arena;
-    p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
-    begin_staging(p);
+    pb_pub_attach_regions(p);
+    rc = pb_pub_inherit_registry(p);
+    if (rc < 0) {
+        procbus_pub_close(p, 0);
+        return rc;
+    }
     *out = p;
     return 0;
 fail:
@@ -240,6 +237,7 @@ void procbus_pub_close(struct procbus_pub *p, unsigned flags)
     free(p->pend);
     free(p->events);
     free(p->changed);
+    free(p->pred_recs);
     free(p);
 }
 
@@ -357,7 +355,7 @@ static void sanitize(struct procbus_proc *dst, const struct procbus_proc *src)
  */
 static void stage_record(struct procbus_pub *p, uint32_t slot, const struct procbus_proc *rec)
 {
-    *arena_rec(p, slot) = *rec;
+    *pb_pub_arena_rec(p, slot) = *rec;
 }
 
 static int dropped(struct procbus_pub *p)
@@ -393,7 +391,7 @@ int procbus_pub_upsert(struct procbus_pub *p, const struct procbus_proc *rec)
         stage_event(p, PROCBUS_EV_ADD, PROCBUS_STATE_UNKNOWN, &tmp);
     } else {
         uint32_t old_slot = p->ix.dense[pos];
-        struct procbus_proc old = *arena_rec(p, old_slot);
+        struct procbus_proc old = *pb_pub_arena_rec(p, old_slot);
 
         if (noted) {
             slot = old_slot; /* staged in this batch, unpublished: rewrite in place */
@@ -425,7 +423,7 @@ int procbus_pub_remove(struct procbus_pub *p, uint64_t id)
     if (note_changed(p, id) < 0)
         return -ENOMEM;
     slot = p->ix.dense[pos];
-    stage_event(p, PROCBUS_EV_REMOVE, arena_rec(p, slot)->state, arena_rec(p, slot));
+    stage_event(p, PROCBUS_EV_REMOVE, pb_pub_arena_rec(p, slot)->state, pb_pub_arena_rec(p, slot));
     pb_index_remove(&p->ix, (uint32_t)pos);
     release_slot(p, slot);
     return 0;
@@ -444,7 +442,7 @@ int procbus_pub_get(const struct procbus_pub *p, uint64_t id, struct procbus_pro
 
     if (pos < 0)
         return -ENOENT;
-    *out = *arena_rec((struct procbus_pub *)p, p->ix.dense[pos]);
+    *out = *pb_pub_arena_rec((struct procbus_pub *)p, p->ix.dense[pos]);
     return 0;
 }
 
@@ -506,7 +504,7 @@ static void failpoint(struct procbus_pub *p, enum procbus_failpoint here)
 }
 
 /* Bring snapshot slot t (being rewritten for generation g) up to the master index. */
-static void rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
+void pb_pub_rewrite_slot(struct procbus_pub *p, uint32_t t, uint64_t g)
 {
     const uint32_t K = p->geo.snap_slots;
     unsigned char *snap = p->snaps + (uint64_t)t * p->geo.snap_slot_size;
@@ -558,7 +556,7 @@ static void sync_registry(struct procbus_pub *p)
         int64_t pos = pb_index_find(&p->ix, p->changed[i]);
         if (pos < 0)
             (void)procbus_registry_del(p->reg, p->changed[i]); /* -ENOENT: never committed */
-        else if (procbus_registry_put(p->reg, arena_rec(p, p->ix.dense[pos])) < 0)
+        else if (procbus_registry_put(p->reg, pb_pub_arena_rec(p, p->ix.dense[pos])) < 0)
             abort(); /* broken invariant: the reserve covers every put of the batch */
     }
 }
@@ -599,7 +597,7 @@ int procbus_pub_commit(struct procbus_pub *p)
     __atomic_store_n(&s->gen, 0, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     /* Step 3: the changed index entries and count, plain stores. */
-    rewrite_slot(p, t, g);
+    pb_pub_rewrite_slot(p, t, g);
     /* Step 4: pairs with the acquire load of the slot's gen in read step 2
      * (procbus__begin): a reader that sees g sees step 3's stores. */
     __atomic_store_n(&s->gen, g, __ATOMIC_RELEASE);
@@ -640,7 +638,7 @@ int procbus_pub_commit(struct procbus_pub *p)
  * epoch + 1 (past the predecessor's too, if one was at the name), the
  * counters, and an EPOCH event after the last event, where ring_first starts.
  */
-static void relink_init(struct pb_segment *seg, const struct pb_predecessor *pred, void *arg)
+static void relink_init(struct pb_segment *seg, struct pb_predecessor *pred, void *arg)
 {
     struct procbus_pub *p = arg;
     struct procbus_header *h = (struct procbus_header *)seg->base;
@@ -681,7 +679,7 @@ int procbus_pub_keep_name(struct procbus_pub *p)
         return rc < 0 ? rc : 0;
     memset(&next, 0, sizeof(next));
     next.fd = -1;
-    rc = pb_segment_create(&next, p->seg.path, p->seg.mode, p->seg.gid, &p->geo, relink_init, p);
+    rc = pb_segment_create(&next, p->seg.path, p->seg.mode, p->seg.gid, &p->geo, 0, relink_init, p);
     if (rc < 0) {
         p->ring = (struct procbus_event *)(p->seg.base + p->geo.ring_off);
         return rc;
