@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOG_MODE   0640
-#define LOG_FLAGS  (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+#define LOG_MODE 0640
+/* Not O_APPEND: splice(2) refuses such a file (pbd_log_splice). Every write goes to the end all
+ * the same: the offset is moved there first (an external truncation, another writer). */
+#define LOG_FLAGS  (O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
 #define SUFFIX_MAX 16 /* ".%d" of a positive int and the NUL */
 #define TAIL_BLOCK 16384
 
@@ -345,6 +348,11 @@ int pbd_log_write(struct pbd_log *l, const void *buf, size_t n)
         return 0;
     if (l->fd < 0)
         return lost(l, n, EBADF);
+    if (l->regular) { /* append: at the end as it is now (another writer, a truncation) */
+        off_t end = lseek(l->fd, 0, SEEK_END);
+        if (end >= 0)
+            l->size = (uint64_t)end;
+    }
     while (n > 0) {
         ssize_t w = write(l->fd, p, n);
         if (w < 0) {
@@ -376,6 +384,43 @@ int pbd_log_clear(struct pbd_log *l)
     l->size = 0;
     l->hold = 0;
     return 0;
+}
+
+ssize_t pbd_log_splice(struct pbd_log *l, int in, size_t max, int tee_fd)
+{
+    size_t n = max;
+    int avail = 0;
+    off_t end;
+    ssize_t moved;
+
+    if (l == NULL || l->path == NULL || l->fd < 0 || !l->regular || max == 0)
+        return -ENOTSUP;
+    if (ioctl(in, FIONREAD, &avail) == 0 && avail > 0 && (size_t)avail < n)
+        n = (size_t)avail;
+    else if (avail == 0)
+        n = 1; /* empty, or at its end: the splice below says which */
+    if (tee_fd >= 0) {
+        ssize_t t = tee(in, tee_fd, n, SPLICE_F_NONBLOCK);
+        if (t < 0)
+            return errno == EAGAIN ? -EAGAIN : errno == EINVAL ? -ENOTSUP : -errno;
+        if (t == 0)
+            return 0; /* no writer left and nothing in it */
+        n = (size_t)t;
+    }
+    maybe_rotate(l, n);
+    if (l->fd < 0)
+        return -ENOTSUP; /* (a failed reopen): the read path counts the loss */
+    end = lseek(l->fd, 0, SEEK_END);
+    if (end < 0)
+        return -ENOTSUP;
+    l->size = (uint64_t)end;
+    do
+        moved = splice(in, NULL, l->fd, NULL, n, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    while (moved < 0 && errno == EINTR);
+    if (moved < 0)
+        return errno == EAGAIN ? -EAGAIN : errno == EINVAL ? -ENOTSUP : -errno;
+    l->size += (uint64_t)moved;
+    return moved;
 }
 
 enum pbd_log_news pbd_log_news(struct pbd_log *l, int rc, uint64_t now_ns, uint64_t every_ns,

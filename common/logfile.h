@@ -35,7 +35,8 @@
 struct pbd_log;
 
 /*
- * Open (O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0640 before umask) `path`.
+ * Open (O_WRONLY|O_CREAT|O_CLOEXEC, mode 0640 before umask) `path`; every write goes to the
+ * file's end as it is at that moment (as with O_APPEND, which splice(2) refuses).
  * path NULL: a discarding log (writes succeed and go nowhere).
  * Returns 0 and sets *out (malloc'd; release with pbd_log_close), or a negative
  * errno: -EINVAL (out NULL, backups < 0, empty path), -ENOMEM, open(2)'s error,
@@ -91,6 +92,22 @@ int pbd_log_open_as(struct pbd_log **out, const char *path, uint64_t maxbytes, i
  * Does not allocate.
  */
 int pbd_log_write(struct pbd_log *l, const void *buf, size_t n);
+
+/*
+ * Move up to `max` bytes from the pipe `in` to the end of the log with splice(2), so they never
+ * pass through this process: each byte is in the file or still in the pipe, whenever this
+ * process dies (a successor reading the same pipe, kept open by procbusd's fd holder, logs each
+ * byte exactly once). With tee_fd >= 0 (a pipe), the same bytes are first copied there (tee(2))
+ * for the caller to read (ready_log matching; a copy never consumes the pipe). Rotation as
+ * pbd_log_write (the size is known before the move: FIONREAD).
+ * Returns the bytes moved (> 0), 0 at the pipe's end (no writer, nothing left), -EAGAIN (empty
+ * for now), -ENOTSUP (this log cannot take a splice: a discarding log, not a regular file, a
+ * file system without splice), or another negative errno of splice (-ENOSPC,
+ * -EIO: nothing was consumed). On any error the bytes are still in the pipe: read them and
+ * pbd_log_write them instead, which counts what it loses. Never blocks (SPLICE_F_NONBLOCK; the
+ * pipe's own O_NONBLOCK is not needed). No allocation.
+ */
+ssize_t pbd_log_splice(struct pbd_log *l, int in, size_t max, int tee_fd);
 
 /* What pbd_log_news has to say about lost output. */
 enum pbd_log_news {

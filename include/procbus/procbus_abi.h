@@ -105,6 +105,13 @@ enum procbus_exit_kind {
 #define PROCBUS_F_DESCENDANT        0x2u /* not supervised itself; see program_id */
 #define PROCBUS_F_PREEXISTING       0x4u /* existed before the publisher started watching */
 #define PROCBUS_F_CORE_DUMPED       0x8u /* last run dumped core */
+#define PROCBUS_F_ADOPTED                                     \
+    0x10u /* the run was started by an earlier publisher (one \
+           * that died) and adopted, pid and start checked */
+#define PROCBUS_F_EXIT_UNKNOWN                                 \
+    0x20u /* the run ended but nothing saw how (it ended while \
+           * no publisher ran, without a tracer): exit_kind    \
+           * NONE, never a made-up code */
 
 #define PROCBUS_NAME_LEN    64
 #define PROCBUS_COMM_LEN    16

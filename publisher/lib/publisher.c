@@ -333,7 +333,7 @@ static int stage_event(struct procbus_pub *p, uint16_t kind, uint16_t old_state,
     ev->old_state = old_state;
     ev->new_state = rec->state;
     ev->exit_kind = rec->exit_kind;
-    ev->flags = (uint8_t)(rec->flags & PROCBUS_F_CORE_DUMPED);
+    ev->flags = (uint8_t)(rec->flags & (PROCBUS_F_CORE_DUMPED | PROCBUS_F_EXIT_UNKNOWN));
     memcpy(ev->name, label, strnlen(label, sizeof(ev->name) - 1));
     return 0;
 }

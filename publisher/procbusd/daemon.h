@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "ctl_server.h"
+#include "holder.h"
 #include "logfile.h"
 #include "procbus_abi.h"
 #include "sampler.h"
@@ -81,6 +82,16 @@ struct pbd_inst {
     uint8_t kill_warned;
     uint8_t group_gone;       /* its process group was found empty: its pgid may be reused */
     struct pbd_par_inst *par; /* AUTO log names, event listener state (parity.h); or NULL */
+    /* crash-only (adopt.c): */
+    uint8_t adopted;      /* its main process was started by an earlier procbusd: not our
+                           * child, its exit status comes from the tracer (or is unknown) */
+    uint8_t exit_unknown; /* its last run ended and nothing saw how (PROCBUS_F_EXIT_UNKNOWN) */
+    uint8_t adopt_dead;   /* adoption found its process gone: the exit is decided once the
+                           * tracer's backlog is read */
+    uint8_t adopt_stop;   /* adoption: removed or changed by the configuration: stop it */
+    pid_t adopt_ppid;     /* an adopted process's parent (its reaper since procbusd died) */
+    struct pbd_program *own_prog; /* a program the configuration no longer has, made up from
+                                   * its record to stop it (freed with the instance) */
 };
 
 /*
@@ -108,14 +119,22 @@ struct pbd_daemon {
     uint64_t trace_lost_logged, trace_lost_log_at;
     uint64_t leftovers_since; /* shutdown: leftovers were killed, not all gone yet (0: none) */
     int shutting_down, done, staged, log_level;
+    int clean_exit; /* the loop ended after a shutdown: programs stopped, the holder may go */
     uint64_t next_heartbeat, next_sample;
     struct pbd_inst *spawnq_head, *spawnq_tail; /* runs the state machine decided, not forked */
-    int start_backlog;       /* pbd_schedule stopped at its budget: programs still want to start */
-    int sampling;            /* a /proc scan is under way, a slice per loop turn (sample.c) */
-    uint64_t sample_started; /* ... since then (CLOCK_MONOTONIC) */
-    unsigned sample_slices;  /* ... in this many slices so far */
-    int reload_pending;      /* SIGHUP: reload once this turn's exits are published */
-    int reap_pending;        /* SIGCHLD: reap orphans once this turn's exits are published */
+    int start_backlog;        /* pbd_schedule stopped at its budget: programs still want to start */
+    int sampling;             /* a /proc scan is under way, a slice per loop turn (sample.c) */
+    uint64_t sample_started;  /* ... since then (CLOCK_MONOTONIC) */
+    unsigned sample_slices;   /* ... in this many slices so far */
+    int reload_pending;       /* SIGHUP: reload once this turn's exits are published */
+    int reap_pending;         /* SIGCHLD: reap orphans once this turn's exits are published */
+    int go_pending;           /* runs forked but not let exec yet: their record is not committed */
+    struct pbd_holder holder; /* the fd holder (holder.h): programs' pipes outlive procbusd */
+    int tee_rd, tee_wr;       /* a private pipe: ready_log's copy of spliced output (output.c) */
+    struct procbus_proc *seeds; /* adoption: descendants' records for the trace module */
+    size_t n_seeds;
+    void *taken; /* adoption: what a predecessor's holder kept, until claimed (hold_glue.c) */
+    size_t n_taken;
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override;             /* --observe */

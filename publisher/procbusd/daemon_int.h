@@ -55,7 +55,9 @@ int pbd_urgent_pending(const struct pbd_daemon *d);
  * Commit what is staged (d->staged), through pbd_pub_commit. Clears d->staged
  * on success; on failure (logged) it stays set, so the next loop turn tries
  * again. Callers use it where readers must see a change before something
- * else happens (a spawn, a control reply).
+ * else happens (a spawn, a control reply). Once nothing is left staged, the
+ * runs forked since the last commit are let exec (pbd_spawn_go): no program
+ * runs before its pid is in the segment.
  */
 void pbd_commit_staged(struct pbd_daemon *d);
 
@@ -80,6 +82,10 @@ void pbd_segment_tick(struct pbd_daemon *d);
  * memory (nothing changed).
  */
 struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p);
+
+/* pbd_inst_new without publishing, with record id `id` (0: a fresh one): adoption (adopt.c)
+ * sets its state from the record it takes over first. NULL when out of memory. */
+struct pbd_inst *pbd_inst_create(struct pbd_daemon *d, const struct pbd_program *p, uint64_t id);
 
 /* Take it off the spawn queue, close its fds (unwatching them), logs and regex, and free it.
  * Does not touch d->inst, its record or its processes. */
@@ -340,5 +346,51 @@ void pbd_trace_glue_tick(struct pbd_daemon *d);
 
 /* Shutting down: log what the tracer read (events by kind, losses), then close it. */
 void pbd_trace_glue_close(struct pbd_daemon *d);
+
+/* ---- hold_glue.c: the fd holder (holder.h) ---- */
+
+/* Connect to the segment's fd holder, starting one if none answers; from a predecessor's, take
+ * back what it keeps (pbd_holder_claim hands it out). Failures are logged: programs then run
+ * without their output surviving procbusd. */
+void pbd_holder_start(struct pbd_daemon *d);
+
+/* What the predecessor's holder kept for program instance `name`: 1 with *e and fds[3] (the
+ * caller owns them), 0 if nothing (fds all -1). Each entry is handed out once. */
+int pbd_holder_claim(struct pbd_daemon *d, const char *name, struct pbd_hold_entry *e, int fds[3]);
+
+/* After adoption: entries nobody claimed (programs gone from the configuration and dead) are
+ * closed and dropped from the holder, with a warning each. */
+void pbd_holder_unclaimed(struct pbd_daemon *d);
+
+/* A run was forked: hand the holder duplicates of its read ends (failures logged). */
+void pbd_inst_hold_put(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* A pipe of the run ended: once none is left, the holder lets go of its copies. */
+void pbd_inst_hold_release(struct pbd_daemon *d, struct pbd_inst *in);
+
+/* A digest of the settings pbd_program_same compares (command, environment, user, logs ...):
+ * a program whose digest changed between two procbusds is restarted like a reload changes it. */
+uint64_t pbd_program_digest(const struct pbd_program *p);
+
+/* ---- adopt.c: taking over from a procbusd that died ---- */
+
+/*
+ * Set up the instances of d->cfg from a crashed predecessor's records (the segment inherited
+ * them, procbus_pub_predecessor) and the pipes its holder kept: each program whose record shows
+ * a live process is adopted after checking its pid AND start time (never a reused pid), with a
+ * pidfd; one whose process is gone is marked to have its exit decided after the tracer's
+ * backlog (pbd_adopt_finish); programs no longer configured are stopped like a reload removes
+ * them, changed ones restarted like a reload changes them. Records of descendants go to
+ * d->seeds for the trace module. Stages every record. Returns 0 or -ENOMEM.
+ */
+int pbd_adopt(struct pbd_daemon *d);
+
+/* After the trace module is up (seeded): read its backlog and /proc, then give every program
+ * adoption found dead its exit (the tracer's real status, else PROCBUS_F_EXIT_UNKNOWN), and
+ * stop the removed and changed ones. */
+void pbd_adopt_finish(struct pbd_daemon *d);
+
+/* An adopted main process (not our child) ended: its exit from the tracer, else unknown. */
+void pbd_adopted_exit(struct pbd_daemon *d, struct pbd_inst *in);
 
 #endif /* PROCBUSD_DAEMON_INT_H */

@@ -47,12 +47,16 @@ void pbd_inst_publish(struct pbd_daemon *d, struct pbd_inst *in)
     memset(&rec, 0, sizeof(rec));
     rec.id = in->id;
     rec.pid = in->last_pid; /* after an exit: the pid it had (the state says it is gone) */
-    rec.ppid = in->last_pid ? (int32_t)getpid() : 0;
+    rec.ppid = in->adopted ? in->adopt_ppid : in->last_pid ? (int32_t)getpid() : 0;
     rec.pgid = in->last_pid;
     rec.state = in->state;
     rec.exit_kind = in->exit_kind;
     rec.exit_code = in->exit_code;
     rec.flags = in->core ? PROCBUS_F_CORE_DUMPED : 0;
+    if (in->adopted)
+        rec.flags |= PROCBUS_F_ADOPTED;
+    if (in->exit_unknown)
+        rec.flags |= PROCBUS_F_EXIT_UNKNOWN;
     rec.start_realtime_ns = in->start_real;
     rec.start_boot_ns = in->start_boot;
     rec.state_since_ns = in->since;
@@ -124,6 +128,15 @@ void pbd_inst_sort(struct pbd_daemon *d)
 
 struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p)
 {
+    struct pbd_inst *in = pbd_inst_create(d, p, 0);
+
+    if (in != NULL)
+        pbd_inst_publish(d, in);
+    return in;
+}
+
+struct pbd_inst *pbd_inst_create(struct pbd_daemon *d, const struct pbd_program *p, uint64_t id)
+{
     struct pbd_inst *in = calloc(1, sizeof(*in)), **grown;
 
     if (in == NULL)
@@ -135,10 +148,11 @@ struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p)
     }
     d->inst = grown;
     in->prog = p;
-    in->id = procbus_pub_new_id(d->pub);
+    in->id = id != 0 ? id : procbus_pub_new_id(d->pub);
     in->state = PROCBUS_STATE_STOPPED;
     in->since = pb_now_ns(CLOCK_REALTIME);
     in->sp.pidfd = in->sp.status_fd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
+    in->sp.go_fd = -1;
     in->w_pid = (struct pbd_watch){.kind = PBD_W_PIDFD, .inst = in};
     in->w_out = (struct pbd_watch){.kind = PBD_W_OUT, .inst = in};
     in->w_err = (struct pbd_watch){.kind = PBD_W_ERR, .inst = in};
@@ -147,13 +161,17 @@ struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p)
     in->want_start = p->autostart;
     pbd_inst_open_logs(d, in);
     d->inst[d->n_inst++] = in;
-    pbd_inst_publish(d, in);
     return in;
 }
 
 void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in)
 {
     pbd_spawnq_remove(d, in);
+    if (in->sp.go_fd >= 0) { /* never released: the child exits without exec'ing */
+        close(in->sp.go_fd);
+        in->sp.go_fd = -1;
+        d->go_pending--;
+    }
     pbd_watch_close(d, &in->sp.pidfd);
     pbd_watch_close(d, &in->sp.status_fd);
     pbd_watch_close(d, &in->sp.out_fd);
@@ -165,6 +183,10 @@ void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in)
         regfree(&in->ready_re);
     pbd_par_inst_free(d, in);
     free(in->lines);
+    if (in->own_prog != NULL) {
+        pbd_program_clear(in->own_prog);
+        free(in->own_prog);
+    }
     free(in);
 }
 
@@ -176,6 +198,7 @@ void pbd_inst_drop_removed(struct pbd_daemon *d)
         struct pbd_inst *in = d->inst[i];
         if (in->removing && !pbd_inst_alive(in)) {
             pbd_say(d, PBD_L_INFO, "%s: removed", in->prog->name);
+            pbd_holder_drop(&d->holder, in->prog->name);
             pbd_pub_remove(d->pub, in->id);
             d->staged = 1;
             pbd_inst_free(d, in);

@@ -1,6 +1,7 @@
 /* loop.c - procbusd's event loop: epoll dispatch, timers, heartbeat, signals, set-up, tear-down. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,10 +68,24 @@ int pbd_urgent_pending(const struct pbd_daemon *d)
     return d->epfd_urgent >= 0 && poll(&p, 1, 0) > 0;
 }
 
+/* Runs forked and now published: let them exec (spawn.h, pbd_spawn_go). */
+static void release_spawned(struct pbd_daemon *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->n_inst && d->go_pending > 0; i++)
+        if (d->inst[i]->sp.go_fd >= 0) {
+            pbd_spawn_go(&d->inst[i]->sp);
+            d->go_pending--;
+        }
+}
+
 void pbd_commit_staged(struct pbd_daemon *d)
 {
     if (d->staged && pbd_pub_commit(d->pub) == 0)
         d->staged = 0;
+    if (!d->staged && d->go_pending > 0)
+        release_spawned(d);
 }
 
 /* ---- timers, signals ---- */
@@ -161,6 +176,7 @@ static void on_signal(struct pbd_daemon *d)
 int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path)
 {
     struct procbus_pub_opts o = {0};
+    struct procbus_pub_pred pred;
     sigset_t mask;
     size_t i;
     int rc;
@@ -170,6 +186,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     d->config_path = config_path;
     d->log_level = d->cfg.daemon.log_level;
     d->epfd = d->epfd_urgent = d->sigfd = d->timerfd = -1;
+    d->holder.fd = d->tee_rd = d->tee_wr = -1;
     d->ctl.listen_fd = -1;
     for (i = 0; i < PBD_CTL_MAX_CONN; i++)
         d->ctl.conns[i].fd = -1;
@@ -195,6 +212,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     o.mode = d->cfg.daemon.segment_mode;
     o.set_group = d->cfg.daemon.segment_gid >= 0;
     o.group = o.set_group ? (uint32_t)d->cfg.daemon.segment_gid : 0;
+    o.flags = PROCBUS_PUB_INHERIT; /* a crashed predecessor's records: adopt.c */
     rc = procbus_pub_open(&d->pub, &o);
     if (rc < 0) {
         fprintf(stderr, "procbusd: cannot create the segment %s: %s%s\n",
@@ -238,17 +256,37 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     rc = pbd_par_init(d); /* before the instances open their (AUTO) logs */
     if (rc < 0)
         return rc;
-    for (i = 0; i < d->cfg.n_progs; i++)
-        if (pbd_inst_new(d, &d->cfg.progs[i]) == NULL)
-            return -ENOMEM;
+    {
+        int tp[2];
+        if (pipe2(tp, O_CLOEXEC | O_NONBLOCK) < 0)
+            return -errno;
+        d->tee_rd = tp[0];
+        d->tee_wr = tp[1];
+    }
+    procbus_pub_predecessor(d->pub, &pred);
+    pbd_holder_start(d);                  /* a predecessor's holder gives back the pipes it kept */
+    if (pred.crashed && pred.nrecs > 0) { /* crash-only: adopt what still runs (adopt.c) */
+        rc = pbd_adopt(d);
+        if (rc < 0)
+            return rc;
+    } else {
+        procbus_pub_predecessor_release(d->pub);
+        pbd_holder_unclaimed(d);
+        for (i = 0; i < d->cfg.n_progs; i++)
+            if (pbd_inst_new(d, &d->cfg.progs[i]) == NULL)
+                return -ENOMEM;
+    }
     pbd_inst_sort(d);
-    /* every program, STOPPED (d->staged stays set: the commit below publishes again) */
+    /* every program, STOPPED or as adopted (d->staged stays set: the commit below publishes
+     * again) */
     pbd_pub_commit(d->pub);
     /* loading the tracer takes a while: the programs are published (STOPPED) first, and
      * nothing is spawned before it is in place */
     rc = pbd_trace_glue_start(d);
     if (rc < 0)
         return rc;
+    if (pred.crashed && pred.nrecs > 0)
+        pbd_adopt_finish(d); /* exits while no procbusd ran, from the tracer's backlog */
     pbd_commit_staged(d);
     d->start_backlog = 1; /* the first turn runs the spawn phase without waiting */
     pbd_say(d, PBD_L_INFO, "supervising %zu program(s); segment %s; control socket %s", d->n_inst,
@@ -385,6 +423,7 @@ int pbd_daemon_run(struct pbd_daemon *d)
         pbd_commit_staged(d);
     }
     pbd_say(d, PBD_L_INFO, "all programs stopped; exiting");
+    d->clean_exit = 1;
     return 0;
 }
 
@@ -395,14 +434,27 @@ void pbd_daemon_free(struct pbd_daemon *d)
     pbd_trace_sync(d->trace, 1);
     for (i = 0; i < d->n_inst; i++) {
         struct pbd_inst *in = d->inst[i];
-        pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
-        if (in->sp.pid > 0) {
+        /* only after a shutdown (which stopped them all: a safety net); a procbusd that fails
+         * leaves its programs to the next one, as a killed one does */
+        if (d->clean_exit)
+            pbd_trace_signal_tree(d->trace, in->id, SIGKILL);
+        if (d->clean_exit && in->sp.pid > 0) {
             kill(-in->sp.pid, SIGKILL);
             kill(in->sp.pid, SIGKILL);
             waitpid(in->sp.pid, NULL, 0);
         }
         pbd_inst_free(d, in);
     }
+    if (d->clean_exit)
+        pbd_holder_quit(&d->holder); /* nothing is left to keep */
+    else
+        pbd_holder_close(&d->holder);
+    pbd_holder_unclaimed(d);
+    free(d->seeds);
+    if (d->tee_rd >= 0)
+        close(d->tee_rd);
+    if (d->tee_wr >= 0)
+        close(d->tee_wr);
     pbd_trace_glue_close(d);
     free(d->inst);
     free(d->roots);

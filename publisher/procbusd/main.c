@@ -81,6 +81,8 @@ int main(int argc, char **argv)
     char err[1024];
     int check = 0, opt, rc;
 
+    if (argc == 4 && strcmp(argv[1], "--fd-holder") == 0) /* holder.h: started by procbusd */
+        return pbd_holder_main(atoi(argv[2]), argv[3]);
     memset(&d, 0, sizeof(d));
     memset(&cfg, 0, sizeof(cfg));
     while ((opt = getopt_long(argc, argv, "c:s:h", longopts, NULL)) != -1) {

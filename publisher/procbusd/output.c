@@ -123,6 +123,31 @@ static void say_losses(struct pbd_daemon *d, struct pbd_inst *in, struct pbd_log
     }
 }
 
+/* The pipe `*fd` reached its end: the last partial line goes to ready_log matching, the pipe is
+ * closed, and once the run has no pipe left the fd holder lets go of its copies. */
+static void pipe_ended(struct pbd_daemon *d, struct pbd_inst *in, int *fd, struct pbd_lines *lines,
+                       void *pair)
+{
+    if (in->has_re)
+        pbd_lines_flush(lines, on_line, pair);
+    pbd_watch_close(d, fd);
+    pbd_inst_hold_release(d, in);
+}
+
+/* Copy what the last splice tee'd into d's private pipe (n bytes) to ready_log matching. */
+static void match_teed(struct pbd_daemon *d, struct pbd_lines *lines, size_t n, void *pair)
+{
+    while (n > 0) {
+        ssize_t r = read(d->tee_rd, d->io_buf, n < sizeof(d->io_buf) ? n : sizeof(d->io_buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;
+        pbd_lines_feed(lines, d->io_buf, (size_t)r, on_line, pair);
+        n -= (size_t)r;
+    }
+}
+
 void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream which)
 {
     int *fd = which == PBD_STDOUT ? &in->sp.out_fd : &in->sp.err_fd;
@@ -133,15 +158,36 @@ void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream w
     int rounds;
 
     for (rounds = 0; rounds < 16 && *fd >= 0; rounds++) {
-        ssize_t n = read(*fd, buf, sizeof(d->io_buf));
+        ssize_t n;
+        if (log != NULL) {
+            /* straight from the pipe into the file: a byte is logged once, or still in the pipe
+             * for the next procbusd (holder.h), whenever this one dies */
+            n = pbd_log_splice(log, *fd, sizeof(d->io_buf), in->has_re ? d->tee_wr : -1);
+            if (n == -EAGAIN)
+                return;
+            if (n == 0) {
+                pipe_ended(d, in, fd, lines, pair);
+                return;
+            }
+            if (n > 0) {
+                int rot = pbd_log_take_error(log);
+                say_losses(d, in, log, 0);
+                if (rot < 0)
+                    pbd_say(d, PBD_L_WARN, "%s: log %s: rotation failed: %s", in->prog->name,
+                            pbd_log_path(log), strerror(-rot));
+                if (in->has_re)
+                    match_teed(d, lines, (size_t)n, pair);
+                continue;
+            }
+            /* not a file splice can write to, or its write failed: read, write, count losses */
+        }
+        n = read(*fd, buf, sizeof(d->io_buf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            if (in->has_re)
-                pbd_lines_flush(lines, on_line, pair);
-            pbd_watch_close(d, fd);
+            pipe_ended(d, in, fd, lines, pair);
             return;
         }
         size_t log_n;
@@ -170,6 +216,8 @@ void pbd_inst_on_ready_fd(struct pbd_daemon *d, struct pbd_inst *in)
             (in->state == PROCBUS_STATE_STARTING || in->state == PROCBUS_STATE_RUNNING))
             pbd_inst_fire(d, in, PBD_EV_READY);
     }
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         pbd_watch_close(d, &in->sp.ready_fd);
+        pbd_inst_hold_release(d, in);
+    }
 }

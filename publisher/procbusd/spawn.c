@@ -26,6 +26,7 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
                     struct pbd_spawned *out, char *why, size_t whylen)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, readyp[2] = {-1, -1}, st[2] = {-1, -1};
+    int gop[2] = {-1, -1};
     int capture_out = prog->out.path != NULL || prog->ready_log != NULL || prog->out.events ||
                       prog->out.capture_maxbytes || prog->kind == PBD_KIND_EVENTLISTENER;
     int capture_err = !prog->redirect_stderr && (prog->err.path != NULL || prog->ready_log ||
@@ -38,7 +39,8 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
     rc = pbd_child_prepare(prog, opts->nofile, &c, why, whylen);
     if (rc < 0)
         return rc;
-    if (pipe2(st, O_CLOEXEC) < 0 || (capture_out && pipe2(outp, O_CLOEXEC) < 0) ||
+    if (pipe2(st, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0 ||
+        (capture_out && pipe2(outp, O_CLOEXEC) < 0) ||
         (capture_err && pipe2(errp, O_CLOEXEC) < 0) ||
         (prog->ready_fd >= 3 && pipe2(readyp, O_CLOEXEC) < 0)) {
         rc = -errno;
@@ -51,6 +53,8 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
     c.out_fd = outp[1];
     c.err_fd = errp[1];
     c.ready_fd = readyp[1];
+    c.go_rd = gop[0];
+    c.go_wr = gop[1];
     pid = fork();
     if (pid < 0) {
         rc = -errno;
@@ -65,6 +69,8 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
      * the status pipe's write end (its end of file is the child's exec or exit) */
     close(st[1]);
     st[1] = -1;
+    close(gop[0]);
+    gop[0] = -1;
     if (outp[1] >= 0) {
         close(outp[1]);
         outp[1] = -1;
@@ -92,6 +98,7 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
     out->out_fd = outp[0];
     out->err_fd = errp[0];
     out->ready_fd = readyp[0];
+    out->go_fd = gop[1];
     fcntl(out->status_fd, F_SETFL, O_NONBLOCK);
     if (out->out_fd >= 0)
         fcntl(out->out_fd, F_SETFL, O_NONBLOCK);
@@ -106,7 +113,21 @@ fail:
     close_pair(errp);
     close_pair(readyp);
     close_pair(st);
+    close_pair(gop);
     return rc;
+}
+
+void pbd_spawn_go(struct pbd_spawned *sp)
+{
+    if (sp->go_fd < 0)
+        return;
+    /* a pipe with room for a byte (a fresh one): never blocks; EPIPE (SIGPIPE is ignored) when
+     * the child died meanwhile */
+    if (write(sp->go_fd, "g", 1) < 0) {
+        /* the child is gone: its exit says the rest */
+    }
+    close(sp->go_fd);
+    sp->go_fd = -1;
 }
 
 enum pbd_exec_status pbd_spawn_exec_status(struct pbd_spawned *sp, struct pbd_spawn_error *e)

@@ -16,6 +16,8 @@ struct pbd_spawned {
     int out_fd;    /* read end of its stdout pipe, non-blocking; -1 when not captured */
     int err_fd;    /* read end of its stderr pipe; -1 when redirected to stdout or not captured */
     int ready_fd;  /* read end of the readiness pipe; -1 without ready_fd */
+    int go_fd;     /* write end of the go pipe: the child execs only once a byte is written
+                    * (pbd_spawn_go), and never if procbusd dies first; -1 after */
 };
 
 /* What every spawn of this procbusd shares (set once at start-up, in struct pbd_daemon). */
@@ -36,6 +38,15 @@ struct pbd_spawn_opts {
  */
 int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts *opts,
                     struct pbd_spawned *out, char *why, size_t whylen);
+
+/*
+ * Let the child exec: one byte on sp->go_fd, which is closed (-1). The child of
+ * pbd_spawn_start waits for it before its exec, so that procbusd can publish the run (its pid)
+ * before the program runs: a procbusd killed between the fork and this call leaves no program
+ * running that its successor does not know of (the child finds the pipe at end of file and
+ * exits 127 without exec'ing). Nothing when go_fd is -1. Never blocks.
+ */
+void pbd_spawn_go(struct pbd_spawned *sp);
 
 /* What the exec-status pipe said so far. */
 enum pbd_exec_status {

@@ -72,6 +72,8 @@ void pbd_spawn_child(const struct pbd_child_setup *c)
     sigset_t all;
     int s;
 
+    if (c->go_wr >= 0)
+        close(c->go_wr); /* only procbusd holds it: its death is our end of file */
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     for (s = 1; s < NSIG; s++)
@@ -100,6 +102,14 @@ void pbd_spawn_child(const struct pbd_child_setup *c)
         child_fail(c->status_fd, "chdir", errno);
     if (pbd_creds_apply(&c->creds, &step) < 0)
         child_fail(c->status_fd, step, errno);
+    if (c->go_rd >= 0) { /* published first: run only once procbusd says so */
+        char go;
+        ssize_t n;
+        while ((n = read(c->go_rd, &go, 1)) < 0 && errno == EINTR)
+            ;
+        if (n != 1)
+            _exit(127); /* procbusd died before this run was published: nobody knows of us */
+    }
     execvpe(prog->argv[0], prog->argv, c->env);
     child_fail(c->status_fd, "exec", errno);
 }

@@ -30,6 +30,8 @@ struct pbd_child_setup {
     int stdin_fd;                 /* the program's fd 0 (a pipe procbusd holds, an fcgi
                                      socket), or -1: /dev/null */
     int out_fd, err_fd, ready_fd; /* write ends of the output / readiness pipes, or -1 */
+    int go_rd, go_wr;             /* the go pipe (spawn.h: pbd_spawn_go): the child closes
+                                   * go_wr and waits for a byte on go_rd before its exec */
 };
 
 /*
@@ -49,7 +51,9 @@ void pbd_child_release(struct pbd_child_setup *c);
  * mask, a new session (setsid), stdin on c->stdin_fd (else /dev/null), only fds 0-2 (and the
  * readiness fd) reaching the program with its own RLIMIT_NOFILE (pbd_child_fds_and_limits),
  * stdout/stderr on the pipes (else /dev/null), the readiness pipe on fd prog->ready_fd,
- * umask, directory, credentials, then exec with c->env. A failed step writes a struct
+ * umask, directory, credentials, then a byte from c->go_rd (end of file: procbusd died
+ * before publishing this run; the child exits 127 quietly), then exec with c->env. A failed
+ * step writes a struct
  * pbd_spawn_error (its errno kept from the call that failed) to c->status_fd and exits 127.
  */
 void pbd_spawn_child(const struct pbd_child_setup *c) __attribute__((noreturn));

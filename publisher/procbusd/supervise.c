@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -86,6 +88,16 @@ static void on_exec_done(struct pbd_daemon *d, struct pbd_inst *in)
         arm(in, PBD_T_STARTSECS, (uint64_t)in->prog->startsecs * PB_NS_PER_SEC);
 }
 
+/* The run ended before it was let exec (a failed setup, a stop at once): its go pipe goes. */
+static void drop_go(struct pbd_daemon *d, struct pbd_inst *in)
+{
+    if (in->sp.go_fd >= 0) {
+        close(in->sp.go_fd);
+        in->sp.go_fd = -1;
+        d->go_pending--;
+    }
+}
+
 /* Output of a previous run still held open by its leftovers: what it wrote before this new
  * run is read (bounded, as any drain), then its pipes are dropped. */
 static void drop_old_output(struct pbd_daemon *d, struct pbd_inst *in)
@@ -122,6 +134,7 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
     in->start_boot = pb_now_ns(CLOCK_BOOTTIME);
     in->cpu_ns = in->rss = 0;
     in->exit_kind = PROCBUS_EXIT_NONE; /* the exit fields describe this run's end */
+    in->exit_unknown = 0;
     in->exit_code = 0;
     in->core = 0;
     in->spawn_failed = 0;
@@ -135,6 +148,7 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
         const char *ename = strerrorname_np(-rc);
         in->sp.pid = 0;
         in->sp.pidfd = in->sp.status_fd = in->sp.out_fd = in->sp.err_fd = in->sp.ready_fd = -1;
+        in->sp.go_fd = -1;
         pbd_say(d, PBD_L_ERR, "%s: spawn failed at %s (errno %d%s%s)", in->prog->name, why, -rc,
                 ename ? ", " : "", ename ? ename : "");
         pbd_inst_set_state(d, in, PROCBUS_STATE_STARTING);
@@ -151,6 +165,15 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
         pbd_watch_add(d, in->sp.ready_fd, &in->w_ready);
     in->prev_pid = in->last_pid;
     in->last_pid = in->sp.pid;
+    {
+        /* the kernel's start time (clock ticks), as a successor procbusd will compare it with
+         * /proc to adopt this process: never a reused pid (adopt.c) */
+        struct pbd_proc_stat st;
+        if (pbd_proc_stat(in->sp.pid, &st) == 0)
+            in->start_boot = st.start_boot_ns;
+    }
+    d->go_pending++;          /* it execs once this run is published (pbd_commit_staged) */
+    pbd_inst_hold_put(d, in); /* its pipes outlive procbusd (holder.h) */
     pbd_trace_root(d->trace, in->sp.pid, in->start_boot, in->id);
     pbd_say(d, PBD_L_DEBUG, "%s: forked pid %d", in->prog->name, (int)in->sp.pid);
     pbd_inst_set_state(d, in, PROCBUS_STATE_STARTING); /* STARTING from the fork */
@@ -190,6 +213,7 @@ static void on_spawn_failed(struct pbd_daemon *d, struct pbd_inst *in)
     pbd_spawn_hint(why, sizeof(why), e->err); /* EMFILE, ENFILE: which limit to raise */
     pbd_say(d, PBD_L_ERR, "%s: spawn failed at %s (errno %d%s%s)", in->prog->name, why, e->err,
             name ? ", " : "", name ? name : "");
+    drop_go(d, in);
     pbd_watch_close(d, &in->sp.pidfd);
     pbd_watch_close(d, &in->sp.out_fd);
     pbd_watch_close(d, &in->sp.err_fd);
@@ -205,6 +229,11 @@ void pbd_inst_signal(struct pbd_inst *in, int sig, int group)
 {
     if (in->sp.pid <= 0)
         return;
+    if (in->adopted && in->sp.pidfd >= 0) { /* not our child: its pid could be reused */
+        syscall(SYS_pidfd_send_signal, in->sp.pidfd, sig, NULL, 0);
+        if (!group)
+            return;
+    }
     kill(group ? -in->sp.pid : in->sp.pid, sig);
     /* a child still setting up may not have its own group yet (setsid): reach it by pid
      * (its signals stay blocked until its dispositions are back to the defaults) */
@@ -321,6 +350,7 @@ static void on_exit_status(struct pbd_daemon *d, struct pbd_inst *in, const sigi
         in->exit_code = si->si_status;
         in->core = si->si_code == CLD_DUMPED;
     }
+    drop_go(d, in);
     pbd_watch_close(d, &in->sp.pidfd);
     if (in->has_re && (in->state == PROCBUS_STATE_STARTING || in->state == PROCBUS_STATE_RUNNING)) {
         pbd_inst_drain(d, in, PBD_STDOUT);
@@ -342,6 +372,10 @@ void pbd_inst_on_pidfd(struct pbd_daemon *d, struct pbd_inst *in)
 {
     siginfo_t si;
 
+    if (in->adopted) { /* not our child: nothing to reap; the tracer tells how it ended */
+        pbd_adopted_exit(d, in);
+        return;
+    }
     memset(&si, 0, sizeof(si));
     if (waitid((idtype_t)P_PIDFD, (id_t)in->sp.pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
         return;                /* not exited yet (spurious), or reaped by the SIGCHLD path */

@@ -279,6 +279,77 @@ void pbd_tp_vanished(struct pbd_tracing *t, struct pbd_tp *e)
     pbd_tp_stage(t, e);
 }
 
+/* ---- adoption ---- */
+
+#define PF_EXITING_FLAG 0x4ul /* include/linux/sched.h */
+
+/* One record of a predecessor's (pbd_trace_opts.seeds) into the table. */
+static void seed(struct pbd_tracing *t, const struct procbus_proc *r)
+{
+    struct pbd_proc_stat st;
+    struct pbd_tp *e;
+    uint64_t diff;
+    int alive;
+
+    if (r->pid <= 0 || t->mode == PBD_TRACE_OFF || (r->program_id == 0 && !t->o.observe) ||
+        pbd_tp_find_exact(t, r->pid, r->start_boot_ns, 0) != NULL) {
+        pbd_pub_remove(t->pub, r->id);
+        t->staged++;
+        return;
+    }
+    if ((e = tp_new(t, r->pid)) == NULL)
+        return;
+    e->rec = *r;
+    alive = pbd_proc_stat(r->pid, &st) == 0 && st.state != 'Z' && st.state != 'X' &&
+            !(st.flags & PF_EXITING_FLAG);
+    diff = alive && st.start_boot_ns > r->start_boot_ns ? st.start_boot_ns - r->start_boot_ns
+           : alive                                      ? r->start_boot_ns - st.start_boot_ns
+                                                        : 0;
+    alive = alive && diff < t->tick_ns + 1000000ull;
+    if (r->state != PROCBUS_STATE_EXITED && alive) {
+        e->alive = 1;
+        e->sid = st.sid;
+    } else if (r->state != PROCBUS_STATE_EXITED) {
+        e->alive = 1;
+        pbd_tp_vanished(t, e); /* gone while no procbusd ran: a backlog event may say how */
+    } else {
+        e->provisional = r->exit_kind == PROCBUS_EXIT_NONE;
+        pbd_tp_set_exited(t, e, r->state_since_ns); /* expires keep_exited_secs from now */
+    }
+}
+
+void pbd_trace_adopt_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns,
+                          uint64_t program_id, int alive)
+{
+    if (t == NULL || pid <= 0 || t->mode == PBD_TRACE_OFF)
+        return;
+    if (!alive && pbd_tp_find_live(t, pid) != NULL)
+        return; /* its pid is another live process's now: no exit event can be told apart */
+    pbd_trace_root(t, pid, start_boot_ns, program_id);
+    if (alive)
+        pbd_ebpf_track(t, pid, program_id);
+}
+
+int pbd_trace_root_status(const struct pbd_tracing *t, pid_t pid, int *code, int *core,
+                          uint64_t *when_real)
+{
+    const struct pbd_tp *e;
+
+    if (t == NULL || (e = pbd_tp_find_live(t, pid)) == NULL || !e->root ||
+        e->rec.exit_kind == PROCBUS_EXIT_NONE)
+        return PROCBUS_EXIT_NONE;
+    *code = e->rec.exit_code;
+    *core = (e->rec.flags & PROCBUS_F_CORE_DUMPED) != 0;
+    *when_real = e->exit_boot != 0 ? pbd_trace_to_real(t, e->exit_boot) : 0;
+    return e->rec.exit_kind;
+}
+
+void pbd_trace_adopting(struct pbd_tracing *t)
+{
+    if (t != NULL && t->mode != PBD_TRACE_OFF)
+        t->reconcile_pending = 1;
+}
+
 /* ---- the interface ---- */
 
 /*
@@ -347,6 +418,14 @@ int pbd_trace_open(struct pbd_tracing **out, struct procbus_pub *pub,
             t->mode = PBD_TRACE_PROC; /* AUTO: poll /proc instead; `why` says why */
         }
     }
+    for (size_t i = 0; i < o->n_seeds; i++)
+        seed(t, &o->seeds[i]);
+    for (size_t i = 0; o->n_seeds > 0 && i <= t->mask; i++) /* followed from now on */
+        for (struct pbd_tp *e = t->tbl[i]; e != NULL; e = e->hnext)
+            if (e->alive && !e->root)
+                pbd_ebpf_track(t, e->rec.pid, e->rec.program_id);
+    t->o.seeds = NULL;
+    t->o.n_seeds = 0;
     if (t->mode != PBD_TRACE_OFF && o->observe)
         pbd_trace_walk(t, 1);
     *out = t;

@@ -46,6 +46,14 @@ struct pbd_trace_opts {
      * orphans that /proc polling finds reparented to procbusd. May be NULL. */
     uint64_t (*program_by_name)(void *arg, const char *name);
     void *arg;
+    /* Taking over from a procbusd that died: its descendant (and, with observe, observed)
+     * records, in the segment already (ids kept). Each becomes a table entry: alive if its pid
+     * AND start time match a live process (then tracked by the tracer with its program as tag),
+     * else EXITED with status unknown, provisionally (an exit event in a pinned tracer's backlog
+     * fills it in). Observed records without observe, and every seed with trace off, are
+     * removed. Read during pbd_trace_open only. */
+    const struct procbus_proc *seeds;
+    size_t n_seeds;
 };
 
 /*
@@ -100,6 +108,27 @@ void pbd_trace_spawning(struct pbd_tracing *t, uint64_t program_id);
  * reaped it; call pbd_trace_sync first, so that its children's events are in). */
 void pbd_trace_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns, uint64_t program_id);
 void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid);
+
+/*
+ * An adopted main process (started by a procbusd that died): a root as pbd_trace_root, and,
+ * with `alive`, followed by the tracer from now on (its forks take its program as tag). Not
+ * alive: a root only until pbd_trace_root_gone, so that an exit event of it in the backlog is
+ * recognised (pbd_trace_root_status).
+ */
+void pbd_trace_adopt_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns,
+                          uint64_t program_id, int alive);
+
+/*
+ * How main process `pid` (a live root) ended, if the tracer read its exit event:
+ * PROCBUS_EXIT_CODE or PROCBUS_EXIT_SIGNAL with *code, *core and *when_real (CLOCK_REALTIME of
+ * the exit); PROCBUS_EXIT_NONE if no event said (no tracer, a loss, or it ended while no
+ * tracer ran). Call after pbd_trace_sync, before pbd_trace_root_gone. NULL t: NONE.
+ */
+int pbd_trace_root_status(const struct pbd_tracing *t, pid_t pid, int *code, int *core,
+                          uint64_t *when_real);
+
+/* Adoption: the next pbd_trace_sync walks /proc (processes forked while no procbusd ran). */
+void pbd_trace_adopting(struct pbd_tracing *t);
 
 /* When the live main process `pid` exited, as the kernel's exit event said, in
  * CLOCK_REALTIME ns; 0 if no such event was read (no tracer, or a loss). Call after

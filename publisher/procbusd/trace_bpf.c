@@ -150,8 +150,14 @@ static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
     struct pbd_tp *e = pbd_tp_find_exact(t, ev->tgid, ev->start_boot_ns, 1), *l;
 
     if (e == NULL) {
-        if ((l = root_of(t, ev)) != NULL) { /* procbusd reaps it and publishes that */
+        if ((l = root_of(t, ev)) != NULL) { /* procbusd reaps it and publishes that (or, not
+                                             * its child, takes the status from here) */
             l->exit_boot = ev->ts_ns;
+            l->rec.exit_kind =
+                (ev->flags & PROCTRACE_F_SIGNALED) ? PROCBUS_EXIT_SIGNAL : PROCBUS_EXIT_CODE;
+            l->rec.exit_code = (ev->flags & PROCTRACE_F_SIGNALED) ? ev->exit_signal : ev->exit_code;
+            if (ev->flags & PROCTRACE_F_CORE_DUMPED)
+                l->rec.flags |= PROCBUS_F_CORE_DUMPED;
             pbd_tp_reparent(t, ev->tgid, ev->reaper);
             return;
         }

@@ -54,6 +54,8 @@ int pbd_trace_glue_start(struct pbd_daemon *d)
     o.batch_ms = d->cfg.daemon.trace_batch_ms;
     o.program_by_name = program_by_name;
     o.arg = d;
+    o.seeds = d->seeds; /* a predecessor's descendants (adopt.c) */
+    o.n_seeds = d->n_seeds;
     if (o.mode == PBD_TRACE_OFF && o.observe) {
         fprintf(stderr, "procbusd: observe needs tracing: trace=off contradicts it\n");
         return -EINVAL;

@@ -23,6 +23,9 @@
 #define CLI_EX_NOSEG   4 /* no segment / daemon not reachable / no such program */
 #define CLI_EX_TIMEOUT 5 /* a wait timed out */
 #define CLI_EX_FATAL   6 /* wait: the program went FATAL */
+#define CLI_EX_NOTLIVE                                                    \
+    7 /* status: procbusd is not live (dead, shut down, stale): the state \
+       * shown is its last, not what runs now */
 
 struct pbd_config;
 

@@ -50,7 +50,11 @@ void cli_fmt_exit_ev(char *buf, size_t len, uint8_t kind, int32_t code, int core
 
 void cli_fmt_exit(char *buf, size_t len, const struct procbus_proc *p)
 {
-    cli_fmt_exit_ev(buf, len, p->exit_kind, p->exit_code, (p->flags & PROCBUS_F_CORE_DUMPED) != 0);
+    if (p->exit_kind == PROCBUS_EXIT_NONE && (p->flags & PROCBUS_F_EXIT_UNKNOWN))
+        snprintf(buf, len, "status unknown"); /* it ended while nothing could see how */
+    else
+        cli_fmt_exit_ev(buf, len, p->exit_kind, p->exit_code,
+                        (p->flags & PROCBUS_F_CORE_DUMPED) != 0);
 }
 
 void cli_fmt_time(char *buf, size_t len, uint64_t ns, int with_ms)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "liveprobe.h"
 #include "segguard.h"
 #include "util.h"
 
@@ -68,9 +69,12 @@ int cli_open_segment(const char *segment, struct procbus_reader *r)
 int cli_warn_liveness(const struct procbus_reader *r)
 {
     uint64_t stale = procbus_stale_after_ns(r);
-    int l = procbus_liveness(r, stale);
+    int l = pb_publisher_check(r); /* the heartbeat, and at once the segment's lock */
 
-    if (l == PROCBUS_SHUTDOWN)
+    if (l == PB_PUBLISHER_DEAD)
+        fprintf(stderr, "procbus: procbusd is not running (it died without shutting down); "
+                        "showing its last state\n");
+    else if (l == PROCBUS_SHUTDOWN)
         fprintf(stderr, "procbus: procbusd has shut down; showing its last state\n");
     else if (l == PROCBUS_STALE)
         fprintf(stderr,

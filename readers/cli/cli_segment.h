@@ -21,8 +21,9 @@ int cli_open_segment(const char *segment, struct procbus_reader *r);
 /* The same without a message (for retries); the message of an error is cli_say_open_error's. */
 void cli_say_open_error(const char *segment, int err);
 
-/* Say on stderr that the publisher is not alive (shut down, stale past procbus_stale_after_ns,
- * or its segment replaced). Returns procbus_liveness(r, procbus_stale_after_ns(r)). */
+/* Say on stderr that the publisher is not alive (dead: its segment's lock is free; shut down;
+ * stale past procbus_stale_after_ns; or its segment replaced). Returns pb_publisher_check(r)
+ * (liveprobe.h): PROCBUS_ALIVE .. PROCBUS_GONE or PB_PUBLISHER_DEAD. */
 int cli_warn_liveness(const struct procbus_reader *r);
 
 /*

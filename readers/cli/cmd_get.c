@@ -105,7 +105,12 @@ static void print_record(const struct procbus_proc *p, const char *prog)
                                           : "-");
     } else {
         printf("restarts:      %u\n", p->restarts);
-        printf("last exit:     %s\n", p->exit_kind == PROCBUS_EXIT_NONE ? "-" : a);
+        printf("last exit:     %s\n", p->exit_kind != PROCBUS_EXIT_NONE ? a
+                                      : (p->flags & PROCBUS_F_EXIT_UNKNOWN)
+                                          ? "unknown (it ended while no procbusd could see how)"
+                                          : "-");
+        if (p->flags & PROCBUS_F_ADOPTED)
+            printf("adopted:       yes (started by a procbusd that died)\n");
         printf("cpu:           %llu.%03llu s\n", (unsigned long long)(p->cpu_ns / PB_NS_PER_SEC),
                (unsigned long long)(p->cpu_ns / 1000000ull % 1000));
         cli_fmt_bytes(a, sizeof(a), p->rss_bytes);

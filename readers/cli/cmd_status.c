@@ -10,6 +10,7 @@
 #include "cli_fmt.h"
 #include "cli_proc.h"
 #include "cli_segment.h"
+#include "liveprobe.h"
 #include "util.h"
 
 /* A supervised program's record (status lists only those): not a traced process. */
@@ -135,7 +136,7 @@ int cli_cmd_status(const struct cli_opts *o, int argc, char **argv)
     struct procbus_proc *list = NULL;
     struct cli_names names;
     size_t n = 0, i;
-    int width = 8, stopped = 0, unknown = 0, all = argc <= 1, a;
+    int width = 8, stopped = 0, unknown = 0, all = argc <= 1, a, live;
     int rc = cli_open_programs(o->segment, &r, &list, &n); /* programs only, zero-copy walk */
 
     if (rc != 0)
@@ -175,8 +176,11 @@ int cli_cmd_status(const struct cli_opts *o, int argc, char **argv)
         print_status_line(p, width, &names);
         stopped |= stopped_state(p->state);
     }
+    live = pb_publisher_check(&r); /* the heartbeat, and at once the segment's lock */
     free(list);
     cli_names_free(&names);
     procbus_close(&r);
+    if (live != PROCBUS_ALIVE) /* what it showed is a dead (or stuck) publisher's last state */
+        return CLI_EX_NOTLIVE;
     return stopped ? CLI_EX_NOTRUN : unknown ? CLI_EX_NOSEG : CLI_EX_OK;
 }

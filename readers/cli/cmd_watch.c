@@ -160,6 +160,8 @@ static void print_event_text(const struct procbus_event *ev, const char *raw_nam
         ex[0] = ' ';
         cli_fmt_exit_ev(ex + 1, sizeof(ex) - 1, ev->exit_kind, ev->exit_code,
                         (ev->flags & PROCBUS_F_CORE_DUMPED) != 0);
+    } else if (ev->flags & PROCBUS_F_EXIT_UNKNOWN) {
+        snprintf(ex, sizeof(ex), " status unknown");
     }
     if (ev->kind == PROCBUS_EV_STATE)
         printf("%s %s %s -> %s pid %d%s\n", when, name, from, to, ev->pid, ex);

@@ -226,7 +226,9 @@ struct family {
 
 static const struct family families[] = {
     {"procbus_publisher_up", "gauge", "-",
-     "1 when the segment is readable and the publisher's heartbeat is fresh.", p_up, NULL},
+     "1 when the segment is readable, the publisher's heartbeat is fresh and its process holds "
+     "the segment's lock.",
+     p_up, NULL},
     {"procbus_publisher_heartbeat_age_seconds", "gauge", "-",
      "Seconds since the publisher's last heartbeat.", p_hb_age, NULL},
     {"procbus_publisher_epoch", "gauge", "-",

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "exporter.h"
 
+#include "liveprobe.h"
 #include "segguard.h"
 #include "textsafe.h"
 
@@ -257,7 +258,9 @@ int exp_render(struct exp_state *s)
             return rc;
     }
     rc = sc.rc;
-    up = rc == 0 && sc.l == PROCBUS_ALIVE;
+    /* alive by its heartbeat and, at once, by its segment's lock (a killed publisher: 0 now,
+     * not after the stale threshold) */
+    up = rc == 0 && sc.l == PROCBUS_ALIVE && s->open && pb_publisher_check(&s->r) == PROCBUS_ALIVE;
     if (rc == 0)
         finish(s);
     else

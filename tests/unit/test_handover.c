@@ -301,8 +301,8 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--publish") == 0)
         return publish_main(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 3 && strcmp(argv[1], "--inherit-and-die") == 0) {
-        struct procbus_pub_opts o = {.segment = argv[2], .capacity = 64,
-                                     .flags = PROCBUS_PUB_INHERIT};
+        struct procbus_pub_opts o = {
+            .segment = argv[2], .capacity = 64, .flags = PROCBUS_PUB_INHERIT};
         struct procbus_pub *p;
         return procbus_pub_open(&p, &o) == 0 && procbus_pub_count(p) == 4 ? 0 : 1; /* dies */
     }
