@@ -95,8 +95,7 @@ void pbd_holder_start(struct pbd_daemon *d)
     if (rc == 1) { /* a predecessor's: what it kept is ours now */
         rc = pbd_holder_take(&d->holder, on_taken, d);
         if (rc < 0)
-            pbd_say(d, PBD_L_WARN, "fd holder: taking back the pipes it keeps: %s",
-                    strerror(-rc));
+            pbd_say(d, PBD_L_WARN, "fd holder: taking back the pipes it keeps: %s", strerror(-rc));
         else
             pbd_say(d, PBD_L_INFO, "fd holder: took back the pipes of %d program run(s)", rc);
     }

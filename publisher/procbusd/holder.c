@@ -1,4 +1,5 @@
-/* holder.c - the fd holder: a small process that keeps programs' pipes open across procbusd's death. */
+/* holder.c - the fd holder: a small process that keeps programs' pipes open across procbusd's
+ * death. */
 #define _GNU_SOURCE
 #include "holder.h"
 
@@ -87,8 +88,8 @@ static int recv_msg(int fd, struct hold_msg *m, int fds[3])
         char buf[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     struct cmsghdr *c;
     int got[3], ngot = 0, i, k = 0;
     ssize_t n;
@@ -149,7 +150,17 @@ struct holder_state {
     struct held *v;
     size_t n, cap;
     const char *seg_path;
+    char sock_path[108]; /* its own socket's name: removed when it exits */
 };
+
+/* The holder leaves: its socket's name goes (nobody else binds it while the holder answers). */
+static void leave(struct holder_state *s, int code) __attribute__((noreturn));
+static void leave(struct holder_state *s, int code)
+{
+    if (s->sock_path[0] != '\0')
+        unlink(s->sock_path);
+    exit(code);
+}
 
 static void close3(int fds[3])
 {
@@ -256,7 +267,7 @@ static int serve(struct holder_state *s, int fd)
         close3(fds);
         for (i = 0; i < s->n; i++)
             close3(s->v[i].fds);
-        exit(0);
+        leave(s, 0);
     default:
         close3(fds);
         return 0;
@@ -275,6 +286,13 @@ int pbd_holder_main(int listen_fd, const char *seg_path)
     signal(SIGINT, SIG_IGN);
     prctl(PR_SET_NAME, "procbusd-holder");
     fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+    {
+        struct sockaddr_un sa;
+        socklen_t len = sizeof(sa);
+        memset(&sa, 0, sizeof(sa));
+        if (getsockname(listen_fd, (struct sockaddr *)&sa, &len) == 0 && sa.sun_path[0] == '/')
+            memcpy(s.sock_path, sa.sun_path, sizeof(s.sock_path) - 1);
+    }
     clock_gettime(CLOCK_MONOTONIC, &last);
     for (;;) {
         int n;
@@ -283,7 +301,7 @@ int pbd_holder_main(int listen_fd, const char *seg_path)
             p[1 + i] = (struct pollfd){.fd = conns[i], .events = POLLIN};
         n = poll(p, (nfds_t)(1 + nconn), HOLD_TICK_MS);
         if (n < 0 && errno != EINTR)
-            return 1;
+            leave(&s, 1);
         for (i = nconn - 1; n > 0 && i >= 0; i--)
             if (p[1 + i].revents != 0 && serve(&s, conns[i]) < 0) {
                 close(conns[i]);
@@ -300,7 +318,7 @@ int pbd_holder_main(int listen_fd, const char *seg_path)
         if (now.tv_sec - last.tv_sec >= 1) {
             last = now;
             if (nconn == 0 && !worth_staying(&s))
-                return 0;
+                leave(&s, 0);
         }
     }
 }

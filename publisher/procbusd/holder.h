@@ -1,4 +1,5 @@
-/* holder.h - the fd holder: a small process that keeps programs' pipes open across procbusd's death. */
+/* holder.h - the fd holder: a small process that keeps programs' pipes open across procbusd's
+ * death. */
 #ifndef PROCBUSD_HOLDER_H
 #define PROCBUSD_HOLDER_H
 

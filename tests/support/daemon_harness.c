@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,21 +52,15 @@ void pbt_write_conf(struct daemon_h *h, const char *body)
     fclose(f);
 }
 
-void pbt_start_daemon(struct daemon_h *h, const char *prefix, const char *body)
+/* Fork and exec procbusd on h->conf (stderr appended to h->dir/procbusd.log). */
+static pid_t exec_daemon(const struct daemon_h *h)
 {
     char exe[256];
-    int i, rc = -1;
+    pid_t pid;
 
-    memset(h, 0, sizeof(*h));
-    snprintf(h->dir, sizeof(h->dir), "%s-XXXXXX", prefix);
-    assert_non_null(mkdtemp(h->dir));
-    pbt_name(h->seg);
-    snprintf(h->sock, sizeof(h->sock), "%s/ctl.sock", h->dir);
-    snprintf(h->conf, sizeof(h->conf), "%s/procbus.conf", h->dir);
-    pbt_write_conf(h, body);
     pbt_bin("procbusd", exe, sizeof(exe));
-    h->pid = fork();
-    if (h->pid == 0) {
+    pid = fork();
+    if (pid == 0) {
         char logpath[160];
         int log;
         snprintf(logpath, sizeof(logpath), "%s/procbusd.log", h->dir);
@@ -74,6 +71,65 @@ void pbt_start_daemon(struct daemon_h *h, const char *prefix, const char *body)
         execl(exe, exe, "-c", h->conf, (char *)NULL);
         _exit(127);
     }
+    return pid;
+}
+
+int pbt_ctl_ping(const struct daemon_h *h, int timeout_ms)
+{
+    const long end = pbt_now_ms() + timeout_ms;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    if (strlen(h->sock) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, h->sock, strlen(h->sock) + 1);
+    while (pbt_now_ms() < end) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        char buf[256];
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+            write(fd, "ping\n", 5) == 5) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 2000) > 0 && read(fd, buf, sizeof(buf)) > 0) {
+                close(fd);
+                return 0;
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        usleep(10000);
+    }
+    return -ETIMEDOUT;
+}
+
+void pbt_restart_daemon(struct daemon_h *h, int wait_ready)
+{
+    h->pid = exec_daemon(h);
+    assert_true(h->pid > 0);
+    g_current.pid = h->pid;
+    if (!wait_ready)
+        return;
+    if (pbt_ctl_ping(h, 60000) != 0) {
+        char cmd[200];
+        fprintf(stderr, "procbusd does not answer after a restart; its stderr:\n");
+        snprintf(cmd, sizeof(cmd), "tail -20 %s/procbusd.log >&2", h->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        fail();
+    }
+    assert_true(procbus_follow(&h->r) >= 0);
+}
+
+void pbt_start_daemon(struct daemon_h *h, const char *prefix, const char *body)
+{
+    int i, rc = -1;
+
+    memset(h, 0, sizeof(*h));
+    snprintf(h->dir, sizeof(h->dir), "%s-XXXXXX", prefix);
+    assert_non_null(mkdtemp(h->dir));
+    pbt_name(h->seg);
+    snprintf(h->sock, sizeof(h->sock), "%s/ctl.sock", h->dir);
+    snprintf(h->conf, sizeof(h->conf), "%s/procbus.conf", h->dir);
+    pbt_write_conf(h, body);
+    h->pid = exec_daemon(h);
     g_current.pid = h->pid;
     snprintf(g_current.seg, sizeof(g_current.seg), "%s", h->seg);
     snprintf(g_current.dir, sizeof(g_current.dir), "%s", h->dir);

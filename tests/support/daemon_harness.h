@@ -27,6 +27,18 @@ void pbt_write_conf(struct daemon_h *h, const char *body);
  */
 void pbt_start_daemon(struct daemon_h *h, const char *prefix, const char *body);
 
+/*
+ * Start procbusd again on h's configuration (the previous one was killed, or stopped): h->pid is
+ * the new one. With `wait_ready`, returns once it answers on its control socket (its start-up,
+ * adoption included, is over: pbt_ctl_ping) and h->r maps its segment (procbus_follow); without,
+ * at once after the fork. Asserts (cmocka) on failure.
+ */
+void pbt_restart_daemon(struct daemon_h *h, int wait_ready);
+
+/* 0 once a procbusd answers a request on h's control socket (any answer), -ETIMEDOUT after
+ * timeout_ms. The request is an unknown verb: nothing changes. */
+int pbt_ctl_ping(const struct daemon_h *h, int timeout_ms);
+
 /* SIGTERM; returns procbusd's exit status. The reader stays open; nothing is removed. */
 int pbt_term_daemon(struct daemon_h *h);
 

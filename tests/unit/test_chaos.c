@@ -1,0 +1,515 @@
+/* test_chaos.c - crash-only procbusd (issue 14): kill -9 at random moments, restart after random
+ * gaps; the programs never notice: no second copy, no restart, no lost or doubled line. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon_harness.h"
+#include "procbus.h"
+#include "support.h"
+
+/*
+ * Twenty programs: 8 tickers and one on stderr (a numbered line every millisecond, into their
+ * log files), 6 sleepers, 4 flapping ones (exit 3 every 0.2 s, restarted), one that leaves a
+ * double-forked setsid daemon. procbusd is SIGKILLed at a random moment of its life, started
+ * again after a random gap of 0-2 s (one round in five it is killed again within 40 ms of
+ * starting: during its adoption), ROUNDS times (PROCBUS_CHAOS_ROUNDS, default 25; `make chaos`
+ * runs the soak). After each restart: every long-running program has its first pid and no
+ * restart (adopted, flagged so), and /proc shows exactly one of each. At the end: every
+ * numbered line is in the logs exactly once and in order; every exit of a flapping program is
+ * published with its real code (3), or - for a run started by an earlier procbusd that ended
+ * while none could see it - as status unknown, never a made-up code; `procbus watch` followed
+ * the epochs; after the shutdown nothing the programs started is left.
+ */
+
+#define N_TICK  8
+#define N_SLEEP 6
+#define N_FLAP  4
+
+static char g_self[512];
+
+/* ---- the programs' side: the numbered-line writer ---- */
+
+static int ticker_main(const char *name, int on_stderr)
+{
+    struct timespec ms = {0, 1000000};
+    char line[96];
+    unsigned long long seq;
+
+    for (seq = 1;; seq++) {
+        int n = snprintf(line, sizeof(line), "%s %llu\n", name, seq);
+        /* one write per line (atomic in a pipe); SIGPIPE (default) kills it if nobody holds the
+         * pipe: the test would see a dead ticker */
+        if (write(on_stderr ? 2 : 1, line, (size_t)n) != n)
+            return 1;
+        nanosleep(&ms, NULL);
+    }
+}
+
+/* ---- /proc ---- */
+
+struct want {
+    const char *name;   /* PROCBUS_PROCESS_NAME of the program */
+    const char *argv0;  /* its main process's argv[0] ... */
+    const char *argv1;  /* ... and argv[1] (NULL: any) */
+    int n;              /* how many of them are alive (filled by count_procs) */
+    pid_t last;
+};
+
+/* Alive (not a zombie) and has env NAME and argv as *w says. */
+static int matches(pid_t pid, void *arg)
+{
+    struct want *w = arg;
+    char path[64], *env, *cmd;
+    size_t elen = 0, clen = 0, i;
+    int ok = 0;
+    char st = pbt_proc_stat(pid, NULL, NULL);
+
+    if (st == 0 || st == 'Z' || st == 'X')
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    cmd = pbt_slurp(path, &clen);
+    if (cmd == NULL)
+        return 0;
+    if (strcmp(cmd, w->argv0) == 0 &&
+        (w->argv1 == NULL || (strlen(cmd) + 1 < clen && strcmp(cmd + strlen(cmd) + 1, w->argv1) == 0))) {
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+        env = pbt_slurp(path, &elen);
+        for (i = 0; env != NULL && i < elen; i += strlen(env + i) + 1)
+            if (strncmp(env + i, "PROCBUS_PROCESS_NAME=", 21) == 0 &&
+                strcmp(env + i + 21, w->name) == 0)
+                ok = 1;
+        free(env);
+    }
+    free(cmd);
+    return ok;
+}
+
+static int count_procs(struct want *w)
+{
+    pid_t pids[8];
+
+    w->n = pbt_scan_pids(matches, w, pids, 8);
+    w->last = w->n > 0 ? pids[0] : 0;
+    return w->n;
+}
+
+/* Any process left with PROCBUS_PROCESS_NAME of one of this test's programs (its marker). */
+static int leftover(pid_t pid, void *arg)
+{
+    char path[64], *env;
+    size_t len = 0, i;
+    int found = 0;
+    char st = pbt_proc_stat(pid, NULL, NULL);
+
+    if (st == 0 || st == 'Z' || st == 'X')
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+    env = pbt_slurp(path, &len);
+    for (i = 0; env != NULL && i < len; i += strlen(env + i) + 1)
+        if (strncmp(env + i, "PROCBUS_CHAOS_MARK=", 19) == 0 && strcmp(env + i + 19, arg) == 0)
+            found = 1;
+    free(env);
+    return found;
+}
+
+/* ---- the test ---- */
+
+struct chaos {
+    struct daemon_h h;
+    const char *mode;
+    int rounds;
+    pid_t pid0[N_TICK + 1 + N_SLEEP + 1]; /* long-running programs' first pids */
+    char names[N_TICK + 1 + N_SLEEP + 1][16];
+    int n_long;
+    char mark[32];
+};
+
+static int env_int(const char *name, int def)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? atoi(v) : def;
+}
+
+static void write_config(struct chaos *c)
+{
+    char body[4096];
+
+    snprintf(
+        body, sizeof(body),
+        "trace = %s\nkeep_exited_secs = 5\n\n"
+        "[program:tick]\ncommand = %s ticker tick%%(process_num)d\n"
+        "process_name = tick%%(process_num)d\nnumprocs = %d\n"
+        "stdout_logfile = %s/tick%%(process_num)d.log\nstartsecs = 0\nautorestart = true\n"
+        "environment = PROCBUS_CHAOS_MARK=%s\n\n"
+        "[program:errtick]\ncommand = %s ticker errtick err\nstderr_logfile = %s/errtick.log\n"
+        "startsecs = 0\nenvironment = PROCBUS_CHAOS_MARK=%s\n\n"
+        "[program:sleep]\ncommand = sleep 3600\nprocess_name = sleep%%(process_num)d\n"
+        "numprocs = %d\nstartsecs = 0\nenvironment = PROCBUS_CHAOS_MARK=%s\n\n"
+        "[program:flap]\ncommand = sh -c 'sleep 0.2; exit 3'\n"
+        "process_name = flap%%(process_num)d\nnumprocs = %d\nstartsecs = 0\n"
+        "autorestart = true\nstartlimit_interval_secs = 0\n"
+        "environment = PROCBUS_CHAOS_MARK=%s\n\n"
+        "[program:daemon]\ncommand = sh -c '(setsid sleep 3601 &); exec sleep 3602'\n"
+        "startsecs = 0\nenvironment = PROCBUS_CHAOS_MARK=%s\n",
+        c->mode, g_self, N_TICK, "DIR", c->mark, g_self, "DIR", c->mark, N_SLEEP, c->mark,
+        N_FLAP, c->mark, c->mark);
+    /* the log folder is the harness's temp dir, known after it is made: DIR is replaced */
+    {
+        char *out = malloc(sizeof(body) * 2), *p = body, *q;
+        size_t used = 0;
+        assert_non_null(out);
+        while ((q = strstr(p, "DIR")) != NULL) {
+            used += (size_t)snprintf(out + used, sizeof(body) * 2 - used, "%.*s%s", (int)(q - p),
+                                     p, c->h.dir);
+            p = q + 3;
+        }
+        snprintf(out + used, sizeof(body) * 2 - used, "%s", p);
+        pbt_write_conf(&c->h, out);
+        free(out);
+    }
+}
+
+/* Every long-running program: its first pid, no restart, RUNNING, adopted (after a kill). */
+static void check_programs(struct chaos *c, int adopted, int round)
+{
+    for (int i = 0; i < c->n_long; i++) {
+        struct procbus_proc p;
+        assert_int_equal(procbus_get_name(&c->h.r, c->names[i], &p), 0);
+        if (p.pid != c->pid0[i] || p.restarts != 0 || p.state != PROCBUS_STATE_RUNNING ||
+            (adopted && !(p.flags & PROCBUS_F_ADOPTED))) {
+            print_message("round %d: %s: pid %d (first %d), restarts %u, state %s, flags 0x%x\n",
+                          round, c->names[i], p.pid, c->pid0[i], p.restarts,
+                          procbus_state_name(p.state), p.flags);
+            fail();
+        }
+    }
+}
+
+/* /proc: one main process per program (flapping ones: at most one), one setsid daemon. */
+static void check_instances(int round)
+{
+    char nm[16];
+    int i;
+
+    for (i = 0; i < N_TICK; i++) {
+        snprintf(nm, sizeof(nm), "tick%d", i);
+        struct want w = {nm, g_self, "ticker", 0, 0};
+        if (count_procs(&w) != 1) {
+            print_message("round %d: %d processes of %s\n", round, w.n, nm);
+            fail();
+        }
+    }
+    for (i = 0; i < N_SLEEP; i++) {
+        snprintf(nm, sizeof(nm), "sleep%d", i);
+        struct want w = {nm, "sleep", "3600", 0, 0};
+        if (count_procs(&w) != 1) {
+            print_message("round %d: %d processes of %s\n", round, w.n, nm);
+            fail();
+        }
+    }
+    for (i = 0; i < N_FLAP; i++) {
+        snprintf(nm, sizeof(nm), "flap%d", i);
+        struct want w = {nm, "sh", NULL, 0, 0};
+        if (count_procs(&w) > 1) {
+            print_message("round %d: %d processes of %s\n", round, w.n, nm);
+            fail();
+        }
+    }
+    {
+        struct want e = {"errtick", g_self, "ticker", 0, 0}, m = {"daemon", "sleep", "3602", 0, 0},
+                    dd = {"daemon", "sleep", "3601", 0, 0};
+        if (count_procs(&e) != 1 || count_procs(&m) != 1 || count_procs(&dd) != 1) {
+            print_message("round %d: errtick %d, daemon %d, its setsid daemon %d\n", round, e.n,
+                          m.n, dd.n);
+            fail();
+        }
+    }
+}
+
+/* Each log: "NAME 1", "NAME 2", ... every number once, in order. Returns the line count. */
+static long check_log(const char *dir, const char *name)
+{
+    char path[256], want[64];
+    size_t len = 0, off = 0;
+    long seq = 0;
+    char *buf;
+
+    snprintf(path, sizeof(path), "%s/%s.log", dir, name);
+    buf = pbt_slurp(path, &len);
+    assert_non_null(buf);
+    while (off < len) {
+        char *nl = memchr(buf + off, '\n', len - off);
+        if (nl == NULL) {
+            print_message("%s: a partial last line at byte %zu\n", name, off);
+            fail();
+        }
+        *nl = '\0';
+        seq++;
+        snprintf(want, sizeof(want), "%s %ld", name, seq);
+        if (strcmp(buf + off, want) != 0) {
+            print_message("%s: line %ld is \"%s\", expected \"%s\" (a lost or doubled line)\n",
+                          name, seq, buf + off, want);
+            fail();
+        }
+        off = (size_t)(nl - buf) + 1;
+    }
+    free(buf);
+    return seq;
+}
+
+/* What watch --json printed: the epochs it followed, missed counts, and every exit of a
+ * flapping program (real code 3, or unknown for a run of an earlier epoch when `unknown_ok`). */
+static void check_watch(const char *path, uint64_t first_epoch, uint64_t last_epoch, int unknown_ok,
+                        long *codes, long *unknowns, long *missed)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    uint64_t epoch = first_epoch;
+    unsigned char *seen = calloc(last_epoch + 2, 1);
+    uint16_t *started = calloc(1u << 22, sizeof(*started)); /* pid -> epoch of its STARTING */
+
+    assert_non_null(f);
+    assert_non_null(seen);
+    assert_non_null(started);
+    *codes = *unknowns = *missed = 0;
+    seen[first_epoch] = 1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct json_object *o = json_tokener_parse(line), *v;
+        const char *kind, *name, *to;
+        int pid;
+        if (o == NULL)
+            continue;
+        kind = json_object_object_get_ex(o, "kind", &v) ? json_object_get_string(v) : "";
+        if (strcmp(kind, "epoch") == 0 && json_object_object_get_ex(o, "epoch", &v)) {
+            epoch = (uint64_t)json_object_get_int64(v);
+            if (epoch <= last_epoch)
+                seen[epoch] = 1;
+        } else if (strcmp(kind, "missed") == 0 && json_object_object_get_ex(o, "count", &v)) {
+            *missed += json_object_get_int64(v);
+        } else if (strcmp(kind, "state") == 0 && json_object_object_get_ex(o, "name", &v) &&
+                   strncmp((name = json_object_get_string(v)), "flap", 4) == 0 &&
+                   strchr(name, '/') == NULL) { /* the program, not a descendant */
+            json_object_object_get_ex(o, "new_state", &v);
+            to = json_object_get_string(v);
+            json_object_object_get_ex(o, "pid", &v);
+            pid = json_object_get_int(v);
+            if (strcmp(to, "STARTING") == 0 && pid > 0 && pid < (1 << 22))
+                started[pid] = (uint16_t)epoch;
+            if (strcmp(to, "EXITED") == 0 || strcmp(to, "BACKOFF") == 0) {
+                const char *ek;
+                json_object_object_get_ex(o, "exit_kind", &v);
+                ek = json_object_get_string(v);
+                if (strcmp(ek, "code") == 0) {
+                    json_object_object_get_ex(o, "exit_code", &v);
+                    if (json_object_get_int(v) != 3) {
+                        print_message("%s pid %d: exit code %d, not 3\n", name, pid,
+                                      json_object_get_int(v));
+                        fail();
+                    }
+                    (*codes)++;
+                } else {
+                    int unknown = json_object_object_get_ex(o, "exit_unknown", &v) &&
+                                  json_object_get_boolean(v);
+                    if (!unknown || !unknown_ok ||
+                        (pid > 0 && pid < (1 << 22) && started[pid] == (uint16_t)epoch)) {
+                        print_message("%s pid %d (started in epoch %u, ended in %llu): exit %s%s\n",
+                                      name, pid, started[pid], (unsigned long long)epoch, ek,
+                                      unknown ? ", status unknown" : "");
+                        fail();
+                    }
+                    (*unknowns)++;
+                }
+            }
+        }
+        json_object_put(o);
+    }
+    fclose(f);
+    free(started);
+    for (uint64_t e = first_epoch; e <= last_epoch; e++)
+        if (!seen[e] && *missed == 0) {
+            print_message("watch never followed epoch %llu and reported no missed event\n",
+                          (unsigned long long)e);
+            fail();
+        }
+    free(seen);
+}
+
+static pid_t start_watch(const struct chaos *c, const char *out)
+{
+    char exe[256];
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || dup2(fd, 1) < 0)
+            _exit(127);
+        execl(pbt_bin("procbus", exe, sizeof(exe)), "procbus", "-s", c->h.seg, "watch", "--json",
+              (char *)NULL);
+        _exit(127);
+    }
+    pbt_track_bg(pid, 1);
+    return pid;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static void kill_daemon(struct chaos *c)
+{
+    kill(c->h.pid, SIGKILL);
+    assert_int_equal(pbt_wait_child(c->h.pid), 128 + SIGKILL);
+    c->h.pid = 0;
+}
+
+static void run_chaos(const char *mode)
+{
+    struct chaos c;
+    char wpath[256];
+    uint64_t first_epoch;
+    long codes, unknowns, missed, lines = 0, t0;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    int i, round, early = 0;
+    pid_t watch;
+
+    memset(&c, 0, sizeof(c));
+    c.mode = mode;
+    c.rounds = env_int("PROCBUS_CHAOS_ROUNDS", 25);
+    if (getenv("PROCBUS_CHAOS_SEED") != NULL)
+        seed = (unsigned)atoi(getenv("PROCBUS_CHAOS_SEED"));
+    srand(seed);
+    snprintf(c.mark, sizeof(c.mark), "chaos-%d-%s", (int)getpid(), mode);
+    pbt_start_daemon(&c.h, "/tmp/pbd-chaos", "");
+    kill(c.h.pid, SIGTERM); /* the harness made the folder; now the real configuration */
+    assert_int_equal(pbt_wait_child(c.h.pid), 0);
+    write_config(&c);
+    pbt_restart_daemon(&c.h, 1);
+    for (i = 0; i < N_TICK; i++)
+        snprintf(c.names[c.n_long++], sizeof(c.names[0]), "tick%d", i);
+    snprintf(c.names[c.n_long++], sizeof(c.names[0]), "errtick");
+    for (i = 0; i < N_SLEEP; i++)
+        snprintf(c.names[c.n_long++], sizeof(c.names[0]), "sleep%d", i);
+    snprintf(c.names[c.n_long++], sizeof(c.names[0]), "daemon");
+    for (i = 0; i < c.n_long; i++) {
+        struct procbus_proc p;
+        assert_int_equal(pbt_wait_state(&c.h, c.names[i], PROCBUS_STATE_RUNNING, 60000, &p), 0);
+        c.pid0[i] = p.pid;
+    }
+    /* the setsid daemon has a record (with /proc polling: once a walk found it) */
+    for (t0 = pbt_now_ms();; sleep_ms(20)) {
+        struct procbus_proc list[512], dp;
+        size_t n = 0, k;
+        int found = 0;
+        assert_int_equal(procbus_get_name(&c.h.r, "daemon", &dp), 0);
+        if (procbus_list(&c.h.r, list, 512, &n) == 0)
+            for (k = 0; k < n; k++)
+                found |= list[k].program_id == dp.id && list[k].state == PROCBUS_STATE_RUNNING &&
+                         strcmp(list[k].comm, "sleep") == 0;
+        if (found)
+            break;
+        assert_true(pbt_now_ms() - t0 < 30000);
+    }
+    first_epoch = c.h.r.epoch;
+    snprintf(wpath, sizeof(wpath), "%s/watch.jsonl", c.h.dir);
+    watch = start_watch(&c, wpath);
+    print_message("chaos (%s): %d rounds, seed %u\n", mode, c.rounds, seed);
+    check_instances(0);
+    for (round = 1; round <= c.rounds; round++) {
+        uint64_t before = c.h.r.epoch;
+        sleep_ms(rand() % 700); /* a random moment of its life */
+        kill_daemon(&c);
+        sleep_ms(rand() % 2001); /* a random gap */
+        if (rand() % 5 == 0) {   /* killed again while it adopts */
+            pbt_restart_daemon(&c.h, 0);
+            sleep_ms(rand() % 40);
+            kill_daemon(&c);
+            early++;
+        }
+        pbt_restart_daemon(&c.h, 1);
+        assert_true(c.h.r.epoch > before);
+        check_programs(&c, 1, round);
+        check_instances(round);
+    }
+    /* the final shutdown: nothing the programs started is left */
+    assert_int_equal(pbt_term_daemon(&c.h), 0);
+    for (t0 = pbt_now_ms();; sleep_ms(50)) {
+        pid_t left[8];
+        int n = pbt_scan_pids(leftover, c.mark, left, 8);
+        if (n == 0)
+            break;
+        if (pbt_now_ms() - t0 > 10000) {
+            print_message("%d process(es) left after the shutdown, e.g. pid %d\n", n, left[0]);
+            fail();
+        }
+    }
+    /* watch exits after the shutdown note */
+    for (t0 = pbt_now_ms(); waitpid(watch, NULL, WNOHANG) == 0; sleep_ms(20))
+        if (pbt_now_ms() - t0 > 10000) {
+            kill(watch, SIGKILL);
+            waitpid(watch, NULL, 0);
+            break;
+        }
+    pbt_track_bg(watch, 0);
+    for (i = 0; i < N_TICK; i++) {
+        char nm[16];
+        snprintf(nm, sizeof(nm), "tick%d", i);
+        lines += check_log(c.h.dir, nm);
+    }
+    lines += check_log(c.h.dir, "errtick");
+    check_watch(wpath, first_epoch, c.h.r.epoch, 1, &codes, &unknowns, &missed);
+    print_message("chaos (%s): %d kills (%d during adoption), epochs %llu..%llu, %ld numbered "
+                  "lines each once and in order, flapping exits: %ld with code 3, %ld status "
+                  "unknown; watch: %ld missed\n",
+                  mode, c.rounds + early, early, (unsigned long long)first_epoch,
+                  (unsigned long long)c.h.r.epoch, lines, codes, unknowns, missed);
+    assert_true(codes > 0);
+    pbt_remove_daemon(&c.h);
+}
+
+static void test_chaos_tracer(void **state)
+{
+    (void)state;
+    if (geteuid() != 0 || access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+        print_message("skipped: the eBPF tracer needs root and kernel BTF\n");
+        skip();
+    }
+    run_chaos("on");
+}
+
+static void test_chaos_proc(void **state)
+{
+    (void)state;
+    run_chaos("proc");
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_chaos_tracer, pbt_teardown),
+        cmocka_unit_test_teardown(test_chaos_proc, pbt_teardown),
+    };
+    if (argc >= 3 && strcmp(argv[1], "ticker") == 0)
+        return ticker_main(argv[2], argc >= 4 && strcmp(argv[3], "err") == 0);
+    if (readlink("/proc/self/exe", g_self, sizeof(g_self) - 1) < 0)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
