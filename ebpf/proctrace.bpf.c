@@ -26,14 +26,18 @@ const volatile __u64 wakeup_bytes = 0;
 /* The pid namespace pids are reported in (its inode number, /proc/self/ns/pid of the
  * loader); 0: the initial namespace, where task->pid and task->tgid are the numbers. */
 const volatile __u32 ns_inum = 0;
-/* The loader's own tgid (in that namespace): a process it forks while it is tracked gets
- * spawn_tag as its tag instead of the loader's. 0: none. */
-const volatile __s32 self_tgid = 0;
+/* The layout of the global data the loader maps (PROCTRACE_PIN_LAYOUT): a pinned tracer is
+ * taken over only by a loader that agrees on it. */
+const volatile __u32 pin_layout = 0;
 
 __u64 last_wake_ns = 0; /* racy across CPUs by design: a lost update only adds a wake-up */
 /* Written by the loader's user (through the memory-mapped .bss) just before it forks a
  * process it wants tagged, and cleared after: the fork runs on the same thread, after it. */
 __u64 spawn_tag = 0;
+/* The loader's own tgid (in that namespace): a process it forks while it is tracked gets
+ * spawn_tag as its tag instead of the loader's. 0: none. Written data, not a constant: the
+ * programs outlive their loader when pinned, and the next loader (another pid) takes them. */
+__s32 self_tgid = 0;
 /* The level of the target namespace, found at the first event from inside it (every process
  * there has its number at that same level); -1 until then. */
 __s32 ns_level = -1;

@@ -31,6 +31,22 @@ struct proctrace_opts {
     /* Test-only: also load a program the verifier must refuse (so is the environment variable
      * PROCTRACE_TEST_INVALID_PROG=1), to prove a rejection is reported as one. */
     int test_invalid;
+    /* A folder on a BPF file system (e.g. /sys/fs/bpf/procbus/NAME) where the tracer is pinned:
+     * its links (so it stays attached), its tracked map, ring buffer, counters and data, so that
+     * it keeps tracking and recording while no process has it open, and a later loader takes it
+     * over (pin_reuse) with what it recorded meanwhile. NULL: not pinned (it detaches when the
+     * last descriptor closes). */
+    const char *pin_dir;
+    /* With pin_dir: 1 takes over a pinned tracer found there if it matches these options (the
+     * same observe_all, ring size, wake gap, pid namespace, exit mode and layout: else it is
+     * removed and a new one loaded and pinned); 0 removes whatever is there first. */
+    int pin_reuse;
+    /* 0: each event's room in the ring is handed back once the callback returned (as libbpf's
+     * consumer does). 1: only at proctrace_release, which the caller calls once what it made of
+     * the events is safe (committed): a caller killed in between leaves them to the next reader
+     * of a pinned ring, which reads them again; nothing read is lost, nothing committed is read
+     * twice. The ring holds what was read and not released: release often. */
+    int defer_release;
 };
 
 /*
@@ -97,6 +113,34 @@ typedef int (*proctrace_cb)(void *arg, const struct proctrace_event *ev);
  */
 int proctrace_consume(struct proctrace *t, proctrace_cb cb, void *arg);
 
+/*
+ * defer_release: hand the ring back up to what was read. Returns 1 if events came meanwhile
+ * that read nothing woke the caller for (the kernel wakes a consumer only when it had caught
+ * up): call proctrace_consume again. Ordering: a release store of the consumer position
+ * (pairs with the kernel's acquire load when it reserves), a full fence, an acquire load of the
+ * producer position.
+ */
+int proctrace_release(struct proctrace *t);
+
+/* 1 if the ring has events not read yet (no syscall). */
+int proctrace_unread(const struct proctrace *t);
+
+/* 1 if this tracer was taken over from a pinned set (it recorded while nobody had it open); 1
+ * from proctrace_pinned if it is pinned (pin_dir given and pinning worked). */
+int proctrace_reused(const struct proctrace *t);
+int proctrace_pinned(const struct proctrace *t);
+
+/* Remove the pins (a clean shutdown): the tracer detaches once closed. Nothing when not pinned. */
+void proctrace_unpin(struct proctrace *t);
+
+/* Remove a pinned set at `dir` without taking it (a stale one: its owner is gone for good).
+ * 0 or -errno of rmdir. */
+int proctrace_pin_remove(const char *dir);
+
+/* 0 if `dir` (or its nearest existing parent) is on a BPF file system; else -ENOTSUP with the
+ * reason in why. */
+int proctrace_pin_check_fs(const char *dir, char *why, size_t whylen);
+
 /* Events dropped because the ring buffer was full (sum over CPUs); never reset. */
 uint64_t proctrace_lost(const struct proctrace *t);
 
@@ -106,7 +150,9 @@ uint64_t proctrace_track_failed(const struct proctrace *t);
 /* The exit detection in use (PROCTRACE_EXIT_GROUP_DEAD or PROCTRACE_EXIT_LIVE). */
 int proctrace_exit_mode(const struct proctrace *t);
 
-/* Detach, unload and free. NULL is fine. */
+/* Close this process's hold on the tracer and free. Not pinned: it detaches and unloads. Pinned:
+ * it stays attached and keeps recording into its ring (proctrace_unpin first to end it). NULL is
+ * fine. */
 void proctrace_close(struct proctrace *t);
 
 #endif

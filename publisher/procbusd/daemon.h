@@ -135,6 +135,9 @@ struct pbd_daemon {
     size_t n_seeds;
     void *taken; /* adoption: what a predecessor's holder kept, until claimed (hold_glue.c) */
     size_t n_taken;
+    int adopting;      /* started on a crashed predecessor's segment (adopt.c) */
+    int trace_unread;  /* the tracer has events no wake-up announces (pbd_trace_committed) */
+    char pin_dir[512]; /* the tracer's bpffs folder (trace_glue.c) */
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override;             /* --observe */

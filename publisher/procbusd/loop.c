@@ -84,8 +84,14 @@ void pbd_commit_staged(struct pbd_daemon *d)
 {
     if (d->staged && pbd_pub_commit(d->pub) == 0)
         d->staged = 0;
-    if (!d->staged && d->go_pending > 0)
+    if (d->staged)
+        return;
+    if (d->go_pending > 0)
         release_spawned(d);
+    /* what the tracer's events made is published: its ring may take them back (a procbusd
+     * killed before this point leaves them to the next one: one ordered stream, none lost) */
+    if (pbd_trace_committed(d->trace))
+        d->trace_unread = 1;
 }
 
 /* ---- timers, signals ---- */
@@ -264,8 +270,9 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
         d->tee_wr = tp[1];
     }
     procbus_pub_predecessor(d->pub, &pred);
-    pbd_holder_start(d);                  /* a predecessor's holder gives back the pipes it kept */
-    if (pred.crashed && pred.nrecs > 0) { /* crash-only: adopt what still runs (adopt.c) */
+    pbd_holder_start(d); /* a predecessor's holder gives back the pipes it kept */
+    d->adopting = pred.crashed && pred.nrecs > 0;
+    if (d->adopting) { /* crash-only: adopt what still runs (adopt.c) */
         rc = pbd_adopt(d);
         if (rc < 0)
             return rc;
@@ -285,7 +292,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     rc = pbd_trace_glue_start(d);
     if (rc < 0)
         return rc;
-    if (pred.crashed && pred.nrecs > 0)
+    if (d->adopting)
         pbd_adopt_finish(d); /* exits while no procbusd ran, from the tracer's backlog */
     pbd_commit_staged(d);
     d->start_backlog = 1; /* the first turn runs the spawn phase without waiting */
@@ -361,7 +368,7 @@ static void drain_urgent(struct pbd_daemon *d)
  */
 static int wait_ms(const struct pbd_daemon *d)
 {
-    if (d->spawnq_head != NULL || d->start_backlog)
+    if (d->spawnq_head != NULL || d->start_backlog || d->trace_unread)
         return 0;
     return d->sampling ? 1 : -1;
 }
@@ -396,6 +403,10 @@ int pbd_daemon_run(struct pbd_daemon *d)
         if (n < 0 && errno != EINTR) {
             pbd_say(d, PBD_L_ERR, "epoll_wait: %s", strerror(errno));
             return 1;
+        }
+        if (d->trace_unread) { /* events that came while the last ones were committed */
+            d->trace_unread = 0;
+            pbd_trace_glue_staged(d, pbd_trace_consume(d->trace));
         }
         drain_urgent(d);
         pbd_commit_staged(d);

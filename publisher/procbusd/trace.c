@@ -344,6 +344,27 @@ int pbd_trace_root_status(const struct pbd_tracing *t, pid_t pid, int *code, int
     return e->rec.exit_kind;
 }
 
+int pbd_trace_committed(struct pbd_tracing *t)
+{
+    return t != NULL ? pbd_ebpf_release(t) : 0;
+}
+
+int pbd_trace_reused(const struct pbd_tracing *t)
+{
+    return t != NULL && pbd_ebpf_reused(t);
+}
+
+int pbd_trace_pinned(const struct pbd_tracing *t)
+{
+    return t != NULL && pbd_ebpf_pinned(t);
+}
+
+void pbd_trace_unpin(struct pbd_tracing *t)
+{
+    if (t != NULL)
+        pbd_ebpf_unpin(t);
+}
+
 void pbd_trace_adopting(struct pbd_tracing *t)
 {
     if (t != NULL && t->mode != PBD_TRACE_OFF)

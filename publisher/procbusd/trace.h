@@ -54,6 +54,11 @@ struct pbd_trace_opts {
      * removed. Read during pbd_trace_open only. */
     const struct procbus_proc *seeds;
     size_t n_seeds;
+    /* The eBPF tracer pinned in this bpffs folder (NULL: not pinned), so that it keeps
+     * recording while no procbusd runs; pin_reuse: take over the tracer pinned there (a
+     * procbusd that died left it, with what it recorded since), else start a new one. */
+    const char *pin_dir;
+    int pin_reuse;
 };
 
 /*
@@ -126,6 +131,29 @@ void pbd_trace_adopt_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_
  */
 int pbd_trace_root_status(const struct pbd_tracing *t, pid_t pid, int *code, int *core,
                           uint64_t *when_real);
+
+/*
+ * Everything the trace module staged so far is committed: the tracer's ring may take back what
+ * was read (events read but not committed when procbusd dies are read again by the next one,
+ * from a pinned ring). Returns 1 when events are waiting that no wake-up will announce: call
+ * pbd_trace_consume. NULL is fine (0).
+ */
+int pbd_trace_committed(struct pbd_tracing *t);
+
+/* 1 when the pinned tracer was taken over (it recorded while no procbusd ran); 1 from
+ * pbd_trace_pinned when the tracer is pinned at all. */
+int pbd_trace_reused(const struct pbd_tracing *t);
+int pbd_trace_pinned(const struct pbd_tracing *t);
+
+/* 0 if a tracer can be pinned at `dir` (a BPF file system); else -ENOTSUP and why (always,
+ * without the eBPF tracer built in). */
+int pbd_trace_pin_fs(const char *dir, char *why, size_t whylen);
+
+/* Remove a pinned tracer at `dir` (a stale one). 0 or a negative errno. */
+int pbd_trace_pin_remove(const char *dir);
+
+/* Clean shutdown: unpin the tracer (it detaches at pbd_trace_close). */
+void pbd_trace_unpin(struct pbd_tracing *t);
 
 /* Adoption: the next pbd_trace_sync walks /proc (processes forked while no procbusd ran). */
 void pbd_trace_adopting(struct pbd_tracing *t);

@@ -222,6 +222,9 @@ int pbd_ebpf_open(struct pbd_tracing *t, char *why, size_t whylen)
     int rc;
 
     po.wake_gap_ns = (uint64_t)t->o.batch_ms * 1000000ull;
+    po.pin_dir = t->o.pin_dir;
+    po.pin_reuse = t->o.pin_reuse;
+    po.defer_release = 1; /* released once committed: pbd_trace_committed */
     rc = proctrace_open(&t->pt, &po, why, whylen);
     if (rc == 0) /* its forks: every program, from its start, tagged with the program */
         rc = proctrace_track(t->pt, t->self);
@@ -289,6 +292,36 @@ uint64_t pbd_ebpf_tag(const struct pbd_tracing *t, pid_t pid)
 void pbd_ebpf_spawn_tag(struct pbd_tracing *t, uint64_t program_id)
 {
     proctrace_set_spawn_tag(t->pt, program_id);
+}
+
+int pbd_trace_pin_fs(const char *dir, char *why, size_t whylen)
+{
+    return proctrace_pin_check_fs(dir, why, whylen);
+}
+
+int pbd_trace_pin_remove(const char *dir)
+{
+    return proctrace_pin_remove(dir);
+}
+
+int pbd_ebpf_release(struct pbd_tracing *t)
+{
+    return t->pt != NULL ? proctrace_release(t->pt) : 0;
+}
+
+int pbd_ebpf_reused(const struct pbd_tracing *t)
+{
+    return proctrace_reused(t->pt);
+}
+
+int pbd_ebpf_pinned(const struct pbd_tracing *t)
+{
+    return proctrace_pinned(t->pt);
+}
+
+void pbd_ebpf_unpin(struct pbd_tracing *t)
+{
+    proctrace_unpin(t->pt);
 }
 
 void pbd_ebpf_close(struct pbd_tracing *t)

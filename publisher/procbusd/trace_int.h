@@ -167,6 +167,15 @@ uint64_t pbd_ebpf_tag(const struct pbd_tracing *t, pid_t pid);
 /* The tag of the next process procbusd forks (0 after the fork); nothing when not running. */
 void pbd_ebpf_spawn_tag(struct pbd_tracing *t, uint64_t program_id);
 
+/* Hand the tracer's ring back up to what was read (proctrace_release); 1 if events are waiting
+ * unannounced. 0 when not running. */
+int pbd_ebpf_release(struct pbd_tracing *t);
+
+/* Whether the tracer was taken over from a pinned set / is pinned; unpin it. */
+int pbd_ebpf_reused(const struct pbd_tracing *t);
+int pbd_ebpf_pinned(const struct pbd_tracing *t);
+void pbd_ebpf_unpin(struct pbd_tracing *t);
+
 /* Stop the tracer (t->pt); nothing when not running. */
 void pbd_ebpf_close(struct pbd_tracing *t);
 

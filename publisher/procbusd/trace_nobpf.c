@@ -44,6 +44,43 @@ void pbd_ebpf_spawn_tag(struct pbd_tracing *t, uint64_t program_id)
     (void)program_id;
 }
 
+int pbd_trace_pin_fs(const char *dir, char *why, size_t whylen)
+{
+    (void)dir;
+    if (why != NULL && whylen > 0)
+        snprintf(why, whylen, "this build has no eBPF tracer");
+    return -ENOTSUP;
+}
+
+int pbd_trace_pin_remove(const char *dir)
+{
+    (void)dir;
+    return -ENOTSUP;
+}
+
+int pbd_ebpf_release(struct pbd_tracing *t)
+{
+    (void)t;
+    return 0;
+}
+
+int pbd_ebpf_reused(const struct pbd_tracing *t)
+{
+    (void)t;
+    return 0;
+}
+
+int pbd_ebpf_pinned(const struct pbd_tracing *t)
+{
+    (void)t;
+    return 0;
+}
+
+void pbd_ebpf_unpin(struct pbd_tracing *t)
+{
+    (void)t;
+}
+
 void pbd_ebpf_close(struct pbd_tracing *t)
 {
     (void)t;
