@@ -92,11 +92,17 @@ PROCBUS_MUST_CHECK int procbus_pub_open(struct procbus_pub **out,
 
 /* Flags for procbus_pub_close. */
 #define PROCBUS_PUB_UNLINK 0x1u /* remove the name too (readers see PROCBUS_GONE) */
+#define PROCBUS_PUB_ABANDON                                                              \
+    0x2u /* leave the segment as a publisher that died leaves it: no shutdown mark, the  \
+          * heartbeat goes stale, the lock is released; a successor inherits its records \
+          * (PROCBUS_PUB_INHERIT). For a publisher that must not claim a clean shutdown  \
+          * (its processes still run, unsupervised) */
 
 /*
  * procbus_pub_close - mark the segment shut down cleanly (heartbeat
  * PROCBUS_HB_SHUTDOWN; the last snapshot stays readable) or, with
- * PROCBUS_PUB_UNLINK, GONE and unlinked; wake waiting readers, release the
+ * PROCBUS_PUB_UNLINK, GONE and unlinked (with PROCBUS_PUB_ABANDON: neither,
+ * as a publisher that died would); wake waiting readers, release the
  * name and free the publisher and its registry. Staged, uncommitted changes
  * are discarded. NULL is a no-op.
  * Context: the owning thread, once no other thread uses the registry; waits

@@ -221,7 +221,11 @@ void procbus_pub_close(struct procbus_pub *p, unsigned flags)
 
     if (p == NULL)
         return;
-    if (p->seg.base != NULL)
+    if (p->seg.base != NULL && (flags & PROCBUS_PUB_ABANDON)) {
+        int fd = p->seg.fd;
+        pb_segment_forget(&p->seg); /* heartbeat untouched: it goes stale */
+        close(fd);                  /* the lock goes with it */
+    } else if (p->seg.base != NULL)
         pb_segment_close(&p->seg, (flags & PROCBUS_PUB_UNLINK) != 0);
     procbus_registry_free(p->reg);
     if (p->thread_registered)

@@ -86,7 +86,8 @@ static int same_cmdline(const struct procbus_proc *r, const struct pbd_program *
 /* A program the configuration no longer has, made up from its record to stop it as a reload
  * removing it would: stopsignal TERM to its group, stopwaitsecs 10, its logs if the holder
  * knew them. NULL when out of memory. */
-static struct pbd_program *made_up(const struct procbus_proc *r, const struct pbd_hold_entry *he)
+struct pbd_program *pbd_adopt_made_up(const struct procbus_proc *r, const char *out_path,
+                                      const char *err_path)
 {
     struct pbd_program *p = calloc(1, sizeof(*p));
     size_t off = 0, n = 0, k = 0;
@@ -119,9 +120,9 @@ static struct pbd_program *made_up(const struct procbus_proc *r, const struct pb
     p->ready_fd = -1;
     p->out.maxbytes = p->err.maxbytes = 50ull << 20;
     p->out.backups = p->err.backups = 10;
-    if (he != NULL && he->out_path[0] != '\0' && (p->out.path = strdup(he->out_path)) == NULL)
+    if (out_path != NULL && out_path[0] != '\0' && (p->out.path = strdup(out_path)) == NULL)
         goto fail;
-    if (he != NULL && he->err_path[0] != '\0' && (p->err.path = strdup(he->err_path)) == NULL)
+    if (err_path != NULL && err_path[0] != '\0' && (p->err.path = strdup(err_path)) == NULL)
         goto fail;
     return p;
 fail:
@@ -307,7 +308,7 @@ static int adopt_removed(struct pbd_daemon *d, const struct procbus_proc *r)
         return 0;
     }
     close(pfd); /* adopt_run opens it again, checked */
-    p = made_up(r, have ? &he : NULL);
+    p = pbd_adopt_made_up(r, have ? he.out_path : NULL, have ? he.err_path : NULL);
     in = p != NULL ? pbd_inst_create(d, p, r->id) : NULL;
     if (in == NULL) {
         if (p != NULL) {

@@ -70,6 +70,22 @@ fail:
     return rc;
 }
 
+int pbd_ctl_adopt(struct pbd_ctl *c, int listen_fd, const char *path)
+{
+    int i;
+
+    memset(c, 0, sizeof(*c));
+    c->listen_fd = -1;
+    for (i = 0; i < PBD_CTL_MAX_CONN; i++)
+        c->conns[i].fd = -1;
+    if (snprintf(c->path, sizeof(c->path), "%s", path) >= (int)sizeof(c->path))
+        return -ENAMETOOLONG;
+    fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+    c->listen_fd = listen_fd;
+    return 0;
+}
+
 void pbd_ctl_close(struct pbd_ctl *c)
 {
     int i;

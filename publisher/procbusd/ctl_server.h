@@ -34,6 +34,10 @@ struct pbd_ctl {
  */
 int pbd_ctl_listen(struct pbd_ctl *c, const char *path);
 
+/* Take over a listening socket an earlier image of this process bound at `path` (a re-exec):
+ * made non-blocking and close-on-exec again. 0 or -ENAMETOOLONG. */
+int pbd_ctl_adopt(struct pbd_ctl *c, int listen_fd, const char *path);
+
 /* Close the listener and every connection; unlink the socket file. */
 void pbd_ctl_close(struct pbd_ctl *c);
 

@@ -31,7 +31,8 @@ enum pbd_watch_kind {
     PBD_W_READY,
     PBD_W_EXEC, /* the exec-status pipe of a run still setting up */
     PBD_W_TRACE,
-    PBD_W_URGENT /* d->epfd_urgent, inside d->epfd: what it holds is ready */
+    PBD_W_URGENT, /* d->epfd_urgent, inside d->epfd: what it holds is ready */
+    PBD_W_PROBE   /* the pidfd of a re-exec's probe of the new binary (reexec.c) */
 };
 
 struct pbd_watch {
@@ -136,8 +137,20 @@ struct pbd_daemon {
     void *taken; /* adoption: what a predecessor's holder kept, until claimed (hold_glue.c) */
     size_t n_taken;
     int adopting;      /* started on a crashed predecessor's segment (adopt.c) */
-    int trace_unread;  /* the tracer has events no wake-up announces (pbd_trace_committed) */
-    char pin_dir[512]; /* the tracer's bpffs folder (trace_glue.c) */
+    int reexec_signal; /* SIGUSR1: re-execute once this turn's exits are published */
+    struct {           /* an in-place upgrade under way (reexec.c) */
+        pid_t probe;   /* `BINARY --check` running (0: none) */
+        int probe_fd;  /* its pidfd, watched (PBD_W_PROBE) */
+        int err_fd;    /* its stderr, for the reason it fails */
+        int slot;      /* the control connection to answer once done (-1: none, a signal) */
+        uint64_t deadline;
+        char binary[4096];
+    } reexec;
+    struct pbd_watch w_probe;
+    char self_path[4096]; /* procbusd's own binary (SIGUSR1 re-executes what is there now) */
+    char **argv;          /* main's argv: a re-exec passes it on */
+    int trace_unread;     /* the tracer has events no wake-up announces (pbd_trace_committed) */
+    char pin_dir[512];    /* the tracer's bpffs folder (trace_glue.c) */
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override;             /* --observe */
@@ -154,6 +167,14 @@ struct pbd_daemon {
  * errno with a message printed to stderr.
  */
 int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path);
+
+/*
+ * The new image of a re-exec (PROCBUS_REEXEC in the environment, reexec.c): take over the state
+ * the old image left (the segment, control socket, programs, pipes) and the configuration
+ * *cfg. Returns 0, or a negative errno with a message (it then tries the old binary again when
+ * it can; else the caller exits and the programs go on, for the next procbusd to adopt).
+ */
+int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path);
 
 /* Run the event loop until shutdown completes. Returns the process exit code. */
 int pbd_daemon_run(struct pbd_daemon *d);

@@ -61,6 +61,32 @@ int pbd_urgent_pending(const struct pbd_daemon *d);
  */
 void pbd_commit_staged(struct pbd_daemon *d);
 
+/*
+ * The part of start-up a fresh start and a re-exec share: take over *cfg, signals (blocked,
+ * read through a signalfd), the epoll sets, the timer, the sampler, ready_log's tee pipe.
+ * Returns 0 or a negative errno.
+ */
+int pbd_loop_setup(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path);
+
+/* ---- reexec.c: upgrading procbusd in place ---- */
+
+/*
+ * Re-execute procbusd as `binary` (NULL: d->self_path, what is at procbusd's own path now),
+ * keeping everything: the segment (its descriptor and lock: same epoch, no shutdown seen),
+ * the control socket, the programs (still its children), their pipes and pidfds, the tracer
+ * (pinned). First `binary --check -c CONFIG` runs (in the background, watched): only if it
+ * succeeds is the state written to a memfd and the binary exec'd; if the probe or the exec
+ * fails, this procbusd carries on and says why (to `slot`, a control connection, else the
+ * log). Never stops a program. Refused while shutting down or while another upgrade runs.
+ */
+void pbd_reexec_request(struct pbd_daemon *d, const char *binary, int slot);
+
+/* The probe exited (its pidfd is readable): exec, or say why not. */
+void pbd_reexec_probe_done(struct pbd_daemon *d);
+
+/* Each turn: a probe past its deadline (10 s) is killed and the upgrade abandoned. */
+void pbd_reexec_tick(struct pbd_daemon *d);
+
 /* ---- segment.c ---- */
 
 /*
@@ -349,10 +375,11 @@ void pbd_trace_glue_close(struct pbd_daemon *d);
 
 /* ---- hold_glue.c: the fd holder (holder.h) ---- */
 
-/* Connect to the segment's fd holder, starting one if none answers; from a predecessor's, take
- * back what it keeps (pbd_holder_claim hands it out). Failures are logged: programs then run
- * without their output surviving procbusd. */
-void pbd_holder_start(struct pbd_daemon *d);
+/* Connect to the segment's fd holder, starting one if none answers; from a predecessor's, with
+ * `take`, take back what it keeps (pbd_holder_claim hands it out; a re-exec keeps its own
+ * descriptors and takes nothing). Failures are logged: programs then run without their output
+ * surviving procbusd. */
+void pbd_holder_start(struct pbd_daemon *d, int take);
 
 /* What the predecessor's holder kept for program instance `name`: 1 with *e and fds[3] (the
  * caller owns them), 0 if nothing (fds all -1). Each entry is handed out once. */
@@ -389,6 +416,12 @@ int pbd_adopt(struct pbd_daemon *d);
  * adoption found dead its exit (the tracer's real status, else PROCBUS_F_EXIT_UNKNOWN), and
  * stop the removed and changed ones. */
 void pbd_adopt_finish(struct pbd_daemon *d);
+
+/* A program the configuration no longer has, made up from its record `r` to stop it as a
+ * reload removing it would (stopsignal TERM to its group, stopwaitsecs 10; its logs if known).
+ * Free with pbd_program_clear and free. NULL when out of memory. */
+struct pbd_program *pbd_adopt_made_up(const struct procbus_proc *r, const char *out_path,
+                                      const char *err_path);
 
 /* An adopted main process (not our child) ended: its exit from the tracer, else unknown. */
 void pbd_adopted_exit(struct pbd_daemon *d, struct pbd_inst *in);

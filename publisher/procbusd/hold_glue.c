@@ -80,7 +80,7 @@ static void on_taken(void *arg, const struct pbd_hold_entry *e, int fds[3])
     d->n_taken++;
 }
 
-void pbd_holder_start(struct pbd_daemon *d)
+void pbd_holder_start(struct pbd_daemon *d, int take)
 {
     char why[512] = "";
     int rc = pbd_holder_connect(&d->holder, procbus_pub_path(d->pub), why, sizeof(why));
@@ -92,7 +92,7 @@ void pbd_holder_start(struct pbd_daemon *d)
                 why);
         return;
     }
-    if (rc == 1) { /* a predecessor's: what it kept is ours now */
+    if (rc == 1 && take) { /* a predecessor's: what it kept is ours now */
         rc = pbd_holder_take(&d->holder, on_taken, d);
         if (rc < 0)
             pbd_say(d, PBD_L_WARN, "fd holder: taking back the pipes it keeps: %s", strerror(-rc));

@@ -168,6 +168,9 @@ static void on_signal(struct pbd_daemon *d)
         case SIGHUP: /* after this turn's exits are published (pbd_daemon_run) */
             d->reload_pending = 1;
             break;
+        case SIGUSR1: /* re-execute (the binary at procbusd's own path): reexec.c */
+            d->reexec_signal = 1;
+            break;
         case SIGCHLD: /* after this turn's exits are published: each waitid(P_ALL) walks
                        * all of procbusd's children (programs' main processes are reaped
                        * through their pidfds, without it) */
@@ -179,13 +182,11 @@ static void on_signal(struct pbd_daemon *d)
 
 /* ---- lifecycle ---- */
 
-int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path)
+int pbd_loop_setup(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path)
 {
-    struct procbus_pub_opts o = {0};
-    struct procbus_pub_pred pred;
     sigset_t mask;
     size_t i;
-    int rc;
+    int rc, tp[2];
 
     d->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
@@ -196,6 +197,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     d->ctl.listen_fd = -1;
     for (i = 0; i < PBD_CTL_MAX_CONN; i++)
         d->ctl.conns[i].fd = -1;
+    d->reexec.slot = -1;
     if (d->cfg.daemon.heartbeat_ms <= 0)
         d->cfg.daemon.heartbeat_ms = 500;
     if (d->cfg.daemon.sample_ms <= 0)
@@ -209,9 +211,45 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     sigaddset(&mask, SIGHUP);
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGQUIT);
-    sigaddset(&mask, SIGUSR2);
+    sigaddset(&mask, SIGUSR2); /* reopen the logs (supervisord's) */
+    sigaddset(&mask, SIGUSR1); /* re-execute (reexec.c) */
     sigprocmask(SIG_BLOCK, &mask, NULL);
+    rc = pbd_sampler_init(&d->sampler);
+    if (rc < 0)
+        return rc;
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    d->epfd_urgent = epoll_create1(EPOLL_CLOEXEC);
+    d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (d->epfd < 0 || d->epfd_urgent < 0 || d->sigfd < 0 || d->timerfd < 0)
+        return -errno;
+    d->w_sig.kind = PBD_W_SIGNAL;
+    d->w_timer.kind = PBD_W_TIMER;
+    d->w_listen.kind = PBD_W_LISTEN;
+    d->w_urgent.kind = PBD_W_URGENT;
+    {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->w_urgent};
+        if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->epfd_urgent, &ev) < 0)
+            return -errno;
+    }
+    pbd_watch_add(d, d->sigfd, &d->w_sig);
+    pbd_watch_add(d, d->timerfd, &d->w_timer);
+    if (pipe2(tp, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    d->tee_rd = tp[0];
+    d->tee_wr = tp[1];
+    return 0;
+}
 
+int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path)
+{
+    struct procbus_pub_opts o = {0};
+    struct procbus_pub_pred pred;
+    size_t i;
+    int rc = pbd_loop_setup(d, cfg, config_path);
+
+    if (rc < 0)
+        return rc;
     o.segment = d->segment_override ? d->segment_override : d->cfg.daemon.segment;
     o.capacity = d->cfg.daemon.capacity;
     o.heartbeat_interval_ns = (uint64_t)d->cfg.daemon.heartbeat_ms * 1000000ull;
@@ -237,40 +275,13 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
                 strerror(-rc));
         return rc;
     }
-    rc = pbd_sampler_init(&d->sampler);
-    if (rc < 0)
-        return rc;
-    d->epfd = epoll_create1(EPOLL_CLOEXEC);
-    d->epfd_urgent = epoll_create1(EPOLL_CLOEXEC);
-    d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (d->epfd < 0 || d->epfd_urgent < 0 || d->sigfd < 0 || d->timerfd < 0)
-        return -errno;
-    d->w_sig.kind = PBD_W_SIGNAL;
-    d->w_timer.kind = PBD_W_TIMER;
-    d->w_listen.kind = PBD_W_LISTEN;
-    d->w_urgent.kind = PBD_W_URGENT;
-    {
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->w_urgent};
-        if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->epfd_urgent, &ev) < 0)
-            return -errno;
-    }
-    pbd_watch_add(d, d->sigfd, &d->w_sig);
-    pbd_watch_add(d, d->timerfd, &d->w_timer);
     pbd_watch_add(d, d->ctl.listen_fd, &d->w_listen);
 
     rc = pbd_par_init(d); /* before the instances open their (AUTO) logs */
     if (rc < 0)
         return rc;
-    {
-        int tp[2];
-        if (pipe2(tp, O_CLOEXEC | O_NONBLOCK) < 0)
-            return -errno;
-        d->tee_rd = tp[0];
-        d->tee_wr = tp[1];
-    }
     procbus_pub_predecessor(d->pub, &pred);
-    pbd_holder_start(d); /* a predecessor's holder gives back the pipes it kept */
+    pbd_holder_start(d, 1); /* a predecessor's holder gives back the pipes it kept */
     d->adopting = pred.crashed && pred.nrecs > 0;
     if (d->adopting) { /* crash-only: adopt what still runs (adopt.c) */
         rc = pbd_adopt(d);
@@ -340,6 +351,9 @@ static void dispatch(struct pbd_daemon *d, struct pbd_watch *w)
         pbd_trace_glue_staged(d, pbd_trace_consume(d->trace));
         break;
     case PBD_W_URGENT: /* drained at the start of each turn (drain_urgent) */
+        break;
+    case PBD_W_PROBE:
+        pbd_reexec_probe_done(d);
         break;
     }
 }
@@ -416,6 +430,11 @@ int pbd_daemon_run(struct pbd_daemon *d)
             d->reap_pending = 0;
             pbd_reap_orphans(d);
         }
+        if (d->reexec_signal) {
+            d->reexec_signal = 0;
+            pbd_say(d, PBD_L_INFO, "SIGUSR1: re-executing %s", d->self_path);
+            pbd_reexec_request(d, NULL, -1);
+        }
         if (d->reload_pending) {
             char err[512];
             d->reload_pending = 0;
@@ -424,6 +443,7 @@ int pbd_daemon_run(struct pbd_daemon *d)
         }
         run_timers(d);
         pbd_control_expire(d);
+        pbd_reexec_tick(d);
         now = pb_now_ns(CLOCK_MONOTONIC);
         pbd_trace_glue_tick(d);
         pbd_commit_staged(d);
@@ -438,8 +458,23 @@ int pbd_daemon_run(struct pbd_daemon *d)
     return 0;
 }
 
+/* Some program may still run (or wait to): a procbusd leaving without its shutdown then leaves
+ * the segment as a crash would, for its successor to adopt them. */
+static int programs_left(const struct pbd_daemon *d)
+{
+    size_t i;
+
+    if (d->adopting)
+        return 1;
+    for (i = 0; i < d->n_inst; i++)
+        if (d->inst[i]->last_pid != 0 || pbd_inst_alive(d->inst[i]))
+            return 1;
+    return 0;
+}
+
 void pbd_daemon_free(struct pbd_daemon *d)
 {
+    int abandon = !d->clean_exit && programs_left(d);
     size_t i;
 
     pbd_trace_sync(d->trace, 1);
@@ -471,8 +506,9 @@ void pbd_daemon_free(struct pbd_daemon *d)
     free(d->roots);
     free(d->usage);
     free(d->root_owner);
-    if (d->pub != NULL)
-        procbus_pub_close(d->pub, 0); /* readers see a clean shutdown */
+    if (d->pub != NULL) /* readers see a clean shutdown; unless programs go on without us:
+                         * then as a crash, for the next procbusd to adopt them */
+        procbus_pub_close(d->pub, abandon ? PROCBUS_PUB_ABANDON : 0);
     pbd_ctl_close(&d->ctl);
     pbd_sampler_free(&d->sampler);
     if (d->epfd >= 0)

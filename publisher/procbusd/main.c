@@ -32,8 +32,12 @@ static void usage(FILE *f)
                "      --observe       publish every process on the host (no programs needed)\n"
                "      --log-level L   error, warn, info (default), debug\n"
                "\n"
-               "Signals: SIGTERM/SIGINT stop every program (dependents first) and exit 0;\n"
-               "SIGHUP reloads the configuration (like `procbus reload`).\n");
+               "Signals: SIGTERM/SIGINT/SIGQUIT stop every program (dependents first) and exit\n"
+               "0; SIGHUP reloads the configuration (like `procbus reload`); SIGUSR2 reopens\n"
+               "the log files; SIGUSR1 re-executes the binary at procbusd's own path in place\n"
+               "(like `procbus reexec`), keeping every program, pipe and the segment. kill -9\n"
+               "is safe: a procbusd started again adopts what runs (procbusd(8), RESTARTS AND\n"
+               "UPGRADES).\n");
 }
 
 static void print_warning(void *arg, const char *msg)
@@ -172,7 +176,15 @@ int main(int argc, char **argv)
         pbd_config_free(&cfg);
         return 1;
     }
-    rc = pbd_daemon_init(&d, &cfg, path);
+    d.argv = argv;
+    {
+        ssize_t n = readlink("/proc/self/exe", d.self_path, sizeof(d.self_path) - 1);
+        d.self_path[n > 0 ? n : 0] = '\0';
+    }
+    if (getenv("PROCBUS_REEXEC") != NULL) /* the new image of an upgrade in place */
+        rc = pbd_daemon_resume(&d, &cfg, path);
+    else
+        rc = pbd_daemon_init(&d, &cfg, path);
     if (rc == 0)
         rc = pbd_daemon_run(&d);
     else

@@ -121,6 +121,16 @@ static enum target_rc signal_one(struct pbd_daemon *d, struct req *rq, struct pb
 
 /* ---- whole-daemon handlers ---- */
 
+static void run_reexec(struct pbd_daemon *d, struct req *rq)
+{
+    if (rq->argc > 1 && rq->argv[1][0] != '/') {
+        snprintf(rq->final, rq->flen, "ERR reexec: the binary must be an absolute path\n");
+        return;
+    }
+    pbd_reexec_request(d, rq->argc > 1 ? rq->argv[1] : NULL, rq->slot);
+    rq->final[0] = '\0'; /* answered by the upgrade itself (reexec.c), not here */
+}
+
 static void run_shutdown(struct pbd_daemon *d, struct req *rq)
 {
     pbd_say(d, PBD_L_INFO, "shutdown requested over the control socket");
@@ -173,6 +183,9 @@ static const struct verb verbs[] = {
                  pbd_verb_names, NULL},
     {"shutdown", 0,  0, 0,      "",                "stop every program (dependents first), exit",
                  run_shutdown, NULL},
+    {"reexec",   0,  1, 1,      "[BINARY]",        "re-execute procbusd (BINARY, else its own path)"
+                                                       " keeping programs, pipes, tracer, segment",
+                 run_reexec, NULL},
 };
 /* clang-format on */
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -297,6 +310,8 @@ void pbd_control_serve(struct pbd_daemon *d, int slot)
         command(d, &rq);
         /* what the reply promises is visible before the client hears it */
         pbd_commit_staged(d);
+        if (final[0] == '\0')
+            return; /* the connection is the verb's now (reexec) */
         pbd_ctl_reply(&d->ctl, slot, "%s", final);
     } else if (rc == -EMSGSIZE) {
         pbd_ctl_reply(&d->ctl, slot, "ERR request too long\n");

@@ -36,5 +36,8 @@ cli_cmd_fn cli_cmd_start;
 cli_cmd_fn cli_cmd_stop;
 cli_cmd_fn cli_cmd_restart;
 cli_cmd_fn cli_cmd_send;
+/* reexec [BINARY]: the verb with BINARY made absolute (procbusd runs elsewhere); the answer
+ * comes from the new image, or from the old one when the upgrade could not go */
+cli_cmd_fn cli_cmd_reexec;
 
 #endif /* PROCBUS_CLI_CMDS_H */

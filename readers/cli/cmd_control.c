@@ -2,6 +2,7 @@
  * socket; start/stop/restart then follow the event ring until each program settles. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,4 +259,22 @@ int cli_cmd_restart(const struct cli_opts *o, int argc, char **argv)
 int cli_cmd_send(const struct cli_opts *o, int argc, char **argv)
 {
     return control(o, argc, argv, SETTLE_NONE);
+}
+
+int cli_cmd_reexec(const struct cli_opts *o, int argc, char **argv)
+{
+    char abs[PATH_MAX], *args[3] = {argv[0], NULL, NULL};
+
+    if (argc > 2) {
+        fprintf(stderr, "procbus reexec: one binary at most\n");
+        return CLI_EX_USAGE;
+    }
+    if (argc == 2) {
+        if (realpath(argv[1], abs) == NULL) {
+            fprintf(stderr, "procbus reexec: %s: %s\n", argv[1], strerror(errno));
+            return CLI_EX_USAGE;
+        }
+        args[1] = abs;
+    }
+    return control(o, argc, args, SETTLE_NONE);
 }

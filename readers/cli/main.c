@@ -69,6 +69,10 @@ static const struct cli_command commands[] = {
     {"avail", cli_cmd_send, "", "the configuration's processes, in use or not", CMD_DAEMON},
     {"clear", cli_cmd_send, "NAME|GROUP:*|all ...", "empty programs' log files", CMD_DAEMON},
     {"shutdown", cli_cmd_send, "", "stop everything and exit procbusd", CMD_DAEMON},
+    {"reexec", cli_cmd_reexec, "[BINARY]",
+     "upgrade procbusd in place: it re-executes BINARY\n(else its own path), keeping every "
+     "program,\npipe, the tracer and the segment",
+     CMD_DAEMON},
     {"help", cmd_help, NULL, NULL, 0},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
