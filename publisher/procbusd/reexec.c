@@ -41,8 +41,8 @@ struct rx_inst {
     int32_t pid, last_pid, prev_pid, adopt_ppid;
     int32_t pidfd, status_fd, out_fd, err_fd, ready_fd;
     uint16_t state;
-    uint8_t adopted, exit_unknown, exit_kind, core, spawn_failed, emptying, kill_warned,
-        group_gone, removing, want_start, queued, ever_started, timer, has_next, unpublished;
+    uint8_t adopted, exit_unknown, exit_kind, core, spawn_failed, emptying, kill_warned, group_gone,
+        removing, want_start, queued, ever_started, timer, has_next, unpublished;
     int32_t exit_code, failures, limit_count;
     uint32_t restarts;
     uint64_t limit_start, deadline, kill_since, start_real, start_boot, since, cpu_ns, rss;
@@ -63,7 +63,8 @@ struct rx_state {
 
 /* ---- the old image ---- */
 
-static void answer(struct pbd_daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer(struct pbd_daemon *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void answer(struct pbd_daemon *d, const char *fmt, ...)
 {
     char msg[1024];
@@ -292,8 +293,7 @@ static void go(struct pbd_daemon *d)
     setenv("PROCBUS_REEXEC", buf, 1);
     if (old >= 0)
         setenv("PROCBUS_REEXEC_OLD", obuf, 1);
-    pbd_say(d, PBD_L_INFO, "reexec: executing %s (pid %d stays)", d->reexec.binary,
-            (int)getpid());
+    pbd_say(d, PBD_L_INFO, "reexec: executing %s (pid %d stays)", d->reexec.binary, (int)getpid());
     pbd_holder_close(&d->holder); /* the new image connects again */
     d->argv[0] = d->reexec.binary;
     execv(d->reexec.binary, d->argv);
@@ -371,8 +371,8 @@ static struct rx_state *read_state(int fd, char *why, size_t whylen)
     struct rx_state head, *st;
     size_t len;
 
-    if (pread(fd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
-        head.magic != REEXEC_MAGIC || head.version != REEXEC_VERSION || head.n_inst > (1u << 22)) {
+    if (pread(fd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) || head.magic != REEXEC_MAGIC ||
+        head.version != REEXEC_VERSION || head.n_inst > (1u << 22)) {
         snprintf(why, whylen, "the state the old image left is not one this build reads");
         return NULL;
     }
@@ -599,9 +599,10 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
     pbd_commit_staged(d);
     d->start_backlog = 1;
     d->reap_pending = 1; /* children that exited during the exec: their SIGCHLD may be gone */
-    pbd_say(d, PBD_L_INFO, "re-executed in place: supervising %zu program(s); segment %s (epoch "
-            "%llu, unchanged)", d->n_inst, procbus_pub_path(d->pub),
-            (unsigned long long)procbus_pub_epoch(d->pub));
+    pbd_say(d, PBD_L_INFO,
+            "re-executed in place: supervising %zu program(s); segment %s (epoch "
+            "%llu, unchanged)",
+            d->n_inst, procbus_pub_path(d->pub), (unsigned long long)procbus_pub_epoch(d->pub));
     if (st->conn_fd >= 0) {
         char msg[256];
         int n = snprintf(msg, sizeof(msg), "procbusd pid %d now runs %s\nOK\n", (int)getpid(),

@@ -65,6 +65,10 @@ static int ticker_main(const char *name, int on_stderr)
 
 /* ---- /proc ---- */
 
+/* This test's marker (PROCBUS_CHAOS_MARK in every program's environment): what a failed test
+ * leaves is killed by its teardown, and never counted by the next test. */
+static char g_mark[48];
+
 struct want {
     const char *name;  /* PROCBUS_PROCESS_NAME of the program */
     const char *argv0; /* its main process's argv[0] ... */
@@ -93,10 +97,14 @@ static int matches(pid_t pid, void *arg)
          (strlen(cmd) + 1 < clen && strcmp(cmd + strlen(cmd) + 1, w->argv1) == 0))) {
         snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
         env = pbt_slurp(path, &elen);
-        for (i = 0; env != NULL && i < elen; i += strlen(env + i) + 1)
-            if (strncmp(env + i, "PROCBUS_PROCESS_NAME=", 21) == 0 &&
-                strcmp(env + i + 21, w->name) == 0)
-                ok = 1;
+        int named = 0, marked = 0;
+        for (i = 0; env != NULL && i < elen; i += strlen(env + i) + 1) {
+            named |= strncmp(env + i, "PROCBUS_PROCESS_NAME=", 21) == 0 &&
+                     strcmp(env + i + 21, w->name) == 0;
+            marked |= strncmp(env + i, "PROCBUS_CHAOS_MARK=", 19) == 0 &&
+                      strcmp(env + i + 19, g_mark) == 0;
+        }
+        ok = named && marked;
         free(env);
     }
     free(cmd);
@@ -109,6 +117,13 @@ static int count_procs(struct want *w)
 
     w->n = pbt_scan_pids(matches, w, pids, 8);
     w->last = w->n > 0 ? pids[0] : 0;
+    for (int i = 0; w->n > 1 && i < w->n && i < 8; i++) { /* (say which, for the failure) */
+        pid_t ppid = 0;
+        unsigned long long start = 0;
+        char st = pbt_proc_stat(pids[i], &ppid, &start);
+        print_message("  %s: pid %d ppid %d state %c start %llu\n", w->name, (int)pids[i],
+                      (int)ppid, st ? st : '-', start);
+    }
     return w->n;
 }
 
@@ -136,11 +151,13 @@ static int leftover(pid_t pid, void *arg)
 struct chaos {
     struct daemon_h h;
     const char *mode;
-    int rounds;
+    uint64_t first_epoch;
+    char wpath[256];
+    pid_t watch;
     pid_t pid0[N_TICK + 1 + N_SLEEP + 1]; /* long-running programs' first pids */
     char names[N_TICK + 1 + N_SLEEP + 1][16];
     int n_long;
-    char mark[32];
+    char mark[48];
 };
 
 static int env_int(const char *name, int def)
@@ -383,46 +400,40 @@ static void kill_daemon(struct chaos *c)
     c->h.pid = 0;
 }
 
-static void run_chaos(const char *mode, int pinned)
+/* procbusd with the 20 programs, all RUNNING (their first pids kept), the setsid daemon
+ * recorded, `watch --json` following from now on. */
+static void setup(struct chaos *c, const char *mode, const char *what)
 {
-    struct chaos c;
-    char wpath[256];
-    uint64_t first_epoch;
-    long codes, unknowns, missed, lines = 0, t0;
-    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
-    int i, round, early = 0;
-    pid_t watch;
+    long t0;
+    int i;
 
-    memset(&c, 0, sizeof(c));
-    c.mode = mode;
-    c.rounds = env_int("PROCBUS_CHAOS_ROUNDS", 25);
-    if (getenv("PROCBUS_CHAOS_SEED") != NULL)
-        seed = (unsigned)atoi(getenv("PROCBUS_CHAOS_SEED"));
-    srand(seed);
-    snprintf(c.mark, sizeof(c.mark), "chaos-%d-%s", (int)getpid(), mode);
-    pbt_start_daemon(&c.h, "/tmp/pbd-chaos", "");
-    kill(c.h.pid, SIGTERM); /* the harness made the folder; now the real configuration */
-    assert_int_equal(pbt_wait_child(c.h.pid), 0);
-    write_config(&c);
-    pbt_restart_daemon(&c.h, 1);
+    memset(c, 0, sizeof(*c));
+    c->mode = mode;
+    snprintf(c->mark, sizeof(c->mark), "%s-%d-%s", what, (int)getpid(), mode);
+    snprintf(g_mark, sizeof(g_mark), "%s", c->mark);
+    pbt_start_daemon(&c->h, "/tmp/pbd-chaos", "");
+    kill(c->h.pid, SIGTERM); /* the harness made the folder; now the real configuration */
+    assert_int_equal(pbt_wait_child(c->h.pid), 0);
+    write_config(c);
+    pbt_restart_daemon(&c->h, 1);
     for (i = 0; i < N_TICK; i++)
-        snprintf(c.names[c.n_long++], sizeof(c.names[0]), "tick%d", i);
-    snprintf(c.names[c.n_long++], sizeof(c.names[0]), "errtick");
+        snprintf(c->names[c->n_long++], sizeof(c->names[0]), "tick%d", i);
+    snprintf(c->names[c->n_long++], sizeof(c->names[0]), "errtick");
     for (i = 0; i < N_SLEEP; i++)
-        snprintf(c.names[c.n_long++], sizeof(c.names[0]), "sleep%d", i);
-    snprintf(c.names[c.n_long++], sizeof(c.names[0]), "daemon");
-    for (i = 0; i < c.n_long; i++) {
+        snprintf(c->names[c->n_long++], sizeof(c->names[0]), "sleep%d", i);
+    snprintf(c->names[c->n_long++], sizeof(c->names[0]), "daemon");
+    for (i = 0; i < c->n_long; i++) {
         struct procbus_proc p;
-        assert_int_equal(pbt_wait_state(&c.h, c.names[i], PROCBUS_STATE_RUNNING, 60000, &p), 0);
-        c.pid0[i] = p.pid;
+        assert_int_equal(pbt_wait_state(&c->h, c->names[i], PROCBUS_STATE_RUNNING, 60000, &p), 0);
+        c->pid0[i] = p.pid;
     }
     /* the setsid daemon has a record (with /proc polling: once a walk found it) */
     for (t0 = pbt_now_ms();; sleep_ms(20)) {
         struct procbus_proc list[512], dp;
         size_t n = 0, k;
         int found = 0;
-        assert_int_equal(procbus_get_name(&c.h.r, "daemon", &dp), 0);
-        if (procbus_list(&c.h.r, list, 512, &n) == 0)
+        assert_int_equal(procbus_get_name(&c->h.r, "daemon", &dp), 0);
+        if (procbus_list(&c->h.r, list, 512, &n) == 0)
             for (k = 0; k < n; k++)
                 found |= list[k].program_id == dp.id && list[k].state == PROCBUS_STATE_RUNNING &&
                          strcmp(list[k].comm, "sleep") == 0;
@@ -430,12 +441,74 @@ static void run_chaos(const char *mode, int pinned)
             break;
         assert_true(pbt_now_ms() - t0 < 30000);
     }
-    first_epoch = c.h.r.epoch;
-    snprintf(wpath, sizeof(wpath), "%s/watch.jsonl", c.h.dir);
-    watch = start_watch(&c, wpath);
-    print_message("chaos (%s): %d rounds, seed %u\n", mode, c.rounds, seed);
+    c->first_epoch = c->h.r.epoch;
+    snprintf(c->wpath, sizeof(c->wpath), "%s/watch.jsonl", c->h.dir);
+    c->watch = start_watch(c, c->wpath);
     check_instances(0);
-    for (round = 1; round <= c.rounds; round++) {
+}
+
+/* The final shutdown, then: nothing the programs started is left, the tracer unpinned, every
+ * numbered line once and in order, the exits and epochs watch saw. */
+static void finish(struct chaos *c, int pinned, int unknown_ok, long *lines, long *codes,
+                   long *unknowns, long *missed)
+{
+    long t0;
+    int i;
+
+    assert_int_equal(pbt_term_daemon(&c->h), 0);
+    for (t0 = pbt_now_ms();; sleep_ms(50)) {
+        pid_t left[8];
+        int n = pbt_scan_pids(leftover, c->mark, left, 8);
+        if (n == 0)
+            break;
+        if (pbt_now_ms() - t0 > 10000) {
+            print_message("%d process(es) left after the shutdown, e.g. pid %d\n", n, left[0]);
+            fail();
+        }
+    }
+    if (pinned) { /* a clean shutdown unpins the tracer */
+        char want[256] = "", *o = want, seg[128];
+        struct stat st;
+        pbt_path(c->h.seg, seg);
+        o += sprintf(o, "/sys/fs/bpf/procbus/");
+        for (const char *q = seg; *q != '\0' && o < want + sizeof(want) - 4; q++)
+            o += *q == '/' ? sprintf(o, "%%2f") : sprintf(o, "%c", *q);
+        if (stat(want, &st) == 0) {
+            print_message("%s is still pinned after the shutdown\n", want);
+            fail();
+        }
+    }
+    /* watch exits after the shutdown note */
+    for (t0 = pbt_now_ms(); waitpid(c->watch, NULL, WNOHANG) == 0; sleep_ms(20))
+        if (pbt_now_ms() - t0 > 10000) {
+            kill(c->watch, SIGKILL);
+            waitpid(c->watch, NULL, 0);
+            break;
+        }
+    pbt_track_bg(c->watch, 0);
+    *lines = 0;
+    for (i = 0; i < N_TICK; i++) {
+        char nm[16];
+        snprintf(nm, sizeof(nm), "tick%d", i);
+        *lines += check_log(c->h.dir, nm);
+    }
+    *lines += check_log(c->h.dir, "errtick");
+    check_watch(c->wpath, c->first_epoch, c->h.r.epoch, unknown_ok, codes, unknowns, missed);
+}
+
+static void run_chaos(const char *mode, int pinned)
+{
+    struct chaos c;
+    long codes, unknowns, missed, lines;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    int round, early = 0, rounds = env_int("PROCBUS_CHAOS_ROUNDS", 25);
+
+    if (getenv("PROCBUS_CHAOS_SEED") != NULL)
+        seed = (unsigned)atoi(getenv("PROCBUS_CHAOS_SEED"));
+    srand(seed);
+    setup(&c, mode, "chaos");
+    print_message("chaos (%s): %d rounds, seed %u\n", mode, rounds, seed);
+    for (round = 1; round <= rounds; round++) {
         uint64_t before = c.h.r.epoch;
         sleep_ms(rand() % 700); /* a random moment of its life */
         kill_daemon(&c);
@@ -451,60 +524,131 @@ static void run_chaos(const char *mode, int pinned)
         check_programs(&c, 1, round);
         check_instances(round);
     }
-    /* the final shutdown: nothing the programs started is left */
-    assert_int_equal(pbt_term_daemon(&c.h), 0);
-    for (t0 = pbt_now_ms();; sleep_ms(50)) {
-        pid_t left[8];
-        int n = pbt_scan_pids(leftover, c.mark, left, 8);
-        if (n == 0)
-            break;
-        if (pbt_now_ms() - t0 > 10000) {
-            print_message("%d process(es) left after the shutdown, e.g. pid %d\n", n, left[0]);
-            fail();
-        }
-    }
-    if (pinned) { /* a clean shutdown unpins the tracer */
-        char pin[512];
-        DIR *dir = opendir("/sys/fs/bpf/procbus");
-        struct dirent *de;
-        char want[256] = "", *o = want;
-        char seg[128];
-        pbt_path(c.h.seg, seg);
-        for (const char *q = seg; *q != '\0' && o < want + sizeof(want) - 4; q++)
-            o += *q == '/' ? sprintf(o, "%%2f") : sprintf(o, "%c", *q);
-        while (dir != NULL && (de = readdir(dir)) != NULL)
-            if (strcmp(de->d_name, want) == 0) {
-                snprintf(pin, sizeof(pin), "/sys/fs/bpf/procbus/%s", de->d_name);
-                print_message("%s is still pinned after the shutdown\n", pin);
-                fail();
-            }
-        if (dir != NULL)
-            closedir(dir);
-    }
-    /* watch exits after the shutdown note */
-    for (t0 = pbt_now_ms(); waitpid(watch, NULL, WNOHANG) == 0; sleep_ms(20))
-        if (pbt_now_ms() - t0 > 10000) {
-            kill(watch, SIGKILL);
-            waitpid(watch, NULL, 0);
-            break;
-        }
-    pbt_track_bg(watch, 0);
-    for (i = 0; i < N_TICK; i++) {
-        char nm[16];
-        snprintf(nm, sizeof(nm), "tick%d", i);
-        lines += check_log(c.h.dir, nm);
-    }
-    lines += check_log(c.h.dir, "errtick");
     /* with a pinned tracer every exit has its real code; without one, runs of an earlier
      * procbusd that ended while none ran (or while adopted, with /proc polling) are unknown */
-    check_watch(wpath, first_epoch, c.h.r.epoch, !pinned, &codes, &unknowns, &missed);
+    finish(&c, pinned, !pinned, &lines, &codes, &unknowns, &missed);
     print_message("chaos (%s): %d kills (%d during adoption), epochs %llu..%llu, %ld numbered "
                   "lines each once and in order, flapping exits: %ld with code 3, %ld status "
                   "unknown; watch: %ld missed\n",
-                  mode, c.rounds + early, early, (unsigned long long)first_epoch,
+                  mode, rounds + early, early, (unsigned long long)c.first_epoch,
                   (unsigned long long)c.h.r.epoch, lines, codes, unknowns, missed);
     assert_true(codes > 0);
     pbt_remove_daemon(&c.h);
+}
+
+static long check_no_transition(const struct chaos *c);
+
+/* The publisher's pid in the header (procbus_info does not carry it). */
+static int32_t publisher_pid(const struct procbus_reader *r)
+{
+    return ((const struct procbus_header *)r->base)->publisher_pid;
+}
+
+/* A file in the test folder with `body`, executable. */
+static void write_script(const char *path, const char *body)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0755), 0);
+}
+
+/*
+ * procbus reexec 20 times under the load of the chaos test (random moments): the same pid, the
+ * same epoch, never a shutdown seen, every program with its first pid and no restart, no lost
+ * line, no state transition of a long-running program. Then a binary whose --check fails (the
+ * old image goes on), and one that passes --check but dies at once (the programs go on
+ * unsupervised; a procbusd started again adopts them).
+ */
+static void run_upgrade(const char *mode, int pinned)
+{
+    struct chaos c;
+    char bad[256], dies[256], arg[320];
+    long codes, unknowns, missed, lines;
+    int32_t pid;
+    int i, upgrades = env_int("PROCBUS_UPGRADE_ROUNDS", 20);
+
+    setup(&c, mode, "upgrade");
+    pid = publisher_pid(&c.h.r);
+    assert_int_equal(pid, c.h.pid);
+    for (i = 1; i <= upgrades; i++) {
+        sleep_ms(rand() % 300);
+        assert_int_equal(pbt_cli(&c.h, "reexec", ">/dev/null"), 0);
+        assert_int_equal(procbus_follow(&c.h.r), 0); /* the same segment */
+        assert_int_equal(c.h.r.epoch, c.first_epoch);
+        assert_int_equal(publisher_pid(&c.h.r), pid);
+        assert_int_equal(procbus_liveness(&c.h.r, procbus_stale_after_ns(&c.h.r)), PROCBUS_ALIVE);
+        check_programs(&c, 0, i);
+        check_instances(i);
+    }
+    /* a binary that cannot even check the configuration: refused, the old image goes on */
+    snprintf(bad, sizeof(bad), "%s/bad-procbusd", c.h.dir);
+    write_script(bad, "#!/bin/sh\necho 'this build cannot start' >&2\nexit 1\n");
+    snprintf(arg, sizeof(arg), "reexec %s", bad);
+    assert_int_equal(pbt_cli(&c.h, arg, ">/dev/null 2>&1"), 1);
+    assert_int_equal(pbt_ctl_ping(&c.h, 10000), 0);
+    assert_int_equal(publisher_pid(&c.h.r), pid);
+    check_programs(&c, 0, upgrades + 1);
+    check_instances(upgrades + 1);
+    /* one that passes --check and dies at once: nothing is stopped; the next procbusd adopts */
+    snprintf(dies, sizeof(dies), "%s/dying-procbusd", c.h.dir);
+    write_script(dies, "#!/bin/sh\n[ \"$1\" = --check ] && exit 0\nexit 3\n");
+    snprintf(arg, sizeof(arg), "reexec %s", dies);
+    pbt_cli(&c.h, arg, ">/dev/null 2>&1"); /* (the answer never comes: the process is gone) */
+    assert_int_equal(pbt_wait_child(c.h.pid), 3);
+    c.h.pid = 0;
+    check_instances(upgrades + 2);
+    pbt_restart_daemon(&c.h, 1);
+    check_programs(&c, 1, upgrades + 2);
+    check_instances(upgrades + 2);
+    finish(&c, pinned, 1, &lines, &codes, &unknowns, &missed);
+    check_no_transition(&c);
+    print_message("upgrade (%s): %d re-executions, pid %d and epoch %llu kept, %ld numbered lines "
+                  "each once and in order; then a failing binary refused, a dying one adopted "
+                  "after (epoch %llu); flapping exits: %ld with code 3, %ld unknown\n",
+                  mode, upgrades, (int)pid, (unsigned long long)c.first_epoch, lines,
+                  (unsigned long long)c.h.r.epoch, codes, unknowns);
+    pbt_remove_daemon(&c.h);
+}
+
+/* watch's output: no long-running program changed state before the final shutdown stopped it
+ * (no upgrade, no adoption made a transition); returns how many state events it read. */
+static long check_no_transition(const struct chaos *c)
+{
+    FILE *f = fopen(c->wpath, "r");
+    char line[4096];
+    int stopping[N_TICK + 1 + N_SLEEP + 1] = {0};
+    long n = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct json_object *o = json_tokener_parse(line), *v;
+        const char *name, *to;
+        if (o == NULL)
+            continue;
+        if (json_object_object_get_ex(o, "kind", &v) &&
+            strcmp(json_object_get_string(v), "state") == 0 &&
+            json_object_object_get_ex(o, "name", &v)) {
+            name = json_object_get_string(v);
+            json_object_object_get_ex(o, "new_state", &v);
+            to = json_object_get_string(v);
+            n++;
+            for (int i = 0; i < c->n_long; i++) {
+                if (strcmp(name, c->names[i]) != 0)
+                    continue;
+                if (strcmp(to, "STOPPING") == 0)
+                    stopping[i] = 1; /* the final shutdown */
+                else if (!stopping[i]) {
+                    print_message("%s went %s before the shutdown\n", name, to);
+                    fail();
+                }
+            }
+        }
+        json_object_put(o);
+    }
+    fclose(f);
+    return n;
 }
 
 /* bpffs at /sys/fs/bpf (procbusd pins its tracer there): mounted if it is not. 1 if there. */
@@ -537,11 +681,66 @@ static void test_chaos_proc(void **state)
     run_chaos("proc", 0);
 }
 
+static void test_upgrade(void **state)
+{
+    int tracer = geteuid() == 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+    (void)state;
+    run_upgrade(tracer ? "on" : "proc", tracer && bpffs());
+}
+
+/* procbus status exits CLI_EX_NOTLIVE (7) as soon as procbusd is dead: polled, the first try
+ * after its death (the kernel releases the segment's lock with the process) says so. */
+static void test_status_when_dead(void **state)
+{
+    struct daemon_h h;
+    int rc, polls = 0;
+    long t0;
+    (void)state;
+
+    pbt_start_daemon(&h, "/tmp/pbd-chaos", "[program:s]\ncommand = sleep 3600\nstartsecs = 0\n");
+    assert_int_equal(pbt_wait_state(&h, "s", PROCBUS_STATE_RUNNING, 30000, NULL), 0);
+    assert_int_equal(pbt_cli(&h, "status", ">/dev/null 2>&1"), 0);
+    kill(h.pid, SIGKILL);
+    assert_int_equal(pbt_wait_child(h.pid), 128 + SIGKILL);
+    h.pid = 0;
+    for (t0 = pbt_now_ms();; sleep_ms(10)) {
+        rc = pbt_cli(&h, "status", ">/dev/null 2>&1");
+        polls++;
+        if (rc == 7 || pbt_now_ms() - t0 > 10000)
+            break;
+    }
+    print_message("procbus status after kill -9: exit %d at poll %d\n", rc, polls);
+    assert_int_equal(rc, 7);
+    assert_int_equal(polls, 1); /* at once, not after the stale threshold */
+    /* and a procbusd started again makes it live again, the program adopted */
+    pbt_restart_daemon(&h, 1);
+    assert_int_equal(pbt_cli(&h, "status s", ">/dev/null 2>&1"), 0);
+    assert_int_equal(pbt_term_daemon(&h), 0);
+    assert_int_equal(pbt_cli(&h, "status", ">/dev/null 2>&1"), 7); /* shut down: not live */
+    pbt_remove_daemon(&h);
+}
+
+/* pbt_teardown, and whatever a failed test's programs left (they outlive a killed procbusd). */
+static int chaos_teardown(void **state)
+{
+    pid_t left[64];
+    int n;
+
+    pbt_teardown(state);
+    while (g_mark[0] != '\0' && (n = pbt_scan_pids(leftover, g_mark, left, 64)) > 0)
+        for (int i = 0; i < n; i++)
+            kill(left[i], SIGKILL);
+    g_mark[0] = '\0';
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_chaos_tracer, pbt_teardown),
-        cmocka_unit_test_teardown(test_chaos_proc, pbt_teardown),
+        cmocka_unit_test_teardown(test_chaos_tracer, chaos_teardown),
+        cmocka_unit_test_teardown(test_chaos_proc, chaos_teardown),
+        cmocka_unit_test_teardown(test_upgrade, chaos_teardown),
+        cmocka_unit_test_teardown(test_status_when_dead, pbt_teardown),
     };
     if (argc >= 3 && strcmp(argv[1], "ticker") == 0)
         return ticker_main(argv[2], argc >= 4 && strcmp(argv[3], "err") == 0);
