@@ -92,7 +92,8 @@ TEST_BINS := $(filter-out $(TRACER_TESTS:%=$(O)/tests/%),$(TEST_BINS))
 endif
 TEST_SUPPORT := $(OBJ)/tests/support/support.o $(OBJ)/tests/support/daemon_harness.o
 BENCH_BINS   := $(O)/bench/procbus-bench $(O)/bench/procbusd-bench $(O)/bench/tracer-bench \
-                $(O)/bench/scrape-bench $(O)/bench/exit-floor $(O)/bench/readers-bench
+                $(O)/bench/scrape-bench $(O)/bench/exit-floor $(O)/bench/readers-bench \
+                $(O)/bench/crash-bench
 ifeq ($(PBD_TRACER),yes)
 BENCH_BINS   += $(O)/bench/tracer-floor
 endif
@@ -104,7 +105,8 @@ DESTDIR ?=
 VERSION := 0.1.0
 
 .PHONY: all deps programs test asan tsan fuzz fuzz-section fuzz-ci fuzz-seeds bench bench-quick bench-procbusd \
-        bench-peer bench-tracer bench-tracer-quick bench-scrape bench-readers demo format format-check clean \
+        bench-peer bench-tracer bench-tracer-quick bench-scrape bench-readers bench-crash chaos demo \
+        format format-check clean \
         help check-headers install uninstall check-install
 
 ALL_TARGETS := $(DEPS_STAMP) $(PUB_LIB) $(COMMON_LIB) $(PROGRAMS) $(TEST_BINS) $(BENCH_BINS) \
@@ -220,6 +222,10 @@ PBDB_SRCS := $(wildcard bench/procbusd/*.c)
 $(O)/bench/procbusd-bench: $(PBDB_SRCS:%.c=$(OBJ)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ -lm -lpthread
+# crash-bench: adoption, kill-to-adopted, the reexec gap (reads through procbus.h; libc only).
+$(O)/bench/crash-bench: $(OBJ)/bench/crash-bench.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ -lm
 # tracer-floor: the eBPF tracer's loader alone (tracer-bench's floor for exec -> visible).
 $(O)/bench/tracer-floor: $(OBJ)/bench/tracer-floor.o $(PROCTRACE_OBJ)
 	@mkdir -p $(dir $@)
@@ -319,11 +325,13 @@ bench: $(DEPS_STAMP) $(BENCH_BINS) $(PROGRAMS) ## benchmarks: markdown tables + 
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --json bench/out/results.json
 	$(O)/bench/tracer-bench --json bench/out/tracer.json $(O)
+	$(O)/bench/crash-bench --json bench/out/crash.json $(O)
 
 bench-quick: $(DEPS_STAMP) $(BENCH_BINS) $(PROGRAMS) ## the same, shorter (what CI runs)
 	@mkdir -p bench/out
 	$(O)/bench/procbus-bench --quick --json bench/out/results.json
 	$(O)/bench/tracer-bench --quick --json bench/out/tracer.json $(O)
+	$(O)/bench/crash-bench --quick --json bench/out/crash.json $(O)
 
 bench-tracer: $(DEPS_STAMP) $(O)/bench/tracer-bench $(PROGRAMS) ## eBPF tracer: event rate, loss, BPF cost, exec latency (root)
 	@mkdir -p bench/out
@@ -332,6 +340,13 @@ bench-tracer: $(DEPS_STAMP) $(O)/bench/tracer-bench $(PROGRAMS) ## eBPF tracer: 
 bench-tracer-quick: $(DEPS_STAMP) $(O)/bench/tracer-bench $(PROGRAMS) ## the same, about 20 s
 	@mkdir -p bench/out
 	$(O)/bench/tracer-bench --quick --json bench/out/tracer.json $(O)
+
+bench-crash: $(DEPS_STAMP) $(O)/bench/crash-bench $(PROGRAMS) ## crash-only procbusd: adoption of 1,000 programs, kill-to-adopted, the reexec gap
+	@mkdir -p bench/out
+	$(O)/bench/crash-bench --json bench/out/crash.json $(O)
+
+chaos: $(DEPS_STAMP) $(O)/tests/test_chaos ## the crash-only soak: test_chaos with 200 kill -9 rounds a mode (CHAOS_ROUNDS=N)
+	PROCBUS_CHAOS_ROUNDS=$(or $(CHAOS_ROUNDS),200) PROCBUS_UPGRADE_ROUNDS=$(or $(CHAOS_ROUNDS),200) $(O)/tests/test_chaos
 
 bench-procbusd: $(DEPS_STAMP) $(O)/bench/procbusd-bench $(O)/bench/exit-floor $(PROGRAMS) ## exit-to-visible and start-up beside their floors, stop, memory
 	@mkdir -p bench/out

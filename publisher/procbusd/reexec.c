@@ -295,6 +295,9 @@ static void go(struct pbd_daemon *d)
         setenv("PROCBUS_REEXEC_OLD", obuf, 1);
     pbd_say(d, PBD_L_INFO, "reexec: executing %s (pid %d stays)", d->reexec.binary, (int)getpid());
     pbd_holder_close(&d->holder); /* the new image connects again */
+    /* an empty commit: readers can tell the gap an upgrade makes (crash-bench measures it
+     * from here to the new image's first commit) */
+    pbd_pub_commit(d->pub);
     d->argv[0] = d->reexec.binary;
     execv(d->reexec.binary, d->argv);
     /* still here: the old image carries on with everything as it was */
