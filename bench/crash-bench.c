@@ -1,4 +1,5 @@
-/* crash-bench.c - crash-only procbusd: adoption of 1,000 programs, kill-to-adopted, the reexec gap. */
+/* crash-bench.c - crash-only procbusd: adoption of 1,000 programs, kill-to-adopted, the reexec gap.
+ */
 #define _GNU_SOURCE
 #define BENCH_NAME "crash-bench"
 #include "bench_util.h"
@@ -280,12 +281,12 @@ int main(int argc, char **argv)
 
 #define MS(v) ((v) / 1e6)
     if (nb > 0) {
-        add_row("adopt_1000_ms", "adoption of 1,000 running programs (takeover begins -> all adopted)",
+        add_row("adopt_1000_ms",
+                "adoption of 1,000 running programs (takeover begins -> all adopted)",
                 MS(median(adopt1000, (unsigned)nb)), MS(pct(adopt1000, nb, 0)),
                 MS(pct(adopt1000, nb, 100)), "ms", T_LT, 100, 1);
-        add("adopt_1000_floor_ms",
-            "floor: pidfd_open + /proc/PID/stat of the same 1,000 pids", MS(floor_adopt), "ms",
-            T_NONE, 0, 1);
+        add("adopt_1000_floor_ms", "floor: pidfd_open + /proc/PID/stat of the same 1,000 pids",
+            MS(floor_adopt), "ms", T_NONE, 0, 1);
         add_row("kill_to_adopted_1000_ms", "kill -9 -> 1,000 programs adopted",
                 MS(median(kill1000, (unsigned)nb)), MS(pct(kill1000, nb, 0)),
                 MS(pct(kill1000, nb, 100)), "ms", T_NONE, 0, 1);
@@ -294,17 +295,18 @@ int main(int argc, char **argv)
         add_row("kill_to_adopted_100_ms", "kill -9 -> 100 programs adopted",
                 MS(median(kill100, (unsigned)ns)), MS(pct(kill100, ns, 0)),
                 MS(pct(kill100, ns, 100)), "ms", T_NONE, 0, 1);
-        add_row("kill_to_adopted_floor_ms",
-                "floor: procbusd with no program, exec -> segment visible",
-                MS(median(floor_start, (unsigned)rounds_small)), MS(pct(floor_start, rounds_small, 0)),
-                MS(pct(floor_start, rounds_small, 100)), "ms", T_NONE, 0, 1);
+        add_row(
+            "kill_to_adopted_floor_ms", "floor: procbusd with no program, exec -> segment visible",
+            MS(median(floor_start, (unsigned)rounds_small)), MS(pct(floor_start, rounds_small, 0)),
+            MS(pct(floor_start, rounds_small, 100)), "ms", T_NONE, 0, 1);
         add_row("adopt_100_ms", "adoption of 100 programs (takeover begins -> all adopted)",
                 MS(median(adopt100, (unsigned)ns)), MS(pct(adopt100, ns, 0)),
                 MS(pct(adopt100, ns, 100)), "ms", T_NONE, 0, 1);
     }
     if (ng > 0) {
-        add_row("reexec_gap_ms", "reexec, 100 programs: no commit between the old image's last "
-                                 "and the new one's first",
+        add_row("reexec_gap_ms",
+                "reexec, 100 programs: no commit between the old image's last "
+                "and the new one's first",
                 MS(median(gap, (unsigned)ng)), MS(pct(gap, ng, 0)), MS(pct(gap, ng, 100)), "ms",
                 T_LT, 50, 1);
         add_row("reexec_gap_floor_ms", "floor: procbusd --check -c CONFIG, exec to exit",

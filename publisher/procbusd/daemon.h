@@ -32,7 +32,8 @@ enum pbd_watch_kind {
     PBD_W_EXEC, /* the exec-status pipe of a run still setting up */
     PBD_W_TRACE,
     PBD_W_URGENT, /* d->epfd_urgent, inside d->epfd: what it holds is ready */
-    PBD_W_PROBE   /* the pidfd of a re-exec's probe of the new binary (reexec.c) */
+    PBD_W_PROBE,  /* the pidfd of a re-exec's probe of the new binary (reexec.c) */
+    PBD_W_HOLDER  /* the fd holder's connection: readable when the holder died */
 };
 
 struct pbd_watch {
@@ -146,7 +147,7 @@ struct pbd_daemon {
         uint64_t deadline;
         char binary[4096];
     } reexec;
-    struct pbd_watch w_probe;
+    struct pbd_watch w_probe, w_holder;
     char self_path[4096]; /* procbusd's own binary (SIGUSR1 re-executes what is there now) */
     char **argv;          /* main's argv: a re-exec passes it on */
     int trace_unread;     /* the tracer has events no wake-up announces (pbd_trace_committed) */

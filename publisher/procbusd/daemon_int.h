@@ -25,8 +25,10 @@
  * (dependencies, the spawn queue and its budget, start and shutdown order),
  * verbs.c (the control verbs), reload.c (SIGHUP / `procbus reload`), sample.c
  * (CPU and memory per program, a slice per turn), trace_glue.c (the trace
- * module's glue), segment.c (the segment's upkeep: heartbeat period, keeping
- * its name).
+ * module's glue, where the tracer is pinned), segment.c (the segment's upkeep:
+ * heartbeat period, keeping its name), adopt.c (taking over from a procbusd
+ * that died), holder.c / hold_glue.c (the fd holder: programs' pipes outlive
+ * procbusd), reexec.c (upgrading in place).
  */
 
 /* ---- loop.c ---- */
@@ -388,6 +390,10 @@ int pbd_holder_claim(struct pbd_daemon *d, const char *name, struct pbd_hold_ent
 /* After adoption: entries nobody claimed (programs gone from the configuration and dead) are
  * closed and dropped from the holder, with a warning each. */
 void pbd_holder_unclaimed(struct pbd_daemon *d);
+
+/* The holder's connection closed (it died while procbusd runs): start another and hand it the
+ * pipes of every run, so that output survives procbusd's own death again. */
+void pbd_holder_lost(struct pbd_daemon *d);
 
 /* A run was forked: hand the holder duplicates of its read ends (failures logged). */
 void pbd_inst_hold_put(struct pbd_daemon *d, struct pbd_inst *in);

@@ -92,7 +92,9 @@ void pbd_holder_start(struct pbd_daemon *d, int take)
                 why);
         return;
     }
-    if (rc == 1 && take) { /* a predecessor's: what it kept is ours now */
+    d->w_holder = (struct pbd_watch){.kind = PBD_W_HOLDER};
+    pbd_watch_add(d, d->holder.fd, &d->w_holder); /* its death: a new one (pbd_holder_lost) */
+    if (rc == 1 && take) {                        /* a predecessor's: what it kept is ours now */
         rc = pbd_holder_take(&d->holder, on_taken, d);
         if (rc < 0)
             pbd_say(d, PBD_L_WARN, "fd holder: taking back the pipes it keeps: %s", strerror(-rc));
@@ -140,7 +142,7 @@ void pbd_inst_hold_put(struct pbd_daemon *d, struct pbd_inst *in)
     int fds[3] = {in->sp.out_fd, in->sp.err_fd, in->sp.ready_fd}, rc;
     const struct pbd_program *p = in->prog;
 
-    if (d->holder.fd < 0 || (fds[0] < 0 && fds[1] < 0 && fds[2] < 0))
+    if (d->holder.fd < 0 || in->sp.pid <= 0 || (fds[0] < 0 && fds[1] < 0 && fds[2] < 0))
         return;
     memset(&e, 0, sizeof(e));
     snprintf(e.name, sizeof(e.name), "%s", p->name);
@@ -161,4 +163,16 @@ void pbd_inst_hold_release(struct pbd_daemon *d, struct pbd_inst *in)
 {
     if (in->sp.out_fd < 0 && in->sp.err_fd < 0 && in->sp.ready_fd < 0)
         pbd_holder_drop(&d->holder, in->prog->name);
+}
+
+void pbd_holder_lost(struct pbd_daemon *d)
+{
+    size_t i;
+
+    /* the holder never writes to us: readable means it closed (died, or was killed) */
+    pbd_say(d, PBD_L_WARN, "fd holder: it went away; starting another and handing it the pipes");
+    pbd_watch_close(d, &d->holder.fd);
+    pbd_holder_start(d, 0);
+    for (i = 0; i < d->n_inst; i++)
+        pbd_inst_hold_put(d, d->inst[i]);
 }

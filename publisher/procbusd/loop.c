@@ -355,6 +355,9 @@ static void dispatch(struct pbd_daemon *d, struct pbd_watch *w)
     case PBD_W_PROBE:
         pbd_reexec_probe_done(d);
         break;
+    case PBD_W_HOLDER:
+        pbd_holder_lost(d);
+        break;
     }
 }
 

@@ -397,6 +397,12 @@ void pbd_reap_orphans(struct pbd_daemon *d)
         memset(&si, 0, sizeof(si));
         if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
             return;
+        if (d->reexec.probe > 0 && si.si_pid == d->reexec.probe) {
+            pbd_reexec_probe_done(d); /* reaped there (it may exec: nothing after it here) */
+            if (d->reexec.probe > 0)
+                return; /* (could not reap it: not exited after all) */
+            continue;
+        }
         in = pbd_inst_by_pid(d, si.si_pid);
         if (in != NULL) {
             pbd_inst_on_pidfd(d, in);
