@@ -139,6 +139,14 @@ static int peer_trusted(int fd)
     return cr.uid == geteuid() || cr.uid == 0;
 }
 
+static pid_t peer_pid(int fd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ? cr.pid : 0;
+}
+
 /* ---- the holder process ---- */
 
 struct held {
@@ -411,6 +419,7 @@ int pbd_holder_connect(struct pbd_holder *h, const char *seg_path, char *why, si
     int rc, existing = 1;
 
     h->fd = -1;
+    h->pid = 0;
     rc = holder_path(seg_path, h->path, sizeof(h->path));
     if (rc < 0) {
         snprintf(why, whylen, "the holder's socket path beside %s is too long", seg_path);
@@ -434,6 +443,7 @@ int pbd_holder_connect(struct pbd_holder *h, const char *seg_path, char *why, si
         return -EPERM;
     }
     h->fd = rc;
+    h->pid = peer_pid(rc);
     return existing;
 }
 

@@ -46,7 +46,8 @@ struct pbd_hold_entry {
 
 /* procbusd's connection to its holder. */
 struct pbd_holder {
-    int fd; /* -1: none (the output of programs does not survive procbusd then) */
+    int fd;    /* -1: none (the output of programs does not survive procbusd then) */
+    pid_t pid; /* the holder process (its peer credentials), 0 if not known */
     char path[108];
 };
 

@@ -349,23 +349,19 @@ void pbd_reexec_tick(struct pbd_daemon *d)
 
 /* ---- the new image ---- */
 
-/* Back to the old binary (the new one cannot go on), with the state as it was left. */
-static void fall_back(const char *why)
+/* Back to the old binary (the new one cannot go on), with the same arguments; the state it
+ * left is in the memfd named by PROCBUS_REEXEC_STATE_AGAIN (set by the caller). */
+static void fall_back(struct pbd_daemon *d, const char *why)
 {
     const char *old = getenv("PROCBUS_REEXEC_OLD");
-    char **argv = NULL;
 
     fprintf(stderr, "procbusd: reexec: %s\n", why);
     if (old == NULL)
         return; /* nothing to go back to: exit; the programs go on (a restart adopts them) */
-    unsetenv("PROCBUS_REEXEC_OLD"); /* (the old binary does not try it again) */
-    argv = calloc(2, sizeof(*argv));
-    if (argv == NULL)
-        return;
-    argv[0] = (char *)"procbusd";
+    unsetenv("PROCBUS_REEXEC_OLD");             /* (the old binary does not try it again) */
+    setenv("PROCBUS_REEXEC_FELL_BACK", why, 1); /* its answer to the requester says so */
     fprintf(stderr, "procbusd: reexec: going back to the old binary\n");
-    syscall(SYS_execveat, atoi(old), "", argv, environ, AT_EMPTY_PATH);
-    free(argv);
+    syscall(SYS_execveat, atoi(old), "", d->argv, environ, AT_EMPTY_PATH);
 }
 
 /* Read the state memfd: malloc'd, validated; NULL with why. */
@@ -527,18 +523,29 @@ static void seeds_from_segment(struct pbd_daemon *d)
 int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path)
 {
     struct procbus_pub_opts o = {0};
-    const char *env = getenv("PROCBUS_REEXEC");
-    int fd = env != NULL ? atoi(env) : -1, rc;
+    const char *var = getenv("PROCBUS_REEXEC");
+    int fd = var != NULL ? atoi(var) : -1, rc;
+    char env[16];
     struct rx_state *st;
     char why[PROCBUS_PATH_MAX + 128];
     size_t i;
 
+    snprintf(env, sizeof(env), "%d", fd);
     unsetenv("PROCBUS_REEXEC"); /* (programs must not inherit it) */
+    {
+        /* test-only: this binary refuses to resume (the fall-back path is tested with it) */
+        const char *refuse = getenv("PROCBUS_TEST_REEXEC_REFUSE");
+        if (refuse != NULL && strcmp(refuse, d->self_path) == 0 && fd >= 0) {
+            setenv("PROCBUS_REEXEC", env, 1);
+            fall_back(d, "this binary refuses to resume (PROCBUS_TEST_REEXEC_REFUSE)");
+            return -EPROTO;
+        }
+    }
     st = fd >= 0 ? read_state(fd, why, sizeof(why)) : NULL;
-    if (fd >= 0)
-        close(fd);
     if (st == NULL) {
-        fall_back(why);
+        if (fd >= 0) /* the old binary reads it again */
+            setenv("PROCBUS_REEXEC", env, 1);
+        fall_back(d, why);
         return -EPROTO;
     }
     rc = pbd_loop_setup(d, cfg, config_path);
@@ -551,10 +558,14 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
                      strerror(-rc));
     }
     if (rc < 0) {
-        fall_back(rc == -EPROTO || rc == -ENOLCK ? why : strerror(-rc));
+        setenv("PROCBUS_REEXEC", env, 1); /* the old binary reads the state again */
+        fall_back(d, rc == -EPROTO || rc == -ENOLCK ? why : strerror(-rc));
+        unsetenv("PROCBUS_REEXEC");
+        close(fd);
         free(st);
         return rc;
     }
+    close(fd);
     {
         const char *old = getenv("PROCBUS_REEXEC_OLD");
         if (old != NULL) {
@@ -606,15 +617,26 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
             "re-executed in place: supervising %zu program(s); segment %s (epoch "
             "%llu, unchanged)",
             d->n_inst, procbus_pub_path(d->pub), (unsigned long long)procbus_pub_epoch(d->pub));
+    if (getenv("PROCBUS_REEXEC_FELL_BACK") != NULL)
+        pbd_say(d, PBD_L_WARN,
+                "reexec: the new binary could not resume (%s): running this one "
+                "again",
+                getenv("PROCBUS_REEXEC_FELL_BACK"));
     if (st->conn_fd >= 0) {
-        char msg[256];
-        int n = snprintf(msg, sizeof(msg), "procbusd pid %d now runs %s\nOK\n", (int)getpid(),
-                         d->self_path);
+        const char *fell = getenv("PROCBUS_REEXEC_FELL_BACK");
+        char msg[1024];
+        int n = fell != NULL ? snprintf(msg, sizeof(msg),
+                                        "ERR the new binary could not resume (%s); procbusd pid "
+                                        "%d runs %s again\n",
+                                        fell, (int)getpid(), d->self_path)
+                             : snprintf(msg, sizeof(msg), "procbusd pid %d now runs %s\nOK\n",
+                                        (int)getpid(), d->self_path);
         if (write(st->conn_fd, msg, (size_t)n) < 0) {
             /* the client left: nothing to do */
         }
         close(st->conn_fd);
     }
     free(st);
+    unsetenv("PROCBUS_REEXEC_FELL_BACK");
     return 0;
 }

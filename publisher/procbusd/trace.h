@@ -46,6 +46,9 @@ struct pbd_trace_opts {
      * orphans that /proc polling finds reparented to procbusd. May be NULL. */
     uint64_t (*program_by_name)(void *arg, const char *name);
     void *arg;
+    /* 1 if `pid` is one of procbusd's own helpers (its fd holder, an upgrade's probe): never
+     * attributed to a program by /proc polling. May be NULL. */
+    int (*is_own)(void *arg, pid_t pid);
     /* Taking over from a procbusd that died: its descendant (and, with observe, observed)
      * records, in the segment already (ids kept). Each becomes a table entry: alive if its pid
      * AND start time match a live process (then tracked by the tracer with its program as tag),

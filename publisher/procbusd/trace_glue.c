@@ -26,6 +26,14 @@ static uint64_t program_by_name(void *arg, const char *name)
     return 0;
 }
 
+/* pbd_trace_opts.is_own: procbusd's fd holder or an upgrade's probe. */
+static int is_own(void *arg, pid_t pid)
+{
+    const struct pbd_daemon *d = arg;
+
+    return pid > 0 && (pid == d->holder.pid || pid == d->reexec.probe);
+}
+
 void pbd_trace_glue_staged(struct pbd_daemon *d, int n)
 {
     uint64_t lost = pbd_trace_lost(d->trace), now;
@@ -162,6 +170,7 @@ int pbd_trace_glue_start(struct pbd_daemon *d)
     o.capacity = d->cfg.daemon.capacity;
     o.batch_ms = d->cfg.daemon.trace_batch_ms;
     o.program_by_name = program_by_name;
+    o.is_own = is_own;
     o.arg = d;
     o.seeds = d->seeds; /* a predecessor's descendants (adopt.c) */
     o.n_seeds = d->n_seeds;

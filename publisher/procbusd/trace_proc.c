@@ -155,8 +155,12 @@ static uint64_t program_by_lineage(const struct pbd_tracing *t, const struct pbd
 static uint64_t program_of_walked(struct pbd_tracing *t, const struct pbd_proc_stat *st,
                                   int *tagged)
 {
-    uint64_t prog = pbd_ebpf_tag(t, st->pid);
+    uint64_t prog;
 
+    *tagged = 0;
+    if (t->o.is_own != NULL && t->o.is_own(t->o.arg, st->pid))
+        return 0; /* procbusd's own helper: nobody's */
+    prog = pbd_ebpf_tag(t, st->pid);
     *tagged = prog != 0;
     if (prog != 0) /* the kernel decided at its fork */
         return prog;

@@ -117,7 +117,7 @@ struct json_object *cli_json_proc(const struct procbus_proc *p)
                            json_object_new_boolean((p->flags & PROCBUS_F_PREEXISTING) != 0));
     json_object_object_add(o, "adopted",
                            json_object_new_boolean((p->flags & PROCBUS_F_ADOPTED) != 0));
-    json_object_object_add(o, "exit_unknown",
+    json_object_object_add(o, "exit_unseen",
                            json_object_new_boolean((p->flags & PROCBUS_F_EXIT_UNKNOWN) != 0));
     json_object_object_add(o, "flags", json_object_new_int64(p->flags));
     return o;
@@ -160,7 +160,7 @@ struct json_object *cli_json_event(const struct procbus_event *ev, const char *n
     json_object_object_add(o, "new_state",
                            json_object_new_string(procbus_state_name(ev->new_state)));
     add_exit(o, ev->exit_kind, ev->exit_code, (ev->flags & PROCBUS_F_CORE_DUMPED) != 0);
-    json_object_object_add(o, "exit_unknown",
+    json_object_object_add(o, "exit_unseen",
                            json_object_new_boolean((ev->flags & PROCBUS_F_EXIT_UNKNOWN) != 0));
     if (ev->kind == PROCBUS_EV_EXEC) /* the event's own name: the new image's comm */
         json_object_object_add(o, "comm", json_text(ev->name, PROCBUS_COMM_LEN));

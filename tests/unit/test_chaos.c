@@ -354,7 +354,7 @@ static void check_watch(const char *path, uint64_t first_epoch, uint64_t last_ep
                     }
                     (*codes)++;
                 } else {
-                    int unknown = json_object_object_get_ex(o, "exit_unknown", &v) &&
+                    int unknown = json_object_object_get_ex(o, "exit_unseen", &v) &&
                                   json_object_get_boolean(v);
                     if (!unknown || !unknown_ok ||
                         (pid > 0 && pid < (1 << 22) && started[pid] == (uint16_t)epoch)) {
@@ -581,6 +581,18 @@ static void run_upgrade(const char *mode, int pinned)
     int i, upgrades = env_int("PROCBUS_UPGRADE_ROUNDS", 20);
 
     setup(&c, mode, "upgrade");
+    {
+        /* the copy made below refuses to resume: procbusd is started again with that in its
+         * environment (a restart adopts everything: nothing restarts) */
+        char copy[256];
+        snprintf(copy, sizeof(copy), "%s/procbusd-new", c.h.dir);
+        setenv("PROCBUS_TEST_REEXEC_REFUSE", copy, 1);
+        kill_daemon(&c);
+        pbt_restart_daemon(&c.h, 1);
+        unsetenv("PROCBUS_TEST_REEXEC_REFUSE");
+        c.first_epoch = c.h.r.epoch;
+        check_programs(&c, 1, 0);
+    }
     pid = publisher_pid(&c.h.r);
     assert_int_equal(pid, c.h.pid);
     for (i = 1; i <= upgrades; i++) {
@@ -592,6 +604,21 @@ static void run_upgrade(const char *mode, int pinned)
         assert_int_equal(procbus_liveness(&c.h.r, procbus_stale_after_ns(&c.h.r)), PROCBUS_ALIVE);
         check_programs(&c, 0, i);
         check_instances(i);
+    }
+    /* a binary that execs but cannot resume: the old binary runs again, nothing noticed */
+    {
+        char copy[256], cmd[600];
+        snprintf(copy, sizeof(copy), "%s/procbusd-new", c.h.dir);
+        snprintf(cmd, sizeof(cmd), "cp %s %s", pbt_bin("procbusd", arg, sizeof(arg)), copy);
+        assert_int_equal(system(cmd), 0);
+        snprintf(arg, sizeof(arg), "reexec %s", copy);
+        assert_int_equal(pbt_cli(&c.h, arg, ">/dev/null 2>&1"), 1); /* ERR: fell back */
+        assert_int_equal(pbt_ctl_ping(&c.h, 10000), 0);
+        assert_int_equal(procbus_follow(&c.h.r), 0);
+        assert_int_equal(c.h.r.epoch, c.first_epoch);
+        assert_int_equal(publisher_pid(&c.h.r), pid);
+        check_programs(&c, 0, upgrades + 1);
+        check_instances(upgrades + 1);
     }
     /* a binary that cannot even check the configuration: refused, the old image goes on */
     snprintf(bad, sizeof(bad), "%s/bad-procbusd", c.h.dir);
