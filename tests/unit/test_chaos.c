@@ -913,6 +913,136 @@ static void test_output_claims(void **state)
     pbt_remove_daemon(&h);
 }
 
+/* A process that is `pid` for sure, started as `sleep 3600` with our mark and `name`'s
+ * PROCBUS_PROCESS_NAME, its pid forced through /proc/sys/kernel/ns_last_pid (retried: other
+ * processes fork too). Its pid, or 0 when the kernel does not let us choose. */
+static pid_t impostor(pid_t want, const char *name)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        char buf[32];
+        int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC), n;
+        pid_t pid;
+        if (fd < 0)
+            return 0;
+        n = snprintf(buf, sizeof(buf), "%d", (int)want - 1);
+        if (write(fd, buf, (size_t)n) != n) {
+            close(fd);
+            return 0;
+        }
+        close(fd);
+        pid = fork();
+        if (pid == 0) {
+            char env1[96], env2[96];
+            char *envp[] = {env1, env2, NULL};
+            snprintf(env1, sizeof(env1), "PROCBUS_PROCESS_NAME=%s", name);
+            snprintf(env2, sizeof(env2), "PROCBUS_CHAOS_MARK=%s", g_mark);
+            setsid();
+            execle("/bin/sleep", "sleep", "3600", (char *)NULL, envp);
+            _exit(127);
+        }
+        if (pid == want) {
+            pbt_track_bg(pid, 1);
+            return pid;
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return 0;
+}
+
+/*
+ * Adoption against the configuration now, and a reused pid: procbusd killed; meanwhile one
+ * program's process dies and another process takes its pid (same command, same environment,
+ * a later start), one program is removed from the configuration, one changed, one added.
+ * The restarted procbusd never adopts the impostor (it restarts the program, and leaves the
+ * impostor alone), stops the removed program (its record goes), restarts the changed one with
+ * its new command, starts the new one, and adopts the untouched one.
+ */
+static void test_adopt_against_config(void **state)
+{
+    struct daemon_h h;
+    struct procbus_proc keep0, gone0, chg0, reused0, p;
+    char body[2048];
+    pid_t fake;
+    long t0;
+    (void)state;
+
+    snprintf(g_mark, sizeof(g_mark), "config-%d", (int)getpid());
+    pbt_start_daemon(&h, "/tmp/pbd-chaos", "");
+    kill(h.pid, SIGTERM);
+    assert_int_equal(pbt_wait_child(h.pid), 0);
+#define PROG(n, cmd) \
+    "[program:" n "]\ncommand = " cmd "\nstartsecs = 0\nenvironment = PROCBUS_CHAOS_MARK=%s\n"
+    snprintf(body, sizeof(body),
+             "trace = proc\n" PROG("keep", "sleep 3600") PROG("gone", "sleep 3601")
+                 PROG("chg", "sleep 3602") PROG("reused", "sleep 3600"),
+             g_mark, g_mark, g_mark, g_mark);
+    pbt_write_conf(&h, body);
+    pbt_restart_daemon(&h, 1);
+    assert_int_equal(pbt_wait_state(&h, "keep", PROCBUS_STATE_RUNNING, 30000, &keep0), 0);
+    assert_int_equal(pbt_wait_state(&h, "gone", PROCBUS_STATE_RUNNING, 30000, &gone0), 0);
+    assert_int_equal(pbt_wait_state(&h, "chg", PROCBUS_STATE_RUNNING, 30000, &chg0), 0);
+    assert_int_equal(pbt_wait_state(&h, "reused", PROCBUS_STATE_RUNNING, 30000, &reused0), 0);
+    kill(h.pid, SIGKILL);
+    assert_int_equal(pbt_wait_child(h.pid), 128 + SIGKILL);
+    /* meanwhile: `reused` dies (reaped by init), another process takes its pid */
+    kill(reused0.pid, SIGKILL);
+    for (t0 = pbt_now_ms(); pbt_proc_stat(reused0.pid, NULL, NULL) != 0; sleep_ms(5))
+        assert_true(pbt_now_ms() - t0 < 10000);
+    fake = impostor(reused0.pid, "reused");
+    snprintf(body, sizeof(body),
+             "trace = proc\n" PROG("keep", "sleep 3600") PROG("chg", "sleep 3603")
+                 PROG("new", "sleep 3604") PROG("reused", "sleep 3600"),
+             g_mark, g_mark, g_mark, g_mark);
+#undef PROG
+    pbt_write_conf(&h, body);
+    sleep_ms(100);
+    pbt_restart_daemon(&h, 1);
+    /* untouched: adopted */
+    assert_int_equal(procbus_get_name(&h.r, "keep", &p), 0);
+    assert_int_equal(p.pid, keep0.pid);
+    assert_true(p.flags & PROCBUS_F_ADOPTED);
+    /* the reused pid: not adopted, the program started again, the impostor left alone */
+    assert_int_equal(pbt_wait_state(&h, "reused", PROCBUS_STATE_RUNNING, 30000, &p), 0);
+    for (t0 = pbt_now_ms(); p.pid == reused0.pid; sleep_ms(20)) {
+        assert_int_equal(procbus_get_name(&h.r, "reused", &p), 0);
+        assert_true(pbt_now_ms() - t0 < 30000);
+    }
+    assert_false(p.flags & PROCBUS_F_ADOPTED);
+    if (fake > 0) {
+        assert_int_equal(kill(fake, 0), 0); /* untouched */
+        print_message("a process with the dead program's pid %d (and its command and "
+                      "environment) was not adopted: the program runs again as pid %d\n",
+                      (int)fake, (int)p.pid);
+    } else {
+        print_message("(cannot choose pids here: the reused-pid case is not exercised)\n");
+    }
+    /* removed: stopped, its record gone */
+    for (t0 = pbt_now_ms(); procbus_get_name(&h.r, "gone", &p) == 0; sleep_ms(20))
+        assert_true(pbt_now_ms() - t0 < 30000);
+    for (t0 = pbt_now_ms();
+         pbt_proc_stat(gone0.pid, NULL, NULL) != 0 && pbt_proc_stat(gone0.pid, NULL, NULL) != 'Z';
+         sleep_ms(20))
+        assert_true(pbt_now_ms() - t0 < 30000);
+    /* changed: restarted with its new command; added: started */
+    for (t0 = pbt_now_ms();; sleep_ms(20)) {
+        assert_int_equal(procbus_get_name(&h.r, "chg", &p), 0);
+        if (p.pid != chg0.pid && p.state == PROCBUS_STATE_RUNNING)
+            break;
+        assert_true(pbt_now_ms() - t0 < 30000);
+    }
+    assert_string_equal(p.cmdline + strlen(p.cmdline) + 1, "3603");
+    assert_int_equal(pbt_wait_state(&h, "new", PROCBUS_STATE_RUNNING, 30000, NULL), 0);
+    assert_int_equal(pbt_term_daemon(&h), 0);
+    if (fake > 0) {
+        assert_int_equal(kill(fake, 0), 0); /* not ours: not stopped either */
+        kill(fake, SIGKILL);
+        waitpid(fake, NULL, 0);
+        pbt_track_bg(fake, 0);
+    }
+    pbt_remove_daemon(&h);
+}
+
 /* pbt_teardown, and whatever a failed test's programs left (they outlive a killed procbusd). */
 static int chaos_teardown(void **state)
 {
@@ -935,11 +1065,14 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_upgrade, chaos_teardown),
         cmocka_unit_test_teardown(test_status_when_dead, pbt_teardown),
         cmocka_unit_test_teardown(test_output_claims, chaos_teardown),
+        cmocka_unit_test_teardown(test_adopt_against_config, chaos_teardown),
     };
     if (argc >= 3 && strcmp(argv[1], "ticker") == 0)
         return ticker_main(argv[2], argc >= 4 && strcmp(argv[3], "err") == 0);
     if (readlink("/proc/self/exe", g_self, sizeof(g_self) - 1) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN);
+    if (argc >= 2)
+        cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
