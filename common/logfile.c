@@ -407,9 +407,6 @@ ssize_t pbd_log_splice(struct pbd_log *l, int in, size_t max, int tee_fd)
             return 0; /* no writer left and nothing in it */
         n = (size_t)t;
     }
-    maybe_rotate(l, n);
-    if (l->fd < 0)
-        return -ENOTSUP; /* (a failed reopen): the read path counts the loss */
     end = lseek(l->fd, 0, SEEK_END);
     if (end < 0)
         return -ENOTSUP;
@@ -420,6 +417,7 @@ ssize_t pbd_log_splice(struct pbd_log *l, int in, size_t max, int tee_fd)
     if (moved < 0)
         return errno == EAGAIN ? -EAGAIN : errno == EINVAL ? -ENOTSUP : -errno;
     l->size += (uint64_t)moved;
+    maybe_rotate(l); /* as pbd_log_write: after the write that reached maxbytes */
     return moved;
 }
 

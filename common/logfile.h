@@ -99,7 +99,8 @@ int pbd_log_write(struct pbd_log *l, const void *buf, size_t n);
  * process dies (a successor reading the same pipe, kept open by procbusd's fd holder, logs each
  * byte exactly once). With tee_fd >= 0 (a pipe), the same bytes are first copied there (tee(2))
  * for the caller to read (ready_log matching; a copy never consumes the pipe). Rotation as
- * pbd_log_write (the size is known before the move: FIONREAD).
+ * pbd_log_write: after the move that made the file reach maxbytes (one splice is one write; it
+ * moves at most what FIONREAD said the pipe held).
  * Returns the bytes moved (> 0), 0 at the pipe's end (no writer, nothing left), -EAGAIN (empty
  * for now), -ENOTSUP (this log cannot take a splice: a discarding log, not a regular file, a
  * file system without splice), or another negative errno of splice (-ENOSPC,

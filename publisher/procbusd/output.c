@@ -134,18 +134,51 @@ static void pipe_ended(struct pbd_daemon *d, struct pbd_inst *in, int *fd, struc
     pbd_inst_hold_release(d, in);
 }
 
-/* Copy what the last splice tee'd into d's private pipe (n bytes) to ready_log matching. */
-static void match_teed(struct pbd_daemon *d, struct pbd_lines *lines, size_t n, void *pair)
+/* Whether procbusd must see a stream's bytes (ready_log matching, the event listener protocol,
+ * PROCESS_LOG events) while they go to the log unchanged: splice(2) with a tee(2) copy. */
+static int observed(const struct pbd_inst *in, enum pbd_stream which)
+{
+    const struct pbd_logconf *lc = which == PBD_STDOUT ? &in->prog->out : &in->prog->err;
+
+    return in->has_re || lc->events ||
+           (which == PBD_STDOUT && in->prog->kind == PBD_KIND_EVENTLISTENER);
+}
+
+/* Whether the log gets other bytes than the program wrote (capture mode takes what is between
+ * its tokens out, strip_ansi the escape sequences): then output is read and written, never
+ * spliced (bytes read when procbusd is killed are lost: procbusd(8), RESTARTS AND UPGRADES). */
+static int transformed(const struct pbd_daemon *d, const struct pbd_inst *in, enum pbd_stream which)
+{
+    const struct pbd_logconf *lc = which == PBD_STDOUT ? &in->prog->out : &in->prog->err;
+
+    return lc->capture_maxbytes > 0 || d->cfg.daemon.strip_ansi;
+}
+
+/* What the last splice tee'd into d's private pipe (n bytes), to ready_log matching and the
+ * parity hooks (the listener protocol, PROCESS_LOG events; the log has the bytes already). */
+static void observe_teed(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream which,
+                         struct pbd_lines *lines, size_t n, void *pair)
 {
     while (n > 0) {
         ssize_t r = read(d->tee_rd, d->io_buf, n < sizeof(d->io_buf) ? n : sizeof(d->io_buf));
+        size_t log_n;
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             return;
-        pbd_lines_feed(lines, d->io_buf, (size_t)r, on_line, pair);
+        if (in->has_re)
+            pbd_lines_feed(lines, d->io_buf, (size_t)r, on_line, pair);
+        pbd_par_output(d, in, which, d->io_buf, (size_t)r, &log_n);
         n -= (size_t)r;
     }
+}
+
+/* Empty d's private tee pipe: a copy of bytes a splice then did not move (a short or failed
+ * splice leaves them in the program's pipe, to be seen again when they are moved or read). */
+static void tee_discard(struct pbd_daemon *d)
+{
+    while (read(d->tee_rd, d->io_buf, sizeof(d->io_buf)) > 0)
+        ;
 }
 
 void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream which)
@@ -155,14 +188,16 @@ void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream w
     struct pbd_lines *lines = in->lines != NULL ? &in->lines[which] : NULL;
     char *buf = d->io_buf;
     void *pair[2] = {d, in};
-    int rounds;
+    int rounds, spliced = log != NULL && !transformed(d, in, which), obs = observed(in, which);
 
     for (rounds = 0; rounds < 16 && *fd >= 0; rounds++) {
         ssize_t n;
-        if (log != NULL) {
+        if (spliced) {
             /* straight from the pipe into the file: a byte is logged once, or still in the pipe
              * for the next procbusd (holder.h), whenever this one dies */
-            n = pbd_log_splice(log, *fd, sizeof(d->io_buf), in->has_re ? d->tee_wr : -1);
+            n = pbd_log_splice(log, *fd, sizeof(d->io_buf), obs ? d->tee_wr : -1);
+            if (obs && n <= 0)
+                tee_discard(d);
             if (n == -EAGAIN)
                 return;
             if (n == 0) {
@@ -175,8 +210,10 @@ void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream w
                 if (rot < 0)
                     pbd_say(d, PBD_L_WARN, "%s: log %s: rotation failed: %s", in->prog->name,
                             pbd_log_path(log), strerror(-rot));
-                if (in->has_re)
-                    match_teed(d, lines, (size_t)n, pair);
+                if (obs) {
+                    observe_teed(d, in, which, lines, (size_t)n, pair);
+                    tee_discard(d);
+                }
                 continue;
             }
             /* not a file splice can write to, or its write failed: read, write, count losses */
