@@ -179,7 +179,7 @@ endif
 # Per test: TEST_PRE_x (binaries it runs), TEST_OBJS_x (extra objects), TEST_LIBS_x (libraries).
 DAEMON_TESTS := test_procbusd test_cli test_top test_trace test_exporter test_harden test_limits \
                 test_upkeep test_squat test_loop test_tracestop test_tracefields test_traceloss \
-                test_tracediff test_parity test_chaos
+                test_tracediff test_parity test_chaos test_crash_parity
 $(foreach t,$(DAEMON_TESTS),$(eval TEST_PRE_$(t) := $(BIN_PROCBUSD) $(BIN_PROCBUS)))
 TEST_PRE_test_exporter += $(BIN_EXPORTER)
 TEST_PRE_test_exporter_doc := $(BIN_EXPORTER)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "procbus.h"
 #include "procbus_pub.h"
 #include "pubcall.h"
@@ -132,12 +133,25 @@ fail:
 }
 
 /* The pipes the holder kept for this name: watched as the instance's (a run's, or an earlier
- * run's that its leftovers still hold: drained until their end). */
-static void attach_pipes(struct pbd_daemon *d, struct pbd_inst *in, const int fds[3])
+ * run's that its leftovers still hold: drained until their end); its stdin's write end held
+ * again while it runs (parity.h), a listener's to send it events. */
+static void attach_pipes(struct pbd_daemon *d, struct pbd_inst *in, const int fds[PBD_HOLD_NFDS])
 {
     in->sp.out_fd = fds[0];
     in->sp.err_fd = fds[1];
     in->sp.ready_fd = fds[2];
+    if (fds[3] >= 0) {
+        struct pbd_par_inst *x = pbd_state_has_process(in->state) ? pbd_par_inst_of(in) : NULL;
+        if (x == NULL) {
+            close(fds[3]);
+        } else if (in->prog->kind == PBD_KIND_EVENTLISTENER) {
+            pbd_evl_listener_started(d, in, fds[3]);
+        } else {
+            if (x->stdin_w >= 0)
+                close(x->stdin_w);
+            x->stdin_w = fds[3];
+        }
+    }
     if (in->sp.out_fd >= 0)
         pbd_watch_add(d, in->sp.out_fd, &in->w_out);
     if (in->sp.err_fd >= 0)
@@ -211,7 +225,7 @@ static void adopt_idle(struct pbd_daemon *d, struct pbd_inst *in, const struct p
 
 /* Program instance `in`, configured or made up, takes over record `r`. */
 static void take_over(struct pbd_daemon *d, struct pbd_inst *in, const struct procbus_proc *r,
-                      const struct pbd_hold_entry *he, const int fds[3])
+                      const struct pbd_hold_entry *he, const int fds[PBD_HOLD_NFDS])
 {
     in->state = r->state;
     in->since = r->state_since_ns;
@@ -232,7 +246,17 @@ static void take_over(struct pbd_daemon *d, struct pbd_inst *in, const struct pr
     else
         adopt_idle(d, in, r);
     attach_pipes(d, in, fds);
-    (void)he;
+    if (he != NULL) { /* AUTO logs: the predecessor's files, logged on into */
+        int again = 0;
+        if (pbd_log_is_auto(in->prog->out.path))
+            again |= pbd_autolog_reuse(d, in, 0, he->out_path);
+        if (pbd_log_is_auto(in->prog->err.path) && !in->prog->redirect_stderr)
+            again |= pbd_autolog_reuse(d, in, 1, he->err_path);
+        if (again)
+            pbd_inst_open_logs(d, in);
+    }
+    if (in->adopted && in->prog->kind == PBD_KIND_FCGI)
+        pbd_fcgi_adopt(d, in, in->sp.pidfd); /* its socket, from its own fd 0 */
 }
 
 /* Records are claimed once each: the ones left are removed from the segment, or seed the
@@ -257,11 +281,11 @@ static int adopt_configured(struct pbd_daemon *d, const struct pbd_program *p,
 {
     const struct procbus_proc *r = program_record(pred, p->name, claimed);
     struct pbd_hold_entry he;
-    int fds[3], have = pbd_holder_claim(d, p->name, &he, fds);
+    int fds[PBD_HOLD_NFDS], have = pbd_holder_claim(d, p->name, &he, fds);
     struct pbd_inst *in = pbd_inst_create(d, p, r != NULL ? r->id : 0);
 
     if (in == NULL) {
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < PBD_HOLD_NFDS; k++)
             if (fds[k] >= 0)
                 close(fds[k]);
         return -ENOMEM;
@@ -277,6 +301,15 @@ static int adopt_configured(struct pbd_daemon *d, const struct pbd_program *p,
         pbd_say(d, PBD_L_INFO, "%s: changed, restarting with the new settings", p->name);
         in->adopt_stop = pbd_inst_alive(in) || in->adopt_dead;
         in->want_start = p->autostart || pbd_state_has_process(in->state);
+    } else if (in->adopted && p->kind == PBD_KIND_EVENTLISTENER) {
+        /* where it was in supervisord's protocol (READY, an event half sent, a RESULT half
+         * read) died with the predecessor, and with it the events queued for the pool: a
+         * listener is started again to begin the protocol afresh */
+        pbd_say(d, PBD_L_INFO,
+                "%s: event listener: its protocol state died with procbusd; restarting it",
+                p->name);
+        in->adopt_stop = 1;
+        in->want_start = 1;
     }
     pbd_inst_publish(d, in);
     if (in->adopted)
@@ -290,7 +323,7 @@ static int adopt_configured(struct pbd_daemon *d, const struct pbd_program *p,
 static int adopt_removed(struct pbd_daemon *d, const struct procbus_proc *r)
 {
     struct pbd_hold_entry he;
-    int fds[3], have, pfd = open_same(r->pid, r->start_boot_ns, NULL);
+    int fds[PBD_HOLD_NFDS], have, pfd = open_same(r->pid, r->start_boot_ns, NULL);
     struct pbd_program *p;
     struct pbd_inst *in;
 
@@ -298,7 +331,7 @@ static int adopt_removed(struct pbd_daemon *d, const struct procbus_proc *r)
     if (pfd < 0 || !pbd_state_has_process(r->state)) {
         if (pfd >= 0)
             close(pfd);
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < PBD_HOLD_NFDS; k++)
             if (fds[k] >= 0)
                 close(fds[k]);
         if (have)
@@ -315,7 +348,7 @@ static int adopt_removed(struct pbd_daemon *d, const struct procbus_proc *r)
             pbd_program_clear(p);
             free(p);
         }
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < PBD_HOLD_NFDS; k++)
             if (fds[k] >= 0)
                 close(fds[k]);
         return -ENOMEM;

@@ -1,4 +1,5 @@
-/* autolog.c - AUTO log files: supervisord's names in childlogdir, and the cleanup at start. */
+/* autolog.c - AUTO log files: supervisord's names in childlogdir, the cleanup at start, and the
+ * names a predecessor chose (a procbusd taking over or re-executed logs on into the same file). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -62,6 +63,63 @@ const char *pbd_autolog_path(struct pbd_daemon *d, struct pbd_inst *in, int whic
     return x->auto_path[which];
 }
 
+/* `path` is a name pbd_autolog_path could have chosen for `in` (which 0 stdout, 1 stderr): in
+ * the AUTO folder now, NAME-stdout---IDENT-XXXXXXXX.log. */
+static int auto_name_of(struct pbd_daemon *d, const struct pbd_inst *in, int which,
+                        const char *path)
+{
+    const char *dir = pbd_autolog_dir(d), *base = strrchr(path, '/'), *tail;
+    char head[256];
+    size_t dl = strlen(dir);
+
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if (base == NULL || (size_t)(base - path) != dl || strncmp(path, dir, dl) != 0)
+        return 0;
+    snprintf(head, sizeof(head), "%s-%s---%s-", in->prog->name, which ? "stderr" : "stdout",
+             identifier(d));
+    base++;
+    if (strncmp(base, head, strlen(head)) != 0)
+        return 0;
+    tail = base + strlen(head);
+    return strlen(tail) == 8 + 4 && strcmp(tail + 8, ".log") == 0 && strchr(tail, '/') == NULL;
+}
+
+int pbd_autolog_reuse(struct pbd_daemon *d, struct pbd_inst *in, int which, const char *path)
+{
+    struct pbd_par_inst *x;
+    char *copy;
+
+    if (path == NULL || !auto_name_of(d, in, which, path))
+        return 0;
+    x = pbd_par_inst_of(in);
+    if (x == NULL || (copy = strdup(path)) == NULL)
+        return 0;
+    if (x->auto_path[which] != NULL && strcmp(x->auto_path[which], path) != 0) {
+        struct stat st; /* the empty file just made for a name of its own: not needed */
+        if (lstat(x->auto_path[which], &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+            st.st_uid == geteuid())
+            unlink(x->auto_path[which]);
+    }
+    free(x->auto_path[which]);
+    x->auto_path[which] = copy;
+    return 1;
+}
+
+/* The AUTO file some instance logs to is named `name` (in the AUTO folder). */
+static int in_use(const struct pbd_daemon *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_inst; i++) {
+        const struct pbd_par_inst *x = d->inst[i]->par;
+        for (int w = 0; x != NULL && w < 2; w++) {
+            const char *base = x->auto_path[w] != NULL ? strrchr(x->auto_path[w], '/') : NULL;
+            if (base != NULL && strcmp(base + 1, name) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /*
  * supervisord's re.match(r'.+?---IDENT-\S+\.log\.{0,1}\d{0,4}', name): something, then
  * "---IDENT-", then non-space characters up to a ".log" (re.match is anchored at the start
@@ -103,8 +161,8 @@ void pbd_autolog_cleanup(struct pbd_daemon *d)
     }
     while ((e = readdir(dp)) != NULL) {
         struct stat st;
-        if (!auto_name(e->d_name, identifier(d)))
-            continue;
+        if (!auto_name(e->d_name, identifier(d)) || in_use(d, e->d_name))
+            continue; /* (in use: an adopted program's, logged on into) */
         /* only procbusd's own files: root could remove anyone's in /tmp */
         if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
             st.st_uid != geteuid())

@@ -3,6 +3,7 @@
 #define PROCBUSD_DAEMON_H
 
 #include <regex.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -97,6 +98,14 @@ struct pbd_inst {
 };
 
 /*
+ * The signal that makes procbusd re-execute itself in place (`procbus reexec` without the
+ * request): SIGRTMIN+1 (`kill -s RTMIN+1 PID`). Not SIGUSR2, supervisord's "reopen the logs",
+ * nor SIGUSR1: liburcu's work-queue thread (the registry's hash table) leaves SIGUSR1 unblocked
+ * for itself, so a SIGUSR1 sent to procbusd is delivered there and kills it.
+ */
+#define PBD_SIG_REEXEC (SIGRTMIN + 1)
+
+/*
  * The one mutable state of procbusd (no globals): main() owns it, zeroed,
  * sets the *_override fields, then calls init, run and free. The files that
  * implement it share daemon_int.h.
@@ -138,7 +147,7 @@ struct pbd_daemon {
     void *taken; /* adoption: what a predecessor's holder kept, until claimed (hold_glue.c) */
     size_t n_taken;
     int adopting;      /* started on a crashed predecessor's segment (adopt.c) */
-    int reexec_signal; /* SIGUSR1: re-execute once this turn's exits are published */
+    int reexec_signal; /* PBD_SIG_REEXEC: re-execute once this turn's exits are published */
     struct {           /* an in-place upgrade under way (reexec.c) */
         pid_t probe;   /* `BINARY --check` running (0: none) */
         int probe_fd;  /* its pidfd, watched (PBD_W_PROBE) */
@@ -148,7 +157,7 @@ struct pbd_daemon {
         char binary[4096];
     } reexec;
     struct pbd_watch w_probe, w_holder;
-    char self_path[4096]; /* procbusd's own binary (SIGUSR1 re-executes what is there now) */
+    char self_path[4096]; /* procbusd's own binary (PBD_SIG_REEXEC re-executes what is there) */
     char **argv;          /* main's argv: a re-exec passes it on */
     int trace_unread;     /* the tracer has events no wake-up announces (pbd_trace_committed) */
     char pin_dir[512];    /* the tracer's bpffs folder (trace_glue.c) */
@@ -176,6 +185,11 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
  * it can; else the caller exits and the programs go on, for the next procbusd to adopt).
  */
 int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *config_path);
+
+/* The new image of a re-exec cannot start (`why`: [supervisord]'s start-up settings failed):
+ * the old binary is executed again with the state (d->argv set). Returns only when it cannot
+ * be (the caller then exits; the programs go on, for the next procbusd to adopt). */
+void pbd_reexec_refuse(struct pbd_daemon *d, const char *why);
 
 /* Run the event loop until shutdown completes. Returns the process exit code. */
 int pbd_daemon_run(struct pbd_daemon *d);

@@ -383,9 +383,11 @@ void pbd_trace_glue_close(struct pbd_daemon *d);
  * surviving procbusd. */
 void pbd_holder_start(struct pbd_daemon *d, int take);
 
-/* What the predecessor's holder kept for program instance `name`: 1 with *e and fds[3] (the
- * caller owns them), 0 if nothing (fds all -1). Each entry is handed out once. */
-int pbd_holder_claim(struct pbd_daemon *d, const char *name, struct pbd_hold_entry *e, int fds[3]);
+/* What the predecessor's holder kept for program instance `name`: 1 with *e and
+ * fds[PBD_HOLD_NFDS] (holder.h's order; the caller owns them), 0 if nothing (fds all -1). Each
+ * entry is handed out once. */
+int pbd_holder_claim(struct pbd_daemon *d, const char *name, struct pbd_hold_entry *e,
+                     int fds[PBD_HOLD_NFDS]);
 
 /* After adoption: entries nobody claimed (programs gone from the configuration and dead) are
  * closed and dropped from the holder, with a warning each. */
@@ -395,7 +397,7 @@ void pbd_holder_unclaimed(struct pbd_daemon *d);
  * pipes of every run, so that output survives procbusd's own death again. */
 void pbd_holder_lost(struct pbd_daemon *d);
 
-/* A run was forked: hand the holder duplicates of its read ends (failures logged). */
+/* A run was forked: hand the holder duplicates of its pipe ends (failures logged). */
 void pbd_inst_hold_put(struct pbd_daemon *d, struct pbd_inst *in);
 
 /* A pipe of the run ended: once none is left, the holder lets go of its copies. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "parity.h"
+#include "rxbuf.h"
 #include "util.h"
 
 /* One event waiting in a pool (or sent to a listener and not yet acknowledged). */
@@ -498,4 +499,148 @@ void pbd_evl_free(struct pbd_daemon *d)
         p->pools = NULL;
         p->n_pools = 0;
     }
+}
+
+/* ---- an upgrade in place (reexec_par.c): pools and listeners carried over ---- */
+
+static void entry_save(struct pbd_rxbuf *b, const struct pbd_evl_entry *e)
+{
+    pbd_rx_u64(b, e->serial);
+    pbd_rx_u64(b, e->pool_serial);
+    pbd_rx_u64(b, (uint64_t)e->type);
+    pbd_rx_bytes(b, e->payload, e->plen);
+}
+
+/* An entry entry_save wrote; NULL (r->err set) when it cannot be read. */
+static struct pbd_evl_entry *entry_restore(struct pbd_rxrd *r)
+{
+    struct pbd_evl_entry *e = calloc(1, sizeof(*e));
+    uint64_t serial = pbd_rx_get_u64(r), pool_serial = pbd_rx_get_u64(r);
+    uint64_t type = pbd_rx_get_u64(r);
+    size_t n;
+    char *payload = pbd_rx_get_bytes(r, &n);
+
+    if (payload == NULL && r->err == 0)
+        payload = calloc(1, 1); /* (an empty payload: never a NULL one) */
+    if (e == NULL || payload == NULL || r->err != 0 || type >= PBD_EVT__COUNT) {
+        free(e);
+        free(payload);
+        if (r->err == 0)
+            r->err = -EPROTO;
+        return NULL;
+    }
+    e->serial = serial;
+    e->pool_serial = pool_serial;
+    e->type = (enum pbd_evtype)type;
+    e->payload = payload;
+    e->plen = n;
+    return e;
+}
+
+void pbd_evl_save(const struct pbd_daemon *d, struct pbd_rxbuf *b)
+{
+    const struct pbd_par *p = d->par;
+    size_t n = p != NULL ? p->n_pools : 0;
+
+    pbd_rx_u64(b, p != NULL ? p->serial : 0);
+    for (int i = 0; i < 3; i++)
+        pbd_rx_u64(b, p != NULL ? (uint64_t)p->ticks[i] : 0);
+    pbd_rx_u64(b, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct pbd_evl_pool *pool = &p->pools[i];
+        pbd_rx_str(b, pool->name);
+        pbd_rx_u64(b, pool->serial);
+        pbd_rx_u64(b, pool->n);
+        for (size_t k = 0; k < pool->n; k++)
+            entry_save(b, pool->q[k]);
+    }
+}
+
+int pbd_evl_restore(struct pbd_daemon *d, struct pbd_rxrd *r)
+{
+    struct pbd_par *p = pbd_par_of(d);
+    uint64_t serial = pbd_rx_get_u64(r), n;
+    int64_t ticks[3];
+
+    for (int i = 0; i < 3; i++)
+        ticks[i] = (int64_t)pbd_rx_get_u64(r);
+    n = pbd_rx_get_u64(r);
+    if (p == NULL)
+        return -ENOMEM;
+    p->serial = serial;
+    memcpy(p->ticks, ticks, sizeof(ticks));
+    for (uint64_t i = 0; i < n && r->err == 0; i++) {
+        char *name = pbd_rx_get_str(r);
+        struct pbd_evl_pool *pool = name != NULL ? pool_named(p, name) : NULL;
+        uint64_t pserial = pbd_rx_get_u64(r), cnt = pbd_rx_get_u64(r);
+        free(name);
+        if (pool != NULL)
+            pool->serial = pserial;
+        for (uint64_t k = 0; k < cnt && r->err == 0; k++) {
+            struct pbd_evl_entry *e = entry_restore(r);
+            if (e != NULL && pool != NULL) /* (a pool gone from the configuration: dropped) */
+                pool_accept(d, pool, e, 0);
+            else
+                entry_free(e);
+        }
+    }
+    return r->err;
+}
+
+void pbd_evl_inst_save(const struct pbd_inst *in, struct pbd_rxbuf *b)
+{
+    const struct pbd_par_inst *x = in->par;
+
+    pbd_rx_u64(b, x != NULL);
+    if (x == NULL)
+        return;
+    pbd_rx_u64(b, (uint64_t)x->lstate);
+    pbd_rx_u64(b, (uint64_t)(int64_t)x->resultlen);
+    if (x->pend != NULL) /* an envelope partly written: the rest is the new image's to write */
+        pbd_rx_bytes(b, x->pend + x->pend_off, x->pend_len - x->pend_off);
+    else
+        pbd_rx_bytes(b, NULL, 0);
+    pbd_rx_bytes(b, x->sbuf, x->slen);
+    pbd_rx_u64(b, x->event != NULL);
+    if (x->event != NULL)
+        entry_save(b, x->event);
+}
+
+void pbd_evl_inst_restore(struct pbd_inst *in, struct pbd_rxrd *r)
+{
+    struct pbd_par_inst *x;
+    uint64_t lstate, resultlen, has_event;
+    size_t pend_len = 0, slen = 0;
+    char *pend, *sbuf;
+    struct pbd_evl_entry *event = NULL;
+
+    if (pbd_rx_get_u64(r) == 0)
+        return;
+    lstate = pbd_rx_get_u64(r);
+    resultlen = pbd_rx_get_u64(r);
+    pend = pbd_rx_get_bytes(r, &pend_len);
+    sbuf = pbd_rx_get_bytes(r, &slen);
+    has_event = pbd_rx_get_u64(r);
+    if (has_event)
+        event = entry_restore(r);
+    x = in != NULL ? pbd_par_inst_of(in) : NULL;
+    if (x == NULL || r->err != 0 || lstate > PBD_LS_UNKNOWN) {
+        free(pend);
+        free(sbuf);
+        entry_free(event);
+        if (r->err == 0 && lstate > PBD_LS_UNKNOWN)
+            r->err = -EPROTO;
+        return;
+    }
+    x->lstate = (enum pbd_lstate)lstate;
+    x->resultlen = (long)(int64_t)resultlen;
+    free(x->pend);
+    x->pend = pend;
+    x->pend_len = pend_len;
+    x->pend_off = 0;
+    free(x->sbuf);
+    x->sbuf = sbuf;
+    x->slen = x->scap = slen;
+    entry_free(x->event);
+    x->event = event;
 }

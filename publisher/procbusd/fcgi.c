@@ -2,6 +2,7 @@
  * every instance as fd 0, closed once none of them runs (supervisord's socket manager). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -9,10 +10,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "parity.h"
+#include "rxbuf.h"
 #include "userdb.h"
 
 /* One socket, shared by the instances of one [fcgi-program:x] (named by its program). */
@@ -123,6 +126,26 @@ fail:
     return rc;
 }
 
+/* The socket entry of [fcgi-program:`program`], made (closed) if there is none yet; NULL when
+ * out of memory. */
+static struct pbd_fcgi_sock *sock_of(struct pbd_par *p, const char *program)
+{
+    struct pbd_fcgi_sock *s, *grown;
+
+    for (size_t i = 0; i < p->n_socks; i++)
+        if (!strcmp(p->socks[i].program, program))
+            return &p->socks[i];
+    grown = realloc(p->socks, (p->n_socks + 1) * sizeof(*p->socks));
+    if (grown == NULL)
+        return NULL;
+    p->socks = grown;
+    s = &p->socks[p->n_socks++];
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    snprintf(s->program, sizeof(s->program), "%s", program);
+    return s;
+}
+
 int pbd_fcgi_socket(struct pbd_daemon *d, struct pbd_inst *in, char *why, size_t whylen)
 {
     struct pbd_par *p = pbd_par_of(d);
@@ -133,24 +156,14 @@ int pbd_fcgi_socket(struct pbd_daemon *d, struct pbd_inst *in, char *why, size_t
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
     }
-    for (size_t i = 0; i < p->n_socks && s == NULL; i++)
-        if (!strcmp(p->socks[i].program, in->prog->program))
-            s = &p->socks[i];
-    if (s != NULL && s->fd >= 0 && strcmp(s->url, in->prog->fcgi_socket) != 0) {
+    s = sock_of(p, in->prog->program);
+    if (s == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    if (s->fd >= 0 && strcmp(s->url, in->prog->fcgi_socket) != 0) {
         close(s->fd); /* a reload changed the socket: a new one */
         s->fd = -1;
-    }
-    if (s == NULL) {
-        struct pbd_fcgi_sock *grown = realloc(p->socks, (p->n_socks + 1) * sizeof(*p->socks));
-        if (grown == NULL) {
-            snprintf(why, whylen, "out of memory");
-            return -ENOMEM;
-        }
-        p->socks = grown;
-        s = &p->socks[p->n_socks++];
-        memset(s, 0, sizeof(*s));
-        s->fd = -1;
-        snprintf(s->program, sizeof(s->program), "%s", in->prog->program);
     }
     if (s->fd < 0) {
         free(s->url);
@@ -209,4 +222,89 @@ void pbd_fcgi_free(struct pbd_daemon *d)
         p->socks = NULL;
         p->n_socks = 0;
     }
+}
+
+/* ---- crash-only: a procbusd taking over, an upgrade in place ---- */
+
+void pbd_fcgi_adopt(struct pbd_daemon *d, struct pbd_inst *in, int pidfd)
+{
+    struct pbd_par *p = pbd_par_of(d);
+    struct pbd_fcgi_sock *s = p != NULL ? sock_of(p, in->prog->program) : NULL;
+    int fd, on = 0;
+    socklen_t len = sizeof(on);
+    char *url;
+
+    if (s == NULL || s->fd >= 0)
+        return; /* (another instance gave it back already) */
+    /* the instance's fd 0 is the socket the dead procbusd made (pidfd_getfd: root, or the
+     * same user with ptrace rights; close-on-exec set) */
+    fd = (int)syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0 || !on ||
+        (url = strdup(in->prog->fcgi_socket)) == NULL) {
+        pbd_say(d, PBD_L_WARN,
+                "%s: cannot take %s back from pid %d (%s): an instance started next gets a new "
+                "socket",
+                in->prog->program, in->prog->fcgi_socket, (int)in->sp.pid,
+                fd < 0 ? strerror(errno) : "its fd 0 is not a listening socket");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    free(s->url);
+    s->url = url;
+    s->fd = fd;
+    pbd_say(d, PBD_L_INFO, "%s: took %s back from pid %d", in->prog->program, s->url,
+            (int)in->sp.pid);
+}
+
+void pbd_fcgi_keep(const struct pbd_daemon *d, int keep)
+{
+    const struct pbd_par *p = d->par;
+
+    for (size_t i = 0; p != NULL && i < p->n_socks; i++)
+        if (p->socks[i].fd >= 0)
+            fcntl(p->socks[i].fd, F_SETFD, keep ? 0 : FD_CLOEXEC);
+}
+
+void pbd_fcgi_save(const struct pbd_daemon *d, struct pbd_rxbuf *b)
+{
+    const struct pbd_par *p = d->par;
+    size_t n = 0;
+
+    for (size_t i = 0; p != NULL && i < p->n_socks; i++)
+        n += p->socks[i].fd >= 0;
+    pbd_rx_u64(b, n);
+    for (size_t i = 0; p != NULL && i < p->n_socks; i++) {
+        if (p->socks[i].fd < 0)
+            continue;
+        pbd_rx_str(b, p->socks[i].program);
+        pbd_rx_str(b, p->socks[i].url);
+        pbd_rx_u64(b, (uint64_t)p->socks[i].fd);
+    }
+}
+
+int pbd_fcgi_restore(struct pbd_daemon *d, struct pbd_rxrd *r)
+{
+    struct pbd_par *p = pbd_par_of(d);
+    uint64_t n = pbd_rx_get_u64(r);
+
+    for (uint64_t i = 0; i < n && r->err == 0; i++) {
+        char *program = pbd_rx_get_str(r), *url = pbd_rx_get_str(r);
+        int fd = (int)pbd_rx_get_u64(r);
+        struct pbd_fcgi_sock *s =
+            p != NULL && program != NULL && url != NULL ? sock_of(p, program) : NULL;
+        if (r->err == 0 && fd >= 0)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if (s == NULL || s->fd >= 0 || r->err != 0) {
+            if (r->err == 0 && fd >= 0)
+                close(fd);
+            free(url);
+        } else {
+            free(s->url);
+            s->url = url;
+            s->fd = fd; /* (no instance of it runs any more: pbd_fcgi_gc closes it) */
+        }
+        free(program);
+    }
+    return p == NULL ? -ENOMEM : r->err;
 }

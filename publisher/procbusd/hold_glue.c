@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "procbus_pub.h"
 
 /* FNV-1a over bytes, continuing from h. */
@@ -54,22 +55,36 @@ uint64_t pbd_program_digest(const struct pbd_program *p)
     h = fnv(h, &p->err.backups, sizeof(p->err.backups));
     h = fnv(h, &p->ready_fd, sizeof(p->ready_fd));
     h = fnv_str(h, p->ready_log);
+    /* supervisord parity's settings (pbd_program_same compares them too) */
+    h = fnv(h, &p->out.events, sizeof(p->out.events));
+    h = fnv(h, &p->out.capture_maxbytes, sizeof(p->out.capture_maxbytes));
+    h = fnv(h, &p->err.events, sizeof(p->err.events));
+    h = fnv(h, &p->err.capture_maxbytes, sizeof(p->err.capture_maxbytes));
+    h = fnv_str(h, p->program);
+    h = fnv(h, &p->kind, sizeof(p->kind));
+    h = fnv_str(h, p->serverurl);
+    h = fnv(h, &p->evl_events, sizeof(p->evl_events));
+    h = fnv(h, &p->evl_buffer_size, sizeof(p->evl_buffer_size));
+    h = fnv_str(h, p->fcgi_socket);
+    h = fnv_str(h, p->fcgi_socket_owner);
+    h = fnv(h, &p->fcgi_socket_mode, sizeof(p->fcgi_socket_mode));
+    h = fnv(h, &p->fcgi_socket_backlog, sizeof(p->fcgi_socket_backlog));
     return h;
 }
 
 /* What holds entries taken from a predecessor's holder until adoption claims them. */
 struct taken {
     struct pbd_hold_entry e;
-    int fds[3];
+    int fds[PBD_HOLD_NFDS];
 };
 
-static void on_taken(void *arg, const struct pbd_hold_entry *e, int fds[3])
+static void on_taken(void *arg, const struct pbd_hold_entry *e, int fds[PBD_HOLD_NFDS])
 {
     struct pbd_daemon *d = arg;
     struct taken *grown = realloc(d->taken, (d->n_taken + 1) * sizeof(*grown));
 
     if (grown == NULL) {
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < PBD_HOLD_NFDS; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
         return;
@@ -103,7 +118,8 @@ void pbd_holder_start(struct pbd_daemon *d, int take)
     }
 }
 
-int pbd_holder_claim(struct pbd_daemon *d, const char *name, struct pbd_hold_entry *e, int fds[3])
+int pbd_holder_claim(struct pbd_daemon *d, const char *name, struct pbd_hold_entry *e,
+                     int fds[PBD_HOLD_NFDS])
 {
     for (size_t i = 0; i < d->n_taken; i++) {
         struct taken *t = &((struct taken *)d->taken)[i];
@@ -114,7 +130,8 @@ int pbd_holder_claim(struct pbd_daemon *d, const char *name, struct pbd_hold_ent
         t->e.name[0] = '\0'; /* claimed */
         return 1;
     }
-    fds[0] = fds[1] = fds[2] = -1;
+    for (int k = 0; k < PBD_HOLD_NFDS; k++)
+        fds[k] = -1;
     return 0;
 }
 
@@ -127,7 +144,7 @@ void pbd_holder_unclaimed(struct pbd_daemon *d)
         pbd_say(d, PBD_L_WARN, "fd holder: %s: no such program any more; its pipes are closed",
                 t->e.name);
         pbd_holder_drop(&d->holder, t->e.name);
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < PBD_HOLD_NFDS; k++)
             if (t->fds[k] >= 0)
                 close(t->fds[k]);
     }
@@ -136,23 +153,35 @@ void pbd_holder_unclaimed(struct pbd_daemon *d)
     d->n_taken = 0;
 }
 
+/* The file a log of `in` goes to as opened (an AUTO log's own name), else as configured. */
+static const char *log_file(const struct pbd_log *log, const struct pbd_logconf *lc)
+{
+    const char *path = log != NULL ? pbd_log_path(log) : NULL;
+
+    return path != NULL ? path : lc->path;
+}
+
 void pbd_inst_hold_put(struct pbd_daemon *d, struct pbd_inst *in)
 {
     struct pbd_hold_entry e;
-    int fds[3] = {in->sp.out_fd, in->sp.err_fd, in->sp.ready_fd}, rc;
+    int fds[PBD_HOLD_NFDS] = {in->sp.out_fd, in->sp.err_fd, in->sp.ready_fd,
+                              in->par != NULL ? in->par->stdin_w : -1},
+        rc;
     const struct pbd_program *p = in->prog;
+    const char *out = log_file(in->out_log, &p->out), *err = log_file(in->err_log, &p->err);
 
-    if (d->holder.fd < 0 || in->sp.pid <= 0 || (fds[0] < 0 && fds[1] < 0 && fds[2] < 0))
+    if (d->holder.fd < 0 || in->sp.pid <= 0 ||
+        (fds[0] < 0 && fds[1] < 0 && fds[2] < 0 && fds[3] < 0))
         return;
     memset(&e, 0, sizeof(e));
     snprintf(e.name, sizeof(e.name), "%s", p->name);
     e.pid = in->sp.pid;
     e.start_boot = in->start_boot;
     e.digest = pbd_program_digest(p);
-    if (p->out.path != NULL && strlen(p->out.path) < sizeof(e.out_path))
-        snprintf(e.out_path, sizeof(e.out_path), "%s", p->out.path);
-    if (p->err.path != NULL && !p->redirect_stderr && strlen(p->err.path) < sizeof(e.err_path))
-        snprintf(e.err_path, sizeof(e.err_path), "%s", p->err.path);
+    if (out != NULL && strlen(out) < sizeof(e.out_path))
+        snprintf(e.out_path, sizeof(e.out_path), "%s", out);
+    if (err != NULL && !p->redirect_stderr && strlen(err) < sizeof(e.err_path))
+        snprintf(e.err_path, sizeof(e.err_path), "%s", err);
     rc = pbd_holder_put(&d->holder, &e, fds);
     if (rc < 0)
         pbd_say(d, PBD_L_WARN, "%s: fd holder: %s (this run's output does not survive procbusd)",

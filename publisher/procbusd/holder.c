@@ -35,17 +35,17 @@ struct hold_msg {
 
 /* ---- messages with descriptors ---- */
 
-static int send_msg(int fd, uint16_t kind, const struct pbd_hold_entry *e, const int fds[3],
-                    int flags)
+static int send_msg(int fd, uint16_t kind, const struct pbd_hold_entry *e,
+                    const int fds[PBD_HOLD_NFDS], int flags)
 {
     struct hold_msg m;
     struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
     union {
-        char buf[CMSG_SPACE(3 * sizeof(int))];
+        char buf[CMSG_SPACE(PBD_HOLD_NFDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    int n = 0, i, list[3];
+    int n = 0, i, list[PBD_HOLD_NFDS];
 
     memset(&m, 0, sizeof(m));
     m.magic = HOLD_MAGIC;
@@ -53,7 +53,7 @@ static int send_msg(int fd, uint16_t kind, const struct pbd_hold_entry *e, const
     if (e != NULL)
         m.e = *e;
     m.e.fds = 0;
-    for (i = 0; fds != NULL && i < 3; i++)
+    for (i = 0; fds != NULL && i < PBD_HOLD_NFDS; i++)
         if (fds[i] >= 0) {
             m.e.fds |= 1u << i;
             list[n++] = fds[i];
@@ -79,22 +79,23 @@ static int send_msg(int fd, uint16_t kind, const struct pbd_hold_entry *e, const
     }
 }
 
-/* One message; its descriptors into fds[0..2] by e.fds (the others -1). 1, 0 (end of file) or
- * a negative errno. Descriptors of a malformed message are closed. */
-static int recv_msg(int fd, struct hold_msg *m, int fds[3])
+/* One message; its descriptors into fds[0..PBD_HOLD_NFDS-1] by e.fds (the others -1). 1, 0 (end of
+ * file) or a negative errno. Descriptors of a malformed message are closed. */
+static int recv_msg(int fd, struct hold_msg *m, int fds[PBD_HOLD_NFDS])
 {
     struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
     union {
-        char buf[CMSG_SPACE(3 * sizeof(int))];
+        char buf[CMSG_SPACE(PBD_HOLD_NFDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     struct cmsghdr *c;
-    int got[3], ngot = 0, i, k = 0;
+    int got[PBD_HOLD_NFDS], ngot = 0, i, k = 0;
     ssize_t n;
 
-    fds[0] = fds[1] = fds[2] = -1;
+    for (i = 0; i < PBD_HOLD_NFDS; i++)
+        fds[i] = -1;
     do
         n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
@@ -106,7 +107,7 @@ static int recv_msg(int fd, struct hold_msg *m, int fds[3])
             for (size_t j = 0; j < cnt; j++) {
                 int x;
                 memcpy(&x, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-                if (ngot < 3)
+                if (ngot < PBD_HOLD_NFDS)
                     got[ngot++] = x;
                 else
                     close(x);
@@ -120,7 +121,7 @@ static int recv_msg(int fd, struct hold_msg *m, int fds[3])
     m->e.name[sizeof(m->e.name) - 1] = '\0';
     m->e.out_path[sizeof(m->e.out_path) - 1] = '\0';
     m->e.err_path[sizeof(m->e.err_path) - 1] = '\0';
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < PBD_HOLD_NFDS; i++)
         if ((m->e.fds & (1u << i)) && k < ngot)
             fds[i] = got[k++];
     for (; k < ngot; k++)
@@ -151,7 +152,7 @@ static pid_t peer_pid(int fd)
 
 struct held {
     struct pbd_hold_entry e;
-    int fds[3];
+    int fds[PBD_HOLD_NFDS];
 };
 
 struct holder_state {
@@ -170,9 +171,9 @@ static void leave(struct holder_state *s, int code)
     exit(code);
 }
 
-static void close3(int fds[3])
+static void close_all(int fds[PBD_HOLD_NFDS])
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < PBD_HOLD_NFDS; i++)
         if (fds[i] >= 0) {
             close(fds[i]);
             fds[i] = -1;
@@ -187,7 +188,7 @@ static struct held *find(struct holder_state *s, const char *name)
     return NULL;
 }
 
-static void put(struct holder_state *s, const struct pbd_hold_entry *e, int fds[3])
+static void put(struct holder_state *s, const struct pbd_hold_entry *e, int fds[PBD_HOLD_NFDS])
 {
     struct held *h = find(s, e->name);
 
@@ -196,7 +197,7 @@ static void put(struct holder_state *s, const struct pbd_hold_entry *e, int fds[
             size_t ncap = s->cap ? s->cap * 2 : 64;
             struct held *nv = realloc(s->v, ncap * sizeof(*nv));
             if (nv == NULL) {
-                close3(fds);
+                close_all(fds);
                 return;
             }
             s->v = nv;
@@ -204,7 +205,7 @@ static void put(struct holder_state *s, const struct pbd_hold_entry *e, int fds[
         }
         h = &s->v[s->n++];
     } else {
-        close3(h->fds);
+        close_all(h->fds);
     }
     h->e = *e;
     memcpy(h->fds, fds, sizeof(h->fds));
@@ -216,7 +217,7 @@ static void drop(struct holder_state *s, const char *name)
 
     if (h == NULL)
         return;
-    close3(h->fds);
+    close_all(h->fds);
     *h = s->v[--s->n];
 }
 
@@ -238,7 +239,7 @@ static int worth_staying(const struct holder_state *s)
     }
     close(fd);
     for (i = 0; i < s->n && !live; i++)
-        for (int k = 0; k < 3 && !live; k++) {
+        for (int k = 0; k < 3 && !live; k++) { /* the output pipes (a stdin says nothing) */
             struct pollfd p = {.fd = s->v[i].fds[k], .events = POLLIN};
             int avail = 0;
             if (p.fd < 0)
@@ -252,7 +253,7 @@ static int worth_staying(const struct holder_state *s)
 static int serve(struct holder_state *s, int fd)
 {
     struct hold_msg m;
-    int fds[3], rc = recv_msg(fd, &m, fds);
+    int fds[PBD_HOLD_NFDS], rc = recv_msg(fd, &m, fds);
     size_t i;
 
     if (rc <= 0)
@@ -262,22 +263,22 @@ static int serve(struct holder_state *s, int fd)
         put(s, &m.e, fds);
         return 0;
     case HOLD_DROP:
-        close3(fds);
+        close_all(fds);
         drop(s, m.e.name);
         return 0;
     case HOLD_TAKE:
-        close3(fds);
+        close_all(fds);
         for (i = 0; i < s->n; i++)
             if (send_msg(fd, HOLD_ENTRY, &s->v[i].e, s->v[i].fds, 0) < 0)
                 return -1;
         return send_msg(fd, HOLD_END, NULL, NULL, 0) < 0 ? -1 : 0;
     case HOLD_QUIT:
-        close3(fds);
+        close_all(fds);
         for (i = 0; i < s->n; i++)
-            close3(s->v[i].fds);
+            close_all(s->v[i].fds);
         leave(s, 0);
     default:
-        close3(fds);
+        close_all(fds);
         return 0;
     }
 }
@@ -448,7 +449,8 @@ int pbd_holder_connect(struct pbd_holder *h, const char *seg_path, char *why, si
 }
 
 int pbd_holder_take(struct pbd_holder *h,
-                    void (*cb)(void *arg, const struct pbd_hold_entry *e, int fds[3]), void *arg)
+                    void (*cb)(void *arg, const struct pbd_hold_entry *e, int fds[PBD_HOLD_NFDS]),
+                    void *arg)
 {
     int n = 0, rc;
 
@@ -460,7 +462,7 @@ int pbd_holder_take(struct pbd_holder *h,
     for (;;) {
         struct pollfd p = {.fd = h->fd, .events = POLLIN};
         struct hold_msg m;
-        int fds[3];
+        int fds[PBD_HOLD_NFDS];
         if (poll(&p, 1, 1000) <= 0)
             return -ETIMEDOUT;
         rc = recv_msg(h->fd, &m, fds);
@@ -469,7 +471,7 @@ int pbd_holder_take(struct pbd_holder *h,
         if (m.kind == HOLD_END)
             return n;
         if (m.kind != HOLD_ENTRY) {
-            close3(fds);
+            close_all(fds);
             continue;
         }
         cb(arg, &m.e, fds);
@@ -477,7 +479,8 @@ int pbd_holder_take(struct pbd_holder *h,
     }
 }
 
-int pbd_holder_put(struct pbd_holder *h, const struct pbd_hold_entry *e, const int fds[3])
+int pbd_holder_put(struct pbd_holder *h, const struct pbd_hold_entry *e,
+                   const int fds[PBD_HOLD_NFDS])
 {
     if (h->fd < 0)
         return -ENOTCONN;

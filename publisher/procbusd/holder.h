@@ -12,10 +12,11 @@
  * writes to a pipe nobody holds the read end of dies of SIGPIPE, and what it wrote meanwhile
  * is lost. So procbusd starts a holder (procbusd itself, exec'd as `procbusd --fd-holder FD
  * SEGMENT`, in a session of its own) and hands it a duplicate of each run's pipe read ends
- * (stdout, stderr, readiness) over a unix socket (SCM_RIGHTS). The holder never reads them:
- * the bytes stay in the pipe until a procbusd reads them. The next procbusd on the same
- * segment connects to the same holder, takes the descriptors back (TAKE) and logs what was
- * written meanwhile, in order.
+ * (stdout, stderr, readiness) and of its stdin pipe's write end over a unix socket
+ * (SCM_RIGHTS). The holder never reads or writes them: the bytes stay in the pipe until a
+ * procbusd reads them, and a program reading its stdin goes on waiting (as under supervisord)
+ * instead of seeing its end. The next procbusd on the same segment connects to the same
+ * holder, takes the descriptors back (TAKE) and logs what was written meanwhile, in order.
  *
  * The socket is `.NAME.fdhold` beside the segment file (its folder is one only trusted users
  * can change, shm/segment.c); both sides check the other's uid (SO_PEERCRED): root or the same
@@ -35,14 +36,17 @@ struct pbd_hold_entry {
     int32_t pid;         /* the run's main process */
     uint64_t start_boot; /* its start (CLOCK_BOOTTIME ns, clock-tick resolution) */
     uint64_t digest;     /* the program's settings when it was started (adopt.c) */
-    uint32_t fds;        /* PBD_HOLD_OUT | PBD_HOLD_ERR | PBD_HOLD_READY: which follow */
+    uint32_t fds;        /* PBD_HOLD_OUT | PBD_HOLD_ERR | PBD_HOLD_READY | PBD_HOLD_IN */
     uint32_t reserved;
-    char out_path[1024]; /* its log files ("" if none or too long), for a program that a */
-    char err_path[1024]; /* successor's configuration no longer has */
+    char out_path[1024]; /* its log files as opened ("" if none or too long; an AUTO log's */
+    char err_path[1024]; /* own name): a successor logs on there (autolog.c, adopt.c) */
 };
-#define PBD_HOLD_OUT   0x1u
-#define PBD_HOLD_ERR   0x2u
-#define PBD_HOLD_READY 0x4u
+/* The descriptors of an entry, in this order (fds[i] goes with bit 1 << i). */
+#define PBD_HOLD_OUT   0x1u /* stdout's read end */
+#define PBD_HOLD_ERR   0x2u /* stderr's read end */
+#define PBD_HOLD_READY 0x4u /* the readiness pipe's read end (ready_fd) */
+#define PBD_HOLD_IN    0x8u /* stdin's write end (parity.h: supervisord gives every program one) */
+#define PBD_HOLD_NFDS  4
 
 /* procbusd's connection to its holder. */
 struct pbd_holder {
@@ -64,17 +68,20 @@ int pbd_holder_main(int listen_fd, const char *seg_path);
 int pbd_holder_connect(struct pbd_holder *h, const char *seg_path, char *why, size_t whylen);
 
 /*
- * Take back every entry the holder keeps: cb(arg, entry, fds) for each, fds[0..2] the stdout,
- * stderr and readiness read ends (-1 where e->fds says none; the callee owns them, close-on-exec
- * set). The holder keeps its own copies until DROP or a new PUT for the same name. Waits up to
- * about a second for the holder's answer. Returns the number of entries, or a negative errno.
+ * Take back every entry the holder keeps: cb(arg, entry, fds) for each, fds[0..3] the stdout,
+ * stderr and readiness read ends and the stdin write end (-1 where e->fds says none; the callee
+ * owns them, close-on-exec set). The holder keeps its own copies until DROP or a new PUT for the
+ * same name. Waits up to about a second for the holder's answer. Returns the number of entries, or
+ * a negative errno.
  */
 int pbd_holder_take(struct pbd_holder *h,
-                    void (*cb)(void *arg, const struct pbd_hold_entry *e, int fds[3]), void *arg);
+                    void (*cb)(void *arg, const struct pbd_hold_entry *e, int fds[PBD_HOLD_NFDS]),
+                    void *arg);
 
-/* Hand the holder a run's read ends (fds[i] -1: none), replacing what it kept under e->name.
+/* Hand the holder a run's pipe ends (fds[i] -1: none), replacing what it kept under e->name.
  * Never blocks. 0 or a negative errno. */
-int pbd_holder_put(struct pbd_holder *h, const struct pbd_hold_entry *e, const int fds[3]);
+int pbd_holder_put(struct pbd_holder *h, const struct pbd_hold_entry *e,
+                   const int fds[PBD_HOLD_NFDS]);
 
 /* The holder closes what it keeps under `name` (the pipes were read to their end, or the
  * program was removed). Never blocks. */

@@ -152,6 +152,11 @@ static void on_signal(struct pbd_daemon *d)
     struct signalfd_siginfo si;
 
     while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if ((int)si.ssi_signo == PBD_SIG_REEXEC) { /* re-execute (the binary at procbusd's
+                                                    * own path): reexec.c */
+            d->reexec_signal = 1;
+            continue;
+        }
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
@@ -167,9 +172,6 @@ static void on_signal(struct pbd_daemon *d)
             break;
         case SIGHUP: /* after this turn's exits are published (pbd_daemon_run) */
             d->reload_pending = 1;
-            break;
-        case SIGUSR1: /* re-execute (the binary at procbusd's own path): reexec.c */
-            d->reexec_signal = 1;
             break;
         case SIGCHLD: /* after this turn's exits are published: each waitid(P_ALL) walks
                        * all of procbusd's children (programs' main processes are reaped
@@ -211,8 +213,8 @@ int pbd_loop_setup(struct pbd_daemon *d, struct pbd_config *cfg, const char *con
     sigaddset(&mask, SIGHUP);
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGQUIT);
-    sigaddset(&mask, SIGUSR2); /* reopen the logs (supervisord's) */
-    sigaddset(&mask, SIGUSR1); /* re-execute (reexec.c) */
+    sigaddset(&mask, SIGUSR2);        /* reopen the logs (supervisord's) */
+    sigaddset(&mask, PBD_SIG_REEXEC); /* re-execute (reexec.c) */
     sigprocmask(SIG_BLOCK, &mask, NULL);
     rc = pbd_sampler_init(&d->sampler);
     if (rc < 0)
@@ -277,7 +279,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     }
     pbd_watch_add(d, d->ctl.listen_fd, &d->w_listen);
 
-    rc = pbd_par_init(d); /* before the instances open their (AUTO) logs */
+    rc = pbd_par_init(d, 0); /* procbusd's log, pidfile, event pools: before the instances */
     if (rc < 0)
         return rc;
     procbus_pub_predecessor(d->pub, &pred);
@@ -294,6 +296,8 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
             if (pbd_inst_new(d, &d->cfg.progs[i]) == NULL)
                 return -ENOMEM;
     }
+    if (!d->cfg.daemon.nocleanup) /* AUTO logs of earlier runs, but those logged on into */
+        pbd_autolog_cleanup(d);
     pbd_inst_sort(d);
     /* every program, STOPPED or as adopted (d->staged stays set: the commit below publishes
      * again) */
@@ -435,7 +439,7 @@ int pbd_daemon_run(struct pbd_daemon *d)
         }
         if (d->reexec_signal) {
             d->reexec_signal = 0;
-            pbd_say(d, PBD_L_INFO, "SIGUSR1: re-executing %s", d->self_path);
+            pbd_say(d, PBD_L_INFO, "SIGRTMIN+1: re-executing %s", d->self_path);
             pbd_reexec_request(d, NULL, -1);
         }
         if (d->reload_pending) {

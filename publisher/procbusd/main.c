@@ -34,10 +34,10 @@ static void usage(FILE *f)
                "\n"
                "Signals: SIGTERM/SIGINT/SIGQUIT stop every program (dependents first) and exit\n"
                "0; SIGHUP reloads the configuration (like `procbus reload`); SIGUSR2 reopens\n"
-               "the log files; SIGUSR1 re-executes the binary at procbusd's own path in place\n"
-               "(like `procbus reexec`), keeping every program, pipe and the segment. kill -9\n"
-               "is safe: a procbusd started again adopts what runs (procbusd(8), RESTARTS AND\n"
-               "UPGRADES).\n");
+               "the log files; SIGRTMIN+1 re-executes the binary at procbusd's own path in\n"
+               "place (like `procbus reexec`), keeping every program, pipe and the segment.\n"
+               "kill -9 is safe: a procbusd started again adopts what runs (procbusd(8),\n"
+               "RESTARTS AND UPGRADES).\n");
 }
 
 static void print_warning(void *arg, const char *msg)
@@ -171,15 +171,17 @@ int main(int argc, char **argv)
         return 0;
     }
     raise_fd_limit(&d);
-    if (pbd_svd_startup(&d, &cfg, err, sizeof(err)) < 0) { /* [supervisord] user, minfds ... */
-        fprintf(stderr, "procbusd: %s\n", err);
-        pbd_config_free(&cfg);
-        return 1;
-    }
     d.argv = argv;
     {
         ssize_t n = readlink("/proc/self/exe", d.self_path, sizeof(d.self_path) - 1);
         d.self_path[n > 0 ? n : 0] = '\0';
+    }
+    if (pbd_svd_startup(&d, &cfg, err, sizeof(err)) < 0) { /* [supervisord] user, minfds ... */
+        fprintf(stderr, "procbusd: %s\n", err);
+        if (getenv("PROCBUS_REEXEC") != NULL) /* an upgrade's new image: the old one goes on */
+            pbd_reexec_refuse(&d, err);
+        pbd_config_free(&cfg);
+        return 1;
     }
     if (getenv("PROCBUS_REEXEC") != NULL) /* the new image of an upgrade in place */
         rc = pbd_daemon_resume(&d, &cfg, path);

@@ -33,32 +33,34 @@ struct pbd_par_inst *pbd_par_inst_of(struct pbd_inst *in)
     return in->par;
 }
 
-int pbd_par_init(struct pbd_daemon *d)
+int pbd_par_init(struct pbd_daemon *d, int resume)
 {
     struct pbd_par *p = pbd_par_of(d);
-    int rc;
+    int rc, first = 0;
 
     if (p == NULL)
         return -ENOMEM;
     rc = pbd_mainlog_open(d);
-    if (rc < 0)
+    if (rc < 0 && !resume)
         return rc;
+    first = rc;
     if (d->cfg.daemon.pidfile != NULL) {
         FILE *f = fopen(d->cfg.daemon.pidfile, "we");
         if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
             rc = -errno;
             fprintf(stderr, "procbusd: cannot write the pidfile %s: %s\n", d->cfg.daemon.pidfile,
                     strerror(errno));
-            return rc;
+            if (!resume)
+                return rc;
+            first = first < 0 ? first : rc;
         }
         p->pidfile = strdup(d->cfg.daemon.pidfile);
     }
-    if (!d->cfg.daemon.nocleanup)
-        pbd_autolog_cleanup(d);
     if (pbd_evl_sync_pools(d) < 0)
         return -ENOMEM;
-    pbd_evl_notify(d, PBD_EVT_SUPERVISOR_STATE_CHANGE_RUNNING, "", 0);
-    return 0;
+    if (!resume) /* (an upgrade in place: the same supervisor goes on running) */
+        pbd_evl_notify(d, PBD_EVT_SUPERVISOR_STATE_CHANGE_RUNNING, "", 0);
+    return first; /* (resume: what failed did not stop the rest) */
 }
 
 void pbd_par_free(struct pbd_daemon *d)

@@ -75,10 +75,13 @@ struct pbd_par_inst *pbd_par_inst_of(struct pbd_inst *in);
 
 /* ---- parity.c: the hooks ---- */
 
-/* After the daemon's set-up (instances made, before the loop): procbusd's own log, the
- * pidfile, old AUTO logs removed, event pools made, SUPERVISOR_STATE_CHANGE_RUNNING. Returns 0
- * or a negative errno with a message on stderr (the pidfile or log cannot be written). */
-int pbd_par_init(struct pbd_daemon *d);
+/* In the daemon's set-up, before the instances are made: procbusd's own log, the pidfile,
+ * event pools made, SUPERVISOR_STATE_CHANGE_RUNNING (not when `resume`: the new image of an
+ * upgrade in place, whose state pbd_par_restore then puts back). Old AUTO logs are removed
+ * once the instances are made (pbd_autolog_cleanup: an adopted program's is kept). Returns 0
+ * or a negative errno with a message on stderr (the pidfile or log cannot be written: with
+ * `resume`, the rest is done all the same). */
+int pbd_par_init(struct pbd_daemon *d, int resume);
 
 /* At exit: pidfile removed, everything freed. Safe when pbd_par_init did not run. */
 void pbd_par_free(struct pbd_daemon *d);
@@ -147,8 +150,16 @@ const char *pbd_autolog_path(struct pbd_daemon *d, struct pbd_inst *in, int whic
 const char *pbd_autolog_dir(const struct pbd_daemon *d);
 
 /* At start, unless nocleanup: remove the AUTO logs an earlier run left in childlogdir (files
- * of procbusd's user whose names match supervisord's pattern for this identifier). */
+ * of procbusd's user whose names match supervisord's pattern for this identifier), but those
+ * an instance logs to (adopted from a procbusd that died: pbd_autolog_reuse). */
 void pbd_autolog_cleanup(struct pbd_daemon *d);
+
+/* A predecessor's AUTO file `path` for `in` (which 0 stdout, 1 stderr; from the fd holder or
+ * an upgrade's state): if it is a name pbd_autolog_path could choose for `in` now, it becomes
+ * the instance's (the empty file of a name chosen meanwhile is removed); the caller then opens
+ * the logs again (pbd_inst_open_logs). 1 if taken, 0 if not (another folder or name, no
+ * memory). */
+int pbd_autolog_reuse(struct pbd_daemon *d, struct pbd_inst *in, int which, const char *path);
 
 /* ---- mainlog.c ---- */
 
@@ -207,6 +218,19 @@ int pbd_evl_pending(const struct pbd_daemon *d, const char *name);
 void pbd_evl_free(struct pbd_daemon *d);
 void pbd_evl_inst_free(struct pbd_daemon *d, struct pbd_inst *in);
 
+/* An upgrade in place (reexec_par.c): the global serial, the TICK slices and every pool's
+ * queue written for the new image, which puts them back into the pools its configuration has
+ * (pbd_evl_sync_pools first; a pool it lacks drops its events). Restore returns 0, or the
+ * reader's error (-EPROTO, -ENOMEM). */
+struct pbd_rxbuf;
+struct pbd_rxrd;
+void pbd_evl_save(const struct pbd_daemon *d, struct pbd_rxbuf *b);
+int pbd_evl_restore(struct pbd_daemon *d, struct pbd_rxrd *r);
+/* A listener's protocol state (READY/BUSY..., the envelope's unwritten rest, its unread
+ * output, the event it is busy with); `in` NULL on restore: read and dropped. */
+void pbd_evl_inst_save(const struct pbd_inst *in, struct pbd_rxbuf *b);
+void pbd_evl_inst_restore(struct pbd_inst *in, struct pbd_rxrd *r);
+
 /* ---- fcgi.c ---- */
 
 /* The listening socket of in's [fcgi-program:x] (made at the first spawn of any of its
@@ -217,5 +241,38 @@ int pbd_fcgi_socket(struct pbd_daemon *d, struct pbd_inst *in, char *why, size_t
  * its last process stops). */
 void pbd_fcgi_gc(struct pbd_daemon *d);
 void pbd_fcgi_free(struct pbd_daemon *d);
+
+/* An adopted instance of an [fcgi-program:x] whose socket this procbusd does not have (its
+ * predecessor died): the socket taken back from the instance's own fd 0 (pidfd_getfd), so that
+ * instances started next share it; if that fails (no ptrace rights, fd 0 replaced), a warning,
+ * and the next start makes a new socket. */
+void pbd_fcgi_adopt(struct pbd_daemon *d, struct pbd_inst *in, int pidfd);
+
+/* An upgrade in place: the open sockets kept across the execve (close-on-exec cleared, or set
+ * again when `keep` is 0), written for the new image and put back there. Restore returns 0 or
+ * the reader's error. */
+void pbd_fcgi_keep(const struct pbd_daemon *d, int keep);
+void pbd_fcgi_save(const struct pbd_daemon *d, struct pbd_rxbuf *b);
+int pbd_fcgi_restore(struct pbd_daemon *d, struct pbd_rxrd *r);
+
+/* ---- reexec_par.c: the parity state across an upgrade in place ---- */
+
+/*
+ * What the old image knows beyond its instances' fields (reexec.c): the event pools, the fcgi
+ * sockets, the groups removed with `remove` (they stay removed), and per instance its stdin
+ * pipe's write end (kept across the execve), its AUTO log names, capture mode's buffers and a
+ * listener's protocol state. pbd_par_save appends them to b, instances in d->inst's order;
+ * pbd_par_keep clears (keep 1) or sets again (0, the execve failed) close-on-exec on the
+ * descriptors it names. The new image reads them back in the same order:
+ * pbd_par_restore_daemon after pbd_par_init(d, 1) (the removed programs' names into
+ * *removed, malloc'd, n_removed of them), then pbd_par_restore_inst once per old instance
+ * (`in` the new instance, or NULL: its state read and dropped, its descriptors closed).
+ * Restores return 0 or the reader's error (-EPROTO, -ENOMEM).
+ */
+void pbd_par_save(const struct pbd_daemon *d, struct pbd_rxbuf *b);
+void pbd_par_keep(const struct pbd_daemon *d, int keep);
+int pbd_par_restore_daemon(struct pbd_daemon *d, struct pbd_rxrd *r, char ***removed,
+                           size_t *n_removed);
+int pbd_par_restore_inst(struct pbd_daemon *d, struct pbd_rxrd *r, struct pbd_inst *in);
 
 #endif /* PROCBUSD_PARITY_H */

@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "parity.h"
 #include "procbus.h"
 #include "procbus_pub.h"
 #include "pubcall.h"
+#include "rxbuf.h"
 #include "util.h"
 
 /*
@@ -31,7 +33,7 @@
  */
 
 #define REEXEC_MAGIC   0x5845524250424450ull /* "PBDPREX" */
-#define REEXEC_VERSION 1
+#define REEXEC_VERSION 2 /* 2: the parity state after the instances (reexec_par.c) */
 #define PROBE_NS       (10ull * PB_NS_PER_SEC)
 
 /* One instance as the old image leaves it (the rest is in its record). */
@@ -58,7 +60,8 @@ struct rx_state {
     char seg_path[PROCBUS_PATH_MAX];
     char ctl_path[108];
     char old_binary[4096];
-    /* then n_inst struct rx_inst */
+    uint64_t par_len;
+    /* then n_inst struct rx_inst, then par_len bytes of parity state (pbd_par_save) */
 };
 
 /* ---- the old image ---- */
@@ -167,6 +170,7 @@ static void keep_fds(struct pbd_daemon *d, int keep, int extra1, int extra2)
         fcntl(extra1, F_SETFD, keep ? 0 : FD_CLOEXEC);
     if (extra2 >= 0)
         fcntl(extra2, F_SETFD, keep ? 0 : FD_CLOEXEC);
+    pbd_par_keep(d, keep); /* stdin pipes, fcgi sockets */
     for (k = 0; k < d->n_inst; k++) {
         struct pbd_inst *in = d->inst[k];
         fds[0] = in->sp.pidfd;
@@ -180,21 +184,40 @@ static void keep_fds(struct pbd_daemon *d, int keep, int extra1, int extra2)
     }
 }
 
+/* The file a log goes to as opened (an AUTO log's own name), else as configured. */
+static const char *log_file(const struct pbd_log *log, const char *configured)
+{
+    const char *path = log != NULL ? pbd_log_path(log) : NULL;
+
+    return path != NULL ? path : configured;
+}
+
 /* The state for the new image in a memfd (close-on-exec cleared); -errno. */
 static int write_state(struct pbd_daemon *d, int conn_fd)
 {
     size_t len = sizeof(struct rx_state) + d->n_inst * sizeof(struct rx_inst), k;
+    struct pbd_rxbuf par = {0};
     struct rx_state *st;
     struct rx_inst *v;
-    int fd = memfd_create("procbusd-reexec", 0), rc = 0;
+    int fd, rc = 0;
 
-    if (fd < 0)
+    pbd_par_save(d, &par);
+    if (par.err != 0) {
+        free(par.p);
+        return par.err;
+    }
+    fd = memfd_create("procbusd-reexec", 0);
+    if (fd < 0) {
+        free(par.p);
         return -errno;
+    }
     st = calloc(1, len);
     if (st == NULL) {
+        free(par.p);
         close(fd);
         return -ENOMEM;
     }
+    st->par_len = par.len;
     st->magic = REEXEC_MAGIC;
     st->version = REEXEC_VERSION;
     st->n_inst = (uint32_t)d->n_inst;
@@ -251,13 +274,20 @@ static int write_state(struct pbd_daemon *d, int conn_fd)
         x->cpu_ns = in->cpu_ns;
         x->rss = in->rss;
         x->spawn_err = in->spawn_err;
-        if (in->prog->out.path != NULL && strlen(in->prog->out.path) < sizeof(x->out_path))
-            snprintf(x->out_path, sizeof(x->out_path), "%s", in->prog->out.path);
-        if (in->prog->err.path != NULL && strlen(in->prog->err.path) < sizeof(x->err_path))
-            snprintf(x->err_path, sizeof(x->err_path), "%s", in->prog->err.path);
+        {
+            const char *out = log_file(in->out_log, in->prog->out.path);
+            const char *err = log_file(in->err_log, in->prog->err.path);
+            if (out != NULL && strlen(out) < sizeof(x->out_path))
+                snprintf(x->out_path, sizeof(x->out_path), "%s", out);
+            if (err != NULL && strlen(err) < sizeof(x->err_path))
+                snprintf(x->err_path, sizeof(x->err_path), "%s", err);
+        }
     }
     rc = pb_write_all(fd, st, len);
+    if (rc == 0 && par.len > 0)
+        rc = pb_write_all(fd, par.p, par.len);
     free(st);
+    free(par.p);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -364,6 +394,11 @@ static void fall_back(struct pbd_daemon *d, const char *why)
     syscall(SYS_execveat, atoi(old), "", d->argv, environ, AT_EMPTY_PATH);
 }
 
+void pbd_reexec_refuse(struct pbd_daemon *d, const char *why)
+{
+    fall_back(d, why);
+}
+
 /* Read the state memfd: malloc'd, validated; NULL with why. */
 static struct rx_state *read_state(int fd, char *why, size_t whylen)
 {
@@ -371,11 +406,11 @@ static struct rx_state *read_state(int fd, char *why, size_t whylen)
     size_t len;
 
     if (pread(fd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) || head.magic != REEXEC_MAGIC ||
-        head.version != REEXEC_VERSION || head.n_inst > (1u << 22)) {
+        head.version != REEXEC_VERSION || head.n_inst > (1u << 22) || head.par_len > (1ull << 32)) {
         snprintf(why, whylen, "the state the old image left is not one this build reads");
         return NULL;
     }
-    len = sizeof(head) + head.n_inst * sizeof(struct rx_inst);
+    len = sizeof(head) + head.n_inst * sizeof(struct rx_inst) + (size_t)head.par_len;
     st = malloc(len);
     if (st == NULL || pread(fd, st, len, 0) != (ssize_t)len) {
         free(st);
@@ -446,16 +481,36 @@ static struct pbd_inst *restore(struct pbd_daemon *d, const struct rx_inst *x,
     return in;
 }
 
+/* `name` is one of the `n` names of programs whose group was removed (`remove`). */
+static int was_removed(char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (names[i] != NULL && strcmp(names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 /* The program of each old instance now: the configuration's (changed ones stop and restart
- * with the new settings, as a reload does), a made-up one for those it no longer has. */
+ * with the new settings, as a reload does), a made-up one for those it no longer has; with
+ * the parity state of each (reexec_par.c). A group removed with `remove` stays removed. */
 static int restore_all(struct pbd_daemon *d, const struct rx_state *st)
 {
     const struct rx_inst *v = (const struct rx_inst *)(st + 1);
     unsigned char *done = calloc(d->cfg.n_progs + 1, 1);
-    size_t k, j;
+    struct pbd_rxrd rd = {(const unsigned char *)(v + st->n_inst), (size_t)st->par_len, 0, 0};
+    char **gone = NULL;
+    size_t k, j, n_gone = 0;
+    int rc;
 
     if (done == NULL)
         return -ENOMEM;
+    rc = pbd_par_restore_daemon(d, &rd, &gone, &n_gone);
+    if (rc < 0) {
+        pbd_say(d, PBD_L_ERR,
+                "reexec: the parity state cannot be read (%s): event queues, "
+                "listeners' protocol state and stdin pipes are lost",
+                strerror(-rc));
+    }
     for (k = 0; k < st->n_inst; k++) {
         const struct rx_inst *x = &v[k];
         const struct pbd_program *p = pbd_config_find(&d->cfg, x->name);
@@ -483,6 +538,8 @@ static int restore_all(struct pbd_daemon *d, const struct rx_state *st)
             break;
         }
         in->own_prog = own;
+        if (rd.err == 0)
+            pbd_par_restore_inst(d, &rd, in);
         if (own != NULL) {
             in->removing = 1;
             in->want_start = 0;
@@ -497,8 +554,12 @@ static int restore_all(struct pbd_daemon *d, const struct rx_state *st)
         pbd_inst_publish(d, in);
     }
     for (j = 0; j < d->cfg.n_progs && k == st->n_inst; j++)
-        if (!done[j] && pbd_inst_new(d, &d->cfg.progs[j]) == NULL)
+        if (!done[j] && !was_removed(gone, n_gone, d->cfg.progs[j].name) &&
+            pbd_inst_new(d, &d->cfg.progs[j]) == NULL)
             k = 0; /* (out of memory) */
+    for (j = 0; j < n_gone; j++)
+        free(gone[j]);
+    free(gone);
     free(done);
     return k == st->n_inst ? 0 : -ENOMEM;
 }
@@ -576,6 +637,9 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
     fcntl(st->seg_fd, F_SETFD, FD_CLOEXEC);
     pbd_ctl_adopt(&d->ctl, st->listen_fd, st->ctl_path);
     pbd_watch_add(d, d->ctl.listen_fd, &d->w_listen);
+    rc = pbd_par_init(d, 1); /* procbusd's log, pidfile, pools (filled by restore_all) */
+    if (rc < 0)
+        pbd_say(d, PBD_L_WARN, "reexec: %s: going on without it", strerror(-rc));
     d->leftovers_since = st->leftovers_since;
     d->trace_lost_logged = st->trace_lost_logged;
     pbd_holder_start(d, 0);
