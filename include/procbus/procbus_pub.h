@@ -336,6 +336,17 @@ PROCBUS_MUST_CHECK int procbus_pub_resume(struct procbus_pub **out, int fd, cons
 /* The last id procbus_pub_new_id handed out (for procbus_pub_resume after an exec). */
 uint64_t procbus_pub_last_id(const struct procbus_pub *p);
 
+/*
+ * procbus_pub_committed - whether what readers see now (the last committed snapshot in the
+ * mapping) has record `id` with process `pid` in a state with a process (STARTING, RUNNING,
+ * READY, STOPPING). For a forked child of the publisher, which shares the mapping and must
+ * decide alone, after the publisher died, whether its run had been published.
+ * Context: any thread or a forked child; reads the mapping as a reader does (procbus.h), no
+ * lock, no system call, no allocation.
+ * Returns: 1 if so; 0 if not, or if the snapshot cannot be read (a torn read retried too often).
+ */
+int procbus_pub_committed(const struct procbus_pub *p, uint64_t id, int32_t pid);
+
 #ifdef __cplusplus
 }
 #endif

@@ -100,6 +100,21 @@ uint64_t procbus_pub_last_id(const struct procbus_pub *p)
     return p->next_id;
 }
 
+int procbus_pub_committed(const struct procbus_pub *p, uint64_t id, int32_t pid)
+{
+    struct procbus_reader r;
+    struct procbus_proc rec;
+    int ok;
+
+    if (p == NULL || procbus_attach(&r, p->seg.base, p->seg.size) != 0)
+        return 0;
+    ok = procbus_get_pid(&r, pid, &rec) == 0 && rec.id == id &&
+         (rec.state == PROCBUS_STATE_STARTING || rec.state == PROCBUS_STATE_RUNNING ||
+          rec.state == PROCBUS_STATE_READY || rec.state == PROCBUS_STATE_STOPPING);
+    procbus_close(&r);
+    return ok;
+}
+
 /* The geometry the header states, checked against what this build would lay out for it. */
 static int geometry_of(struct procbus_pub *p)
 {

@@ -101,7 +101,8 @@ struct pbd_inst {
  * The signal that makes procbusd re-execute itself in place (`procbus reexec` without the
  * request): SIGRTMIN+1 (`kill -s RTMIN+1 PID`). Not SIGUSR2, supervisord's "reopen the logs",
  * nor SIGUSR1: liburcu's work-queue thread (the registry's hash table) leaves SIGUSR1 unblocked
- * for itself, so a SIGUSR1 sent to procbusd is delivered there and kills it.
+ * for itself, so a SIGUSR1 sent to procbusd goes there, never to the signalfd (procbusd ignores
+ * it, as supervisord does).
  */
 #define PBD_SIG_REEXEC (SIGRTMIN + 1)
 

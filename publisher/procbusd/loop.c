@@ -207,6 +207,9 @@ int pbd_loop_setup(struct pbd_daemon *d, struct pbd_config *cfg, const char *con
 
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     signal(SIGPIPE, SIG_IGN);
+    /* supervisord's SIGUSR1 means nothing; here it must be ignored, not blocked: liburcu's
+     * work-queue thread leaves it unblocked, and its default action would kill procbusd */
+    signal(SIGUSR1, SIG_IGN);
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);

@@ -1,4 +1,5 @@
-/* rxbuf.h - the byte format of an upgrade's state (reexec.c): values appended, read back in order. */
+/* rxbuf.h - the byte format of an upgrade's state (reexec.c): values appended, read back in order.
+ */
 #ifndef PROCBUSD_RXBUF_H
 #define PROCBUSD_RXBUF_H
 

@@ -55,6 +55,8 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
     c.ready_fd = readyp[1];
     c.go_rd = gop[0];
     c.go_wr = gop[1];
+    c.pub = opts->pub;
+    c.id = opts->id;
     pid = fork();
     if (pid < 0) {
         rc = -errno;

@@ -3,6 +3,7 @@
 #define PROCBUSD_SPAWN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -25,6 +26,8 @@ struct pbd_spawn_opts {
     unsigned long long nofile; /* the programs' soft RLIMIT_NOFILE (PBD_NOFILE_KEEP: procbusd's) */
     int has_stdin;             /* this spawn: stdin_fd is the program's fd 0 (not /dev/null) */
     int stdin_fd;              /* an event listener's pipe, an fcgi-program's socket */
+    const struct procbus_pub *pub; /* this spawn: the segment and the run's record id, for */
+    uint64_t id;                   /* the child's check at end of file on the go pipe */
 };
 
 /*
@@ -44,7 +47,8 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
  * pbd_spawn_start waits for it before its exec, so that procbusd can publish the run (its pid)
  * before the program runs: a procbusd killed between the fork and this call leaves no program
  * running that its successor does not know of (the child finds the pipe at end of file and
- * exits 127 without exec'ing). Nothing when go_fd is -1. Never blocks.
+ * exits 127 without exec'ing, unless the run was committed: spawn_child.h). Nothing when
+ * go_fd is -1. Never blocks.
  */
 void pbd_spawn_go(struct pbd_spawned *sp);
 

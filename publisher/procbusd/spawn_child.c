@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "procbus_pub.h"
+
 /* ---- parent side, before fork ---- */
 
 int pbd_child_prepare(const struct pbd_program *prog, unsigned long long nofile,
@@ -107,8 +109,11 @@ void pbd_spawn_child(const struct pbd_child_setup *c)
         ssize_t n;
         while ((n = read(c->go_rd, &go, 1)) < 0 && errno == EINTR)
             ;
-        if (n != 1)
-            _exit(127); /* procbusd died before this run was published: nobody knows of us */
+        /* end of file: procbusd is gone. Published (it died between the commit and the byte):
+         * run, its successor adopts us; else nobody knows of us (or the run was dropped:
+         * then nothing was committed since the fork) */
+        if (n != 1 && !procbus_pub_committed(c->pub, c->id, (int32_t)getpid()))
+            _exit(127);
     }
     execvpe(prog->argv[0], prog->argv, c->env);
     child_fail(c->status_fd, "exec", errno);

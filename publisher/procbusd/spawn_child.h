@@ -3,10 +3,13 @@
 #define PROCBUSD_SPAWN_CHILD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
 #include "spawn_setup.h"
+
+struct procbus_pub;
 
 /* What the child writes to the exec-status pipe when a setup step or exec fails (then it
  * exits with 127); nothing at all when exec succeeds (the pipe is close-on-exec). */
@@ -23,15 +26,17 @@ struct pbd_spawn_error {
  */
 struct pbd_child_setup {
     const struct pbd_program *prog;
-    struct pbd_creds creds;       /* pbd_creds_resolve */
-    char **env;                   /* pbd_env_build */
-    unsigned long long nofile;    /* the programs' soft RLIMIT_NOFILE (struct pbd_spawn_opts) */
-    int status_fd;                /* write end of the exec-status pipe (close-on-exec) */
-    int stdin_fd;                 /* the program's fd 0 (a pipe procbusd holds, an fcgi
-                                     socket), or -1: /dev/null */
-    int out_fd, err_fd, ready_fd; /* write ends of the output / readiness pipes, or -1 */
-    int go_rd, go_wr;             /* the go pipe (spawn.h: pbd_spawn_go): the child closes
-                                   * go_wr and waits for a byte on go_rd before its exec */
+    struct pbd_creds creds;        /* pbd_creds_resolve */
+    char **env;                    /* pbd_env_build */
+    unsigned long long nofile;     /* the programs' soft RLIMIT_NOFILE (struct pbd_spawn_opts) */
+    int status_fd;                 /* write end of the exec-status pipe (close-on-exec) */
+    int stdin_fd;                  /* the program's fd 0 (a pipe procbusd holds, an fcgi
+                                      socket), or -1: /dev/null */
+    int out_fd, err_fd, ready_fd;  /* write ends of the output / readiness pipes, or -1 */
+    int go_rd, go_wr;              /* the go pipe (spawn.h: pbd_spawn_go): the child closes
+                                    * go_wr and waits for a byte on go_rd before its exec */
+    const struct procbus_pub *pub; /* procbusd's segment (the mapping the child shares) and */
+    uint64_t id;                   /* the run's record: published? (end of file on go_rd) */
 };
 
 /*
@@ -51,8 +56,11 @@ void pbd_child_release(struct pbd_child_setup *c);
  * mask, a new session (setsid), stdin on c->stdin_fd (else /dev/null), only fds 0-2 (and the
  * readiness fd) reaching the program with its own RLIMIT_NOFILE (pbd_child_fds_and_limits),
  * stdout/stderr on the pipes (else /dev/null), the readiness pipe on fd prog->ready_fd,
- * umask, directory, credentials, then a byte from c->go_rd (end of file: procbusd died
- * before publishing this run; the child exits 127 quietly), then exec with c->env. A failed
+ * umask, directory, credentials, then a byte from c->go_rd, then exec with c->env. End of
+ * file on c->go_rd means procbusd is gone (died, or closed it to drop the run): the child
+ * execs only if the segment's committed snapshot has this run (record c->id with its pid,
+ * procbus_pub_committed: procbusd died after the commit and before the byte; its successor
+ * adopts the run), else exits 127 quietly (nobody knows of it). A failed
  * step writes a struct
  * pbd_spawn_error (its errno kept from the call that failed) to c->status_fd and exits 127.
  */

@@ -139,6 +139,8 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
     in->core = 0;
     in->spawn_failed = 0;
     pbd_trace_spawning(d->trace, in->id); /* the tracer tags its tree with the program */
+    opts.pub = d->pub; /* the child's check if procbusd dies before letting it exec */
+    opts.id = in->id;
     rc = pbd_par_before_spawn(d, in, &opts, why, sizeof(why)); /* stdin: a pipe, fcgi's socket */
     if (rc == 0)
         rc = pbd_spawn_start(in->prog, &opts, &in->sp, why, sizeof(why));

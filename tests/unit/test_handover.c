@@ -289,6 +289,52 @@ static void test_resume_refuses(void **state)
     pbt_unlink(name);
 }
 
+/* procbus_pub_committed: what readers see (not what is staged), from the publisher and from a
+ * child forked before the commit (procbusd's spawned child deciding alone: spawn_child.h). */
+static void test_committed(void **state)
+{
+    struct procbus_pub *p;
+    struct procbus_pub_opts o = {.capacity = 8};
+    struct procbus_proc rec;
+    char name[64], go;
+    int pfd[2];
+    uint64_t id;
+    pid_t pid;
+    (void)state;
+
+    pbt_name(name);
+    o.segment = name;
+    assert_int_equal(procbus_pub_open(&p, &o), 0);
+    id = procbus_pub_new_id(p);
+    pbt_fill(&rec, id, 4242, "run", PROCBUS_STATE_STARTING);
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    assert_int_equal(procbus_pub_committed(p, id, 4242), 0); /* staged only */
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    if (pid == 0) { /* the mapping is shared: it sees the parent's commit after the fork */
+        close(pfd[1]);
+        _exit(read(pfd[0], &go, 1) == 1 && procbus_pub_committed(p, id, 4242) == 1 &&
+                      procbus_pub_committed(p, id + 1, 4242) == 0 &&
+                      procbus_pub_committed(p, id, 4243) == 0
+                  ? 0
+                  : 1);
+    }
+    close(pfd[0]);
+    assert_int_equal(procbus_pub_commit(p), 0);
+    assert_int_equal(procbus_pub_committed(p, id, 4242), 1);
+    assert_int_equal(write(pfd[1], "g", 1), 1);
+    close(pfd[1]);
+    assert_int_equal(pbt_wait_child(pid), 0);
+    rec.state = PROCBUS_STATE_EXITED; /* the run ended: no process any more */
+    assert_int_equal(procbus_pub_upsert(p, &rec), 0);
+    assert_int_equal(procbus_pub_committed(p, id, 4242), 1); /* not committed yet */
+    assert_int_equal(procbus_pub_commit(p), 0);
+    assert_int_equal(procbus_pub_committed(p, id, 4242), 0);
+    assert_int_equal(procbus_pub_committed(NULL, id, 4242), 0);
+    procbus_pub_close(p, 0);
+    pbt_unlink(name);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +343,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_inherit_twice),
         cmocka_unit_test(test_resume_after_exec),
         cmocka_unit_test(test_resume_refuses),
+        cmocka_unit_test(test_committed),
     };
     if (argc == 5 && strcmp(argv[1], "--publish") == 0)
         return publish_main(argv[2], atoi(argv[3]), atoi(argv[4]));
