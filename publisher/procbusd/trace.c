@@ -321,10 +321,21 @@ static void seed(struct pbd_tracing *t, const struct procbus_proc *r)
 void pbd_trace_adopt_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns,
                           uint64_t program_id, int alive)
 {
+    const struct pbd_tp *e;
+
     if (t == NULL || pid <= 0 || t->mode == PBD_TRACE_OFF)
         return;
-    if (!alive && pbd_tp_find_live(t, pid) != NULL)
-        return; /* its pid is another live process's now: no exit event can be told apart */
+    e = alive ? NULL : pbd_tp_find_live(t, pid);
+    if (e != NULL) {
+        /* a live entry with the pid: the same process (the backlog's fork event, the tracked
+         * set taken over, before its exit event: it died as adoption looked) when it started
+         * then, within a clock tick; else its pid is another live process's now, and no exit
+         * event can be told apart */
+        uint64_t s = e->rec.start_boot_ns;
+        uint64_t diff = s > start_boot_ns ? s - start_boot_ns : start_boot_ns - s;
+        if (e->root || s == 0 || start_boot_ns == 0 || diff >= t->tick_ns + 1000000ull)
+            return;
+    }
     pbd_trace_root(t, pid, start_boot_ns, program_id);
     if (alive)
         pbd_ebpf_track(t, pid, program_id);
