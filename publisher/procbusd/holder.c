@@ -295,6 +295,10 @@ int pbd_holder_main(int listen_fd, const char *seg_path)
     signal(SIGINT, SIG_IGN);
     prctl(PR_SET_NAME, "procbusd-holder");
     fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+    /* listen again: a connection's SO_PEERCRED names whoever called listen(2) last, which was
+     * the procbusd that made the socket; from now on it is this process (procbusd keeps the
+     * holder's pid out of /proc polling's attribution) */
+    listen(listen_fd, HOLD_MAX_CONNS);
     {
         struct sockaddr_un sa;
         socklen_t len = sizeof(sa);
@@ -362,8 +366,10 @@ static int connect_to(const char *path)
     return fd;
 }
 
-/* Bind a fresh listening socket at `path` and exec a holder on it; 0 or a negative errno. */
-static int spawn_holder(const char *path, const char *seg_path, char *why, size_t whylen)
+/* Bind a fresh listening socket at `path` and exec a holder on it (its pid into *pid); 0 or a
+ * negative errno. */
+static int spawn_holder(const char *path, const char *seg_path, pid_t *out, char *why,
+                        size_t whylen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
@@ -412,12 +418,14 @@ static int spawn_holder(const char *path, const char *seg_path, char *why, size_
         _exit(127);
     }
     close(lfd); /* connections queue in its backlog until the holder accepts them */
+    *out = pid;
     return 0;
 }
 
 int pbd_holder_connect(struct pbd_holder *h, const char *seg_path, char *why, size_t whylen)
 {
     int rc, existing = 1;
+    pid_t spawned = 0;
 
     h->fd = -1;
     h->pid = 0;
@@ -429,7 +437,7 @@ int pbd_holder_connect(struct pbd_holder *h, const char *seg_path, char *why, si
     rc = connect_to(h->path);
     if (rc == -ECONNREFUSED || rc == -ENOENT) {
         existing = 0;
-        rc = spawn_holder(h->path, seg_path, why, whylen);
+        rc = spawn_holder(h->path, seg_path, &spawned, why, whylen);
         if (rc == 0)
             rc = connect_to(h->path);
     }
@@ -444,7 +452,8 @@ int pbd_holder_connect(struct pbd_holder *h, const char *seg_path, char *why, si
         return -EPERM;
     }
     h->fd = rc;
-    h->pid = peer_pid(rc);
+    /* (the one we forked; else the peer: a holder listens again as it starts) */
+    h->pid = spawned > 0 ? spawned : peer_pid(rc);
     return existing;
 }
 

@@ -51,7 +51,8 @@ struct pbd_hold_entry {
 /* procbusd's connection to its holder. */
 struct pbd_holder {
     int fd;    /* -1: none (the output of programs does not survive procbusd then) */
-    pid_t pid; /* the holder process (its peer credentials), 0 if not known */
+    pid_t pid; /* the holder process (forked here, or its peer credentials: it listens again
+                * as it starts), 0 if not known; never attributed to a program */
     char path[108];
 };
 

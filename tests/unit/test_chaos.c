@@ -166,7 +166,7 @@ struct chaos {
     char wpath[256];
     pid_t watch;
     pid_t pid0[N_TICK + 1 + N_SLEEP + 1]; /* long-running programs' first pids */
-    char names[N_TICK + 1 + N_SLEEP + 1][16];
+    char names[N_TICK + 1 + N_SLEEP + 1][24];
     int n_long;
     char mark[48];
 };
@@ -234,7 +234,7 @@ static void check_programs(struct chaos *c, int adopted, int round)
 /* /proc: one main process per program (flapping ones: at most one), one setsid daemon. */
 static void check_instances(int round)
 {
-    char nm[16];
+    char nm[24];
     int i;
 
     for (i = 0; i < N_TICK; i++) {
@@ -499,7 +499,7 @@ static void finish(struct chaos *c, int pinned, int unknown_ok, long *lines, lon
     pbt_track_bg(c->watch, 0);
     *lines = 0;
     for (i = 0; i < N_TICK; i++) {
-        char nm[16];
+        char nm[24];
         snprintf(nm, sizeof(nm), "tick%d", i);
         *lines += check_log(c->h.dir, nm);
     }

@@ -243,6 +243,24 @@ static void wait_log(const struct daemon_h *h, const char *what, int times)
     }
 }
 
+/* No record is procbusd's fd holder (it is procbusd's own helper, never a program's). */
+static void no_holder_record(struct daemon_h *h)
+{
+    static struct procbus_proc list[256];
+    size_t n = 0;
+
+    assert_int_equal(procbus_list(&h->r, list, 256, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *arg1 = list[i].cmdline + strnlen(list[i].cmdline, list[i].cmdline_len) + 1;
+        if (arg1 < list[i].cmdline + list[i].cmdline_len && strcmp(arg1, "--fd-holder") == 0) {
+            print_message("record %llu (pid %d, program %llu) is the fd holder\n",
+                          (unsigned long long)list[i].id, (int)list[i].pid,
+                          (unsigned long long)list[i].program_id);
+            fail();
+        }
+    }
+}
+
 static pid_t pid_of(struct daemon_h *h, const char *name)
 {
     struct procbus_proc p;
@@ -295,6 +313,7 @@ static void test_parity_across_restarts(void **state)
     for (long t0 = pbt_now_ms(); procbus_get_name(&h.r, "c", &p) == 0; sleep_ms(20))
         assert_true(pbt_now_ms() - t0 < 30000);
     lines = wait_lines(h.dir, 50);
+    no_holder_record(&h);
 
     /* ---- procbus reexec ---- */
     top = recorded(rec, 0, "", "", 0, &seen);
@@ -360,6 +379,8 @@ static void test_parity_across_restarts(void **state)
     /* the group removed by the dead procbusd is back, as configured */
     assert_int_equal(pbt_wait_state(&h, "c", PROCBUS_STATE_RUNNING, 30000, NULL), 0);
     assert_int_equal(pbt_cli(&h, "status grp:*", ">/dev/null"), 0);
+
+    no_holder_record(&h);
 
     /* ---- shutdown: nothing left, the pidfile gone ---- */
     assert_int_equal(pbt_term_daemon(&h), 0);
