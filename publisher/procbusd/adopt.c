@@ -246,15 +246,7 @@ static void take_over(struct pbd_daemon *d, struct pbd_inst *in, const struct pr
     else
         adopt_idle(d, in, r);
     attach_pipes(d, in, fds);
-    if (he != NULL) { /* AUTO logs: the predecessor's files, logged on into */
-        int again = 0;
-        if (pbd_log_is_auto(in->prog->out.path))
-            again |= pbd_autolog_reuse(d, in, 0, he->out_path);
-        if (pbd_log_is_auto(in->prog->err.path) && !in->prog->redirect_stderr)
-            again |= pbd_autolog_reuse(d, in, 1, he->err_path);
-        if (again)
-            pbd_inst_open_logs(d, in);
-    }
+    (void)he; /* (its AUTO files were taken as the instance was made: pbd_daemon.auto_hint) */
     if (in->adopted && in->prog->kind == PBD_KIND_FCGI)
         pbd_fcgi_adopt(d, in, in->sp.pidfd); /* its socket, from its own fd 0 */
 }
@@ -282,7 +274,12 @@ static int adopt_configured(struct pbd_daemon *d, const struct pbd_program *p,
     const struct procbus_proc *r = program_record(pred, p->name, claimed);
     struct pbd_hold_entry he;
     int fds[PBD_HOLD_NFDS], have = pbd_holder_claim(d, p->name, &he, fds);
-    struct pbd_inst *in = pbd_inst_create(d, p, r != NULL ? r->id : 0);
+    struct pbd_inst *in;
+
+    d->auto_hint[0] = have && r != NULL ? he.out_path : NULL; /* its AUTO files, if any */
+    d->auto_hint[1] = have && r != NULL ? he.err_path : NULL;
+    in = pbd_inst_create(d, p, r != NULL ? r->id : 0);
+    d->auto_hint[0] = d->auto_hint[1] = NULL;
 
     if (in == NULL) {
         for (int k = 0; k < PBD_HOLD_NFDS; k++)

@@ -35,6 +35,10 @@ const char *pbd_autolog_dir(const struct pbd_daemon *d)
     return "/tmp";
 }
 
+/* `path` is a name pbd_autolog_path could have chosen for `in`: defined below. */
+static int auto_name_of(struct pbd_daemon *d, const struct pbd_inst *in, int which,
+                        const char *path);
+
 const char *pbd_autolog_path(struct pbd_daemon *d, struct pbd_inst *in, int which)
 {
     /* Python's tempfile names: 8 of these, at random */
@@ -48,6 +52,8 @@ const char *pbd_autolog_path(struct pbd_daemon *d, struct pbd_inst *in, int whic
         return NULL;
     if (x->auto_path[which] != NULL)
         return x->auto_path[which];
+    if (d->auto_hint[which] != NULL && auto_name_of(d, in, which, d->auto_hint[which]))
+        return x->auto_path[which] = strdup(d->auto_hint[which]); /* a predecessor's file */
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         uint64_t t = pb_now_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)in;
         memcpy(rnd, &t, sizeof(rnd));
@@ -93,8 +99,9 @@ int pbd_autolog_reuse(struct pbd_daemon *d, struct pbd_inst *in, int which, cons
     if (path == NULL || !auto_name_of(d, in, which, path))
         return 0;
     x = pbd_par_inst_of(in);
-    if (x == NULL || (copy = strdup(path)) == NULL)
-        return 0;
+    if (x == NULL || (x->auto_path[which] != NULL && strcmp(x->auto_path[which], path) == 0) ||
+        (copy = strdup(path)) == NULL)
+        return 0; /* (taken already: pbd_daemon.auto_hint) */
     if (x->auto_path[which] != NULL && strcmp(x->auto_path[which], path) != 0) {
         struct stat st; /* the empty file just made for a name of its own: not needed */
         if (lstat(x->auto_path[which], &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
@@ -106,18 +113,28 @@ int pbd_autolog_reuse(struct pbd_daemon *d, struct pbd_inst *in, int which, cons
     return 1;
 }
 
-/* The AUTO file some instance logs to is named `name` (in the AUTO folder). */
-static int in_use(const struct pbd_daemon *d, const char *name)
+static int cmp_str(const void *a, const void *b)
 {
-    for (size_t i = 0; i < d->n_inst; i++) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The base names of the AUTO files the instances log to, sorted (malloc'd; *n of them). */
+static const char **names_in_use(const struct pbd_daemon *d, size_t *n)
+{
+    const char **v = calloc(2 * d->n_inst + 1, sizeof(*v));
+
+    *n = 0;
+    for (size_t i = 0; v != NULL && i < d->n_inst; i++) {
         const struct pbd_par_inst *x = d->inst[i]->par;
         for (int w = 0; x != NULL && w < 2; w++) {
             const char *base = x->auto_path[w] != NULL ? strrchr(x->auto_path[w], '/') : NULL;
-            if (base != NULL && strcmp(base + 1, name) == 0)
-                return 1;
+            if (base != NULL)
+                v[(*n)++] = base + 1;
         }
     }
-    return 0;
+    if (v != NULL)
+        qsort(v, *n, sizeof(*v), cmp_str);
+    return v;
 }
 
 /*
@@ -149,19 +166,25 @@ void pbd_autolog_cleanup(struct pbd_daemon *d)
     const char *dir = pbd_autolog_dir(d);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct dirent *e;
+    const char **used;
+    size_t n_used;
     DIR *dp;
     int n = 0;
 
     if (dfd < 0)
         return;
-    dp = fdopendir(dfd);
+    used = names_in_use(d, &n_used);
+    dp = used != NULL ? fdopendir(dfd) : NULL;
     if (dp == NULL) {
+        free(used);
         close(dfd);
         return;
     }
     while ((e = readdir(dp)) != NULL) {
         struct stat st;
-        if (!auto_name(e->d_name, identifier(d)) || in_use(d, e->d_name))
+        const char *name = e->d_name;
+        if (!auto_name(name, identifier(d)) ||
+            bsearch(&name, used, n_used, sizeof(*used), cmp_str) != NULL)
             continue; /* (in use: an adopted program's, logged on into) */
         /* only procbusd's own files: root could remove anyone's in /tmp */
         if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
@@ -171,6 +194,7 @@ void pbd_autolog_cleanup(struct pbd_daemon *d)
             n++;
     }
     closedir(dp);
+    free(used);
     if (n > 0)
         pbd_say(d, PBD_L_INFO, "removed %d AUTO log file(s) of an earlier run from %s", n, dir);
 }

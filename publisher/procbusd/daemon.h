@@ -158,10 +158,15 @@ struct pbd_daemon {
         char binary[4096];
     } reexec;
     struct pbd_watch w_probe, w_holder;
-    char self_path[4096]; /* procbusd's own binary (PBD_SIG_REEXEC re-executes what is there) */
-    char **argv;          /* main's argv: a re-exec passes it on */
-    int trace_unread;     /* the tracer has events no wake-up announces (pbd_trace_committed) */
-    char pin_dir[512];    /* the tracer's bpffs folder (trace_glue.c) */
+    char self_path[4096];     /* procbusd's own binary (PBD_SIG_REEXEC re-executes what is there) */
+    char **argv;              /* main's argv: a re-exec passes it on */
+    const char *auto_hint[2]; /* while adoption or an upgrade makes an instance: the AUTO files
+                               * (stdout, stderr) its predecessor logged to, which it takes
+                               * (pbd_autolog_path); NULL otherwise */
+    int defer_logs;           /* start-up: instances open their logs after the first commit
+                               * (pbd_inst_open_deferred), so that readers see them sooner */
+    int trace_unread;         /* the tracer has events no wake-up announces (pbd_trace_committed) */
+    char pin_dir[512];        /* the tracer's bpffs folder (trace_glue.c) */
     const char *config_path;
     char *segment_override, *socket_override;
     int observe_override;             /* --observe */

@@ -105,7 +105,8 @@ void pbd_segment_tick(struct pbd_daemon *d);
 
 /*
  * A new instance of program `p` (in d->cfg or a config being loaded): STOPPED,
- * a fresh record id, logs open, want_start = autostart, appended to d->inst
+ * a fresh record id, logs open (at start-up, d->defer_logs: once the first commit is made,
+ * pbd_inst_open_deferred), want_start = autostart, appended to d->inst
  * (unsorted: call pbd_inst_sort after adding) and published. NULL when out of
  * memory (nothing changed).
  */
@@ -114,6 +115,10 @@ struct pbd_inst *pbd_inst_new(struct pbd_daemon *d, const struct pbd_program *p)
 /* pbd_inst_new without publishing, with record id `id` (0: a fresh one): adoption (adopt.c)
  * sets its state from the record it takes over first. NULL when out of memory. */
 struct pbd_inst *pbd_inst_create(struct pbd_daemon *d, const struct pbd_program *p, uint64_t id);
+
+/* Start-up's first commit is made: the instances open their logs (nothing read from a program
+ * went anywhere before: the loop has not run). Nothing unless d->defer_logs. */
+void pbd_inst_open_deferred(struct pbd_daemon *d);
 
 /* Take it off the spawn queue, close its fds (unwatching them), logs and regex, and free it.
  * Does not touch d->inst, its record or its processes. */

@@ -159,9 +159,23 @@ struct pbd_inst *pbd_inst_create(struct pbd_daemon *d, const struct pbd_program 
     in->w_ready = (struct pbd_watch){.kind = PBD_W_READY, .inst = in};
     in->w_exec = (struct pbd_watch){.kind = PBD_W_EXEC, .inst = in};
     in->want_start = p->autostart;
-    pbd_inst_open_logs(d, in);
+    for (int w = 0; w < 2; w++) /* the AUTO names it takes over (adoption, an upgrade) */
+        if (d->auto_hint[w] != NULL && pbd_log_is_auto(w ? p->err.path : p->out.path))
+            pbd_autolog_path(d, in, w);
+    if (!d->defer_logs)
+        pbd_inst_open_logs(d, in);
     d->inst[d->n_inst++] = in;
     return in;
+}
+
+void pbd_inst_open_deferred(struct pbd_daemon *d)
+{
+    if (!d->defer_logs)
+        return;
+    d->defer_logs = 0;
+    for (size_t i = 0; i < d->n_inst; i++)
+        if (d->inst[i]->out_log == NULL && d->inst[i]->err_log == NULL)
+            pbd_inst_open_logs(d, d->inst[i]);
 }
 
 void pbd_inst_free(struct pbd_daemon *d, struct pbd_inst *in)

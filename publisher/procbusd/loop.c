@@ -286,6 +286,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     if (rc < 0)
         return rc;
     procbus_pub_predecessor(d->pub, &pred);
+    d->defer_logs = 1;      /* the programs are published first, their logs opened after */
     pbd_holder_start(d, 1); /* a predecessor's holder gives back the pipes it kept */
     d->adopting = pred.crashed && pred.nrecs > 0;
     if (d->adopting) { /* crash-only: adopt what still runs (adopt.c) */
@@ -299,12 +300,11 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
             if (pbd_inst_new(d, &d->cfg.progs[i]) == NULL)
                 return -ENOMEM;
     }
-    if (!d->cfg.daemon.nocleanup) /* AUTO logs of earlier runs, but those logged on into */
-        pbd_autolog_cleanup(d);
     pbd_inst_sort(d);
     /* every program, STOPPED or as adopted (d->staged stays set: the commit below publishes
      * again) */
     pbd_pub_commit(d->pub);
+    pbd_inst_open_deferred(d);
     /* loading the tracer takes a while: the programs are published (STOPPED) first, and
      * nothing is spawned before it is in place */
     rc = pbd_trace_glue_start(d);
@@ -313,6 +313,8 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     if (d->adopting)
         pbd_adopt_finish(d); /* exits while no procbusd ran, from the tracer's backlog */
     pbd_commit_staged(d);
+    if (!d->cfg.daemon.nocleanup) /* AUTO logs of earlier runs, but those logged on into */
+        pbd_autolog_cleanup(d);
     d->start_backlog = 1; /* the first turn runs the spawn phase without waiting */
     pbd_say(d, PBD_L_INFO, "supervising %zu program(s); segment %s; control socket %s", d->n_inst,
             procbus_pub_path(d->pub), d->ctl.path);

@@ -426,7 +426,12 @@ static struct rx_state *read_state(int fd, char *why, size_t whylen)
 static struct pbd_inst *restore(struct pbd_daemon *d, const struct rx_inst *x,
                                 const struct pbd_program *p)
 {
-    struct pbd_inst *in = pbd_inst_create(d, p, x->id);
+    struct pbd_inst *in;
+
+    d->auto_hint[0] = x->out_path; /* its AUTO files, if any (pbd_autolog_path) */
+    d->auto_hint[1] = x->err_path;
+    in = pbd_inst_create(d, p, x->id);
+    d->auto_hint[0] = d->auto_hint[1] = NULL;
 
     if (in == NULL)
         return NULL;
@@ -643,6 +648,7 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
     d->leftovers_since = st->leftovers_since;
     d->trace_lost_logged = st->trace_lost_logged;
     pbd_holder_start(d, 0);
+    d->defer_logs = 1; /* the first commit first (the gap readers see), the logs after */
     rc = restore_all(d, st);
     if (rc < 0) {
         free(st);
@@ -650,6 +656,7 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
     }
     pbd_inst_sort(d);
     pbd_pub_commit(d->pub); /* the first commit of the new image */
+    pbd_inst_open_deferred(d);
     seeds_from_segment(d);
     d->adopting = 1; /* the pinned tracer is taken over, with what it read meanwhile */
     rc = pbd_trace_glue_start(d);
