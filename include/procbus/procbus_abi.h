@@ -48,9 +48,11 @@
 #endif
 
 /* "PROCBUS" followed by a zero byte, read as a little-endian u64. */
-#define PROCBUS_MAGIC                  0x00535542434f5250ULL
-#define PROCBUS_ABI_MAJOR              1u
-#define PROCBUS_ABI_MINOR              1u /* 1.1: heartbeat_interval_ns; EPOCH record_id */
+#define PROCBUS_MAGIC     0x00535542434f5250ULL
+#define PROCBUS_ABI_MAJOR 1u
+#define PROCBUS_ABI_MINOR                                                  \
+    2u /* 1.1: heartbeat_interval_ns; EPOCH record_id. 1.2: log_bytes_lost \
+        */
 #define PROCBUS_VERSION_WORD(maj, min) (((uint32_t)(maj) << 16) | (uint32_t)(min))
 #define PROCBUS_DEFAULT_SEGMENT        "procbus"
 #define PROCBUS_SEGMENT_ENV            "PROCBUS_SEGMENT"
@@ -289,7 +291,9 @@ struct procbus_header {
     uint64_t records_dropped; /* 264 upserts refused because the table was full */
     uint64_t events_dropped;  /* 272 transitions the publisher lost before the ring */
     uint64_t tracer_drops;    /* 280 kernel-side tracer reserve failures (ebpf/) */
-    uint64_t reserved5[4];    /* 288 */
+    uint64_t
+        log_bytes_lost;    /* 288 (1.2) program output the publisher could not write to its logs */
+    uint64_t reserved5[3]; /* 296 */
 };
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, magic) == 0, "hdr.magic");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, version) == 8, "hdr.version");
@@ -321,6 +325,7 @@ PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, publishes) == 256, "hdr.pu
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, records_dropped) == 264, "hdr.rec_drop");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, events_dropped) == 272, "hdr.ev_drop");
 PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, tracer_drops) == 280, "hdr.tracer_drops");
+PROCBUS_STATIC_ASSERT(offsetof(struct procbus_header, log_bytes_lost) == 288, "hdr.log_bytes_lost");
 PROCBUS_STATIC_ASSERT(sizeof(struct procbus_header) == 320, "header struct size");
 PROCBUS_STATIC_ASSERT(sizeof(struct procbus_header) <= PROCBUS_HEADER_SIZE, "header fits block");
 

@@ -198,6 +198,7 @@ struct procbus_reader {
 struct procbus_info {
     uint64_t epoch, generation, heartbeat_ns, publisher_start_ns, created_ns;
     uint64_t publishes, records_dropped, events_dropped, tracer_drops;
+    uint64_t log_bytes_lost; /* 0 from a publisher older than ABI 1.2 */
     uint64_t ring_head, ring_first;
     int32_t publisher_pid;
     uint32_t capacity, ring_capacity, abi_minor;

@@ -241,6 +241,14 @@ void procbus_pub_set_heartbeat_interval(struct procbus_pub *p, uint64_t interval
 void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint64_t events_dropped);
 
 /*
+ * Add `bytes` to the header's log_bytes_lost counter (ABI 1.2): program
+ * output the publisher read but could not write to a log file.
+ * Context: any thread while the publisher is open. Cannot fail.
+ * Ordering: none (a relaxed atomic add; readers load it relaxed).
+ */
+void procbus_pub_count_log_lost(struct procbus_pub *p, uint64_t bytes);
+
+/*
  * The generation of the last commit; the number of records staged or
  * published; this segment's epoch; the path of the segment file (e.g.
  * /dev/shm/procbus, valid until procbus_pub_close).

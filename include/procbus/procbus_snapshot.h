@@ -288,6 +288,7 @@ static inline int procbus_info(const struct procbus_reader *r, struct procbus_in
     out->records_dropped = PROCBUS__LD(&h->records_dropped);
     out->events_dropped = PROCBUS__LD(&h->events_dropped);
     out->tracer_drops = PROCBUS__LD(&h->tracer_drops);
+    out->log_bytes_lost = PROCBUS__LD(&h->log_bytes_lost);
     out->ring_head = PROCBUS__LD_ACQ(&h->ring_head); /* pairs with commit step 5 */
     out->ring_first = r->ring_first;
     out->publisher_pid = h->publisher_pid;

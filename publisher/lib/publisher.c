@@ -662,6 +662,7 @@ static void relink_init(struct pb_segment *seg, struct pb_predecessor *pred, voi
     h->records_dropped = old->records_dropped;
     h->events_dropped = old->events_dropped;
     h->tracer_drops = old->tracer_drops;
+    h->log_bytes_lost = old->log_bytes_lost;
     p->ring = (struct procbus_event *)(seg->base + p->geo.ring_off);
     memset(&ev, 0, sizeof(ev));
     ev.seq = p->ring_head;
@@ -724,6 +725,11 @@ void procbus_pub_count_drops(struct procbus_pub *p, uint64_t tracer_drops, uint6
 {
     __atomic_fetch_add(&p->hdr->tracer_drops, tracer_drops, __ATOMIC_RELAXED);
     __atomic_fetch_add(&p->hdr->events_dropped, events_dropped, __ATOMIC_RELAXED);
+}
+
+void procbus_pub_count_log_lost(struct procbus_pub *p, uint64_t bytes)
+{
+    __atomic_fetch_add(&p->hdr->log_bytes_lost, bytes, __ATOMIC_RELAXED);
 }
 
 uint64_t procbus_pub_generation(const struct procbus_pub *p)

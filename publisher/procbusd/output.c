@@ -7,6 +7,7 @@
 
 #include "daemon_int.h"
 #include "parity.h"
+#include "procbus_pub.h"
 #include "userdb.h"
 #include "util.h"
 
@@ -234,7 +235,10 @@ void pbd_inst_drain(struct pbd_daemon *d, struct pbd_inst *in, enum pbd_stream w
             pbd_lines_feed(lines, buf, (size_t)n, on_line, pair);
         if (log != NULL) {
             size_t kept = pbd_par_strip(d, logged, log_n); /* [supervisord] strip_ansi */
+            uint64_t lost_before = pbd_log_lost(log);
             int lost = pbd_log_write(log, logged, kept), rot = pbd_log_take_error(log);
+            if (pbd_log_lost(log) > lost_before) /* published: the header's log_bytes_lost */
+                procbus_pub_count_log_lost(d->pub, pbd_log_lost(log) - lost_before);
             say_losses(d, in, log, lost);
             if (rot < 0)
                 pbd_say(d, PBD_L_WARN, "%s: log %s: rotation failed: %s", in->prog->name,

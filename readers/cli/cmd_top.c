@@ -374,11 +374,11 @@ static void draw(struct top *t)
         attroff(COLOR_PAIR(l == PROCBUS_STALE ? PAIR_YELLOW : PAIR_RED) | A_BOLD);
     snprintf(line, sizeof(line),
              "%zu programs, %zu running  lost: records %llu  events %llu  tracer %llu  "
-             "sort: %s%s%s%s",
+             "log bytes %llu  sort: %s%s%s%s",
              t->nrows, running, (unsigned long long)inf.records_dropped,
              (unsigned long long)inf.events_dropped, (unsigned long long)inf.tracer_drops,
-             sort_names[t->sort], t->tree ? "  tree" : "", t->filter[0] ? "  filter: " : "",
-             t->filter);
+             (unsigned long long)inf.log_bytes_lost, sort_names[t->sort], t->tree ? "  tree" : "",
+             t->filter[0] ? "  filter: " : "", t->filter);
     put_line(1, line);
     if (t->editing)
         snprintf(line, sizeof(line), "filter: /%s_", t->edit);

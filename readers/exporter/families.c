@@ -214,6 +214,7 @@ PUB_FIELD(p_epoch, epoch)
 PUB_FIELD(p_events_lost, events_dropped)
 PUB_FIELD(p_tracer_drops, tracer_drops)
 PUB_FIELD(p_records_dropped, records_dropped)
+PUB_FIELD(p_log_bytes_lost, log_bytes_lost)
 #undef PUB_FIELD
 
 /* ---- the table ---- */
@@ -239,6 +240,9 @@ static const struct family families[] = {
      p_tracer_drops, NULL},
     {"procbus_records_dropped_total", "counter", "-",
      "Record upserts refused because the process table was full.", p_records_dropped, NULL},
+    {"procbus_log_bytes_lost_total", "counter", "-",
+     "Program output the publisher could not write to its log files (a full disk, a lost file).",
+     p_log_bytes_lost, NULL},
     {"procbus_program_state", "gauge", "program,state",
      "Current state of a supervised program: 1 for its state, 0 for the others.", NULL, s_state},
     {"procbus_program_restarts_total", "counter", "program",

@@ -207,6 +207,7 @@ static void test_metrics(void **state)
     assert_true(must_sample(body, "procbus_publisher_heartbeat_age_seconds") >= 0.0);
     assert_true(must_sample(body, "procbus_events_lost_total") == 0.0);
     assert_true(must_sample(body, "procbus_tracer_drops_total") == 0.0);
+    assert_true(must_sample(body, "procbus_log_bytes_lost_total") == 0.0);
     assert_true(must_sample(body, "procbus_records_dropped_total") == 0.0);
     check_one_hot(body, "web", "RUNNING");
     check_one_hot(body, "bad", "FATAL");

@@ -622,6 +622,18 @@ static void test_lost_log_output(void **state)
         usleep(20000);
     print_message("%lld bytes through the FIFO, %lld counted as lost\n", ys, total);
     assert_int_equal(total + ys, 300000);
+    /* the segment publishes the count (header log_bytes_lost, ABI 1.2): both programs' losses */
+    {
+        struct procbus_info inf = {0};
+        end = pbt_now_ms() + 20000;
+        while ((procbus_info(&h.r, &inf) != 0 ||
+                inf.log_bytes_lost != 3000000ull + (unsigned long long)total) &&
+               pbt_now_ms() < end)
+            usleep(20000);
+        print_message("log_bytes_lost in the segment: %llu\n",
+                      (unsigned long long)inf.log_bytes_lost);
+        assert_int_equal(inf.log_bytes_lost, 3000000ull + (unsigned long long)total);
+    }
     /* all 3 MB of the first program went to /dev/full meanwhile: one line, not one per read */
     assert_int_equal(pbt_file_count(log, "full: log /dev/full"), 1);
     close(rfd);
