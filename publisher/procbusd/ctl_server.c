@@ -86,6 +86,29 @@ int pbd_ctl_adopt(struct pbd_ctl *c, int listen_fd, const char *path)
     return 0;
 }
 
+int pbd_ctl_keep_path(struct pbd_ctl *c)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd, rc;
+
+    if (c->listen_fd < 0 || lstat(c->path, &st) == 0 || errno != ENOENT)
+        return 0;
+    rc = pbd_ctl_fill_addr(&sa, c->path);
+    if (rc < 0)
+        return rc;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(c->path, 0600) < 0 ||
+        listen(fd, 16) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 void pbd_ctl_close(struct pbd_ctl *c)
 {
     int i;

@@ -42,6 +42,17 @@ int pbd_ctl_adopt(struct pbd_ctl *c, int listen_fd, const char *path);
 void pbd_ctl_close(struct pbd_ctl *c);
 
 /*
+ * pbd_ctl_keep_path - is the listening socket still at its path? When the
+ * path is gone (a tmp cleaner, rm), bind and listen on a new socket there.
+ * Context: the loop, after pbd_ctl_listen succeeded. A path that exists
+ * (whatever is there) is left alone.
+ * Returns: the new listening socket (the caller replaces c->listen_fd and its
+ * watch with it), 0 (nothing to do), or a negative errno (the path could not
+ * be listened on again; the old socket stays, reachable by nobody).
+ */
+int pbd_ctl_keep_path(struct pbd_ctl *c);
+
+/*
  * Accept one pending connection (non-blocking). Returns the connection slot
  * (>= 0) whose fd the caller adds to its poll set, -EAGAIN when none is
  * pending, or another negative errno. A refused peer is answered and closed

@@ -119,6 +119,8 @@ struct pbd_daemon {
     size_t n_inst;
     struct procbus_pub *pub;
     struct pbd_ctl ctl;
+    int claim_fd;      /* the segment name's claim (claim.h), held for life */
+    int ctl_path_lost; /* the control socket's path could not be listened on again */
     struct pbd_sampler sampler;
     struct pbd_tree_root *roots; /* sampling buffers, sample_cap entries */
     struct pbd_tree_usage *usage;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "claim.h"
 #include "daemon_int.h"
 #include "parity.h"
 #include "procbus_pub.h"
@@ -197,6 +198,7 @@ int pbd_loop_setup(struct pbd_daemon *d, struct pbd_config *cfg, const char *con
     d->epfd = d->epfd_urgent = d->sigfd = d->timerfd = -1;
     d->holder.fd = d->tee_rd = d->tee_wr = -1;
     d->ctl.listen_fd = -1;
+    d->claim_fd = -1;
     for (i = 0; i < PBD_CTL_MAX_CONN; i++)
         d->ctl.conns[i].fd = -1;
     d->reexec.slot = -1;
@@ -250,6 +252,7 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
 {
     struct procbus_pub_opts o = {0};
     struct procbus_pub_pred pred;
+    char claim[128];
     size_t i;
     int rc = pbd_loop_setup(d, cfg, config_path);
 
@@ -262,6 +265,18 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     o.set_group = d->cfg.daemon.segment_gid >= 0;
     o.group = o.set_group ? (uint32_t)d->cfg.daemon.segment_gid : 0;
     o.flags = PROCBUS_PUB_INHERIT; /* a crashed predecessor's records: adopt.c */
+    /* claimed first: a second procbusd is refused before it touches the name, even while our
+     * segment file is gone (removed behind us) and not yet put back (segment.c) */
+    rc = pbd_claim_segment(o.segment, claim, sizeof(claim));
+    if (rc < 0) {
+        fprintf(stderr, "procbusd: cannot claim the segment %s (%s): %s%s\n",
+                o.segment ? o.segment : "(default)", claim, strerror(-rc),
+                rc == -EBUSY ? " (another procbusd owns it, even if its file is gone: that "
+                               "procbusd puts it back at its next heartbeat)"
+                             : "");
+        return rc;
+    }
+    d->claim_fd = rc;
     rc = procbus_pub_open(&d->pub, &o);
     if (rc < 0) {
         fprintf(stderr, "procbusd: cannot create the segment %s: %s%s\n",

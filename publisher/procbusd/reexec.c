@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "claim.h"
 #include "daemon_int.h"
 #include "parity.h"
 #include "procbus.h"
@@ -642,6 +643,21 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
     fcntl(st->seg_fd, F_SETFD, FD_CLOEXEC);
     pbd_ctl_adopt(&d->ctl, st->listen_fd, st->ctl_path);
     pbd_watch_add(d, d->ctl.listen_fd, &d->w_listen);
+    /* the segment's claim (claim.h) closed at the execve: claim it again. A procbusd starting
+     * meanwhile holds it only until the segment's lock (kept across the execve) refuses it */
+    for (int tries = 0; tries < 200; tries++) {
+        rc = pbd_claim_segment(st->seg_path, NULL, 0);
+        if (rc != -EBUSY)
+            break;
+        usleep(10000);
+    }
+    if (rc >= 0)
+        d->claim_fd = rc;
+    else
+        pbd_say(d, PBD_L_WARN,
+                "reexec: cannot claim the segment %s again: %s (a second procbusd is refused by "
+                "the segment's lock alone)",
+                st->seg_path, strerror(-rc));
     rc = pbd_par_init(d, 1); /* procbusd's log, pidfile, pools (filled by restore_all) */
     if (rc < 0)
         pbd_say(d, PBD_L_WARN, "reexec: %s: going on without it", strerror(-rc));

@@ -6,11 +6,15 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon_harness.h"
@@ -234,12 +238,135 @@ static void test_procbusd_upkeep(void **state)
     pbt_stop_daemon(&h);
 }
 
+/* Processes whose command line has the argument `arg`. */
+static int count_with_arg(const char *arg)
+{
+    DIR *dir = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(dir);
+    while ((e = readdir(dir)) != NULL) {
+        char path[300], buf[512];
+        size_t len = 0;
+        FILE *f;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        if ((f = fopen(path, "re")) == NULL)
+            continue;
+        len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < len; i += strlen(buf + i) + 1) {
+            buf[len] = '\0';
+            if (strcmp(buf + i, arg) == 0) {
+                n++;
+                break;
+            }
+        }
+    }
+    closedir(dir);
+    return n;
+}
+
+/*
+ * Item 12, the moment in between: the segment file removed behind procbusd
+ * (and, as a tmp cleaner would, its control socket too), and a second
+ * procbusd with the same configuration started before the first puts the file
+ * back (heartbeat_ms = 8000: the whole gap). The second is refused before it
+ * touches the name (the claim, claim.h) and runs nothing; the first puts its
+ * segment and its socket back and keeps them: one copy of the program, ever.
+ */
+static void second_daemon_in_the_gap(int remove_socket)
+{
+    struct daemon_h h;
+    struct procbus_reader r;
+    struct procbus_proc p;
+    char path[128], errpath[160], arg[32], exe[256], *err;
+    long t0;
+    pid_t second;
+    int st = 0, rc;
+
+    snprintf(arg, sizeof(arg), "1000.%d%d", (int)getpid() % 1000, remove_socket);
+    {
+        char body[256];
+        snprintf(body, sizeof(body),
+                 "[procbusd]\nheartbeat_ms = 8000\n"
+                 "[program:web]\ncommand = sleep %s\nstartsecs = 0\n",
+                 arg);
+        pbt_start_daemon(&h, "/tmp/pbd-gap", body);
+    }
+    assert_int_equal(pbt_wait_state(&h, "web", PROCBUS_STATE_RUNNING, 10000, &p), 0);
+    assert_int_equal(count_with_arg(arg), 1);
+    assert_int_equal(unlink(pbt_path(h.seg, path)), 0);
+    if (remove_socket)
+        assert_int_equal(unlink(h.sock), 0);
+
+    snprintf(errpath, sizeof(errpath), "%s/second.err", h.dir);
+    pbt_bin("procbusd", exe, sizeof(exe));
+    second = fork();
+    assert_true(second >= 0);
+    if (second == 0) {
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            dup2(fd, 2);
+        execl(exe, exe, "-c", h.conf, (char *)NULL);
+        _exit(127);
+    }
+    for (t0 = pbt_now_ms(); (rc = (int)waitpid(second, &st, WNOHANG)) == 0; usleep(20000))
+        if (pbt_now_ms() - t0 > 30000) {
+            kill(second, SIGTERM);
+            waitpid(second, &st, 0);
+            fail_msg("the second procbusd is still running after 30 s (%d copies of web)",
+                     count_with_arg(arg));
+        }
+    err = pbt_slurp(errpath, NULL);
+    print_message("second procbusd: status 0x%x: %s", st, err ? err : "(no stderr)\n");
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "another procbusd owns it"));
+    free(err);
+    assert_int_equal(count_with_arg(arg), 1);
+
+    /* the first puts its segment back (epoch 2) and its socket, and still runs web once */
+    for (t0 = pbt_now_ms(); procbus_open(&r, h.seg) != 0; usleep(20000))
+        assert_true(pbt_now_ms() - t0 < 30000);
+    assert_int_equal(r.epoch, 2);
+    {
+        struct procbus_info inf;
+        assert_int_equal(procbus_info(&r, &inf), 0);
+        assert_int_equal(inf.publisher_pid, h.pid);
+    }
+    procbus_close(&r);
+    if (remove_socket)
+        for (t0 = pbt_now_ms(); access(h.sock, F_OK) != 0; usleep(20000))
+            assert_true(pbt_now_ms() - t0 < 30000);
+    assert_int_equal(pbt_cli(&h, "status web", ">/dev/null 2>&1"), 0);
+    assert_int_equal(count_with_arg(arg), 1);
+    assert_int_equal(procbus_follow(&h.r), 1); /* the harness's reader: to the new file */
+    pbt_stop_daemon(&h);
+}
+
+static void test_second_daemon_segment_removed(void **state)
+{
+    (void)state;
+    second_daemon_in_the_gap(0);
+}
+
+static void test_second_daemon_segment_and_socket_removed(void **state)
+{
+    (void)state;
+    second_daemon_in_the_gap(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_removed_segment_is_put_back),
         cmocka_unit_test(test_stale_threshold_follows_the_period),
         cmocka_unit_test_teardown(test_procbusd_upkeep, pbt_teardown),
+        cmocka_unit_test_teardown(test_second_daemon_segment_removed, pbt_teardown),
+        cmocka_unit_test_teardown(test_second_daemon_segment_and_socket_removed, pbt_teardown),
     };
     return cmocka_run_group_tests_name("upkeep", tests, NULL, NULL);
 }
