@@ -50,9 +50,8 @@
 /* "PROCBUS" followed by a zero byte, read as a little-endian u64. */
 #define PROCBUS_MAGIC     0x00535542434f5250ULL
 #define PROCBUS_ABI_MAJOR 1u
-#define PROCBUS_ABI_MINOR                                                  \
-    2u /* 1.1: heartbeat_interval_ns; EPOCH record_id. 1.2: log_bytes_lost \
-        */
+/* 1.1: heartbeat_interval_ns, EPOCH record_id; 1.2: log_bytes_lost, F_ADOPTED, F_EXIT_UNKNOWN */
+#define PROCBUS_ABI_MINOR              2u
 #define PROCBUS_VERSION_WORD(maj, min) (((uint32_t)(maj) << 16) | (uint32_t)(min))
 #define PROCBUS_DEFAULT_SEGMENT        "procbus"
 #define PROCBUS_SEGMENT_ENV            "PROCBUS_SEGMENT"
