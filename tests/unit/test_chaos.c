@@ -30,7 +30,7 @@
  * log files), 6 sleepers, 4 flapping ones (exit 3 every 0.2 s, restarted), one that leaves a
  * double-forked setsid daemon. procbusd is SIGKILLed at a random moment of its life, started
  * again after a random gap of 0-2 s (one round in five it is killed again within 40 ms of
- * starting: during its adoption), ROUNDS times (PROCBUS_CHAOS_ROUNDS, default 25; `make chaos`
+ * starting: during its adoption), ROUNDS times (PROCBUS_CHAOS_ROUNDS, default 50; `make chaos`
  * runs the soak). After each restart: every long-running program has its first pid and no
  * restart (adopted, flagged so), and /proc shows exactly one of each. At the end: every
  * numbered line is in the logs exactly once and in order; every exit of a flapping program is
@@ -512,7 +512,7 @@ static void run_chaos(const char *mode, int pinned)
     struct chaos c;
     long codes, unknowns, missed, lines;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
-    int round, early = 0, rounds = env_int("PROCBUS_CHAOS_ROUNDS", 25);
+    int round, early = 0, rounds = env_int("PROCBUS_CHAOS_ROUNDS", 50);
 
     if (getenv("PROCBUS_CHAOS_SEED") != NULL)
         seed = (unsigned)atoi(getenv("PROCBUS_CHAOS_SEED"));
