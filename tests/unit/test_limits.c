@@ -599,9 +599,15 @@ static void test_lost_log_output(void **state)
     daemon_log(&h, log, sizeof(log));
     assert_true(pbt_file_has(log, "full: log /dev/full: output lost", 20000));
     assert_true(pbt_file_has(log, "fifo: log", 20000));
-    /* read the FIFO (it was full), then let the program write once more */
-    end = pbt_now_ms() + 30000;
+    /*
+     * Read the FIFO (it was full). Once procbusd has dealt with every 'y' (each one read from
+     * the FIFO here, or counted as lost in the segment's log_bytes_lost beside /dev/full's
+     * 3,000,000) and the FIFO is empty, let the program write once more: that line must get
+     * through (before, a slow procbusd could still be filling the FIFO when "after" came).
+     */
+    end = pbt_now_ms() + 60000;
     while (!after && pbt_now_ms() < end) {
+        struct procbus_info inf = {0};
         ssize_t n = read(rfd, buf, sizeof(buf));
         if (n > 0) {
             for (ssize_t i = 0; i < n; i++)
@@ -609,13 +615,16 @@ static void test_lost_log_output(void **state)
             after = memmem(buf, (size_t)n, "after\n", 6) != NULL;
             continue;
         }
-        if (!told_go) {
+        if (!told_go && procbus_info(&h.r, &inf) == 0 && inf.log_bytes_lost >= 3000000ull &&
+            inf.log_bytes_lost - 3000000ull + (unsigned long long)ys == 300000ull) {
             assert_int_equal(close(open(go, O_CREAT | O_WRONLY, 0644)), 0);
             told_go = 1;
         }
         usleep(20000);
     }
-    assert_true(after);
+    if (!after)
+        fail_msg("no 'after' through the FIFO: %lld y read, go %s", ys,
+                 told_go ? "given" : "not given");
     /* every byte was written or counted as lost */
     end = pbt_now_ms() + 20000;
     while ((total = lost_in_all(log)) + ys != 300000 && pbt_now_ms() < end)
