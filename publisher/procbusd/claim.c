@@ -50,6 +50,24 @@ static uint64_t fnv64(const char *s)
     return h;
 }
 
+/* Is the claim at `sa` held by a procbusd of ours (root's, or our user's)? Abstract names have
+ * no permissions: any user can bind one, so a name held by another user is a squatter. */
+static int holder_is_ours(const struct sockaddr_un *sa, socklen_t len)
+{
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ours = 0;
+
+    if (fd < 0)
+        return 1; /* cannot tell: the safe answer is "busy" */
+    /* a procbusd listens on its claim: a name bound by anything else refuses the connection */
+    if (connect(fd, (const struct sockaddr *)sa, len) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+        ours = cred.uid == 0 || cred.uid == geteuid();
+    close(fd);
+    return ours;
+}
+
 int pbd_claim_segment(const char *spec, char *what, size_t cap)
 {
     char path[PROCBUS_PATH_MAX], full[PATH_MAX + NAME_MAX + 2];
@@ -78,10 +96,11 @@ int pbd_claim_segment(const char *spec, char *what, size_t cap)
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-        rc = errno == EADDRINUSE ? -EBUSY : -errno;
-        close(fd);
+    if (bind(fd, (struct sockaddr *)&sa, len) == 0 && listen(fd, 1) == 0)
+        return fd; /* listening: a later procbusd learns who holds the claim by connecting */
+    rc = -errno;
+    close(fd);
+    if (rc != -EADDRINUSE)
         return rc;
-    }
-    return fd;
+    return holder_is_ours(&sa, len) ? -EBUSY : -EPERM;
 }

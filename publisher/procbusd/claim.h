@@ -15,8 +15,16 @@
  * Context: before procbus_pub_open. Abstract names belong to the network
  * namespace: two procbusd in different network namespaces that share a
  * segment file rely on the segment's lock alone.
+ * The socket listens (never accepted): a procbusd finding the name taken
+ * connects and reads the holder's credentials (SO_PEERCRED). Abstract names
+ * have no permissions, so a name held by a user other than root and our own
+ * (or by a socket that does not listen) is a squatter, not a procbusd: the
+ * caller goes on without the claim (the segment's lock still refuses a
+ * second publisher while the file is there).
  * Returns: the socket (O_CLOEXEC; keep it open while publishing), or
- * -EBUSY (another live process holds the claim), -ENAMETOOLONG / -EINVAL
+ * -EBUSY (a procbusd of root or of our user holds the claim), -EPERM (another
+ * user, or something that does not listen, holds the name: squatted),
+ * -ENAMETOOLONG / -EINVAL
  * (procbus_segment_path's errors), or another negative errno from
  * socket(2)/bind(2). `what`, when not NULL, receives the name bound (or
  * tried), NUL-terminated, for messages ('@' for the leading NUL).

@@ -268,7 +268,13 @@ int pbd_daemon_init(struct pbd_daemon *d, struct pbd_config *cfg, const char *co
     /* claimed first: a second procbusd is refused before it touches the name, even while our
      * segment file is gone (removed behind us) and not yet put back (segment.c) */
     rc = pbd_claim_segment(o.segment, claim, sizeof(claim));
-    if (rc < 0) {
+    if (rc == -EPERM) { /* squatted by another user: the lock alone must do */
+        fprintf(stderr,
+                "procbusd: warning: the claim %s of segment %s is held by another user (not a "
+                "procbusd of root or of this user): going on without it\n",
+                claim, o.segment ? o.segment : "(default)");
+        rc = -1;
+    } else if (rc < 0) {
         fprintf(stderr, "procbusd: cannot claim the segment %s (%s): %s%s\n",
                 o.segment ? o.segment : "(default)", claim, strerror(-rc),
                 rc == -EBUSY ? " (another procbusd owns it, even if its file is gone: that "

@@ -147,6 +147,33 @@ static void test_squatted_names_do_not_reach_root(void **state)
     }
     snprintf(cmd, sizeof(cmd), "mkfifo /dev/shm/%s && echo fake > /dev/shm/%s", h.seg, seg_b);
     assert_int_equal(as_nobody(cmd), 0);
+    /* and the claim root's procbusd makes of that name (claim.h: an abstract socket, which has
+     * no permissions), bound and listening: a squatter, not a procbusd of root's */
+    {
+        char py[160];
+        FILE *f;
+        snprintf(py, sizeof(py), "%s/squat_claim.py", g_dir);
+        f = fopen(py, "w");
+        assert_non_null(f);
+        fprintf(f, "import socket, sys, time\n"
+                   "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+                   "s.bind('\\0procbusd:' + sys.argv[1])\n"
+                   "s.listen(1)\n"
+                   "print('claim squatted', flush=True)\n"
+                   "time.sleep(120)\n");
+        fclose(f);
+        chmod(py, 0644);
+        snprintf(cmd, sizeof(cmd), "python3 %s %s/%s & sleep 0.5", py, PROCBUS_RUN_DIR, h.seg);
+        assert_int_equal(as_nobody(cmd), 0);
+        for (long t0 = pbt_now_ms();; usleep(20000)) {
+            char *o2 = nobody_output();
+            int ok = o2 != NULL && strstr(o2, "claim squatted") != NULL;
+            free(o2);
+            if (ok)
+                break;
+            assert_true(pbt_now_ms() - t0 < 30000);
+        }
+    }
     snprintf(conf, sizeof(conf), "%s/nobody.conf", g_dir);
     {
         FILE *f = fopen(conf, "w");
@@ -172,6 +199,16 @@ static void test_squatted_names_do_not_reach_root(void **state)
         snprintf(squatted, sizeof(squatted), "%s", h.seg);
         pbt_start_daemon(&h, "/tmp/pbt-squat-d", "[program:web]\ncommand = sleep 1000\n");
         assert_string_equal(h.seg, squatted); /* root's procbusd started on the squatted name */
+        snprintf(cmd, sizeof(cmd), "%s/procbusd.log", h.dir);
+        for (long t0 = pbt_now_ms();; usleep(20000)) {
+            char *text = pbt_slurp(cmd, NULL);
+            int found = text != NULL && strstr(text, "is held by another user") != NULL;
+            free(text);
+            if (found)
+                break;
+            assert_true(pbt_now_ms() - t0 < 20000);
+        }
+        assert_int_equal(system("pkill -u nobody -f squat_claim.py"), 0);
     }
     o.capacity = 8;
     o.segment = seg_b;
