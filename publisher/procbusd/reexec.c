@@ -57,6 +57,7 @@ struct rx_state {
     uint64_t magic;
     uint32_t version, n_inst;
     uint64_t next_id, leftovers_since, trace_lost_logged;
+    uint64_t nofile; /* the programs' RLIMIT_NOFILE (the new image's own start found it raised) */
     int32_t seg_fd, listen_fd, conn_fd;
     char seg_path[PROCBUS_PATH_MAX];
     char ctl_path[108];
@@ -224,6 +225,7 @@ static int write_state(struct pbd_daemon *d, int conn_fd)
     st->n_inst = (uint32_t)d->n_inst;
     st->next_id = procbus_pub_last_id(d->pub);
     st->leftovers_since = d->leftovers_since;
+    st->nofile = d->spawn_opts.nofile;
     st->trace_lost_logged = d->trace_lost_logged;
     st->seg_fd = procbus_pub_fd(d->pub);
     st->listen_fd = d->ctl.listen_fd;
@@ -662,6 +664,7 @@ int pbd_daemon_resume(struct pbd_daemon *d, struct pbd_config *cfg, const char *
     if (rc < 0)
         pbd_say(d, PBD_L_WARN, "reexec: %s: going on without it", strerror(-rc));
     d->leftovers_since = st->leftovers_since;
+    d->spawn_opts.nofile = st->nofile; /* (not the limit the old image raised for itself) */
     d->trace_lost_logged = st->trace_lost_logged;
     pbd_holder_start(d, 0);
     d->defer_logs = 1; /* the first commit first (the gap readers see), the logs after */

@@ -121,7 +121,8 @@ static void usage(FILE *f)
                "  -t, --timeout SECS  how long start/stop/restart wait (default 120; 0: no wait)\n"
                "Every command takes --help.\n"
                "Exit codes: 0 ok, 1 request failed, 2 usage, 3 not running, 4 no daemon/segment/\n"
-               "program, 5 timed out, 6 (wait) the program went FATAL, 7 (pid) not running.\n"
+               "program, 5 timed out, 6 (wait) the program went FATAL, 7 (pid) not running,\n"
+               "(status) procbusd not live: what it shows is a dead procbusd's last state.\n"
                "supervisorctl's commands work as supervisorctl's: docs/SUPERVISORD.md.\n");
 }
 

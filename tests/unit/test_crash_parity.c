@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,6 +244,28 @@ static void wait_log(const struct daemon_h *h, const char *what, int times)
     }
 }
 
+/* lim's log: every run printed the same open-file limit (wait for two runs' lines). */
+static void lim_same(const char *dir)
+{
+    char path[160], *text = NULL, *nl;
+
+    snprintf(path, sizeof(path), "%s/lim.log", dir);
+    for (long t0 = pbt_now_ms();; sleep_ms(20)) {
+        free(text);
+        text = pbt_slurp(path, NULL);
+        if (text != NULL && (nl = strchr(text, '\n')) != NULL && strchr(nl + 1, '\n') != NULL)
+            break;
+        assert_true(pbt_now_ms() - t0 < 30000);
+    }
+    nl = strchr(text, '\n');
+    *nl = '\0';
+    if (strncmp(nl + 1, text, strlen(text)) != 0 || nl[1 + strlen(text)] != '\n') {
+        print_message("open-file limits of lim's runs: %s, then %s", text, nl + 1);
+        fail();
+    }
+    free(text);
+}
+
 /* No record is procbusd's fd holder (it is procbusd's own helper, never a program's). */
 static void no_holder_record(struct daemon_h *h)
 {
@@ -280,6 +303,15 @@ static void test_parity_across_restarts(void **state)
     (void)state;
 
     snprintf(g_mark, sizeof(g_mark), "crashpar-%d", (int)getpid());
+    {
+        /* a soft open-file limit below the hard one: procbusd raises its own, programs keep
+         * this one (lim_same checks it across an upgrade) */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max > 1024) {
+            rl.rlim_cur = 1024;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     pbt_start_daemon(&h, "/tmp/pbd-crashpar", "");
     kill(h.pid, SIGTERM);
     assert_int_equal(pbt_wait_child(h.pid), 0);
@@ -292,11 +324,13 @@ static void test_parity_across_restarts(void **state)
              "[group:grp]\nprograms = talk,slp\n\n"
              "[program:talk]\ncommand = %s talk\nstdout_logfile = AUTO\nstartsecs = 0\n\n"
              "[program:slp]\ncommand = sleep 3600\nstartsecs = 0\n\n"
+             "[program:lim]\ncommand = sh -c 'ulimit -Sn; exec sleep 3600'\nstartsecs = 0\n"
+             "stdout_logfile = %s/lim.log\n\n"
              "[group:gone]\nprograms = c\n\n"
              "[program:c]\ncommand = sleep 3601\nstartsecs = 0\n\n"
              "[eventlistener:lis]\ncommand = %s listener %s\nevents = PROCESS_STATE\n"
              "startsecs = 0\n",
-             h.dir, h.dir, pidfile, g_mark, g_self, g_self, rec);
+             h.dir, h.dir, pidfile, g_mark, g_self, h.dir, g_self, rec);
     pbt_write_conf(&h, body);
     pbt_restart_daemon(&h, 1);
     assert_int_equal(pbt_wait_state(&h, "talk", PROCBUS_STATE_RUNNING, 30000, &p), 0);
@@ -335,6 +369,10 @@ static void test_parity_across_restarts(void **state)
     assert_non_null(text);
     assert_int_equal(atoi(text), h.pid);
     free(text);
+
+    /* the programs' open-file limit is the one they had (not the one procbusd raised) */
+    assert_int_equal(pbt_cli(&h, "restart lim", ">/dev/null"), 0);
+    lim_same(h.dir);
 
     /* ---- SIGRTMIN+1: the same, by a signal ---- */
     top = recorded(rec, 0, "", "", 0, &seen);
