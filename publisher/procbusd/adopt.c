@@ -26,18 +26,19 @@
  * that the records do not name, whenever the predecessor died.
  */
 
-#define PF_EXITING_FLAG 0x4ul /* include/linux/sched.h */
-
 static uint64_t tick_ns(void)
 {
     long t = sysconf(_SC_CLK_TCK);
     return PB_NS_PER_SEC / (uint64_t)(t > 0 ? t : 100);
 }
 
-/* A pidfd for `pid` if it still is the live process that started at `start` (records carry
- * the kernel's start, from /proc or the tracer: equal within a clock tick); else -1. The pidfd
- * is opened first and the start checked after: it then refers to that very process. */
-static int open_same(pid_t pid, uint64_t start, pid_t *ppid)
+/* A pidfd for `pid` if it still is the process that started at `start` (records carry the
+ * kernel's start, from /proc or the tracer: equal within a clock tick); else -1. The pidfd is
+ * opened first and the start checked after: it then refers to that very process. A process
+ * exiting (or a zombie) counts: its pidfd becomes readable once its exit is complete, when the
+ * tracer has its exit event for sure (pbd_adopted_exit); one already gone has it in the backlog
+ * (pbd_adopt_finish). Deciding an exiting one's end at once could come before that event. */
+static int open_same(pid_t pid, uint64_t start, pid_t *ppid, uint8_t *exiting)
 {
     struct pbd_proc_stat st;
     uint64_t diff;
@@ -48,8 +49,7 @@ static int open_same(pid_t pid, uint64_t start, pid_t *ppid)
     fd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (fd < 0)
         return -1;
-    if (pbd_proc_stat(pid, &st) < 0 || st.state == 'Z' || st.state == 'X' ||
-        (st.flags & PF_EXITING_FLAG)) {
+    if (pbd_proc_stat(pid, &st) < 0 || st.state == 'X') {
         close(fd);
         return -1;
     }
@@ -60,6 +60,8 @@ static int open_same(pid_t pid, uint64_t start, pid_t *ppid)
     }
     if (ppid != NULL)
         *ppid = st.ppid;
+    if (exiting != NULL) /* (include/linux/sched.h's PF_EXITING) */
+        *exiting = st.state == 'Z' || (st.flags & 0x4ul) != 0;
     return fd;
 }
 
@@ -174,7 +176,7 @@ static void arm_from(struct pbd_inst *in, enum pbd_timer t, uint64_t since_real,
 /* The record's process is alive (adopted) or gone (exit decided by pbd_adopt_finish). */
 static void adopt_run(struct pbd_daemon *d, struct pbd_inst *in, const struct procbus_proc *r)
 {
-    int fd = open_same(r->pid, r->start_boot_ns, &in->adopt_ppid);
+    int fd = open_same(r->pid, r->start_boot_ns, &in->adopt_ppid, &in->adopt_exiting);
 
     if (fd < 0) {
         in->adopt_dead = 1; /* (its state stays as recorded until then) */
@@ -320,7 +322,7 @@ static int adopt_configured(struct pbd_daemon *d, const struct pbd_program *p,
 static int adopt_removed(struct pbd_daemon *d, const struct procbus_proc *r)
 {
     struct pbd_hold_entry he;
-    int fds[PBD_HOLD_NFDS], have, pfd = open_same(r->pid, r->start_boot_ns, NULL);
+    int fds[PBD_HOLD_NFDS], have, pfd = open_same(r->pid, r->start_boot_ns, NULL, NULL);
     struct pbd_program *p;
     struct pbd_inst *in;
 
@@ -433,14 +435,29 @@ void pbd_adopted_exit(struct pbd_daemon *d, struct pbd_inst *in)
     in->exit_real = 0;
 }
 
+void pbd_adopted_ended(struct pbd_daemon *d)
+{
+    /* (again while ending one read more exit events: each is published by the coming commit) */
+    while (pbd_trace_take_root_exits(d->trace) > 0)
+        for (size_t i = 0; i < d->n_inst; i++) {
+            struct pbd_inst *in = d->inst[i];
+            int code, core;
+            uint64_t when;
+            if (in->adopted && in->sp.pid > 0 &&
+                pbd_trace_root_status(d->trace, in->sp.pid, &code, &core, &when) !=
+                    PROCBUS_EXIT_NONE)
+                pbd_adopted_exit(d, in); /* (its pidfd may not say so yet: a zombie's parent) */
+        }
+}
+
 void pbd_adopt_finish(struct pbd_daemon *d)
 {
     size_t i;
 
     for (i = 0; i < d->n_inst; i++) { /* main processes, alive or not, before any event */
         struct pbd_inst *in = d->inst[i];
-        if (in->adopted)
-            pbd_trace_adopt_root(d->trace, in->sp.pid, in->start_boot, in->id, 1);
+        if (in->adopted) /* (an exiting one is not tracked again: its exit was reported) */
+            pbd_trace_adopt_root(d->trace, in->sp.pid, in->start_boot, in->id, !in->adopt_exiting);
         else if (in->adopt_dead)
             pbd_trace_adopt_root(d->trace, in->last_pid, in->start_boot, in->id, 0);
     }

@@ -86,13 +86,14 @@ struct pbd_inst {
     uint8_t group_gone;       /* its process group was found empty: its pgid may be reused */
     struct pbd_par_inst *par; /* AUTO log names, event listener state (parity.h); or NULL */
     /* crash-only (adopt.c): */
-    uint8_t adopted;      /* its main process was started by an earlier procbusd: not our
-                           * child, its exit status comes from the tracer (or is unknown) */
-    uint8_t exit_unknown; /* its last run ended and nothing saw how (PROCBUS_F_EXIT_UNKNOWN) */
-    uint8_t adopt_dead;   /* adoption found its process gone: the exit is decided once the
-                           * tracer's backlog is read */
-    uint8_t adopt_stop;   /* adoption: removed or changed by the configuration: stop it */
-    pid_t adopt_ppid;     /* an adopted process's parent (its reaper since procbusd died) */
+    uint8_t adopted;       /* its main process was started by an earlier procbusd: not our
+                            * child, its exit status comes from the tracer (or is unknown) */
+    uint8_t exit_unknown;  /* its last run ended and nothing saw how (PROCBUS_F_EXIT_UNKNOWN) */
+    uint8_t adopt_dead;    /* adoption found its process gone: the exit is decided once the
+                            * tracer's backlog is read */
+    uint8_t adopt_stop;    /* adoption: removed or changed by the configuration: stop it */
+    pid_t adopt_ppid;      /* an adopted process's parent (its reaper since procbusd died) */
+    uint8_t adopt_exiting; /* adopted while exiting (or a zombie): its end is near */
     struct pbd_program *own_prog; /* a program the configuration no longer has, made up from
                                    * its record to stop it (freed with the instance) */
 };

@@ -439,4 +439,10 @@ struct pbd_program *pbd_adopt_made_up(const struct procbus_proc *r, const char *
 /* An adopted main process (not our child) ended: its exit from the tracer, else unknown. */
 void pbd_adopted_exit(struct pbd_daemon *d, struct pbd_inst *in);
 
+/* Before each commit: adopted runs whose exit event the tracer read are ended now
+ * (pbd_adopted_exit), so that the commit that hands the event's ring space back publishes their
+ * end; else a procbusd killed after that commit takes the status with it. Nothing when no main
+ * process's exit event was read since the last call. */
+void pbd_adopted_ended(struct pbd_daemon *d);
+
 #endif /* PROCBUSD_DAEMON_INT_H */

@@ -83,6 +83,9 @@ static void release_spawned(struct pbd_daemon *d)
 
 void pbd_commit_staged(struct pbd_daemon *d)
 {
+    /* an adopted run's exit the tracer read: published in this commit, which hands its event's
+     * ring space back (only this process knows it: a successor would find it gone unseen) */
+    pbd_adopted_ended(d);
     if (d->staged && pbd_pub_commit(d->pub) == 0)
         d->staged = 0;
     if (d->staged)

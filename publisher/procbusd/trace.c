@@ -355,6 +355,15 @@ int pbd_trace_root_status(const struct pbd_tracing *t, pid_t pid, int *code, int
     return e->rec.exit_kind;
 }
 
+uint32_t pbd_trace_take_root_exits(struct pbd_tracing *t)
+{
+    uint32_t n = t != NULL ? t->root_exits : 0;
+
+    if (t != NULL)
+        t->root_exits = 0;
+    return n;
+}
+
 int pbd_trace_committed(struct pbd_tracing *t)
 {
     return t != NULL ? pbd_ebpf_release(t) : 0;

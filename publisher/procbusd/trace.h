@@ -126,6 +126,9 @@ void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid);
 void pbd_trace_adopt_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns,
                           uint64_t program_id, int alive);
 
+/* How many main processes' exit events were read since the last call (0 without a tracer). */
+uint32_t pbd_trace_take_root_exits(struct pbd_tracing *t);
+
 /*
  * How main process `pid` (a live root) ended, if the tracer read its exit event:
  * PROCBUS_EXIT_CODE or PROCBUS_EXIT_SIGNAL with *code, *core and *when_real (CLOCK_REALTIME of

@@ -159,6 +159,7 @@ static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
             if (ev->flags & PROCTRACE_F_CORE_DUMPED)
                 l->rec.flags |= PROCBUS_F_CORE_DUMPED;
             pbd_tp_reparent(t, ev->tgid, ev->reaper);
+            t->root_exits++; /* an adopted one's is published before this event is let go */
             return;
         }
         if ((l = pbd_tp_find_live(t, ev->tgid)) != NULL)

@@ -51,6 +51,7 @@ struct pbd_tracing {
     uint32_t staged, commit_every, capacity;
     uint64_t lost_seen, trackfail_seen;
     struct pbd_trace_stats stats;
+    uint32_t root_exits; /* exit events of main processes read since pbd_trace_take_root_exits */
     int reconcile_pending;
     uint64_t next_poll, last_walk, next_batch;
     uint64_t tick_ns;     /* /proc start-time resolution */
