@@ -46,19 +46,10 @@ static uint64_t align64(uint64_t v)
     return (v + 63) & ~63ULL;
 }
 
-int pb_segment_layout(struct pb_geometry *g)
+/* The offsets and size for g->buckets; 0, or -EINVAL when the segment cannot be addressed. */
+static int layout_with(struct pb_geometry *g)
 {
-    uint64_t bk = 2;
-
-    if (g->capacity == 0 || g->capacity > PROCBUS_MAX_CAPACITY || g->arena_slots < g->capacity ||
-        g->arena_slots >= 0xffffffffu || g->snap_slots < 2 ||
-        g->snap_slots > PROCBUS_MAX_SNAP_SLOTS || g->ring_capacity == 0 ||
-        g->ring_capacity > PROCBUS_MAX_RING || (g->ring_capacity & (g->ring_capacity - 1)))
-        return -EINVAL;
-    while (bk < 2ull * g->capacity) /* load factor <= 1/2 */
-        bk <<= 1;
-    g->buckets = (uint32_t)bk;
-    g->snap_slot_size = (uint32_t)align64(PROCBUS_SNAP_BYTES(g->capacity, bk));
+    g->snap_slot_size = (uint32_t)align64(PROCBUS_SNAP_BYTES(g->capacity, g->buckets));
     g->snap_off = PROCBUS_HEADER_SIZE;
     g->arena_off = align64(g->snap_off + (uint64_t)g->snap_slots * g->snap_slot_size);
     g->ring_off = align64(g->arena_off + (uint64_t)g->arena_slots * sizeof(struct procbus_proc));
@@ -68,6 +59,40 @@ int pb_segment_layout(struct pb_geometry *g)
         g->snap_off + (uint64_t)g->snap_slots * g->snap_slot_size > (PROCBUS_CUR_OFF_MASK << 6))
         return -EINVAL;
     return 0;
+}
+
+int pb_segment_layout(struct pb_geometry *g)
+{
+    uint64_t bk = 2;
+
+    if (g->capacity == 0 || g->capacity > PROCBUS_MAX_CAPACITY || g->arena_slots < g->capacity ||
+        g->arena_slots >= 0xffffffffu || g->snap_slots < 2 ||
+        g->snap_slots > PROCBUS_MAX_SNAP_SLOTS || g->ring_capacity == 0 ||
+        g->ring_capacity > PROCBUS_MAX_RING || (g->ring_capacity & (g->ring_capacity - 1)))
+        return -EINVAL;
+    if (g->buckets != 0) { /* a segment's own (a takeover): any count the ABI allows */
+        if ((g->buckets & (g->buckets - 1)) != 0 || g->buckets < 2ull * g->capacity ||
+            g->buckets > PB_MAX_BUCKETS)
+            return -EINVAL;
+        return layout_with(g);
+    }
+    /*
+     * Load factor <= 1/4 where the segment can hold it, else <= 1/2 (ABI.md
+     * `hash_buckets`). At 1/2, linear probing leaves about a quarter of the
+     * keys off their home bucket and a lookup pays for the mispredicted
+     * probe; at 1/4 a lookup by pid costs about 30% less (BENCHMARKS.md), for
+     * 32 more index bytes per record of capacity (two indexes) in each snapshot slot.
+     */
+    while (bk < 4ull * g->capacity && bk < PB_MAX_BUCKETS)
+        bk <<= 1;
+    g->buckets = (uint32_t)bk;
+    if (layout_with(g) == 0)
+        return 0;
+    g->buckets = (uint32_t)(bk / 2);
+    if (g->buckets >= 2ull * g->capacity && layout_with(g) == 0)
+        return 0;
+    g->buckets = 0;
+    return -EINVAL;
 }
 
 /* Read the process start time (boot-relative ns) from /proc/self/stat; 0 if unknown. */

@@ -7,7 +7,11 @@
 
 #include "procbus_abi.h"
 
-/* Geometry the caller asks for; pb_segment_layout fills in the rest. */
+/* The most index buckets the ABI allows (readers refuse more): 2 x PROCBUS_MAX_CAPACITY. */
+#define PB_MAX_BUCKETS (2ull * PROCBUS_MAX_CAPACITY)
+
+/* Geometry the caller asks for (buckets 0: pb_segment_layout chooses); pb_segment_layout fills in
+ * the rest. */
 struct pb_geometry {
     uint32_t capacity, arena_slots, snap_slots, ring_capacity, buckets, snap_slot_size;
     uint64_t snap_off, arena_off, ring_off, size;
@@ -56,7 +60,10 @@ struct pb_segment {
 /*
  * Compute offsets and sizes for g->capacity records, g->arena_slots arena
  * records, g->snap_slots slots and g->ring_capacity events; fills in the rest
- * of *g. Context: any thread; pure computation.
+ * of *g. g->buckets 0: the index gets 4 x capacity buckets (rounded up to a
+ * power of two) when the segment can address them, else 2 x; non-zero: that
+ * count (a taken-over segment's), checked against the ABI's limits.
+ * Context: any thread; pure computation.
  * Returns: 0, or -EINVAL (out of the ABI's limits; *g partly written).
  */
 PROCBUS_MUST_CHECK int pb_segment_layout(struct pb_geometry *g);

@@ -209,6 +209,20 @@ struct procbus_info {
 #define PROCBUS__LD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define PROCBUS__LD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 
+/*
+ * The read path's hot steps are forced inline (GCC at -O2 otherwise keeps the
+ * index probe out of line: a call, the section spilled to the stack, and the
+ * pid/name choice made at run time) and its rare steps (a retry, a long probe)
+ * kept out of line, so a lookup compiles to one straight run of loads.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define PROCBUS__HOT  __attribute__((always_inline)) inline
+#define PROCBUS__COLD __attribute__((noinline, cold))
+#else
+#define PROCBUS__HOT inline
+#define PROCBUS__COLD
+#endif
+
 static inline const struct procbus_header *procbus__hdr(const struct procbus_reader *r)
 {
     return (const struct procbus_header *)(const void *)r->base;

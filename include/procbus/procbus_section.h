@@ -76,13 +76,29 @@ struct procbus_section {
 
 /* ---- internals (procbus__ prefix: not part of the API) ---- */
 
+/* Is `off` (from `current`) the start of a snapshot slot? 0 (remembered in r->cur_off_ok),
+ * or -EBADMSG. Out of line: run once per distinct offset. */
+static PROCBUS__COLD int procbus__check_off(struct procbus_reader *r, uint64_t off)
+{
+    uint64_t rel;
+
+    if (off < r->snap_off)
+        return -EBADMSG;
+    rel = off - r->snap_off;
+    if (rel >= (uint64_t)r->snap_slots * r->snap_slot_size ||
+        (uint32_t)rel % r->snap_slot_size != 0)
+        return -EBADMSG;
+    r->cur_off_ok = off;
+    return 0;
+}
+
 /*
  * Begin a seqlock read (ABI.md read steps 1-2): find the current snapshot
  * slot. On success *snap points at it and *gen is its full generation; returns
  * 0. Returns 1 when the publisher is mid-swap (retry) and -EBADMSG for an
  * impossible `current`.
  */
-static inline int procbus__begin(struct procbus_reader *r, const unsigned char **snap,
+static PROCBUS__HOT int procbus__begin(struct procbus_reader *r, const unsigned char **snap,
                                  uint64_t *gen)
 {
     /* Read step 1: acquire, pairs with the release store of `current` in
@@ -91,16 +107,8 @@ static inline int procbus__begin(struct procbus_reader *r, const unsigned char *
     uint64_t off = PROCBUS_CUR_OFF(cur), g;
     const struct procbus_snap *s;
 
-    if (off != r->cur_off_ok) { /* validate once per distinct offset: avoids a division */
-        uint64_t rel;
-        if (off < r->snap_off)
-            return -EBADMSG;
-        rel = off - r->snap_off;
-        if (rel >= (uint64_t)r->snap_slots * r->snap_slot_size ||
-            (uint32_t)rel % r->snap_slot_size != 0)
-            return -EBADMSG;
-        r->cur_off_ok = off;
-    }
+    if (off != r->cur_off_ok && procbus__check_off(r, off) < 0)
+        return -EBADMSG; /* validated once per distinct offset: avoids a division */
     s = (const struct procbus_snap *)(const void *)(r->base + off);
     /* Read step 2: acquire, pairs with the release store of the slot's gen in
      * commit step 4: the entries and count written in step 3 are visible. */
@@ -113,7 +121,7 @@ static inline int procbus__begin(struct procbus_reader *r, const unsigned char *
 }
 
 /* End a seqlock read (ABI.md read step 4): 1 if the slot still holds generation `gen`. */
-static inline int procbus__still(const unsigned char *snap, uint64_t gen)
+static PROCBUS__HOT int procbus__still(const unsigned char *snap, uint64_t gen)
 {
     /*
      * Read step 4: this acquire fence pairs with the release fence after the
@@ -131,14 +139,14 @@ static inline int procbus__still(const unsigned char *snap, uint64_t gen)
     return PROCBUS__LD(&((const struct procbus_snap *)(const void *)snap)->gen) == gen;
 }
 
-static inline const struct procbus_proc *procbus__rec(const struct procbus_reader *r, uint32_t slot)
+static PROCBUS__HOT const struct procbus_proc *procbus__rec(const struct procbus_reader *r, uint32_t slot)
 {
     return (const struct procbus_proc *)(const void *)(r->base + r->arena_off +
                                                        (uint64_t)slot * r->record_size);
 }
 
 /* A record's `size` is possible: at least the v1 record, at most the arena stride. */
-static inline int procbus__rec_sane(const struct procbus_reader *r, const struct procbus_proc *p)
+static PROCBUS__HOT int procbus__rec_sane(const struct procbus_reader *r, const struct procbus_proc *p)
 {
     /* PROCBUS_PROC_MIN_SIZE <= size <= record_size, in one unsigned comparison */
     return PROCBUS__LD(&p->size) - PROCBUS_PROC_MIN_SIZE <= r->record_size - PROCBUS_PROC_MIN_SIZE;
@@ -150,7 +158,7 @@ static inline int procbus__rec_sane(const struct procbus_reader *r, const struct
  * may overlap the staging of a recycled record (by design; read step 4 then
  * discards the lookup).
  */
-static inline int procbus__rec_carries(const struct procbus_proc *p, int by_pid, uint32_t key,
+static PROCBUS__HOT int procbus__rec_carries(const struct procbus_proc *p, int by_pid, uint32_t key,
                                        const char *name)
 {
     return by_pid ? PROCBUS__LD(&p->pid) == (int32_t)key
@@ -188,8 +196,9 @@ static inline const struct procbus_proc *procbus__fail(struct procbus_section *s
     return NULL;
 }
 
-/* Steps 1-2 for attempt s->attempt onwards: 0, or the error (s then failed). */
-static inline int procbus__section_start(struct procbus_section *s)
+/* Steps 1-2 for attempt s->attempt onwards: 0, or the error (s then failed). Out of line:
+ * a begin's first attempt is inlined in procbus_section_begin, this is for the retries. */
+static PROCBUS__COLD int procbus__section_start(struct procbus_section *s)
 {
     s->snap = NULL;
     s->err = 0;
@@ -209,7 +218,7 @@ static inline int procbus__section_start(struct procbus_section *s)
 
 /* Bucket `b` holds `key`: does the record it names carry it? 1 (*out: the record), 0 (no:
  * probe on), or -EBADMSG (an arena slot or record size out of range). */
-static inline int procbus__bucket_rec(const struct procbus_reader *r, uint64_t b, int by_pid,
+static PROCBUS__HOT int procbus__bucket_rec(const struct procbus_reader *r, uint64_t b, int by_pid,
                                       uint32_t key, const char *name,
                                       const struct procbus_proc **out)
 {
@@ -258,7 +267,7 @@ procbus__find_loop(const struct procbus_reader *r, const uint64_t *tbl, uint32_t
  * Find `key` in the index at `tbl_off` of the section's slot (ABI.md read step
  * 3): the record, or NULL (absent, or a bounds failure recorded in s->err).
  */
-static inline const struct procbus_proc *procbus__find(struct procbus_section *s, uint64_t tbl_off,
+static PROCBUS__HOT const struct procbus_proc *procbus__find(struct procbus_section *s, uint64_t tbl_off,
                                                        int by_pid, uint32_t key, const char *name)
 {
     const struct procbus_reader *r = s->r;
@@ -318,17 +327,49 @@ static inline const struct procbus_proc *procbus__find(struct procbus_section *s
  * Ordering: acquire loads of `current` (pairs with commit step 5) and of the
  * slot's gen (commit step 4).
  */
-static inline int procbus_section_begin(struct procbus_reader *r, struct procbus_section *s)
+static PROCBUS__HOT int procbus_section_begin(struct procbus_reader *r, struct procbus_section *s)
 {
+    int rc;
+
     if (s == NULL)
         return -EINVAL;
     s->r = r;
     s->snap = NULL;
     s->gen = 0;
     s->attempt = 0;
+    s->err = 0;
     if (r == NULL || r->base == NULL)
         return s->err = -EINVAL;
+    rc = procbus__begin(r, &s->snap, &s->gen);
+    if (rc == 0)
+        return 0;
+    if (rc < 0)
+        return s->err = rc; /* an impossible `current` (s->snap still NULL) */
+    r->retries++;           /* mid-swap: the next attempts out of line */
+    s->attempt = 1;
     return procbus__section_start(s);
+}
+
+/* procbus_section_retry's rare cases, out of line: a NULL or failed section, an error
+ * met by a consistent read, a publisher that moved (the next attempt begins). */
+static PROCBUS__COLD int procbus__retry(struct procbus_section *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (s->snap == NULL)
+        return s->err != 0 ? s->err : -EINVAL;
+    if (procbus__still(s->snap, s->gen)) {
+        if (s->err != 0)
+            return s->err; /* consistent, so not a torn read: the segment is corrupt */
+        s->r->last_gen = s->gen;
+        return 0;
+    }
+    s->r->retries++;
+    if (++s->attempt >= PROCBUS_READ_RETRIES) {
+        s->snap = NULL;
+        return s->err = -EAGAIN;
+    }
+    return procbus__section_start(s) == 0 ? 1 : s->err;
 }
 
 /*
@@ -348,24 +389,14 @@ static inline int procbus_section_begin(struct procbus_reader *r, struct procbus
  * Ordering: acquire fence, then the re-load of the slot's gen (pairs with the
  * release fence of commit step 2).
  */
-PROCBUS_MUST_CHECK static inline int procbus_section_retry(struct procbus_section *s)
+PROCBUS_MUST_CHECK static PROCBUS__HOT int procbus_section_retry(struct procbus_section *s)
 {
-    if (s == NULL)
-        return -EINVAL;
-    if (s->snap == NULL)
-        return s->err != 0 ? s->err : -EINVAL;
-    if (procbus__still(s->snap, s->gen)) {
-        if (s->err != 0)
-            return s->err; /* consistent, so not a torn read: the segment is corrupt */
+    /* the usual case inline; a moved publisher, a failed section or an error out of line */
+    if (s != NULL && s->snap != NULL && s->err == 0 && procbus__still(s->snap, s->gen)) {
         s->r->last_gen = s->gen;
         return 0;
     }
-    s->r->retries++;
-    if (++s->attempt >= PROCBUS_READ_RETRIES) {
-        s->snap = NULL;
-        return s->err = -EAGAIN;
-    }
-    return procbus__section_start(s) == 0 ? 1 : s->err;
+    return procbus__retry(s);
 }
 
 /*
@@ -387,7 +418,7 @@ static inline uint64_t procbus_section_generation(const struct procbus_section *
  * or a bounds failure (procbus_section_retry then says -EBADMSG, unless the
  * attempt was torn). Untrusted until procbus_section_retry returns 0.
  */
-static inline const struct procbus_proc *procbus_section_pid(struct procbus_section *s, int32_t pid)
+static PROCBUS__HOT const struct procbus_proc *procbus_section_pid(struct procbus_section *s, int32_t pid)
 {
     if (s->snap == NULL || s->err != 0 || pid <= 0)
         return NULL;
@@ -403,7 +434,7 @@ static inline const struct procbus_proc *procbus_section_pid(struct procbus_sect
  * section, or a bounds failure (-EBADMSG from procbus_section_retry).
  * Untrusted until procbus_section_retry returns 0.
  */
-static inline const struct procbus_proc *procbus_section_name(struct procbus_section *s,
+static PROCBUS__HOT const struct procbus_proc *procbus_section_name(struct procbus_section *s,
                                                               const char *name)
 {
     if (s->snap == NULL || s->err != 0 || name == NULL || name[0] == '\0' ||

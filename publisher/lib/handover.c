@@ -126,6 +126,7 @@ static int geometry_of(struct procbus_pub *p)
     p->geo.arena_slots = h->arena_slots;
     p->geo.snap_slots = h->snap_slots;
     p->geo.ring_capacity = h->ring_capacity;
+    p->geo.buckets = h->hash_buckets; /* its own: an older build laid out 2 x capacity */
     if (pb_segment_layout(&p->geo) < 0 || p->geo.buckets != h->hash_buckets ||
         p->geo.snap_slot_size != h->snap_slot_size || p->geo.snap_off != h->snap_off ||
         p->geo.arena_off != h->arena_off || p->geo.ring_off != h->ring_off ||

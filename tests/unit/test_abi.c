@@ -29,8 +29,9 @@ static void test_geometry(void **state)
         g.snap_slots = 8;
         g.ring_capacity = 1024;
         assert_int_equal(pb_segment_layout(&g), 0);
-        /* buckets: power of two, load factor at most 1/2 */
-        assert_true(g.buckets >= 2 * g.capacity && (g.buckets & (g.buckets - 1)) == 0);
+        /* buckets: a power of two, load factor at most 1/4 (these all fit), not over 1/8 */
+        assert_true(g.buckets >= 4 * g.capacity && g.buckets < 8 * g.capacity &&
+                    (g.buckets & (g.buckets - 1)) == 0);
         assert_int_equal(g.snap_off % 64, 0);
         assert_int_equal(g.arena_off % 64, 0);
         assert_int_equal(g.ring_off % 64, 0);
@@ -43,6 +44,42 @@ static void test_geometry(void **state)
         assert_true(g.ring_off + (uint64_t)g.ring_capacity * sizeof(struct procbus_event) <=
                     g.size);
         assert_int_equal(g.size % 4096, 0);
+    }
+    {
+        /* 2^21 records: 4 x (2^23 buckets) in 8 slots passes the 1 GiB `current` can address,
+         * so the index falls back to 2 x; in 2 slots 4 x fits */
+        struct pb_geometry g = {
+            .capacity = 1u << 21, .arena_slots = 1u << 22, .snap_slots = 8, .ring_capacity = 16};
+        assert_int_equal(pb_segment_layout(&g), 0);
+        assert_int_equal(g.buckets, 1u << 22);
+        g.buckets = 0;
+        g.snap_slots = 2;
+        assert_int_equal(pb_segment_layout(&g), 0);
+        assert_int_equal(g.buckets, 1u << 23);
+        /* the ABI's most records: 2 x is also the ABI's most buckets */
+        g.capacity = PROCBUS_MAX_CAPACITY;
+        g.arena_slots = PROCBUS_MAX_CAPACITY;
+        g.buckets = 0;
+        assert_int_equal(pb_segment_layout(&g), 0);
+        assert_int_equal(g.buckets, 2 * PROCBUS_MAX_CAPACITY);
+        g.snap_slots = 8; /* neither fits */
+        g.buckets = 0;
+        assert_int_equal(pb_segment_layout(&g), -EINVAL);
+    }
+    {
+        /* a taken-over segment's own count is kept (an older build laid out 2 x), if legal */
+        struct pb_geometry g = {
+            .capacity = 1000, .arena_slots = 2000, .snap_slots = 8, .ring_capacity = 16};
+        g.buckets = 2048;
+        assert_int_equal(pb_segment_layout(&g), 0);
+        assert_int_equal(g.buckets, 2048);
+        assert_true(g.snap_slot_size >= PROCBUS_SNAP_BYTES(1000, 2048));
+        g.buckets = 1024; /* load factor over 1/2 */
+        assert_int_equal(pb_segment_layout(&g), -EINVAL);
+        g.buckets = 3000; /* not a power of two */
+        assert_int_equal(pb_segment_layout(&g), -EINVAL);
+        g.buckets = 1u << 24; /* over the ABI's limit */
+        assert_int_equal(pb_segment_layout(&g), -EINVAL);
     }
     {
         struct pb_geometry g = {
