@@ -99,7 +99,7 @@ static PROCBUS__COLD int procbus__check_off(struct procbus_reader *r, uint64_t o
  * impossible `current`.
  */
 static PROCBUS__HOT int procbus__begin(struct procbus_reader *r, const unsigned char **snap,
-                                 uint64_t *gen)
+                                       uint64_t *gen)
 {
     /* Read step 1: acquire, pairs with the release store of `current` in
      * commit step 5 (procbus_pub_commit): the slot it names is complete. */
@@ -139,14 +139,16 @@ static PROCBUS__HOT int procbus__still(const unsigned char *snap, uint64_t gen)
     return PROCBUS__LD(&((const struct procbus_snap *)(const void *)snap)->gen) == gen;
 }
 
-static PROCBUS__HOT const struct procbus_proc *procbus__rec(const struct procbus_reader *r, uint32_t slot)
+static PROCBUS__HOT const struct procbus_proc *procbus__rec(const struct procbus_reader *r,
+                                                            uint32_t slot)
 {
     return (const struct procbus_proc *)(const void *)(r->base + r->arena_off +
                                                        (uint64_t)slot * r->record_size);
 }
 
 /* A record's `size` is possible: at least the v1 record, at most the arena stride. */
-static PROCBUS__HOT int procbus__rec_sane(const struct procbus_reader *r, const struct procbus_proc *p)
+static PROCBUS__HOT int procbus__rec_sane(const struct procbus_reader *r,
+                                          const struct procbus_proc *p)
 {
     /* PROCBUS_PROC_MIN_SIZE <= size <= record_size, in one unsigned comparison */
     return PROCBUS__LD(&p->size) - PROCBUS_PROC_MIN_SIZE <= r->record_size - PROCBUS_PROC_MIN_SIZE;
@@ -159,7 +161,7 @@ static PROCBUS__HOT int procbus__rec_sane(const struct procbus_reader *r, const 
  * discards the lookup).
  */
 static PROCBUS__HOT int procbus__rec_carries(const struct procbus_proc *p, int by_pid, uint32_t key,
-                                       const char *name)
+                                             const char *name)
 {
     return by_pid ? PROCBUS__LD(&p->pid) == (int32_t)key
                   : strncmp(p->name, name, PROCBUS_NAME_LEN) == 0;
@@ -219,8 +221,8 @@ static PROCBUS__COLD int procbus__section_start(struct procbus_section *s)
 /* Bucket `b` holds `key`: does the record it names carry it? 1 (*out: the record), 0 (no:
  * probe on), or -EBADMSG (an arena slot or record size out of range). */
 static PROCBUS__HOT int procbus__bucket_rec(const struct procbus_reader *r, uint64_t b, int by_pid,
-                                      uint32_t key, const char *name,
-                                      const struct procbus_proc **out)
+                                            uint32_t key, const char *name,
+                                            const struct procbus_proc **out)
 {
     uint32_t slot = PROCBUS_BUCKET_SLOT(b);
     const struct procbus_proc *p;
@@ -267,8 +269,9 @@ procbus__find_loop(const struct procbus_reader *r, const uint64_t *tbl, uint32_t
  * Find `key` in the index at `tbl_off` of the section's slot (ABI.md read step
  * 3): the record, or NULL (absent, or a bounds failure recorded in s->err).
  */
-static PROCBUS__HOT const struct procbus_proc *procbus__find(struct procbus_section *s, uint64_t tbl_off,
-                                                       int by_pid, uint32_t key, const char *name)
+static PROCBUS__HOT const struct procbus_proc *procbus__find(struct procbus_section *s,
+                                                             uint64_t tbl_off, int by_pid,
+                                                             uint32_t key, const char *name)
 {
     const struct procbus_reader *r = s->r;
     const uint64_t *tbl = (const uint64_t *)(const void *)(s->snap + tbl_off);
@@ -418,7 +421,8 @@ static inline uint64_t procbus_section_generation(const struct procbus_section *
  * or a bounds failure (procbus_section_retry then says -EBADMSG, unless the
  * attempt was torn). Untrusted until procbus_section_retry returns 0.
  */
-static PROCBUS__HOT const struct procbus_proc *procbus_section_pid(struct procbus_section *s, int32_t pid)
+static PROCBUS__HOT const struct procbus_proc *procbus_section_pid(struct procbus_section *s,
+                                                                   int32_t pid)
 {
     if (s->snap == NULL || s->err != 0 || pid <= 0)
         return NULL;
@@ -435,7 +439,7 @@ static PROCBUS__HOT const struct procbus_proc *procbus_section_pid(struct procbu
  * Untrusted until procbus_section_retry returns 0.
  */
 static PROCBUS__HOT const struct procbus_proc *procbus_section_name(struct procbus_section *s,
-                                                              const char *name)
+                                                                    const char *name)
 {
     if (s->snap == NULL || s->err != 0 || name == NULL || name[0] == '\0' ||
         strnlen(name, PROCBUS_NAME_LEN) >= PROCBUS_NAME_LEN)
