@@ -386,9 +386,15 @@ static void reader_main(void *v)
     x->fd = a->fd;
     x->pos = (unsigned)a->idx * 4099u; /* readers start at different places */
     if (procbus) {
+        uint32_t flat_buckets;
         rc = procbus_open(&x->r, a->seg);
         if (rc < 0)
             child_fail(res->msg, sizeof(res->msg), &res->err, "procbus_open", rc);
+        /* the baselines probe an index of procbus's shape: the same bucket count */
+        (void)flat_size(a->n, &flat_buckets);
+        if (procbus__hdr(&x->r)->hash_buckets != flat_buckets)
+            child_fail(res->msg, sizeof(res->msg), &res->err,
+                       "the segment's hash_buckets differ from the baselines'", -EPROTO);
     }
     if (a->kind == RK_LIST || a->kind == RK_ALLOC) {
         x->buf = calloc(a->n, sizeof(*x->buf));

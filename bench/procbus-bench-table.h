@@ -83,9 +83,10 @@ static void order_init(struct order *o, uint32_t n)
 
 /*
  * Flat table for the lock baselines (and the socket server's private copy):
- * records + an open-addressing pid index (procbus's hash, twice as many
- * buckets as records, procbus's bucket encoding), a process-shared rwlock and
- * a process-shared mutex.
+ * records + an open-addressing pid index (procbus's hash, procbus's bucket
+ * count - 4 x the records, rounded up to a power of two, as pb_segment_layout
+ * lays out - and bucket encoding), a process-shared rwlock and a
+ * process-shared mutex.
  */
 struct flat {
     pthread_rwlock_t rw;
@@ -97,7 +98,7 @@ struct flat {
 static size_t flat_size(uint32_t n, uint32_t *buckets)
 {
     uint32_t b = 2;
-    while (b < 2 * n)
+    while (b < 4 * n)
         b <<= 1;
     *buckets = b;
     return 4096 + (size_t)n * sizeof(struct procbus_proc) + (size_t)b * 8;

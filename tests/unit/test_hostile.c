@@ -779,7 +779,7 @@ static void test_geometry_extremes(void **state)
             {G_RING_OFF, ro + 8, G_RING_CAP, 1, "ring_off misaligned"},
             {G_RING_CAP, IMG_RING - 1, G_RING_CAP, IMG_RING - 1, "ring_capacity 15 (fits)"},
             {G_BUCKETS, bk - 2, G_BUCKETS, bk - 2, "buckets 14 (fits)"},
-            {G_CAPACITY, cap * 2, G_ARENA_SLOTS, cap * 2, "capacity = buckets (arena fits)"},
+            {G_CAPACITY, cap * 2, G_BUCKETS, cap * 2, "capacity = buckets (arena and slot fit)"},
             {G_SNAP_SLOTS, 1, G_SNAP_SLOTS, 1, "one snapshot slot"},
             {G_ARENA_SLOTS, cap - 1, G_ARENA_SLOTS, cap - 1, "arena smaller than capacity"},
         };
