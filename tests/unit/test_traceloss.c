@@ -39,7 +39,7 @@ static char g_self[512], g_tag[64], g_file[128];
 __attribute__((noreturn)) static void burst_main(int n, const char *file)
 {
     pid_t g = 0, c;
-    char buf[32];
+    char buf[32], tmp[256];
     int i, fd;
 
     for (i = 0; i < n; i++) {
@@ -59,10 +59,13 @@ __attribute__((noreturn)) static void burst_main(int n, const char *file)
             g = c;
         usleep(2000); /* a fork at a time: no loss here */
     }
+    /* written whole under another name, then renamed: the test takes FILE's existence to mean
+     * its content is there (created in place, it could read it empty) */
     snprintf(buf, sizeof(buf), "%d\n", (int)g);
-    fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd >= 0) {
-        if (write(fd, buf, strlen(buf)) < 0) {
+        if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || rename(tmp, file) != 0) {
             /* the test times out waiting */
         }
         close(fd);
