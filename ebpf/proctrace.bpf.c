@@ -38,6 +38,10 @@ __u64 spawn_tag = 0;
  * spawn_tag as its tag instead of the loader's. 0: none. Written data, not a constant: the
  * programs outlive their loader when pinned, and the next loader (another pid) takes them. */
 __s32 self_tgid = 0;
+/* The loader's, never the programs': the ring position up to which its user acted on the events
+ * and published the outcome (proctrace_release_keep). Ring space it kept below that (events it
+ * read but could not finish) is read again by the next loader, flagged as replayed. */
+__u64 published_pos = 0;
 /* The level of the target namespace, found at the first event from inside it (every process
  * there has its number at that same level); -1 until then. */
 __s32 ns_level = -1;

@@ -33,6 +33,7 @@ struct proctrace {
     size_t bss_len;
     __u64 *spawn_tag; /* in the global data (either way) */
     __s32 *self_tgid;
+    __u64 *published_pos; /* (proctrace_release_keep) */
     /* the ring buffer, read here (not through libbpf, so that consumption can wait for the
      * caller's commit: proctrace_release) */
     int epfd;
@@ -41,6 +42,8 @@ struct proctrace {
     unsigned long *cons_pos, *prod_pos;
     unsigned char *data;
     uint64_t mask, read_pos;
+    uint64_t event_pos;  /* the ring position of the event being delivered */
+    uint64_t replay_end; /* events below it were acted on by an earlier loader */
     int defer_release;
     int exit_mode;
     int ncpus;
@@ -416,7 +419,8 @@ static int take_pinned(struct proctrace *t, const struct proctrace_opts *o, size
     len = sizeof(info);
     if (bpf_obj_get_info_by_fd(t->fd_bss, &info, &len) != 0 ||
         info.value_size > sizeof(struct proctrace_bpf__bss) ||
-        info.value_size < offsetof(struct proctrace_bpf__bss, self_tgid) + sizeof(__s32))
+        info.value_size < offsetof(struct proctrace_bpf__bss, self_tgid) + sizeof(__s32) ||
+        info.value_size < offsetof(struct proctrace_bpf__bss, published_pos) + sizeof(__u64))
         return -ESTALE; /* (the section has no tail padding: it may be shorter) */
     t->bss_len = ((size_t)info.value_size + t->page - 1) / t->page * t->page;
     t->bss_map = mmap(NULL, t->bss_len, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd_bss, 0);
@@ -427,8 +431,12 @@ static int take_pinned(struct proctrace *t, const struct proctrace_opts *o, size
     }
     t->spawn_tag = &((struct proctrace_bpf__bss *)t->bss_map)->spawn_tag;
     t->self_tgid = &((struct proctrace_bpf__bss *)t->bss_map)->self_tgid;
+    t->published_pos = &((struct proctrace_bpf__bss *)t->bss_map)->published_pos;
     t->reused = t->pinned = 1;
-    return ring_open(t, t->fd_events, ring);
+    int rc = ring_open(t, t->fd_events, ring);
+    if (rc == 0) /* what the previous loader's user had published, kept or not */
+        t->replay_end = __atomic_load_n(t->published_pos, __ATOMIC_ACQUIRE);
+    return rc;
 }
 
 /* Load, attach and (with a pin_dir) pin a new tracer. */
@@ -471,6 +479,7 @@ static int load_new(struct proctrace *t, const struct proctrace_opts *o, size_t 
     t->skel->bss->self_tgid = getpid();
     t->spawn_tag = &t->skel->bss->spawn_tag;
     t->self_tgid = &t->skel->bss->self_tgid;
+    t->published_pos = &t->skel->bss->published_pos;
     rc = proctrace_bpf__attach(t->skel);
     if (rc) {
         why_set(why, whylen, "BPF attach failed (%s)", strerror(-rc));
@@ -656,6 +665,7 @@ int proctrace_consume(struct proctrace *t, proctrace_cb cb, void *arg)
         if (len & RB_BUSY)
             break; /* reserved, not committed yet: the next call */
         size = len & ~(RB_BUSY | RB_DISC);
+        t->event_pos = t->read_pos;
         t->read_pos += (size + RB_HDR + 7) & ~7u;
         if (!(len & RB_DISC)) {
             struct proctrace_event e;
@@ -676,13 +686,37 @@ int proctrace_consume(struct proctrace *t, proctrace_cb cb, void *arg)
 
 int proctrace_release(struct proctrace *t)
 {
+    return proctrace_release_keep(t, UINT64_MAX);
+}
+
+int proctrace_release_keep(struct proctrace *t, uint64_t keep_from)
+{
+    uint64_t upto;
+
     if (!t)
         return 0;
-    ring_free_upto(t, t->read_pos);
+    upto = keep_from < t->read_pos ? keep_from : t->read_pos;
+    /* first the mark (everything read is acted on), then the consumer position: a loader
+     * killed between the two leaves its successor a replay, never a second application; the
+     * release store below orders the two */
+    if (t->published_pos != NULL)
+        __atomic_store_n(t->published_pos, (__u64)t->read_pos, __ATOMIC_RELAXED);
+    if (upto > (uint64_t)__atomic_load_n(t->cons_pos, __ATOMIC_RELAXED))
+        ring_free_upto(t, upto);
     /* a record the kernel committed after our last read and before the store above did not
      * wake us (it wakes only a consumer that had caught up): look */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return __atomic_load_n(t->prod_pos, __ATOMIC_ACQUIRE) > t->read_pos;
+}
+
+uint64_t proctrace_event_pos(const struct proctrace *t)
+{
+    return t != NULL ? t->event_pos : 0;
+}
+
+int proctrace_event_replayed(const struct proctrace *t)
+{
+    return t != NULL && t->event_pos < t->replay_end;
 }
 
 int proctrace_unread(const struct proctrace *t)

@@ -122,6 +122,26 @@ int proctrace_consume(struct proctrace *t, proctrace_cb cb, void *arg);
  */
 int proctrace_release(struct proctrace *t);
 
+/*
+ * defer_release: as proctrace_release, but the ring keeps every event from position
+ * `keep_from` on (proctrace_event_pos of the oldest event whose outcome the caller could not
+ * publish yet; UINT64_MAX: none). Everything read is marked as acted on, in the tracer's global
+ * data: a later loader taking the pinned tracer over reads the kept events again, flagged by
+ * proctrace_event_replayed. Returns as proctrace_release. Ordering: the mark is stored before
+ * the consumer position (a release store), so a loader killed in between leaves a replay,
+ * never an event applied twice.
+ */
+int proctrace_release_keep(struct proctrace *t, uint64_t keep_from);
+
+/* During a proctrace_consume callback: the ring position of the event delivered (for
+ * proctrace_release_keep). */
+uint64_t proctrace_event_pos(const struct proctrace *t);
+
+/* During a proctrace_consume callback: 1 if the event was read, and what it made published, by
+ * an earlier loader of this pinned tracer, which kept it in the ring for a reason of its own
+ * (proctrace_release_keep): most events are then to be skipped. */
+int proctrace_event_replayed(const struct proctrace *t);
+
 /* 1 if the ring has events not read yet (no syscall). */
 int proctrace_unread(const struct proctrace *t);
 

@@ -169,6 +169,7 @@ struct pbd_daemon {
     int defer_logs;           /* start-up: instances open their logs after the first commit
                                * (pbd_inst_open_deferred), so that readers see them sooner */
     int trace_unread;         /* the tracer has events no wake-up announces (pbd_trace_committed) */
+    int trace_paused;         /* its descriptor is out of the loop's set (pbd_trace_glue_hold) */
     char pin_dir[512];        /* the tracer's bpffs folder (trace_glue.c) */
     const char *config_path;
     char *segment_override, *socket_override;

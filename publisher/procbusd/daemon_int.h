@@ -373,6 +373,12 @@ void pbd_trace_glue_staged(struct pbd_daemon *d, int n);
  * the loop's commit. */
 void pbd_trace_glue_sync(struct pbd_daemon *d, int walk);
 
+/* After a commit: while the tracer's ring keeps the exit event of a main process not yet
+ * reaped (pbd_trace_ends_held), its descriptor stays readable (the kernel counts what is kept
+ * as unread), so it leaves the loop's set until the last such end is taken, and the ring is
+ * read then (d->trace_unread); syncs before decisions read it meanwhile. */
+void pbd_trace_glue_hold(struct pbd_daemon *d);
+
 /* Once per loop turn: the trace module's periodic work (pbd_trace_tick), then the kill
  * passes due (pbd_stop_tree_poll). */
 void pbd_trace_glue_tick(struct pbd_daemon *d);

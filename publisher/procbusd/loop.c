@@ -83,6 +83,8 @@ static void release_spawned(struct pbd_daemon *d)
 
 void pbd_commit_staged(struct pbd_daemon *d)
 {
+    uint32_t held;
+
     /* an adopted run's exit the tracer read: published in this commit, which hands its event's
      * ring space back (only this process knows it: a successor would find it gone unseen) */
     pbd_adopted_ended(d);
@@ -93,9 +95,15 @@ void pbd_commit_staged(struct pbd_daemon *d)
     if (d->go_pending > 0)
         release_spawned(d);
     /* what the tracer's events made is published: its ring may take them back (a procbusd
-     * killed before this point leaves them to the next one: one ordered stream, none lost) */
+     * killed before this point leaves them to the next one: one ordered stream, none lost),
+     * except the exit events of main processes not yet reaped (read before the kernel lets
+     * them be: their status is in this process only) */
+    held = pbd_trace_ends_held(d->trace);
     if (pbd_trace_committed(d->trace))
         d->trace_unread = 1;
+    pbd_trace_glue_hold(d);
+    if (held > 0 && getenv("PROCBUS_TEST_KILL_HELD_END") != NULL)
+        raise(SIGKILL); /* test_exit_held: killed just where such a status could be lost */
 }
 
 /* ---- timers, signals ---- */

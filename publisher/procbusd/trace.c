@@ -93,9 +93,42 @@ static void queue_unlink(struct pbd_tracing *t, struct pbd_tp *e)
     e->qnext = e->qprev = NULL;
 }
 
+void pbd_tp_hold_end(struct pbd_tracing *t, struct pbd_tp *e, uint64_t ring_pos)
+{
+    struct pbd_tp **pp = &t->held;
+
+    if (e->end_held)
+        return;
+    while (*pp != NULL)
+        pp = &(*pp)->held_next;
+    *pp = e;
+    e->held_next = NULL;
+    e->held_pos = ring_pos;
+    e->end_held = 1;
+    t->ends_held++;
+}
+
+/* The root's end is taken (or it is no root any more): its exit event may leave the ring. */
+static void end_taken(struct pbd_tracing *t, struct pbd_tp *e)
+{
+    struct pbd_tp **pp = &t->held;
+
+    if (!e->end_held)
+        return;
+    while (*pp != NULL && *pp != e)
+        pp = &(*pp)->held_next;
+    if (*pp == e)
+        *pp = e->held_next;
+    e->held_next = NULL;
+    e->end_held = 0;
+    t->ends_held--;
+}
+
 static void tp_free(struct pbd_tracing *t, struct pbd_tp *e)
 {
     struct pbd_tp **pp = &t->tbl[slot_of(t, e->rec.pid)];
+
+    end_taken(t, e);
 
     while (*pp != NULL && *pp != e)
         pp = &(*pp)->hnext;
@@ -366,7 +399,15 @@ uint32_t pbd_trace_take_root_exits(struct pbd_tracing *t)
 
 int pbd_trace_committed(struct pbd_tracing *t)
 {
+    /* a main process's exit event read, its end not yet taken (a child of procbusd: the event
+     * comes before the kernel makes it a zombie, so before its pidfd says so), lives only in
+     * this process: the ring keeps it (pbd_ebpf_release), for a successor if procbusd dies */
     return t != NULL ? pbd_ebpf_release(t) : 0;
+}
+
+uint32_t pbd_trace_ends_held(const struct pbd_tracing *t)
+{
+    return t != NULL ? t->ends_held : 0;
 }
 
 int pbd_trace_reused(const struct pbd_tracing *t)
@@ -542,6 +583,7 @@ void pbd_trace_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_ns, ui
     }
     if (e == NULL && (e = tp_new(t, pid)) == NULL)
         return;
+    end_taken(t, e); /* (a root entry again: a new run) */
     e->root = 1;
     e->alive = 1;
     e->rec.program_id = program_id;
@@ -557,6 +599,7 @@ void pbd_trace_root_gone(struct pbd_tracing *t, pid_t pid)
     e = pbd_tp_find_live(t, pid);
     if (e == NULL || !e->root)
         return;
+    end_taken(t, e);       /* published by the caller's coming commit, before any ring release */
     if (e->exit_boot == 0) /* no exit event: it was gone by now, at the latest */
         e->exit_boot = pb_now_ns(CLOCK_BOOTTIME);
     /* kept a while, dead: /proc polling attributes orphans by when it lived */

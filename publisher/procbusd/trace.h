@@ -141,10 +141,17 @@ int pbd_trace_root_status(const struct pbd_tracing *t, pid_t pid, int *code, int
 /*
  * Everything the trace module staged so far is committed: the tracer's ring may take back what
  * was read (events read but not committed when procbusd dies are read again by the next one,
- * from a pinned ring). Returns 1 when events are waiting that no wake-up will announce: call
- * pbd_trace_consume. NULL is fine (0).
+ * from a pinned ring). Not while a main process's exit event was read and its end not yet
+ * taken (pbd_trace_ends_held): then nothing is handed back, and a procbusd killed before it
+ * publishes that end leaves the event to its successor. Returns 1 when events are waiting that
+ * no wake-up will announce: call pbd_trace_consume. NULL is fine (0).
  */
 int pbd_trace_committed(struct pbd_tracing *t);
+
+/* How many main processes' exit events were read whose end procbusd has not taken yet
+ * (pbd_trace_root_gone): the kernel reports a child's exit before its pidfd says so, and the
+ * status is then only in this process. 0 for NULL. */
+uint32_t pbd_trace_ends_held(const struct pbd_tracing *t);
 
 /* 1 when the pinned tracer was taken over (it recorded while no procbusd ran); 1 from
  * pbd_trace_pinned when the tracer is pinned at all. */

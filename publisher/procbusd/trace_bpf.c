@@ -160,6 +160,8 @@ static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
                 l->rec.flags |= PROCBUS_F_CORE_DUMPED;
             pbd_tp_reparent(t, ev->tgid, ev->reaper);
             t->root_exits++; /* an adopted one's is published before this event is let go */
+            /* and a child's is kept in the ring until reaped (pbd_trace_committed) */
+            pbd_tp_hold_end(t, l, proctrace_event_pos(t->pt));
             return;
         }
         if ((l = pbd_tp_find_live(t, ev->tgid)) != NULL)
@@ -189,10 +191,27 @@ static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
         pbd_tp_reparent(t, ev->tgid, ev->reaper);
 }
 
+/* A replayed event (a predecessor read it and published what it made, but kept it in the
+ * ring: the exit of a main process it had not reaped yet) counts only as the exit of a main
+ * process this procbusd took over, the very process (start time within a tick). */
+static int replay_wanted(const struct pbd_tracing *t, const struct proctrace_event *ev)
+{
+    const struct pbd_tp *l;
+    uint64_t s, diff;
+
+    if (ev->kind != PROCTRACE_EXIT || (l = root_of(t, ev)) == NULL)
+        return 0;
+    s = l->rec.start_boot_ns;
+    diff = s > ev->start_boot_ns ? s - ev->start_boot_ns : ev->start_boot_ns - s;
+    return s == 0 || diff < t->tick_ns + 1000000ull;
+}
+
 static int on_event(void *arg, const struct proctrace_event *ev)
 {
     struct pbd_tracing *t = arg;
 
+    if (proctrace_event_replayed(t->pt) && !replay_wanted(t, ev))
+        return 0;
     switch (ev->kind) {
     case PROCTRACE_FORK:
         t->stats.forks++;
@@ -307,7 +326,9 @@ int pbd_trace_pin_remove(const char *dir)
 
 int pbd_ebpf_release(struct pbd_tracing *t)
 {
-    return t->pt != NULL ? proctrace_release(t->pt) : 0;
+    return t->pt != NULL
+               ? proctrace_release_keep(t->pt, t->held != NULL ? t->held->held_pos : UINT64_MAX)
+               : 0;
 }
 
 int pbd_ebpf_reused(const struct pbd_tracing *t)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -217,6 +218,22 @@ void pbd_trace_glue_sync(struct pbd_daemon *d, int walk)
 {
     if (d->trace != NULL)
         pbd_trace_glue_staged(d, pbd_trace_sync(d->trace, walk));
+}
+
+void pbd_trace_glue_hold(struct pbd_daemon *d)
+{
+    int fd = d->trace != NULL ? pbd_trace_fd(d->trace) : -1;
+    int hold = pbd_trace_ends_held(d->trace) > 0;
+
+    if (fd < 0 || hold == d->trace_paused)
+        return;
+    if (hold) {
+        epoll_ctl(d->epfd_urgent, EPOLL_CTL_DEL, fd, NULL);
+    } else {
+        pbd_watch_add(d, fd, &d->w_trace);
+        d->trace_unread = 1; /* what came meanwhile woke nobody */
+    }
+    d->trace_paused = hold;
 }
 
 void pbd_trace_glue_tick(struct pbd_daemon *d)

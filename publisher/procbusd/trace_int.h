@@ -38,6 +38,11 @@ struct pbd_tp {
                           * event for the same (pid, start) fills in the real status */
     uint8_t forked;      /* processes were recorded with it as their parent (reparent them at
                           * its exit) */
+    uint8_t end_held;    /* a root whose exit event was read and whose end procbusd has not
+                          * taken yet (pbd_trace_root_gone): the status lives only in this
+                          * process, so the ring keeps the event (pbd_trace_committed) */
+    uint64_t held_pos;   /* end_held: the ring position of its exit event */
+    struct pbd_tp *held_next; /* end_held: the next such root, in ring order */
 };
 
 struct pbd_tracing {
@@ -52,6 +57,8 @@ struct pbd_tracing {
     uint64_t lost_seen, trackfail_seen;
     struct pbd_trace_stats stats;
     uint32_t root_exits; /* exit events of main processes read since pbd_trace_take_root_exits */
+    uint32_t ends_held;  /* roots with end_held set: the ring keeps their exit events */
+    struct pbd_tp *held; /* those roots, oldest event first */
     int reconcile_pending;
     uint64_t next_poll, last_walk, next_batch;
     uint64_t tick_ns;     /* /proc start-time resolution */
@@ -168,9 +175,14 @@ uint64_t pbd_ebpf_tag(const struct pbd_tracing *t, pid_t pid);
 /* The tag of the next process procbusd forks (0 after the fork); nothing when not running. */
 void pbd_ebpf_spawn_tag(struct pbd_tracing *t, uint64_t program_id);
 
-/* Hand the tracer's ring back up to what was read (proctrace_release); 1 if events are waiting
- * unannounced. 0 when not running. */
+/* Hand the tracer's ring back up to what was read (proctrace_release), keeping the exit events
+ * of roots whose end is held (t->held); 1 if events are waiting unannounced. 0 when not
+ * running. */
 int pbd_ebpf_release(struct pbd_tracing *t);
+
+/* Hold root e's end: its exit event (the one being read) stays in the ring until
+ * pbd_trace_root_gone. */
+void pbd_tp_hold_end(struct pbd_tracing *t, struct pbd_tp *e, uint64_t ring_pos);
 
 /* Whether the tracer was taken over from a pinned set / is pinned; unpin it. */
 int pbd_ebpf_reused(const struct pbd_tracing *t);
