@@ -200,7 +200,8 @@ PROCBUS_MUST_CHECK static inline int procbus_get_name(struct procbus_reader *r, 
 /*
  * procbus_list - copy every record of one snapshot into out[0..cap). On
  * success *count is the number copied. If cap is too small, returns -ENOSPC
- * with *count set to the number needed (out may be NULL with cap 0 to ask).
+ * with *count set to the number needed (out may be NULL with cap 0 to ask);
+ * on any other error *count is 0 (when count is not NULL).
  * Context: an open reader. No system call, no lock, no allocation.
  * Returns: 0; -ENOSPC; -EAGAIN; -EBADMSG; -EINVAL (r or count NULL, out NULL
  * with cap > 0, not open). out[] is unspecified unless 0 is returned.
@@ -214,6 +215,8 @@ procbus_list(struct procbus_reader *r, struct procbus_proc *out, size_t cap, siz
     uint32_t n, i;
     int rc;
 
+    if (count != NULL)
+        *count = 0; /* (also tells compilers that every return leaves it set) */
     if (r == NULL || r->base == NULL || count == NULL || (out == NULL && cap != 0))
         return -EINVAL;
     last = r->last_gen;
