@@ -138,7 +138,8 @@ static const struct pbd_config_key daemon_keys[] = {
      .type = PBD_KT_INT,
      DAEMON(capacity),
      .min = 1,
-     .max = UINT32_MAX,
+     /* the most whose 8 snapshot slots fit the 1 GiB `current` can address (ABI.md) */
+     .max = 1u << 21,
      .def = "4096",
      .doc = "segment capacity, in process records"},
     {.name = "segment_mode",
