@@ -170,6 +170,7 @@ struct pbd_daemon {
                                * (pbd_inst_open_deferred), so that readers see them sooner */
     int trace_unread;         /* the tracer has events no wake-up announces (pbd_trace_committed) */
     int trace_paused;         /* its descriptor is out of the loop's set (pbd_trace_glue_hold) */
+    int test_kill_held_end;   /* $PROCBUS_TEST_KILL_HELD_END at start (test_exit_held) */
     char pin_dir[512];        /* the tracer's bpffs folder (trace_glue.c) */
     const char *config_path;
     char *segment_override, *socket_override;

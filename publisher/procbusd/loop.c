@@ -102,7 +102,7 @@ void pbd_commit_staged(struct pbd_daemon *d)
     if (pbd_trace_committed(d->trace))
         d->trace_unread = 1;
     pbd_trace_glue_hold(d);
-    if (held > 0 && getenv("PROCBUS_TEST_KILL_HELD_END") != NULL)
+    if (held > 0 && d->test_kill_held_end)
         raise(SIGKILL); /* test_exit_held: killed just where such a status could be lost */
 }
 
@@ -210,6 +210,7 @@ int pbd_loop_setup(struct pbd_daemon *d, struct pbd_config *cfg, const char *con
     d->holder.fd = d->tee_rd = d->tee_wr = -1;
     d->ctl.listen_fd = -1;
     d->claim_fd = -1;
+    d->test_kill_held_end = getenv("PROCBUS_TEST_KILL_HELD_END") != NULL; /* read once */
     for (i = 0; i < PBD_CTL_MAX_CONN; i++)
         d->ctl.conns[i].fd = -1;
     d->reexec.slot = -1;

@@ -158,8 +158,7 @@ struct pbd_tp *pbd_tp_find_exact(const struct pbd_tracing *t, int32_t pid, uint6
         uint64_t s = e->rec.start_boot_ns;
         if (e->rec.pid != pid || e->root)
             continue;
-        if (exact && e->exact ? s != start
-                              : (s > start ? s - start : start - s) >= t->tick_ns + 1000000ull)
+        if (exact && e->exact ? s != start : !pbd_tp_same_start(t, s, start))
             continue;
         if (e->alive)
             return e;
@@ -321,7 +320,6 @@ static void seed(struct pbd_tracing *t, const struct procbus_proc *r)
 {
     struct pbd_proc_stat st;
     struct pbd_tp *e;
-    uint64_t diff;
     int alive;
 
     if (r->pid <= 0 || t->mode == PBD_TRACE_OFF || (r->program_id == 0 && !t->o.observe) ||
@@ -335,10 +333,7 @@ static void seed(struct pbd_tracing *t, const struct procbus_proc *r)
     e->rec = *r;
     alive = pbd_proc_stat(r->pid, &st) == 0 && st.state != 'Z' && st.state != 'X' &&
             !(st.flags & PF_EXITING_FLAG);
-    diff = alive && st.start_boot_ns > r->start_boot_ns ? st.start_boot_ns - r->start_boot_ns
-           : alive                                      ? r->start_boot_ns - st.start_boot_ns
-                                                        : 0;
-    alive = alive && diff < t->tick_ns + 1000000ull;
+    alive = alive && pbd_tp_same_start(t, st.start_boot_ns, r->start_boot_ns);
     if (r->state != PROCBUS_STATE_EXITED && alive) {
         e->alive = 1;
         e->sid = st.sid;
@@ -365,8 +360,7 @@ void pbd_trace_adopt_root(struct pbd_tracing *t, pid_t pid, uint64_t start_boot_
          * then, within a clock tick; else its pid is another live process's now, and no exit
          * event can be told apart */
         uint64_t s = e->rec.start_boot_ns;
-        uint64_t diff = s > start_boot_ns ? s - start_boot_ns : start_boot_ns - s;
-        if (e->root || s == 0 || start_boot_ns == 0 || diff >= t->tick_ns + 1000000ull)
+        if (e->root || s == 0 || start_boot_ns == 0 || !pbd_tp_same_start(t, s, start_boot_ns))
             return;
     }
     pbd_trace_root(t, pid, start_boot_ns, program_id);

@@ -197,13 +197,11 @@ static void on_exit_ev(struct pbd_tracing *t, const struct proctrace_event *ev)
 static int replay_wanted(const struct pbd_tracing *t, const struct proctrace_event *ev)
 {
     const struct pbd_tp *l;
-    uint64_t s, diff;
 
     if (ev->kind != PROCTRACE_EXIT || (l = root_of(t, ev)) == NULL)
         return 0;
-    s = l->rec.start_boot_ns;
-    diff = s > ev->start_boot_ns ? s - ev->start_boot_ns : ev->start_boot_ns - s;
-    return s == 0 || diff < t->tick_ns + 1000000ull;
+    return l->rec.start_boot_ns == 0 ||
+           pbd_tp_same_start(t, l->rec.start_boot_ns, ev->start_boot_ns);
 }
 
 static int on_event(void *arg, const struct proctrace_event *ev)

@@ -66,6 +66,13 @@ struct pbd_tracing {
     pid_t self;
 };
 
+/* Two start times (boot ns) of one process: equal within /proc's clock tick and a ms (a /proc
+ * reading and the kernel's exact one differ by up to that). */
+static inline int pbd_tp_same_start(const struct pbd_tracing *t, uint64_t a, uint64_t b)
+{
+    return (a > b ? a - b : b - a) < t->tick_ns + 1000000ull;
+}
+
 /* ---- trace.c: clocks ---- */
 
 /* Measure CLOCK_REALTIME - CLOCK_BOOTTIME again (once per batch of events or walk). */

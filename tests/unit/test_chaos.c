@@ -704,6 +704,21 @@ static int bpffs(void)
     return 0;
 }
 
+/* The pinned eBPF tracer can run here: root, kernel BTF and bpffs (mounted if need be). */
+static int pinned_tracer_ok(void)
+{
+    return geteuid() == 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0 && bpffs();
+}
+
+/* A daemon folder of its own (procbusd started once to make it, then stopped): the caller
+ * writes its configuration and restarts it. */
+static void daemon_made(struct daemon_h *h)
+{
+    pbt_start_daemon(h, "/tmp/pbd-chaos", "");
+    kill(h->pid, SIGTERM);
+    assert_int_equal(pbt_wait_child(h->pid), 0);
+}
+
 static void test_chaos_tracer(void **state)
 {
     (void)state;
@@ -830,15 +845,13 @@ static void test_output_claims(void **state)
     struct daemon_h h;
     struct procbus_proc p0, p;
     char body[1024];
-    int pinned = geteuid() == 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0 && bpffs();
+    int pinned = pinned_tracer_ok();
     pid_t hold, hold2;
     long t0, last = 0;
     (void)state;
 
     snprintf(g_mark, sizeof(g_mark), "claims-%d", (int)getpid());
-    pbt_start_daemon(&h, "/tmp/pbd-chaos", "");
-    kill(h.pid, SIGTERM);
-    assert_int_equal(pbt_wait_child(h.pid), 0);
+    daemon_made(&h);
     snprintf(body, sizeof(body),
              "trace = %s\n\n[program:t]\ncommand = %s ticker t\nstdout_logfile = %s/t.log\n"
              "startsecs = 0\nautorestart = true\nenvironment = PROCBUS_CHAOS_MARK=%s\n",
@@ -971,9 +984,7 @@ static void test_adopt_against_config(void **state)
     (void)state;
 
     snprintf(g_mark, sizeof(g_mark), "config-%d", (int)getpid());
-    pbt_start_daemon(&h, "/tmp/pbd-chaos", "");
-    kill(h.pid, SIGTERM);
-    assert_int_equal(pbt_wait_child(h.pid), 0);
+    daemon_made(&h);
 #define PROG(n, cmd) \
     "[program:" n "]\ncommand = " cmd "\nstartsecs = 0\nenvironment = PROCBUS_CHAOS_MARK=%s\n"
     snprintf(body, sizeof(body),
@@ -1096,13 +1107,11 @@ static void test_exit_held(void **state)
     pid_t w;
     (void)state;
 
-    if (geteuid() != 0 || access("/sys/kernel/btf/vmlinux", R_OK) != 0 || !bpffs()) {
+    if (!pinned_tracer_ok()) {
         print_message("skipped: the pinned eBPF tracer needs root, kernel BTF and bpffs\n");
         skip();
     }
-    pbt_start_daemon(&h, "/tmp/pbd-chaos", "");
-    kill(h.pid, SIGTERM);
-    assert_int_equal(pbt_wait_child(h.pid), 0);
+    daemon_made(&h);
     snprintf(body, sizeof(body),
              "trace = on\n\n[program:big]\ncommand = %s bigexit\nstartsecs = 0\n"
              "autorestart = false\n",
