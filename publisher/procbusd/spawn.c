@@ -56,6 +56,7 @@ int pbd_spawn_start(const struct pbd_program *prog, const struct pbd_spawn_opts 
     c.go_rd = gop[0];
     c.go_wr = gop[1];
     c.pub = opts->pub;
+    c.claim_fd = opts->claim_fd;
     c.id = opts->id;
     pid = fork();
     if (pid < 0) {

@@ -28,6 +28,9 @@ struct pbd_spawn_opts {
     int stdin_fd;              /* an event listener's pipe, an fcgi-program's socket */
     const struct procbus_pub *pub; /* this spawn: the segment and the run's record id, for */
     uint64_t id;                   /* the child's check at end of file on the go pipe */
+    int claim_fd; /* this spawn: procbusd's segment claim (claim.h), closed by the child at once
+                   * (it would hold the claim while it waits to exec, past procbusd's death);
+                   * <= 2: none */
 };
 
 /*

@@ -74,6 +74,8 @@ void pbd_spawn_child(const struct pbd_child_setup *c)
     sigset_t all;
     int s;
 
+    if (c->claim_fd > 2) /* a successor of a procbusd killed while we wait must claim at once */
+        close(c->claim_fd);
     if (c->go_wr >= 0)
         close(c->go_wr); /* only procbusd holds it: its death is our end of file */
     memset(&dfl, 0, sizeof(dfl));

@@ -121,6 +121,7 @@ void pbd_inst_spawn_now(struct pbd_daemon *d, struct pbd_inst *in)
     char why[256] = "";
     int rc;
 
+    opts.claim_fd = d->claim_fd;
     if (pbd_state_has_process(in->state))
         return; /* (defensive: a run is under way) */
     if (refuse_unpublished(d, in))
