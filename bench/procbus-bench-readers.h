@@ -14,6 +14,8 @@
 enum rkind {
     RK_FLOOR,    /* bare seqlock read of one cache line */
     RK_FLOOR_N,  /* the same, of one line among n (the one pid_of's index names) */
+    RK_PROBE,    /* floor of a lookup: bare seqlock probe of the segment, no checks */
+    RK_PROBE_IX, /* the same without the record: the index alone (the bucket's slot bits) */
     RK_ZC_PID,   /* section: state by pid, zero-copy */
     RK_ZC_NAME,  /* section: state by name, zero-copy */
     RK_COPY_PID, /* procbus_get_pid (copies the 384-byte record), then its state */
@@ -75,6 +77,71 @@ static uint64_t b_floor_n(struct rd_ctx *c, unsigned ops)
     }
     c->pos = pos;
     return acc;
+}
+
+/*
+ * The floor of a lookup in this layout: what a reader that trusts the segment
+ * would do, with none of the section's checks (no bounds on `current`, the
+ * arena slot or the probe count, no record pid or size check, no retry
+ * bookkeeping): `current`, the slot's gen, the pid index probed from the home
+ * bucket, the record's state, the gen again (ABI.md read steps 1-4 and
+ * nothing else). The same segment, memory and lookup order as the section by
+ * pid, so section / probe is what the checks and the API cost. Not safe on a
+ * hostile segment: a floor only. A torn attempt is counted and read again.
+ */
+static uint64_t probe(struct rd_ctx *c, unsigned ops, int record)
+{
+    const struct procbus_reader *r = &c->r;
+    const struct procbus_header *h = (const struct procbus_header *)(const void *)r->base;
+    uint64_t acc = 0, bad = 0, retries = 0;
+    uint32_t mask = r->buckets - 1;
+    unsigned pos = c->pos, i;
+
+    for (i = 0; i < ops; i++) {
+        uint32_t key = (uint32_t)c->ord->pid[pos++ & ORDER_MASK], b_pos, state;
+        for (;;) {
+            uint64_t cur = __atomic_load_n(&h->current, __ATOMIC_ACQUIRE), gen, b;
+            const unsigned char *snap = r->base + PROCBUS_CUR_OFF(cur);
+            const uint64_t *tbl = (const uint64_t *)(const void *)(snap + r->pid_off);
+
+            gen = __atomic_load_n((const uint64_t *)(const void *)snap, __ATOMIC_ACQUIRE);
+            b_pos = procbus_key_home(key, mask);
+            while ((b = __atomic_load_n(&tbl[b_pos], __ATOMIC_RELAXED)) != 0 &&
+                   PROCBUS_BUCKET_KEY(b) != key)
+                b_pos = (b_pos + 1) & mask;
+            state = b == 0 ? 0
+                    : !record ? (uint32_t)b & 7u
+                           : __atomic_load_n(&((const struct procbus_proc *)(const void *)(
+                                                  r->base + r->arena_off +
+                                                  (uint64_t)PROCBUS_BUCKET_SLOT(b) *
+                                                      r->record_size))
+                                                 ->state,
+                                             __ATOMIC_RELAXED);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (gen != 0 && (gen & PROCBUS_CUR_GEN_MASK) == PROCBUS_CUR_GEN(cur) &&
+                __atomic_load_n((const uint64_t *)(const void *)snap, __ATOMIC_RELAXED) == gen) {
+                bad += b == 0;
+                break;
+            }
+            retries++;
+        }
+        acc += state;
+    }
+    c->pos = pos;
+    c->bad += bad;
+    c->retries += retries;
+    return acc;
+}
+
+static uint64_t b_probe(struct rd_ctx *c, unsigned ops)
+{
+    return probe(c, ops, 1);
+}
+
+/* The index alone: a bound on any layout that kept a record's state outside the index. */
+static uint64_t b_probe_ix(struct rd_ctx *c, unsigned ops)
+{
+    return probe(c, ops, 0);
 }
 
 /* The zero-copy lookups: begin, find, load one field, validate (procbus_section.h). */
@@ -278,6 +345,10 @@ static batch_fn kind_fn(enum rkind k)
         return b_floor;
     case RK_FLOOR_N:
         return b_floor_n;
+    case RK_PROBE:
+        return b_probe;
+    case RK_PROBE_IX:
+        return b_probe_ix;
     case RK_ZC_PID:
     case RK_ALLOC:
         return b_zc_pid;
@@ -371,7 +442,7 @@ static void reader_main(void *v)
     struct rd_ctx *x = calloc(1, sizeof(*x));
     batch_fn fn = kind_fn(a->kind);
     uint64_t r0 = 0, g0 = 0, g1 = 0, p0 = 0, p1 = 0;
-    int rc, procbus = a->kind == RK_ZC_PID || a->kind == RK_ZC_NAME || a->kind == RK_COPY_PID ||
+    int rc, procbus = a->kind == RK_PROBE || a->kind == RK_PROBE_IX || a->kind == RK_ZC_PID || a->kind == RK_ZC_NAME || a->kind == RK_COPY_PID ||
                       a->kind == RK_LIST || a->kind == RK_ITER || a->kind == RK_ALLOC;
 
     if (a->kind == RK_SOCKET)

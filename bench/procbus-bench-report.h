@@ -66,6 +66,8 @@ static const struct {
 
 enum {
     E_FLOOR_N = C_COUNT * R_COUNT, /* the floor over 1,000 lines, in the lookup order */
+    E_PROBE,                       /* the floor of a lookup: bare probe, no checks */
+    E_PROBE_IX,                    /* the same, the index alone */
     E_ZC_BUSY,                     /* control: zero-copy pid, the other CPU busy, no writes */
     E_ZC_10K,                      /* zero-copy pid on the 10,000-record table */
     E_COPY_10K,                    /* copying get_pid on the 10,000-record table */
@@ -115,6 +117,13 @@ static void suite_init(const struct params *P, const struct order *o1k, const st
     spec_set(E_FLOOR_N, "floor_1000lines_1r_ns",
              "floor over the lookups' working set: one of 1,000 lines, in the lookup order",
              SIDE_FLOOR_IDLE, RK_FLOOR_N, TABLE_N, o1k, 1, P->ops_fast);
+    spec_set(E_PROBE, "floor_probe_1r_ns",
+             "floor of a lookup: bare seqlock probe of the same segment (index probe, the "
+             "record's state; no checks), 1 reader",
+             SIDE_PUB_IDLE, RK_PROBE, TABLE_N, o1k, 1, P->ops_fast);
+    spec_set(E_PROBE_IX, "floor_probe_index_1r_ns",
+             "the same bare probe without the record: the index alone, 1 reader", SIDE_PUB_IDLE,
+             RK_PROBE_IX, TABLE_N, o1k, 1, P->ops_fast);
     spec_set(E_ZC_BUSY, "zc_pid_busy_neighbour_ns",
              "control: section state by pid, publisher idle but its CPU busy", SIDE_PUB_BUSY,
              RK_ZC_PID, TABLE_N, o1k, 1, P->ops_fast);
@@ -305,6 +314,18 @@ static void report(const struct params *P, const struct machine *m)
         }
     ratio("zc_pid_over_floor_1000lines_1r", "section by pid / floor over 1,000 lines, 1 reader",
           &S[MX(C_ZC_PID, R_ONE)], &S[E_FLOOR_N], R, T_NONE, 0, 1);
+    ratio("zc_pid_over_probe_1r", "section by pid / bare probe: what the checks and the API cost",
+          &S[MX(C_ZC_PID, R_ONE)], &S[E_PROBE], R, T_NONE, 0, 1);
+    ratio("rwlock_over_probe_1r",
+          "rwlock / bare probe, 1 reader: the most any reader of this layout could show",
+          &S[MX(C_RWLOCK, R_ONE)], &S[E_PROBE], R, T_NONE, 0, 1);
+    ratio("socket_over_probe_1r",
+          "unix-socket query / bare probe, 1 reader: the most any reader of this layout could show",
+          &S[MX(C_SOCKET, R_ONE)], &S[E_PROBE], R, T_NONE, 0, 1);
+    ratio("socket_over_probe_index_1r",
+          "unix-socket query / bare probe of the index alone (no record line): the most any "
+          "reader that probes a pid index could show",
+          &S[MX(C_SOCKET, R_ONE)], &S[E_PROBE_IX], R, T_NONE, 0, 1);
     for (c = E_FLOOR_N; c <= E_ITER10K_CHURN; c++) {
         int us = S[c].kind == RK_LIST || S[c].kind == RK_ITER;
         fig(S[c].key, S[c].label, &S[c], R, g_med, us ? 1e-3 : 1, us ? "us/op" : "ns/op", T_NONE, 0,

@@ -158,33 +158,19 @@ static void flat_destroy(struct flat *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-/* The record index of pid, or -1. The probe procbus__find makes (procbus_section.h): the first
- * two buckets without a data-dependent branch, then a loop; so the baselines' lookups cost what
+/* The record index of pid, or -1. The probe procbus__find makes (procbus_section.h): linear
+ * probing from the home bucket to the first empty one; so the baselines' lookups cost what
  * procbus's do, and the comparison is of the synchronisation alone. */
 static inline int flat_find(struct flat *f, int32_t pid)
 {
     const uint64_t *b = flat_bkts(f);
     uint32_t key = (uint32_t)pid, pos = procbus_key_home(key, f->mask);
 
-    if (pos != f->mask) {
-        uint64_t b0 = b[pos], b1 = b[pos + 1], e, sel;
-        unsigned stop0 = (b0 == 0) | (PROCBUS_BUCKET_KEY(b0) == key), hit;
-        sel = (uint64_t)0 - stop0;
-        __asm__("" : "+r"(sel));
-        e = (b0 & sel) | (b1 & ~sel);
-        hit = (e != 0) & (PROCBUS_BUCKET_KEY(e) == key);
-        __asm__("" : "+r"(hit));
-        if (hit)
-            return (int)PROCBUS_BUCKET_SLOT(e);
-        if (e == 0)
-            return -1;
-        pos = (pos + 2) & f->mask;
-    }
     for (;;) {
         uint64_t e = b[pos];
         if (e == 0)
             return -1;
-        if (PROCBUS_BUCKET_KEY(e) == (uint32_t)pid)
+        if (PROCBUS_BUCKET_KEY(e) == key)
             return (int)PROCBUS_BUCKET_SLOT(e);
         pos = (pos + 1) & f->mask;
     }

@@ -61,6 +61,8 @@ extern "C" {
 struct procbus_section {
     struct procbus_reader *r;
     const unsigned char *snap; /* the slot being read; NULL: the section failed (err) */
+    const unsigned char *look; /* snap while the attempt has met no error, else NULL: the one
+                                  test of the lookups and of retry's usual case */
     uint64_t gen;              /* the slot's generation when the attempt began */
     int err;                   /* 0, or the error this attempt ends with */
     unsigned attempt;          /* attempts so far: at most PROCBUS_READ_RETRIES */
@@ -195,6 +197,7 @@ static inline const struct procbus_proc *procbus__fail(struct procbus_section *s
 {
     if (s->err == 0)
         s->err = err;
+    s->look = NULL;
     return NULL;
 }
 
@@ -202,12 +205,14 @@ static inline const struct procbus_proc *procbus__fail(struct procbus_section *s
  * a begin's first attempt is inlined in procbus_section_begin, this is for the retries. */
 static PROCBUS__COLD int procbus__section_start(struct procbus_section *s)
 {
-    s->snap = NULL;
+    s->snap = s->look = NULL;
     s->err = 0;
     for (; s->attempt < PROCBUS_READ_RETRIES; s->attempt++) {
         int rc = procbus__begin(s->r, &s->snap, &s->gen);
-        if (rc == 0)
+        if (rc == 0) {
+            s->look = s->snap;
             return 0;
+        }
         if (rc < 0) {
             s->snap = NULL;
             return s->err = rc;
@@ -239,81 +244,37 @@ static PROCBUS__HOT int procbus__bucket_rec(const struct procbus_reader *r, uint
     return 1;
 }
 
-/* The probe loop from bucket `pos` with `i` buckets probed already (at most `buckets` in all):
- * 1 (*out: the record), 0 (not in the table) or -EBADMSG. Out of line: the rare case. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((noinline))
-#endif
-static int
-procbus__find_loop(const struct procbus_reader *r, const uint64_t *tbl, uint32_t pos, uint32_t i,
-                   int by_pid, uint32_t key, const char *name, const struct procbus_proc **out)
-{
-    uint32_t mask = r->buckets - 1;
-
-    for (; i < r->buckets; i++, pos = (pos + 1) & mask) {
-        uint64_t b = PROCBUS__LD(&tbl[pos]);
-        int rc;
-
-        if (b == 0)
-            return 0;
-        if (PROCBUS_BUCKET_KEY(b) != key)
-            continue;
-        rc = procbus__bucket_rec(r, b, by_pid, key, name, out);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
 /*
  * Find `key` in the index at `tbl_off` of the section's slot (ABI.md read step
- * 3): the record, or NULL (absent, or a bounds failure recorded in s->err).
+ * 3): linear probing from the key's home bucket, at most `buckets` probes,
+ * ending at the first empty bucket. The record, or NULL (absent, or a bounds
+ * failure recorded in s->err). One plain loop: at the index's load factor
+ * (<= 1/4) most keys sit in their home bucket, so its branch predicts well.
  */
 static PROCBUS__HOT const struct procbus_proc *procbus__find(struct procbus_section *s,
                                                              uint64_t tbl_off, int by_pid,
                                                              uint32_t key, const char *name)
 {
     const struct procbus_reader *r = s->r;
-    const uint64_t *tbl = (const uint64_t *)(const void *)(s->snap + tbl_off);
-    uint32_t mask = r->buckets - 1, pos = procbus_key_home(key, mask), from = 0;
+    const uint64_t *tbl = (const uint64_t *)(const void *)(s->look + tbl_off);
+    uint32_t mask = r->buckets - 1, pos = procbus_key_home(key, mask), i;
     const struct procbus_proc *p = NULL;
-    uint64_t b0, b1, b, sel;
-    unsigned stop0, hit;
     int rc;
 
-    if (pos != mask) { /* (a home bucket that is the last one wraps: the loop's case) */
-        /*
-         * The first two buckets without a data-dependent branch: most keys
-         * sit at their home bucket or the next, and a mispredicted "is it
-         * this one?" costs more than the rest of the lookup. The probe stops
-         * at the first bucket that is empty or holds the key; `b` is that one
-         * of the two (the second when neither stops). The empty asm
-         * statements keep the compiler from turning the selection back into
-         * branches.
-         */
-        b0 = PROCBUS__LD(&tbl[pos]);
-        b1 = PROCBUS__LD(&tbl[pos + 1]);
-        stop0 = (b0 == 0) | (PROCBUS_BUCKET_KEY(b0) == key);
-        sel = (uint64_t)0 - stop0;
-        __asm__("" : "+r"(sel));
-        b = (b0 & sel) | (b1 & ~sel);
-        hit = (b != 0) & (PROCBUS_BUCKET_KEY(b) == key);
-        __asm__("" : "+r"(hit));
-        if (hit) {
-            rc = procbus__bucket_rec(r, b, by_pid, key, name, &p);
-            if (rc > 0)
-                return p;
-            if (rc < 0)
-                return procbus__fail(s, rc);
-            from = 2 - stop0; /* another name with the same hash: probe on past it */
-        } else if (b == 0) {
-            return NULL; /* an empty bucket first: not in the table */
-        } else {
-            from = 2;
-        }
+    for (i = 0; i <= mask; i++, pos = (pos + 1) & mask) {
+        uint64_t b = PROCBUS__LD(&tbl[pos]);
+
+        if (b == 0)
+            return NULL; /* an empty bucket: not in the table */
+        if (PROCBUS_BUCKET_KEY(b) != key)
+            continue;
+        rc = procbus__bucket_rec(r, b, by_pid, key, name, &p);
+        if (rc > 0)
+            return p;
+        if (rc < 0)
+            return procbus__fail(s, rc);
     }
-    rc = procbus__find_loop(r, tbl, (pos + from) & mask, from, by_pid, key, name, &p);
-    return rc > 0 ? p : rc < 0 ? procbus__fail(s, rc) : NULL;
+    return NULL;
 }
 
 /* ---- the API: sections ---- */
@@ -337,15 +298,17 @@ static PROCBUS__HOT int procbus_section_begin(struct procbus_reader *r, struct p
     if (s == NULL)
         return -EINVAL;
     s->r = r;
-    s->snap = NULL;
+    s->snap = s->look = NULL;
     s->gen = 0;
     s->attempt = 0;
     s->err = 0;
     if (r == NULL || r->base == NULL)
         return s->err = -EINVAL;
     rc = procbus__begin(r, &s->snap, &s->gen);
-    if (rc == 0)
+    if (rc == 0) {
+        s->look = s->snap;
         return 0;
+    }
     if (rc < 0)
         return s->err = rc; /* an impossible `current` (s->snap still NULL) */
     r->retries++;           /* mid-swap: the next attempts out of line */
@@ -369,7 +332,7 @@ static PROCBUS__COLD int procbus__retry(struct procbus_section *s)
     }
     s->r->retries++;
     if (++s->attempt >= PROCBUS_READ_RETRIES) {
-        s->snap = NULL;
+        s->snap = s->look = NULL;
         return s->err = -EAGAIN;
     }
     return procbus__section_start(s) == 0 ? 1 : s->err;
@@ -395,7 +358,7 @@ static PROCBUS__COLD int procbus__retry(struct procbus_section *s)
 PROCBUS_MUST_CHECK static PROCBUS__HOT int procbus_section_retry(struct procbus_section *s)
 {
     /* the usual case inline; a moved publisher, a failed section or an error out of line */
-    if (s != NULL && s->snap != NULL && s->err == 0 && procbus__still(s->snap, s->gen)) {
+    if (s != NULL && s->look != NULL && procbus__still(s->look, s->gen)) {
         s->r->last_gen = s->gen;
         return 0;
     }
@@ -424,7 +387,7 @@ static inline uint64_t procbus_section_generation(const struct procbus_section *
 static PROCBUS__HOT const struct procbus_proc *procbus_section_pid(struct procbus_section *s,
                                                                    int32_t pid)
 {
-    if (s->snap == NULL || s->err != 0 || pid <= 0)
+    if (s->look == NULL || pid <= 0)
         return NULL;
     return procbus__find(s, s->r->pid_off, 1, (uint32_t)pid, NULL);
 }
@@ -441,7 +404,7 @@ static PROCBUS__HOT const struct procbus_proc *procbus_section_pid(struct procbu
 static PROCBUS__HOT const struct procbus_proc *procbus_section_name(struct procbus_section *s,
                                                                     const char *name)
 {
-    if (s->snap == NULL || s->err != 0 || name == NULL || name[0] == '\0' ||
+    if (s->look == NULL || name == NULL || name[0] == '\0' ||
         strnlen(name, PROCBUS_NAME_LEN) >= PROCBUS_NAME_LEN)
         return NULL;
     return procbus__find(s, s->r->name_off, 0, procbus_name_hash(name, PROCBUS_NAME_LEN), name);
@@ -459,9 +422,9 @@ static inline uint32_t procbus_section_count(struct procbus_section *s)
 {
     uint32_t n;
 
-    if (s->snap == NULL || s->err != 0)
+    if (s->look == NULL)
         return 0;
-    n = PROCBUS__LD(&((const struct procbus_snap *)(const void *)s->snap)->count);
+    n = PROCBUS__LD(&((const struct procbus_snap *)(const void *)s->look)->count);
     if (n > s->r->capacity) {
         procbus__fail(s, -EBADMSG);
         return 0;
@@ -485,10 +448,10 @@ static inline const struct procbus_proc *procbus_section_at(struct procbus_secti
     const struct procbus_proc *p;
     uint32_t slot;
 
-    if (s->snap == NULL || s->err != 0 || i >= r->capacity ||
-        i >= PROCBUS__LD(&((const struct procbus_snap *)(const void *)s->snap)->count))
+    if (s->look == NULL || i >= r->capacity ||
+        i >= PROCBUS__LD(&((const struct procbus_snap *)(const void *)s->look)->count))
         return NULL;
-    slot = PROCBUS__LD(&((const uint32_t *)(const void *)(s->snap + PROCBUS_SNAP_DENSE_OFF))[i]);
+    slot = PROCBUS__LD(&((const uint32_t *)(const void *)(s->look + PROCBUS_SNAP_DENSE_OFF))[i]);
     if (slot >= r->arena_slots)
         return procbus__fail(s, -EBADMSG);
     p = procbus__rec(r, slot);

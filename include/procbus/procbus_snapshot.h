@@ -116,7 +116,7 @@ static inline int procbus__lookup(struct procbus_reader *r, int by_pid, uint32_t
         return -EINVAL;
     procbus_section_begin(r, &s);
     do {
-        p = s.snap == NULL ? NULL
+        p = s.look == NULL ? NULL
             : by_pid       ? procbus__find(&s, r->pid_off, 1, key, NULL)
                            : procbus__find(&s, r->name_off, 0, key, name);
         if (p != NULL)
