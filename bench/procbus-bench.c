@@ -31,7 +31,9 @@
  * section by pid and by name, the copying procbus_get_pid, a process-shared
  * rwlock and mutex around the same table, and a unix-socket query. Three
  * situations (the rows): one reader with the other side idle, ten reader
- * processes, one reader while the other side writes at full speed. Every
+ * processes, one reader while the other side writes at full speed. Beside
+ * them the floor of a lookup: a bare probe of the same segment without the
+ * section's checks, with and without the record. Every
  * figure is measured beside its floor in the same round; a run's figures are
  * the median and p99 of its per-batch mean ns/op (ten readers: their batches
  * pooled), and a figure over rounds is the median round with the range.
