@@ -76,6 +76,10 @@ void pbd_spawn_child(const struct pbd_child_setup *c)
 
     if (c->claim_fd > 2) /* a successor of a procbusd killed while we wait must claim at once */
         close(c->claim_fd);
+    if (c->pub != NULL && procbus_pub_fd(c->pub) > 2)
+        close(procbus_pub_fd(c->pub)); /* and take the segment's lock (a flock, shared with
+                                        * this copy) without its 100 ms of retries; the
+                                        * mapping stays for procbus_pub_committed */
     if (c->go_wr >= 0)
         close(c->go_wr); /* only procbusd holds it: its death is our end of file */
     memset(&dfl, 0, sizeof(dfl));

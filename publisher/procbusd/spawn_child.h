@@ -37,7 +37,8 @@ struct pbd_child_setup {
                                     * go_wr and waits for a byte on go_rd before its exec */
     const struct procbus_pub *pub; /* procbusd's segment (the mapping the child shares) and */
     uint64_t id;                   /* the run's record: published? (end of file on go_rd) */
-    int claim_fd;                  /* closed first (struct pbd_spawn_opts); <= 2: none */
+    int claim_fd;                  /* closed first (struct pbd_spawn_opts); <= 2: none; the
+                                    * segment's fd (procbus_pub_fd of pub) next */
 };
 
 /*
