@@ -79,6 +79,13 @@ static uint64_t b_floor_n(struct rd_ctx *c, unsigned ops)
     return acc;
 }
 
+/* Arena record `slot`, unchecked (the bare probe's). */
+static const struct procbus_proc *rec_at(const struct procbus_reader *r, uint32_t slot)
+{
+    return (const struct procbus_proc *)(const void *)(r->base + r->arena_off +
+                                                       (uint64_t)slot * r->record_size);
+}
+
 /*
  * The floor of a lookup in this layout: what a reader that trusts the segment
  * would do, with none of the section's checks (no bounds on `current`, the
@@ -109,14 +116,13 @@ static uint64_t probe(struct rd_ctx *c, unsigned ops, int record)
             while ((b = __atomic_load_n(&tbl[b_pos], __ATOMIC_RELAXED)) != 0 &&
                    PROCBUS_BUCKET_KEY(b) != key)
                 b_pos = (b_pos + 1) & mask;
-            state = b == 0 ? 0
-                    : !record ? (uint32_t)b & 7u
-                           : __atomic_load_n(&((const struct procbus_proc *)(const void *)(
-                                                  r->base + r->arena_off +
-                                                  (uint64_t)PROCBUS_BUCKET_SLOT(b) *
-                                                      r->record_size))
-                                                 ->state,
-                                             __ATOMIC_RELAXED);
+            if (b == 0)
+                state = 0;
+            else if (!record)
+                state = (uint32_t)b & 7u; /* something of the bucket's, to keep the load */
+            else
+                state =
+                    __atomic_load_n(&rec_at(r, PROCBUS_BUCKET_SLOT(b))->state, __ATOMIC_RELAXED);
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
             if (gen != 0 && (gen & PROCBUS_CUR_GEN_MASK) == PROCBUS_CUR_GEN(cur) &&
                 __atomic_load_n((const uint64_t *)(const void *)snap, __ATOMIC_RELAXED) == gen) {
@@ -442,8 +448,9 @@ static void reader_main(void *v)
     struct rd_ctx *x = calloc(1, sizeof(*x));
     batch_fn fn = kind_fn(a->kind);
     uint64_t r0 = 0, g0 = 0, g1 = 0, p0 = 0, p1 = 0;
-    int rc, procbus = a->kind == RK_PROBE || a->kind == RK_PROBE_IX || a->kind == RK_ZC_PID || a->kind == RK_ZC_NAME || a->kind == RK_COPY_PID ||
-                      a->kind == RK_LIST || a->kind == RK_ITER || a->kind == RK_ALLOC;
+    int rc, procbus = a->kind == RK_PROBE || a->kind == RK_PROBE_IX || a->kind == RK_ZC_PID ||
+                      a->kind == RK_ZC_NAME || a->kind == RK_COPY_PID || a->kind == RK_LIST ||
+                      a->kind == RK_ITER || a->kind == RK_ALLOC;
 
     if (a->kind == RK_SOCKET)
         close_ends_but(&a->fd, 1);
