@@ -1,11 +1,13 @@
 /* main.c - procbusd: the supervisor that publishes every program's state into a procbus segment. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -55,6 +57,35 @@ static void raise_fd_limit(struct pbd_daemon *d)
 
     if (rc < 0)
         fprintf(stderr, "procbusd: warning: cannot raise the open-file limit: %s\n", strerror(-rc));
+}
+
+/*
+ * Grow the descriptor table once, now, to what the programs will need (PBD_FDS_PER_PROGRAM
+ * each: their pipes, pidfd, log files). The kernel grows it by doubling, and once a process has
+ * threads (liburcu's, after procbus_pub_open) each growth waits for an RCU grace period: taking
+ * back 1,000 programs' pipes from the fd holder waited for 7 of them (8 to 25 ms each here).
+ * Before any thread, growing waits for nothing. Capped by RLIMIT_NOFILE and at 2^20.
+ */
+#define PBD_FDS_PER_PROGRAM 8
+static void reserve_fd_table(size_t n_progs)
+{
+    struct rlimit rl;
+    size_t want = n_progs * PBD_FDS_PER_PROGRAM + 256;
+    int fd, hi;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur != RLIM_INFINITY && want >= rl.rlim_cur)
+        want = (size_t)rl.rlim_cur - 1;
+    if (want > (size_t)1 << 20)
+        want = (size_t)1 << 20;
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    hi = fcntl(fd, F_DUPFD_CLOEXEC, (int)want - 1); /* the lowest free one from there */
+    if (hi >= 0)
+        close(hi);
+    close(fd);
 }
 
 static const char *default_config(void)
@@ -183,6 +214,7 @@ int main(int argc, char **argv)
         pbd_config_free(&cfg);
         return 1;
     }
+    reserve_fd_table(cfg.n_progs);        /* before liburcu's threads (pbd_daemon_init, _resume) */
     if (getenv("PROCBUS_REEXEC") != NULL) /* the new image of an upgrade in place */
         rc = pbd_daemon_resume(&d, &cfg, path);
     else
