@@ -105,17 +105,14 @@ static uint64_t probe(struct rd_ctx *c, unsigned ops, int record)
     unsigned pos = c->pos, i;
 
     for (i = 0; i < ops; i++) {
-        uint32_t key = (uint32_t)c->ord->pid[pos++ & ORDER_MASK], b_pos, state;
+        uint32_t key = (uint32_t)c->ord->pid[pos++ & ORDER_MASK], state;
         for (;;) {
             uint64_t cur = __atomic_load_n(&h->current, __ATOMIC_ACQUIRE), gen, b;
             const unsigned char *snap = r->base + PROCBUS_CUR_OFF(cur);
             const uint64_t *tbl = (const uint64_t *)(const void *)(snap + r->pid_off);
 
             gen = __atomic_load_n((const uint64_t *)(const void *)snap, __ATOMIC_ACQUIRE);
-            b_pos = procbus_key_home(key, mask);
-            while ((b = __atomic_load_n(&tbl[b_pos], __ATOMIC_RELAXED)) != 0 &&
-                   PROCBUS_BUCKET_KEY(b) != key)
-                b_pos = (b_pos + 1) & mask;
+            b = bucket_of(tbl, mask, key);
             if (b == 0)
                 state = 0;
             else if (!record)
@@ -144,7 +141,7 @@ static uint64_t b_probe(struct rd_ctx *c, unsigned ops)
     return probe(c, ops, 1);
 }
 
-/* The index alone: a bound on any layout that kept a record's state outside the index. */
+/* The index alone, no record line: a bound on any reader that probes a pid index. */
 static uint64_t b_probe_ix(struct rd_ctx *c, unsigned ops)
 {
     return probe(c, ops, 0);

@@ -158,22 +158,26 @@ static void flat_destroy(struct flat *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-/* The record index of pid, or -1. The probe procbus__find makes (procbus_section.h): linear
- * probing from the home bucket to the first empty one; so the baselines' lookups cost what
- * procbus's do, and the comparison is of the synchronisation alone. */
+/* The bucket holding `key` in an index of mask + 1 buckets, or 0: the probe procbus__find makes
+ * (procbus_section.h), linear from the home bucket to the first empty one, without its checks.
+ * The lock baselines and the bare probe share it, so every lookup probes the same way. */
+static inline uint64_t bucket_of(const uint64_t *tbl, uint32_t mask, uint32_t key)
+{
+    uint32_t pos = procbus_key_home(key, mask);
+    uint64_t b;
+
+    while ((b = __atomic_load_n(&tbl[pos], __ATOMIC_RELAXED)) != 0 && PROCBUS_BUCKET_KEY(b) != key)
+        pos = (pos + 1) & mask;
+    return b;
+}
+
+/* The record index of pid, or -1 (bucket_of on the lock table's index; so the baselines'
+ * lookups cost what procbus's do, and the comparison is of the synchronisation alone). */
 static inline int flat_find(struct flat *f, int32_t pid)
 {
-    const uint64_t *b = flat_bkts(f);
-    uint32_t key = (uint32_t)pid, pos = procbus_key_home(key, f->mask);
+    uint64_t b = bucket_of(flat_bkts(f), f->mask, (uint32_t)pid);
 
-    for (;;) {
-        uint64_t e = b[pos];
-        if (e == 0)
-            return -1;
-        if (PROCBUS_BUCKET_KEY(e) == key)
-            return (int)PROCBUS_BUCKET_SLOT(e);
-        pos = (pos + 1) & f->mask;
-    }
+    return b == 0 ? -1 : (int)PROCBUS_BUCKET_SLOT(b);
 }
 
 /*

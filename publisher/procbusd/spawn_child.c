@@ -70,16 +70,16 @@ void pbd_spawn_child(const struct pbd_child_setup *c)
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     int devnull_err = errno; /* kept: what follows may change errno (EMFILE must show) */
     const char *step = "";
+    int seg_fd = c->pub != NULL ? procbus_pub_fd(c->pub) : -1;
     struct sigaction dfl;
     sigset_t all;
     int s;
 
     if (c->claim_fd > 2) /* a successor of a procbusd killed while we wait must claim at once */
         close(c->claim_fd);
-    if (c->pub != NULL && procbus_pub_fd(c->pub) > 2)
-        close(procbus_pub_fd(c->pub)); /* and take the segment's lock (a flock, shared with
-                                        * this copy) without its 100 ms of retries; the
-                                        * mapping stays for procbus_pub_committed */
+    if (seg_fd > 2) /* and take the segment's lock (a flock, shared with this copy) without
+                     * its 100 ms of retries; the mapping stays for procbus_pub_committed */
+        close(seg_fd);
     if (c->go_wr >= 0)
         close(c->go_wr); /* only procbusd holds it: its death is our end of file */
     memset(&dfl, 0, sizeof(dfl));
